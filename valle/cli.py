@@ -1,0 +1,86 @@
+"""The `valle` command: parse arguments, call the library, report where results went.
+
+Each sub-command is a small function; heavy imports happen inside it so that
+`valle --help` stays instant. A `ValleError` is printed as one line, without a
+traceback, and the command exits with status 2.
+"""
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from valle.errors import ValleError
+
+
+def _text_phonemize(args: argparse.Namespace) -> None:
+    from valle.text import PhonemeTokenizer, normalize_text
+
+    tokenizer = PhonemeTokenizer()
+    print("normalised:", normalize_text(args.text, language=args.language))
+    phonemes = tokenizer.phonemize(args.text, language=args.language)
+    print("phonemes:  ", " ".join(phonemes))
+    print("ids:       ", " ".join(map(str, tokenizer.vocab.encode(phonemes))))
+    print(f"vocabulary: version {tokenizer.vocab.version}, {len(tokenizer.vocab)} tokens")
+
+
+def _data_prepare(args: argparse.Namespace) -> None:
+    from valle.data.corpora import prepare_corpus
+
+    for manifest in prepare_corpus(args.corpus, args.src, args.out):
+        print(f"wrote {manifest}")
+
+
+def _data_synth_corpus(args: argparse.Namespace) -> None:
+    from valle.data.synthetic import build_synthetic_corpus
+
+    summary = build_synthetic_corpus(args.out, hours=args.hours, seed=args.seed, workers=args.workers)
+    print(summary)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from valle import __version__
+    from valle.data.corpora import CORPUS_READERS
+
+    parser = argparse.ArgumentParser(prog="valle", description="Zero-shot text-to-speech by neural codec language modeling.")
+    parser.add_argument("--version", action="version", version=f"valle {__version__}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+
+    def command(group: argparse._SubParsersAction, name: str, run: Callable, help: str) -> argparse.ArgumentParser:
+        sub = group.add_parser(name, help=help, description=help)
+        sub.set_defaults(run=run)
+        return sub
+
+    text = groups.add_parser("text", help="text front-end: normalisation and phonemes").add_subparsers(dest="command", required=True)
+    p = command(text, "phonemize", _text_phonemize, "print the normalised text, its phonemes and their ids")
+    p.add_argument("text")
+    p.add_argument("--language", default="en-us", help="espeak-ng language code (default: en-us)")
+
+    data = groups.add_parser("data", help="corpora and manifests").add_subparsers(dest="command", required=True)
+    p = command(data, "prepare", _data_prepare, "write JSONL manifests for a corpus on disk")
+    p.add_argument("corpus", choices=sorted(CORPUS_READERS))
+    p.add_argument("src", type=Path, help="the corpus folder, as downloaded and unpacked")
+    p.add_argument("out", type=Path, help="folder for the manifests")
+    p = command(data, "synth-corpus", _data_synth_corpus, "build the offline synthetic multi-speaker corpus")
+    p.add_argument("out", type=Path)
+    p.add_argument("--hours", type=float, default=1.0, help="total audio to generate (default: 1.0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except ValleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

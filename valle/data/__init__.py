@@ -1,0 +1,1 @@
+"""Corpora, manifests and (later) tokenised shards: everything between raw files and batches."""
