@@ -1,0 +1,98 @@
+"""Synthetic speakers: a voice is an engine, a base voice and the knobs that make it a person.
+
+Distinctness comes from four independent axes: the base voice (espeak-ng's variants
+model different vocal tracts, flite's voices are recordings of four people), the
+accent, the pitch, and a vocal-tract-length change made by resampling, which moves
+every formant by the same factor as a longer or shorter vocal tract would. The axes
+are dealt out as stratified permutations, not drawn independently, so that no two
+speakers share the same combination by chance.
+"""
+
+import random
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import soxr
+
+from valle.data.synthetic.engines import Flite, engine
+
+# espeak-ng variants that sound like a voice; whispering and robotic ones are left out.
+ESPEAK_VARIANTS = (
+    "Alex", "Alicia", "Andrea", "Andy", "Annie", "AnxiousAndy", "Denis", "Diogo", "Gene", "Gene2",
+    "Henrique", "Hugo", "Jacky", "Lee", "Marco", "Mario", "Michael", "Mike", "Nguyen", "Reed",
+    "RicishayMax", "Storm", "Tweaky", "adam", "anika", "announcer", "antonio", "aunty", "belinda",
+    "benjamin", "boris", "caleb", "croak", "david", "ed", "edward", "f1", "f2", "f3", "f4", "f5",
+    "gustave", "ian", "iven", "iven2", "iven3", "john", "kaukovalta", "klatt", "klatt2", "klatt3",
+    "linda", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "marcelo", "max", "michel", "miguel",
+    "norbert", "pablo", "paul", "pedro", "quincy", "rob", "robert", "sandro", "shelby", "steph",
+    "steph2", "travis", "victor", "zac",
+)
+ESPEAK_ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
+FLITE_BASE_F0 = {"slt": 175.0, "rms": 100.0, "awb": 105.0, "kal16": 105.0}
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Everything needed to make one synthetic speaker say a sentence."""
+
+    speaker: str
+    engine: str  # "espeak" or "flite"
+    base: str  # espeak "accent+variant", or a flite voice name
+    pitch: float  # espeak: 0..100; flite: mean F0 in Hz
+    pitch_range: int  # espeak only
+    rate: float  # espeak: words/min; flite: duration stretch
+    tract: float  # formant scale from resampling (>1: shorter vocal tract, higher formants)
+    gain_db: float  # speaking level relative to -20 dBFS RMS
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _spread(rng: random.Random, n: int, low: float, high: float) -> list[float]:
+    """n values that cover [low, high] evenly, in random order (stratified sampling)."""
+    values = [low + (high - low) * (i + rng.random()) / n for i in range(n)]
+    rng.shuffle(values)
+    return values
+
+
+def design_voices(n_espeak: int, n_flite: int, seed: int) -> list[Voice]:
+    """Deal out `n_espeak + n_flite` distinct speakers, deterministic for `seed`."""
+    rng = random.Random(seed)
+    voices: list[Voice] = []
+    variants = list(ESPEAK_VARIANTS)
+    rng.shuffle(variants)
+    pitches, ranges = _spread(rng, n_espeak, 20, 80), _spread(rng, n_espeak, 25, 85)
+    rates, tracts = _spread(rng, n_espeak, 140, 185), _spread(rng, n_espeak, 0.9, 1.12)
+    gains = _spread(rng, n_espeak + n_flite, -4, 4)
+    for i in range(n_espeak):
+        accent = ESPEAK_ACCENTS[i % len(ESPEAK_ACCENTS)]
+        voices.append(Voice(f"esp{i:03d}", "espeak", f"{accent}+{variants[i % len(variants)]}",
+                            round(pitches[i]), round(ranges[i]), round(rates[i]), round(tracts[i], 3), round(gains[i], 1)))
+    # flite has only four people, so each is spread over pitch x vocal tract corners.
+    f0_scales, tracts = _spread(rng, n_flite, 0.8, 1.25), _spread(rng, n_flite, 0.88, 1.14)
+    stretches = _spread(rng, n_flite, 0.9, 1.15)
+    for i in range(n_flite):
+        base = Flite.VOICES[i % len(Flite.VOICES)]
+        voices.append(Voice(f"fl{i:03d}", "flite", base, round(FLITE_BASE_F0[base] * f0_scales[i], 1), 0,
+                            round(stretches[i], 3), round(tracts[i], 3), round(gains[n_espeak + i], 1)))
+    return voices
+
+
+def render(voice: Voice, text: str, sample_rate: int) -> np.ndarray:
+    """Speak `text` in `voice`; float32 mono at `sample_rate`, RMS-levelled, peak below 0 dBFS."""
+    if voice.engine == "espeak":
+        espeak = engine("espeak")
+        # Resampling by `tract` also speeds speech up by that factor: ask espeak to compensate.
+        samples = espeak.speak(text, voice.base, int(voice.pitch), voice.pitch_range, round(voice.rate / voice.tract))
+        native = espeak.sample_rate
+    else:
+        samples, native = engine("flite").speak(text, voice.base, voice.pitch / voice.tract, voice.rate * voice.tract)
+    # Reading samples recorded at `native` as if at `native * tract` scales every frequency by `tract`.
+    samples = soxr.resample(samples, native * voice.tract, sample_rate, quality="HQ")
+    rms = float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+    if rms > 0:
+        samples = samples * (10 ** ((-20 + voice.gain_db) / 20) / rms)
+        peak = float(np.abs(samples).max())
+        if peak > 0.98:
+            samples = samples * (0.98 / peak)
+    return samples.astype(np.float32)
