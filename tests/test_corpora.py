@@ -263,20 +263,20 @@ def test_folder_metadata_csv_with_optional_header_and_speaker(tmp_path: Path, he
 
 
 def test_folder_reads_the_synthetic_corpus_layout(tmp_path: Path) -> None:
-    """`<split>/<speaker>/<utt>.wav` with `.txt` beside it and metadata.csv at the top."""
-    synth = tmp_path / "synth"
+    """What `valle data synth-corpus` writes: `<split>/<speaker>/<id>.wav` and `<split>/metadata.csv`."""
+    split = tmp_path / "synth" / "train"
     lines = ["file|text|speaker"]
-    for split in ["train", "valid"]:
-        for speaker in ["spk000", "spk001"]:
-            audio = write_audio(synth / split / speaker / "utt0000.wav", 0.2, 24000)
-            write_text(audio.with_suffix(".txt"), f"{split} {speaker}")
-            lines.append(f"{split}/{speaker}/utt0000.wav|{split} {speaker}|{speaker}")
-    write_text(synth / "metadata.csv", "\n".join(lines) + "\n")
-    whole = rows_by_id(prepare_corpus("folder", synth, tmp_path / "out")[0])
-    assert len(whole) == 4 and whole["valid/spk001/utt0000"].speaker == "spk001"
-    train = rows_by_id(prepare_corpus("folder", synth / "train", tmp_path / "out")[0])
-    check_rows(train, {"spk000/utt0000": ("train spk000", 0.2), "spk001/utt0000": ("train spk001", 0.2)})
-    assert train["spk001/utt0000"].speaker == "spk001"
+    for speaker in ["spk000", "spk001"]:
+        write_audio(split / speaker / f"{speaker}_00000.wav", 0.2)
+        lines.append(f"{speaker}/{speaker}_00000.wav|Words of {speaker}.|{speaker}")
+    write_text(split / "metadata.csv", "\n".join(lines) + "\n")
+    written = prepare_corpus("folder", split, tmp_path / "out")
+    assert written == [tmp_path / "out" / "train.jsonl"]
+    rows = rows_by_id(written[0])
+    check_rows(rows, {"spk000/spk000_00000": ("Words of spk000.", 0.2), "spk001/spk001_00000": ("Words of spk001.", 0.2)})
+    assert rows["spk001/spk001_00000"].speaker == "spk001"
+    with pytest.raises(CorpusError, match=r"no metadata\.csv in .*synth itself, but in train: prepare each of those folders"):
+        prepare_corpus("folder", tmp_path / "synth", tmp_path / "out")
 
 
 @pytest.mark.parametrize(

@@ -125,10 +125,10 @@ def audio_duration(path: Path) -> float:
         raise CorpusError(f"cannot read audio file {path} ({reason}); replace or delete it and prepare again") from None
 
 
-def with_durations(rows: Iterable[Utterance], desc: str, workers: int | None = None) -> list[Utterance]:
+def with_durations(rows: Iterable[Utterance], desc: str) -> list[Utterance]:
     """`rows` with their durations measured, in threads: header reads wait on the disk, not the CPU."""
     rows = list(rows)
-    pool = ThreadPoolExecutor(workers or min(32, (os.cpu_count() or 1) + 4))
+    pool = ThreadPoolExecutor(min(32, (os.cpu_count() or 1) + 4))
     try:
         durations = tqdm(pool.map(audio_duration, (row.audio for row in rows)), total=len(rows), desc=desc, unit="file", disable=None)
         return [replace(row, duration=d) for row, d in zip(rows, durations)]

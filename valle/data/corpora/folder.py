@@ -6,8 +6,8 @@ Two layouts, for .wav, .flac, .ogg and .mp3 audio:
                               header row `file|text|speaker`; the speaker column is optional
 The speaker, unless metadata.csv names it, is the audio's parent folder, or SRC's own
 name for files directly in SRC. When metadata.csv exists it alone decides what belongs
-to the corpus. The synthetic corpus (`<split>/<speaker>/<utt>.wav` with both) reads
-either way.
+to the corpus. Each split of the synthetic corpus (`<split>/<speaker>/<id>.wav` with
+`<split>/metadata.csv`) is such a folder.
 
 The manifest is OUT/<name of SRC>.jsonl, so that synth/train and synth/valid become
 train.jsonl and valid.jsonl, just as the subsets of LibriTTS do. Ids are audio paths
@@ -68,5 +68,8 @@ def _from_text_files(src: Path, default_speaker: str) -> list[Utterance]:
             utterances.append(_utterance(src, audio.relative_to(src), text, "", default_speaker))
         else:
             skipped.append(audio.relative_to(src).as_posix())
+    nested = sorted(path.parent for path in src.glob("*/metadata.csv"))
+    if not utterances and nested:
+        raise CorpusError(f"no metadata.csv in {src} itself, but in {', '.join(p.name for p in nested)}: prepare each of those folders, e.g. {nested[0]}")
     report_skipped(f"folder {src}", "without a .txt transcript beside the audio", skipped)
     return utterances
