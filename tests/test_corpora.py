@@ -241,13 +241,13 @@ def test_folder_pairs_audio_with_text_beside_it(tmp_path: Path, caplog: pytest.L
     assert written == [tmp_path / "out" / "my_voice.jsonl"]
     rows = rows_by_id(written[0])
     check_rows(rows, {
-        "alice/a": ("text of alice/a.wav", 0.1),
-        "alice/b": ("text of alice/b.flac", 0.2),
-        "bob/a": ("text of bob/a.ogg", 0.3),
-        "bob/c": ("text of bob/c.mp3", 0.5),
+        "alice_a": ("text of alice/a.wav", 0.1),
+        "alice_b": ("text of alice/b.flac", 0.2),
+        "bob_a": ("text of bob/a.ogg", 0.3),
+        "bob_c": ("text of bob/c.mp3", 0.5),
         "intro": ("text of intro.WAV", 0.15),
     })
-    assert {utt: row.speaker for utt, row in rows.items()} == {"alice/a": "alice", "alice/b": "alice", "bob/a": "bob", "bob/c": "bob", "intro": "my_voice"}
+    assert {utt: row.speaker for utt, row in rows.items()} == {"alice_a": "alice", "alice_b": "alice", "bob_a": "bob", "bob_c": "bob", "intro": "my_voice"}
     assert "skipped 1 utterance(s) without a .txt transcript beside the audio: bob/untranscribed.wav" in caplog.text
 
 
@@ -258,8 +258,8 @@ def test_folder_metadata_csv_with_optional_header_and_speaker(tmp_path: Path, he
     write_audio(src / "sub" / "two.wav", 0.2)
     write_text(src / "metadata.csv", header + 'one.wav|"Quoted" words.|carol\nsub/two.wav|Second one.\n')
     rows = rows_by_id(prepare_corpus("folder", src, tmp_path / "out")[0])
-    check_rows(rows, {"one": ('"Quoted" words.', 0.1), "sub/two": ("Second one.", 0.2)})
-    assert rows["one"].speaker == "carol" and rows["sub/two"].speaker == "sub"
+    check_rows(rows, {"one": ('"Quoted" words.', 0.1), "two": ("Second one.", 0.2)})  # unique names: ids are the names
+    assert rows["one"].speaker == "carol" and rows["two"].speaker == "sub"
 
 
 def test_folder_reads_the_synthetic_corpus_layout(tmp_path: Path) -> None:
@@ -273,8 +273,8 @@ def test_folder_reads_the_synthetic_corpus_layout(tmp_path: Path) -> None:
     written = prepare_corpus("folder", split, tmp_path / "out")
     assert written == [tmp_path / "out" / "train.jsonl"]
     rows = rows_by_id(written[0])
-    check_rows(rows, {"spk000/spk000_00000": ("Words of spk000.", 0.2), "spk001/spk001_00000": ("Words of spk001.", 0.2)})
-    assert rows["spk001/spk001_00000"].speaker == "spk001"
+    check_rows(rows, {"spk000_00000": ("Words of spk000.", 0.2), "spk001_00000": ("Words of spk001.", 0.2)})
+    assert rows["spk001_00000"].speaker == "spk001"
     with pytest.raises(CorpusError, match=r"no metadata\.csv in .*synth itself, but in train: prepare each of those folders"):
         prepare_corpus("folder", tmp_path / "synth", tmp_path / "out")
 

@@ -10,11 +10,13 @@ to the corpus. Each split of the synthetic corpus (`<split>/<speaker>/<id>.wav` 
 `<split>/metadata.csv`) is such a folder.
 
 The manifest is OUT/<name of SRC>.jsonl, so that synth/train and synth/valid become
-train.jsonl and valid.jsonl, just as the subsets of LibriTTS do. Ids are audio paths
-relative to SRC without suffix (`spk0/utt0001`), since file names repeat across speakers.
+train.jsonl and valid.jsonl, just as the subsets of LibriTTS do. Ids are the audio
+file names without suffix when those are unique (`utt0001`), else the paths relative to
+SRC with `_` for `/` (`spk0_utt0001`), so that an id is always usable as a file name.
 """
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from valle.data.corpora._common import AUDIO_SUFFIXES, Listing, clean_text, listed_audio, read_table, read_text_file, report_skipped
@@ -29,7 +31,16 @@ def read_folder(src: Path) -> Listing:
     """The single listing named after SRC, from metadata.csv if present, else from .txt files."""
     name = src.resolve().name
     metadata = src / "metadata.csv"
-    return {name: _from_metadata(src, metadata, name) if metadata.is_file() else _from_text_files(src, name)}
+    utterances = _from_metadata(src, metadata, name) if metadata.is_file() else _from_text_files(src, name)
+    return {name: _short_ids(utterances)}
+
+
+def _short_ids(utterances: list[Utterance]) -> list[Utterance]:
+    """File names as ids when they are unique, else relative paths flattened with `_`."""
+    stems = [Path(u.id).name for u in utterances]
+    if len(set(stems)) == len(stems):
+        return [replace(u, id=stem) for u, stem in zip(utterances, stems)]
+    return [replace(u, id=u.id.replace("/", "_")) for u in utterances]
 
 
 def _utterance(src: Path, relative: Path, text: str, speaker: str, default_speaker: str) -> Utterance:

@@ -139,8 +139,14 @@ def build_synthetic_corpus(out: str | Path, hours: float = 1.0, seed: int = 0, w
     jobs = _plan(splits, config, out)
 
     workers = workers or os.cpu_count() or 1
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        results = pool.imap(_render_job, jobs, chunksize=8)
+    # espeak-ng carries state from one utterance into the next, so each utterance is
+    # rendered by a fresh process: that keeps the corpus identical whatever the order.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload([__name__])
+    with context.Pool(workers, maxtasksperchild=1) as pool:
+        results = pool.imap(_render_job, jobs)
         durations = list(tqdm(results, total=len(jobs), desc="synthesising", unit="utt"))
 
     rows: dict[str, list[Utterance]] = {split: [] for split in SPLITS}

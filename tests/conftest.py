@@ -1,0 +1,33 @@
+"""Shared fixtures: small signals written by the tests themselves, never downloaded."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def speechlike(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
+    """A voiced, syllable-rate modulated harmonic signal: loud enough, not silent, not clipped."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    f0 = 120 + 20 * np.sin(2 * np.pi * 0.5 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    return (0.2 * voiced * envelope + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture
+def write_wav(tmp_path: Path) -> Callable[..., Path]:
+    """Write samples (or `seconds` of speech-like signal) to a file under tmp_path and return its path."""
+
+    def write(name: str, samples: np.ndarray | None = None, sample_rate: int = 16000, seconds: float = 2.0,
+              **soundfile_options: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, speechlike(seconds, sample_rate) if samples is None else samples, sample_rate, **soundfile_options)
+        return path
+
+    return write

@@ -1,0 +1,118 @@
+"""The offline synthetic corpus: distinct speakers, disjoint splits, determinism, resume."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from valle.data.manifest import read_manifest
+from valle.data.synthetic import CorpusConfig, build_synthetic_corpus
+from valle.data.synthetic.corpus import SPLITS, split_speakers
+from valle.data.synthetic.sentences import is_speakable, load_sentences
+from valle.data.synthetic.voices import design_voices
+from valle.errors import ConfigError
+
+SMALL = {"hours": 0.02, "n_speakers": 12, "max_seconds": 4.0}
+
+
+def _digest(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "corpus"
+    build_synthetic_corpus(out, seed=3, workers=2, **SMALL)
+    return out
+
+
+def test_default_design_has_at_least_60_distinct_speakers():
+    voices = design_voices(64, 16, seed=0)
+    assert len({v.speaker for v in voices}) == 80
+    knobs = {(v.engine, v.base, v.pitch, v.tract) for v in voices}
+    assert len(knobs) == 80
+    assert len({v.base.split("+")[-1] for v in voices if v.engine == "espeak"}) == 64  # no espeak variant reused
+    assert {v.base for v in voices if v.engine == "flite"} == {"slt", "rms", "awb", "kal16"}
+
+
+def test_test_speakers_never_train_and_every_split_has_flite():
+    config = CorpusConfig()
+    splits = split_speakers(design_voices(64, 16, seed=0), config)
+    names = {split: {v.speaker for v in voices} for split, voices in splits.items()}
+    assert not names["test"] & names["train"] and not names["valid"] & names["train"] and not names["test"] & names["valid"]
+    assert sum(map(len, names.values())) == 80
+    for split in SPLITS:
+        assert any(v.engine == "flite" for v in splits[split])
+    assert len({v.base for v in splits["test"] if v.engine == "flite"}) == len([v for v in splits["test"] if v.engine == "flite"])
+
+
+def test_sentences_are_speakable_and_plentiful():
+    sentences = load_sentences()
+    assert len(sentences) > 15000
+    assert sentences == sorted(set(sentences))
+    assert all(is_speakable(s) for s in sentences[::500])
+    for bad in ["Call 555-1234 now.", "The NASA budget.", "Dr. Who is here.", "Cost: $5.", "no end", "Hi."]:
+        assert not is_speakable(bad), bad
+
+
+def test_layout_manifests_and_metadata(corpus):
+    meta = json.loads((corpus / "speakers.json").read_text())
+    assert meta["config"]["seed"] == 3
+    speakers = {}
+    for split in SPLITS:
+        rows = read_manifest(corpus / f"{split}.jsonl")
+        assert rows, split
+        speakers[split] = {r.speaker for r in rows}
+        assert speakers[split] == {v["speaker"] for v in meta["splits"][split]}
+        lines = (corpus / split / "metadata.csv").read_text().splitlines()
+        assert lines[0] == "file|text|speaker" and len(lines) == len(rows) + 1
+        for row in rows:
+            info = sf.info(row.audio)
+            assert info.samplerate == 16000 and info.channels == 1
+            assert row.duration == pytest.approx(info.duration, abs=1e-3)
+            assert 0.5 < row.duration < 12 and row.text.strip()
+            assert row.audio.parent.name == row.speaker and row.audio.parent.parent.name == split
+    assert not speakers["test"] & speakers["train"]
+
+
+def test_same_seed_same_corpus_whatever_the_worker_count(corpus, tmp_path):
+    again = tmp_path / "again"
+    build_synthetic_corpus(again, seed=3, workers=1, **SMALL)
+    assert _digest(again) == _digest(corpus)
+
+
+def test_other_seed_other_corpus(corpus, tmp_path):
+    other = tmp_path / "other"
+    build_synthetic_corpus(other, seed=4, workers=1, **SMALL)
+    assert (other / "train.jsonl").read_text() != (corpus / "train.jsonl").read_text()
+
+
+def test_interrupted_build_resumes_to_the_same_corpus(corpus, tmp_path):
+    partial = tmp_path / "partial"
+    build_synthetic_corpus(partial, seed=3, workers=1, **SMALL)
+    wavs = sorted(partial.rglob("*.wav"))
+    for wav in wavs[::2]:  # as if killed before these were written
+        wav.unlink()
+    (partial / "train.jsonl").unlink()
+    build_synthetic_corpus(partial, seed=3, workers=2, **SMALL)
+    assert _digest(partial) == _digest(corpus)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"hours": 0}, "--hours"),
+    ({"hours": 1, "n_speakers": 5}, "at least 12 speakers"),
+    ({"hours": 1, "min_seconds": 5, "max_seconds": 3}, "min_seconds < max_seconds"),
+])
+def test_bad_configuration(tmp_path, options, message):
+    with pytest.raises(ConfigError, match=message):
+        build_synthetic_corpus(tmp_path / "x", **options)
+
+
+def test_folder_reader_reads_each_split_as_the_generator_wrote_it(corpus, tmp_path):
+    from valle.data.corpora import prepare_corpus
+
+    for split in SPLITS:
+        (manifest,) = prepare_corpus("folder", corpus / split, tmp_path / "prepared")
+        assert read_manifest(manifest) == read_manifest(corpus / f"{split}.jsonl")
