@@ -1,0 +1,1 @@
+"""Scoring synthesised speech: speaker similarity (and, later, WER, MOS estimates, speed)."""
