@@ -1,6 +1,7 @@
 """G2P with espeak-ng (shipped by espeakng-loader): tokens, errors, long text."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -62,6 +63,13 @@ def test_deterministic(tokenizer: PhonemeTokenizer) -> None:
     first = tokenizer(text)
     assert tokenizer(text) == first
     assert PhonemeTokenizer()(text) == first
+
+
+def test_threads_share_the_backends_safely() -> None:
+    texts = [f"Thread {i} reads sentence number {i}, then stops." for i in range(16)]
+    expected = [PhonemeTokenizer().phonemize(t) for t in texts]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(PhonemeTokenizer().phonemize, texts * 4)) == expected * 4
 
 
 def test_language_switch_markers_are_removed(tokenizer: PhonemeTokenizer) -> None:

@@ -21,6 +21,7 @@ ENGLISH = [
     ("The city has 1,234,567 people.", "The city has one million two hundred thirty-four thousand five hundred sixty-seven people."),
     ("Agent 007", "Agent zero zero seven"),
     ("3,4 and 5", "three, four and five"),
+    ("Call 555-1234 or (555) 123-4567.", "Call five five five, one two three four or five five five, one two three, four five six seven."),
     # ordinals
     ("He came 1st, she 22nd, they 103rd.", "He came first, she twenty-second, they one hundred third."),
     ("the 1,000th visitor", "the one thousandth visitor"),

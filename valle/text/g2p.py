@@ -32,9 +32,9 @@ _LOCK = threading.Lock()
 _PHONEMIZER_LOG = logging.getLogger("valle.text.phonemizer")
 _PHONEMIZER_LOG.setLevel(logging.ERROR)
 _PAUSE_DASH = re.compile(r"(?<!\S)-(?!\S)")  # the normaliser's " - " pause, espeak's "—"
-_PHONE_BOUNDARY = re.compile(r"[|-]")
 _MARKS = re.escape("".join(STRESS_MARKS + PUNCTUATION))
-_SPLIT = re.compile(rf"[{_MARKS}]|[^{_MARKS}]+")  # stress marks and punctuation apart from phones
+# A stress mark or punctuation, or a phone: what lies between them and the "|" separators.
+_PARTS = re.compile(rf"[{_MARKS}]|[^{_MARKS}|\-]+")
 _KNOWN = frozenset(PHONES + STRESS_MARKS + PUNCTUATION)
 _LONGEST_PHONE = max(map(len, PHONES))
 
@@ -62,7 +62,7 @@ def _tokens(phonemized: str) -> list[str]:
     espeak-ng writes inside words of some languages ("l|ə-"), is no sound and goes."""
     tokens: list[str] = []
     for word in phonemized.split():
-        pieces = [piece for phone in _PHONE_BOUNDARY.split(word) for part in _SPLIT.findall(phone) for piece in _known_phones(part)]
+        pieces = [piece for part in _PARTS.findall(word) for piece in _known_phones(part)]
         if tokens and pieces and pieces[0] not in PUNCTUATION:
             tokens.append(WORD_SEPARATOR)
         tokens.extend(pieces)

@@ -1,5 +1,6 @@
-"""English numbers in context: times, dates, money, temperatures, ordinals, decades,
-fractions and plain numbers, each rewritten as the words a reader would say.
+"""English numbers in context: times, dates, phone numbers, money, temperatures,
+ordinals, decades, fractions and plain numbers, each rewritten as the words a reader
+would say.
 
 The rules run in the order of `expand_quantities`: the more specific shapes first
 ("$1.5 million", "3:30 pm", "3 May"), plain numbers last.
@@ -29,6 +30,7 @@ _AM_PM = r"(?:\s*([AaPp])\.?[Mm]\b(\.?))"  # "pm", "PM", "p.m."; group 2 is a cl
 _TIME = re.compile(rf"(?<![\d:.])(\d{{1,2}}):(\d{{2}})(?::(\d{{2}}))?(?![\d:]){_AM_PM}?")
 _HOUR_AM_PM = re.compile(rf"(?<![\d:.,])(\d{{1,2}}){_AM_PM}")
 _NUMERIC_DATE = re.compile(r"(?<![\d/.])(\d{1,2})([/.])(\d{1,2})\2(\d{4}|\d{2})(?![\d/]|\.\d)")
+_PHONE_NUMBER = re.compile(r"(?<![\d-])(?:\((\d{3})\)\s?|(\d{3})[-.\s])?(\d{3})-(\d{4})(?![\d-])")  # (555) 123-4567
 _ISO_DATE = re.compile(r"(?<![\d-])(\d{4})-(\d{2})-(\d{2})(?![\d-])")
 _DAY_MONTH = re.compile(rf"(?<![\d.,])(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH})\b")
 _MONTH_DAY = re.compile(rf"\b({_MONTH})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?![.,:]?\d)")
@@ -54,6 +56,7 @@ def expand_quantities(text: str, language: str) -> str:
     text = _ISO_DATE.sub(_say_iso_date, text)
     text = _DAY_MONTH.sub(_say_day_month, text)
     text = _MONTH_DAY.sub(_say_month_day, text)
+    text = _PHONE_NUMBER.sub(lambda m: ", ".join(digits(g) for g in m.groups() if g), text)
     text = _MINUS.sub("minus ", text)
     text = _MONEY.sub(_say_money, text)
     text = _DEGREES.sub(_say_degrees, text)
