@@ -38,6 +38,19 @@ def _data_synth_corpus(args: argparse.Namespace) -> None:
     print(summary)
 
 
+def _codec_train(args: argparse.Namespace) -> None:
+    import json
+
+    from valle.codec.compact import CompactCodecConfig
+    from valle.codec.train import CodecTrainConfig, train_codec
+
+    model_config = CompactCodecConfig.from_dict(json.loads(args.config.read_text())) if args.config else CompactCodecConfig()
+    options = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v is not None}
+    model = train_codec(args.manifest, args.out, model_config, CodecTrainConfig(**options), resume=args.resume,
+                        init=args.init, device=args.device, time_limit=args.time_limit and args.time_limit * 60)
+    print(f"wrote the codec to {model}; metrics in {args.out / 'metrics.jsonl'}")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from valle import __version__
     from valle.data.corpora import CORPUS_READERS
@@ -66,6 +79,18 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hours", type=float, default=1.0, help="total audio to generate (default: 1.0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
+
+    codec = groups.add_parser("codec", help="neural audio codecs").add_subparsers(dest="command", required=True)
+    p = command(codec, "train", _codec_train, "train the compact codec on the audio of manifests")
+    p.add_argument("--manifest", type=Path, action="append", required=True, help="a JSONL manifest (repeatable)")
+    p.add_argument("--out", type=Path, required=True, help="folder for checkpoints, metrics and the final model")
+    p.add_argument("--config", type=Path, help="JSON with CompactCodecConfig fields (default: the built-in config)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument("--init", type=Path, help="start from this pretrained codec folder")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--time-limit", type=float, help="stop cleanly after this many minutes")
     return parser
 
 

@@ -1,0 +1,72 @@
+"""The `Codec` protocol and the registry that finds a codec by name or folder.
+
+Every other part of valle sees a codec only through this protocol: audio `[B, S]` at
+`sample_rate` becomes codes `[B, K, T]` with K = `n_codebooks` levels of values in
+`[0, codebook_size)` at `frame_rate` frames per second, and back.
+"""
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from valle.errors import ConfigError
+
+PRETRAINED = Path(__file__).parent / "pretrained"
+
+
+@runtime_checkable
+class Codec(Protocol):
+    sample_rate: int
+    frame_rate: float
+    n_codebooks: int
+    codebook_size: int
+
+    def encode(self, wav: Tensor) -> Tensor:
+        """`[B, S]` float samples -> `[B, K, T]` int64 codes."""
+        ...
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """`[B, K, T]` codes -> `[B, S']` float samples."""
+        ...
+
+
+def _compact(path: Path, device: str) -> Codec:
+    from valle.codec.compact import CompactCodec
+
+    return CompactCodec.from_pretrained(path, device)
+
+
+def _encodec(path: Path | None, device: str) -> Codec:
+    from valle.codec.encodec import EncodecCodec
+
+    return EncodecCodec.from_pretrained(path, device)
+
+
+_LOADERS: dict[str, Callable[[Path | None, str], Codec]] = {"compact": _compact, "encodec": _encodec}
+# What a bare name loads: the bundled compact codec; EnCodec from the local caches.
+_DEFAULT_PATHS: dict[str, Path | None] = {"compact": PRETRAINED / "compact-16k", "encodec": None}
+
+
+def load_codec(name_or_path: str | Path, device: str | torch.device = "cpu") -> Codec:
+    """A codec by registered name ("compact", "encodec") or from a folder with a config.json.
+
+    A folder's config.json says which kind of codec it holds (its "codec" field for
+    ours, EnCodec's `model_type` for a Hugging Face snapshot).
+    """
+    device, name = str(device), str(name_or_path)
+    if name in _LOADERS:
+        return _LOADERS[name](_DEFAULT_PATHS[name], device)
+    path = Path(name_or_path)
+    config = path / "config.json"
+    if not config.is_file():
+        raise ConfigError(f"unknown codec {name!r}: give one of {', '.join(_LOADERS)} "
+                          "or a folder with a config.json (a trained compact codec or an EnCodec snapshot)")
+    values = json.loads(config.read_text())
+    kind = values.get("codec") or values.get("model_type")
+    if kind not in _LOADERS:
+        raise ConfigError(f"{config} describes a codec of kind {kind!r}; valle reads 'compact' and 'encodec'")
+    return _LOADERS[kind](path, device)
