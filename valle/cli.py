@@ -51,6 +51,27 @@ def _codec_train(args: argparse.Namespace) -> None:
     print(f"wrote the codec to {model}; metrics in {args.out / 'metrics.jsonl'}")
 
 
+def _codec_resynth(args: argparse.Namespace) -> None:
+    import time
+
+    import torch
+
+    from valle.audio import load_audio, write_audio
+    from valle.codec import load_codec
+
+    codec = load_codec(args.codec, args.device)
+    samples = load_audio(args.input, codec.sample_rate)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        codes = codec.encode(torch.from_numpy(samples)[None].to(args.device))
+        output = codec.decode(codes)[0, : len(samples)].cpu().numpy()
+    seconds = time.perf_counter() - started
+    write_audio(args.output, output, codec.sample_rate)
+    duration = len(samples) / codec.sample_rate
+    print(f"wrote {args.output}: {duration:.2f} s through {args.codec} ({codes.shape[1]} x {codes.shape[2]} codes, "
+          f"{duration / seconds:.0f}x real time)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from valle import __version__
     from valle.data.corpora import CORPUS_READERS
@@ -91,6 +112,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=Path, help="start from this pretrained codec folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--time-limit", type=float, help="stop cleanly after this many minutes")
+    p = command(codec, "resynth", _codec_resynth, "encode a recording to codes and decode it back")
+    p.add_argument("input", type=Path)
+    p.add_argument("output", type=Path)
+    p.add_argument("--codec", default="compact", help="a codec name (compact, encodec) or folder (default: compact)")
+    p.add_argument("--device", default="cpu")
     return parser
 
 

@@ -167,10 +167,14 @@ class CompactCodec(nn.Module):
         values.pop("codec", None)
         model = cls(CompactCodecConfig.from_dict(values))
         weights = load_file(directory / WEIGHTS_FILE)
-        missing, unexpected = model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()},
-                                                    strict=False)
+        mismatch = f"weights in {directory} do not match its config.json; the folder mixes two codecs, train or copy it again"
+        try:
+            missing, unexpected = model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()},
+                                                        strict=False)
+        except RuntimeError:  # tensors of the wrong shape
+            raise ConfigError(mismatch) from None
         if unexpected or any(not k.endswith("embed_sum") for k in missing):
-            raise ConfigError(f"weights in {directory} do not match its config (missing {missing}, unexpected {unexpected})")
+            raise ConfigError(f"{mismatch} (missing {missing}, unexpected {unexpected})")
         for level in model.quantizer.levels:
             level.embed_sum.copy_(level.codebook * level.cluster_size[:, None])
         return model.to(device).eval()

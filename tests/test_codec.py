@@ -1,0 +1,224 @@
+"""Codecs: the protocol for both codecs, the compact codec's parts, training and persistence."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import speechlike
+from valle.codec import Codec, load_codec
+from valle.codec.compact import CompactCodec, CompactCodecConfig
+from valle.codec.rvq import ResidualVectorQuantizer, VectorQuantizer, kmeans
+from valle.codec.spectral import STFT, LogMel, mel_filters, pad_to_hop
+from valle.codec.train import CodecTrainConfig, train_codec
+from valle.data.manifest import Utterance, write_manifest
+from valle.errors import ConfigError
+
+TINY = CompactCodecConfig(encoder_dim=32, encoder_layers=1, latent_dim=16, decoder_dim=32, decoder_layers=1,
+                          n_codebooks=4, codebook_size=32)
+
+
+def tiny_encodec_folder(path: Path) -> Path:
+    """A randomly initialised EnCodec with the 24 kHz model's rates and quantiser, small layers."""
+    from transformers import EncodecConfig, EncodecModel
+
+    torch.manual_seed(0)
+    EncodecModel(EncodecConfig(num_filters=4, hidden_size=16, codebook_dim=16, num_lstm_layers=1)).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(params=["compact", "encodec"])
+def codec(request, tmp_path) -> Codec:
+    if request.param == "compact":
+        torch.manual_seed(0)
+        model = CompactCodec(TINY)
+        model.train()
+        model(torch.randn(4, 16000) * 0.1)  # k-means initialisation of the codebooks
+        return load_codec(model.save_pretrained(tmp_path / "compact"))
+    return load_codec(tiny_encodec_folder(tmp_path / "encodec"))
+
+
+def test_protocol_shapes_rates_and_round_trip(codec, tmp_path):
+    assert isinstance(codec, Codec)
+    wav = torch.from_numpy(np.stack([speechlike(1.0, codec.sample_rate, seed) for seed in (0, 1)]))
+    codes = codec.encode(wav)
+    assert codes.dtype == torch.int64 and codes.shape[:2] == (2, codec.n_codebooks)
+    assert abs(codes.shape[2] - codec.frame_rate) <= 1  # one second of audio
+    assert 0 <= int(codes.min()) and int(codes.max()) < codec.codebook_size
+    decoded = codec.decode(codes)
+    assert decoded.shape[0] == 2 and abs(decoded.shape[1] - wav.shape[1]) < codec.sample_rate / codec.frame_rate
+    assert torch.equal(codec.encode(wav), codes)  # deterministic
+
+
+def test_encodec_has_the_papers_token_layout(tmp_path):
+    codec = load_codec(tiny_encodec_folder(tmp_path / "e"))
+    assert (codec.sample_rate, codec.frame_rate, codec.n_codebooks, codec.codebook_size) == (24000, 75.0, 8, 1024)
+    codes = codec.encode(torch.randn(1, 48000) * 0.1)
+    assert codes.shape == (1, 8, 150)
+
+
+def test_encodec_reloads_to_identical_codes(tmp_path):
+    folder = tiny_encodec_folder(tmp_path / "e")
+    wav = torch.from_numpy(speechlike(2.0, 24000))[None]
+    assert torch.equal(load_codec(folder).encode(wav), load_codec(folder).encode(wav))
+
+
+def test_encodec_without_weights_names_what_to_fetch(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(ConfigError, match=r"(?s)EnCodec weights not found.*empty-cache.*never downloads.*facebook/encodec_24khz"):
+        load_codec("encodec")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text(json.dumps({"model_type": "encodec"}))
+    with pytest.raises(ConfigError, match="EnCodec weights not found"):
+        load_codec(tmp_path / "half")
+
+
+def test_unknown_codec_names_the_choices(tmp_path):
+    with pytest.raises(ConfigError, match="give one of compact, encodec"):
+        load_codec("soundstream")
+    (tmp_path / "config.json").write_text(json.dumps({"codec": "mystery"}))
+    with pytest.raises(ConfigError, match="kind 'mystery'"):
+        load_codec(tmp_path)
+
+
+def test_compact_reload_gives_identical_codes_and_audio(tmp_path):
+    torch.manual_seed(1)
+    model = CompactCodec(TINY).train()
+    model(torch.randn(2, 8000) * 0.1)
+    model.eval()
+    wav = torch.from_numpy(speechlike(1.0, 16000))[None]
+    folder = model.save_pretrained(tmp_path / "m")
+    again = CompactCodec.from_pretrained(folder)
+    assert torch.equal(again.encode(wav), model.encode(wav))
+    assert torch.allclose(again.decode(model.encode(wav)), model.decode(model.encode(wav)), atol=1e-6)
+    assert not any(k.endswith("embed_sum") for k in json.loads(json.dumps(list(_safetensor_keys(folder)))))
+
+
+def _safetensor_keys(folder: Path) -> list[str]:
+    from safetensors import safe_open
+
+    with safe_open(folder / "model.safetensors", "pt") as f:
+        return list(f.keys())
+
+
+def test_compact_missing_or_mismatched_weights(tmp_path):
+    with pytest.raises(ConfigError, match="config.json is missing"):
+        CompactCodec.from_pretrained(tmp_path)
+    folder = CompactCodec(TINY).save_pretrained(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "decoder_dim": 48}))
+    with pytest.raises(ConfigError, match="do not match its config"):
+        CompactCodec.from_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps({**config, "colour": "blue"}))
+    with pytest.raises(ConfigError, match=r"unknown codec config field\(s\) \['colour'\]"):
+        CompactCodec.from_pretrained(folder)
+
+
+def test_bundled_codec_loads_offline_and_reconstructs_speech():
+    codec = load_codec("compact")
+    assert (codec.sample_rate, codec.frame_rate, codec.n_codebooks, codec.codebook_size) == (16000, 50.0, 8, 1024)
+    from valle.data.synthetic.voices import design_voices, render
+
+    voice = design_voices(1, 0, seed=11)[0]
+    wav = torch.from_numpy(render(voice, "The bundled codec should say this clearly.", 16000))[None]
+    wav = pad_to_hop(wav, 320)
+    decoded = codec.decode(codec.encode(wav))
+    mel = LogMel(16000, 1024, 256, 80)
+    distance = (mel(decoded) - mel(wav)).abs().mean().item()
+    with_one_level = (mel(codec.decode(codec.encode(wav)[:, :1])) - mel(wav)).abs().mean().item()
+    other = torch.from_numpy(render(voice, "Something else entirely is spoken here now.", 16000))[None]
+    unrelated = (mel(pad_to_hop(other, 320)[:, : wav.shape[1]]) - mel(wav[:, : other.shape[1]])).abs().mean().item()
+    assert distance < 0.6 * unrelated
+    assert distance < with_one_level  # more levels, more detail
+
+
+# -- parts -------------------------------------------------------------------------------
+
+def test_stft_inverse_is_exact_and_frames_match_hop():
+    stft = STFT(1280, 320)
+    wav = torch.randn(2, 320 * 30)
+    spec = stft(wav)
+    assert spec.shape == (2, 641, 30)
+    assert torch.allclose(stft.inverse(spec), wav, atol=1e-5)
+
+
+def test_mel_filters_are_ordered_triangles():
+    filters = mel_filters(16000, 1024, 40)
+    assert filters.shape == (40, 513) and (filters >= 0).all()
+    peaks = filters.argmax(1)
+    assert (peaks[1:] > peaks[:-1]).all()
+    assert pad_to_hop(torch.zeros(1, 10), 320).shape[-1] == 320
+
+
+def test_kmeans_finds_separated_clusters():
+    torch.manual_seed(0)
+    centres = torch.tensor([[5.0, 0.0], [-5.0, 0.0], [0.0, 5.0]])
+    points = torch.cat([c + 0.1 * torch.randn(100, 2) for c in centres])
+    found = kmeans(points, 3, iterations=20)
+    assert torch.cdist(centres, found).min(1).values.max() < 0.5
+
+
+def test_ema_codebook_follows_data_and_restarts_dead_codes():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(dim=2, size=4, decay=0.5).train()
+    data = torch.tensor([[1.0, 1.0], [-1.0, -1.0]]).repeat(50, 1) + 0.01 * torch.randn(100, 2)
+    vq(data)  # k-means start
+    vq.codebook[0] = torch.tensor([100.0, 100.0])  # an entry nothing maps to
+    for _ in range(5):
+        _, codes, loss = vq(data)
+    assert vq.codebook.abs().max() < 5  # the far entry was restarted on data
+    assert loss.item() < 0.01
+
+
+def test_residual_levels_refine_and_dropout_uses_fewer_levels():
+    torch.manual_seed(0)
+    rvq = ResidualVectorQuantizer(dim=8, n_levels=4, size=16, dropout=0.0).train()
+    z = torch.randn(4, 50, 8)
+    for _ in range(3):
+        rvq(z)
+    rvq.eval()
+    codes = rvq.encode(z)
+    errors = [(rvq.decode(codes[:, :k]) - z).pow(2).mean().item() for k in range(1, 5)]
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 0.5 * errors[0]
+    rvq.dropout = 1.0
+    rvq.train()
+    assert {rvq(z)[1].shape[1] for _ in range(30)} - {4}
+
+
+# -- training ----------------------------------------------------------------------------
+
+@pytest.fixture
+def manifest(tmp_path, write_wav) -> Path:
+    rows = [Utterance(f"u{i}", write_wav(f"a/u{i}.wav", speechlike(1.5, 16000, seed=i)), "text", "s") for i in range(3)]
+    write_manifest(rows, tmp_path / "m.jsonl")
+    return tmp_path / "m.jsonl"
+
+
+def test_training_lowers_the_loss(manifest, tmp_path):
+    config = CodecTrainConfig(steps=40, batch_size=4, segment_frames=16, warmup_steps=5, log_every=5, learning_rate=2e-3)
+    train_codec([manifest], tmp_path / "run", TINY, config, device="cpu")
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert losses[-1] < 0.8 * losses[0]
+    assert load_codec(tmp_path / "run" / "model").n_codebooks == 4
+
+
+def test_interrupted_training_resumes_exactly(manifest, tmp_path):
+    config = CodecTrainConfig(steps=6, batch_size=2, segment_frames=16, warmup_steps=2, log_every=1, checkpoint_every=3)
+    train_codec([manifest], tmp_path / "straight", TINY, config, device="cpu")
+    half = CodecTrainConfig(**{**config.__dict__, "steps": 3})
+    train_codec([manifest], tmp_path / "resumed", TINY, half, device="cpu")
+    train_codec([manifest], tmp_path / "resumed", TINY, config, resume=True, device="cpu")
+
+    def losses(run: str) -> list[float]:
+        return [json.loads(line)["loss"] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+
+    assert losses("resumed") == losses("straight")
+    a, b = (CompactCodec.from_pretrained(tmp_path / run / "model").state_dict() for run in ("straight", "resumed"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_without_checkpoint_is_an_error(manifest, tmp_path):
+    with pytest.raises(ConfigError, match="--resume given but .*checkpoint.pt does not exist"):
+        train_codec([manifest], tmp_path / "none", TINY, CodecTrainConfig(steps=1), resume=True, device="cpu")
