@@ -72,6 +72,12 @@ def _codec_resynth(args: argparse.Namespace) -> None:
           f"{duration / seconds:.0f}x real time)")
 
 
+def _plot(args: argparse.Namespace) -> None:
+    from valle.train.plots import plot_metrics
+
+    print(f"wrote {plot_metrics(args.metrics, args.keys, args.output, args.title)}")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from valle import __version__
     from valle.data.corpora import CORPUS_READERS
@@ -117,6 +123,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=Path)
     p.add_argument("--codec", default="compact", help="a codec name (compact, encodec) or folder (default: compact)")
     p.add_argument("--device", default="cpu")
+
+    p = command(groups, "plot", _plot, "plot training curves from metrics.jsonl files (later files continue earlier ones)")
+    p.add_argument("metrics", type=Path, nargs="+")
+    p.add_argument("--keys", nargs="+", default=["loss"], help="metrics to plot, one panel each (default: loss)")
+    p.add_argument("-o", "--output", type=Path, default=Path("training_curves.png"))
+    p.add_argument("--title", default="")
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Training: metrics and their plots (the VALL-E trainer joins them here)."""
