@@ -1,0 +1,183 @@
+"""The AR and NAR stages: what each position may see, KV-cache decoding, and learning."""
+
+import pytest
+import torch
+
+from valle.errors import ConfigError
+from valle.model.ar import ARModel
+from valle.model.config import ModelConfig, preset
+from valle.model.nar import NARBatch, NARModel, split_prompt
+
+V, K, N_PHONEMES = 16, 4, 20
+
+
+def config(**overrides) -> ModelConfig:
+    return preset("tiny", n_phonemes=N_PHONEMES, codebook_size=V, n_codebooks=K, **overrides)
+
+
+def batch(seed: int = 0, lengths: tuple[int, ...] = (30, 22), phoneme_lengths: tuple[int, ...] = (7, 5)):
+    g = torch.Generator().manual_seed(seed)
+    phonemes = torch.randint(0, N_PHONEMES, (len(lengths), max(phoneme_lengths)), generator=g)
+    codes = torch.randint(0, V, (len(lengths), K, max(lengths)), generator=g)
+    return phonemes, torch.tensor(phoneme_lengths), codes, torch.tensor(lengths)
+
+
+@pytest.fixture(autouse=True)
+def seed():
+    torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("group_size", [1, 2])
+def test_ar_future_audio_never_changes_earlier_logits(group_size):
+    model = ARModel(config(group_size=group_size)).eval()
+    phonemes, p_lens, codes, c_lens = batch()
+    level1 = codes[:, 0].clone()
+    before = model(phonemes, p_lens, level1, c_lens).logits
+    t = 12
+    level1[:, t] = (level1[:, t] + 1) % V
+    after = model(phonemes, p_lens, level1, c_lens).logits
+    changed_group = t // group_size + 1  # the first input group that holds position t
+    assert torch.equal(before[:, :changed_group], after[:, :changed_group])
+    assert not torch.allclose(before[0, changed_group:], after[0, changed_group:])
+
+
+def test_ar_audio_sees_every_phoneme_and_text_ignores_audio():
+    model = ARModel(config()).eval()
+    phonemes, p_lens, codes, c_lens = batch()
+    before = model(phonemes, p_lens, codes[:, 0], c_lens).logits
+    changed = phonemes.clone()
+    changed[:, 4] = (changed[:, 4] + 1) % N_PHONEMES  # a phoneme late in the text
+    assert not torch.allclose(before[:, 0], model(changed, p_lens, codes[:, 0], c_lens).logits[:, 0])
+    mask = ARModel.prefix_mask(torch.ones(1, 3, dtype=torch.bool), torch.ones(1, 4, dtype=torch.bool))[0, 0]
+    assert not mask[:3, 3:].any()  # text queries never see audio
+    assert mask[3:, :3].all() and torch.equal(mask[3:, 3:], torch.ones(4, 4, dtype=torch.bool).tril())
+
+
+@pytest.mark.parametrize("group_size", [1, 2])
+def test_ar_padding_never_leaks(group_size):
+    model = ARModel(config(group_size=group_size)).eval()
+    phonemes, p_lens, codes, c_lens = batch()
+    batched = model(phonemes, p_lens, codes[:, 0], c_lens).logits
+    alone = model(phonemes[1:, :5], p_lens[1:], codes[1:, 0, :22], c_lens[1:]).logits
+    n = alone.shape[1]
+    torch.testing.assert_close(batched[1, :n], alone[0], atol=1e-5, rtol=1e-5)
+    noisy_codes, noisy_phonemes = codes[:, 0].clone(), phonemes.clone()
+    noisy_codes[1, 22:], noisy_phonemes[1, 5:] = 3, 7  # change only padding
+    torch.testing.assert_close(model(noisy_phonemes, p_lens, noisy_codes, c_lens).logits[1, :n], batched[1, :n])
+
+
+@pytest.mark.parametrize("group_size", [1, 2])
+def test_kv_cache_decoding_matches_full_recomputation(group_size):
+    """Teacher-force `generate` through its chooser and compare every step with a full forward."""
+    model = ARModel(config(group_size=group_size)).eval()
+    phonemes, _, codes, _ = batch()
+    sequence = codes[0, 0, :24]
+    prompt_len = 8
+    continuation = sequence[prompt_len:].tolist()
+    seen = []
+
+    def teacher(logits: torch.Tensor, history: list[int]) -> int:
+        seen.append(logits.clone())
+        return continuation[len(seen) - 1]
+
+    model.generate(phonemes[0], sequence[:prompt_len], max_frames=len(continuation), choose=teacher)
+    full = model(phonemes[:1], torch.tensor([phonemes.shape[1]]), sequence[None], torch.tensor([len(sequence)])).logits
+    full = full.reshape(-1, full.shape[-1])  # one row per frame position
+    cached = torch.stack(seen)
+    torch.testing.assert_close(cached, full[prompt_len:prompt_len + len(seen)], atol=1e-5, rtol=1e-4)
+
+
+def test_generation_stops_at_eos_or_at_the_cap():
+    model = ARModel(config()).eval()
+    phonemes, _, codes, _ = batch()
+    never_eos = model.generate(phonemes[0], codes[0, 0, :5], max_frames=17, choose=lambda logits, history: 1)
+    assert never_eos.tolist() == [1] * 17
+    at_once = model.generate(phonemes[0], codes[0, 0, :5], max_frames=17, choose=lambda logits, history: model.eos)
+    assert at_once.numel() == 0
+
+
+def test_nar_sees_prompt_and_lower_levels_only():
+    model = NARModel(config()).eval()
+    phonemes, p_lens, codes, c_lens = batch()
+    prompt, prompt_lens, target, target_lens = split_prompt(codes, c_lens, max_prompt=8)
+    level = torch.tensor([2, 2])
+
+    def logits(prompt=prompt, target=target):
+        return model.logits(phonemes, p_lens, prompt, prompt_lens, target, target_lens, level)
+
+    base = logits()
+    higher = target.clone()
+    higher[:, 2:] = (higher[:, 2:] + 1) % V  # the level being predicted and those above
+    torch.testing.assert_close(logits(target=higher), base)
+    lower = target.clone()
+    lower[:, 1] = (lower[:, 1] + 1) % V
+    assert not torch.allclose(logits(target=lower), base)
+    top_of_prompt = prompt.clone()
+    top_of_prompt[:, K - 1] = (top_of_prompt[:, K - 1] + 1) % V  # all prompt levels are visible
+    assert not torch.allclose(logits(prompt=top_of_prompt), base)
+
+
+def test_nar_padding_never_leaks():
+    model = NARModel(config()).eval()
+    phonemes, p_lens, codes, c_lens = batch()
+    prompt, prompt_lens, target, target_lens = split_prompt(codes, c_lens, max_prompt=8, generator=torch.Generator().manual_seed(1))
+    level = torch.tensor([1, 3])
+    batched = model.logits(phonemes, p_lens, prompt, prompt_lens, target, target_lens, level)
+    b = 1
+    alone = model.logits(phonemes[b:, :p_lens[b]], p_lens[b:], prompt[b:, :, :prompt_lens[b]], prompt_lens[b:],
+                         target[b:, :, :target_lens[b]], target_lens[b:], level[b:])
+    torch.testing.assert_close(batched[b, :target_lens[b]], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_prompt_split_keeps_every_frame_once():
+    _, _, codes, c_lens = batch()
+    prompt, prompt_lens, target, target_lens = split_prompt(codes, c_lens, max_prompt=8)
+    assert torch.equal(prompt_lens + target_lens, c_lens)
+    assert (prompt_lens <= 8).all() and (prompt_lens <= c_lens // 2).all() and (prompt_lens >= 1).all()
+
+
+def test_nar_output_projection_is_tied_to_the_level_embedding():
+    model = NARModel(config())
+    with torch.no_grad():
+        model.level_embeddings[2].weight.zero_()
+    phonemes, p_lens, codes, c_lens = batch()
+    out = model.logits(phonemes, p_lens, codes[:, :, :6], torch.tensor([6, 6]), codes[:, :, 6:20], torch.tensor([14, 14]),
+                       torch.tensor([2, 1]))
+    assert (out[0] == 0).all() and not (out[1] == 0).all()
+
+
+def _overfit(model: torch.nn.Module, step, steps: int = 300) -> float:
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = step()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return loss.item()
+
+
+def test_ar_overfits_one_batch():
+    model = ARModel(config()).train()
+    phonemes, p_lens, codes, c_lens = batch(lengths=(16, 12))
+    assert _overfit(model, lambda: model(phonemes, p_lens, codes[:, 0], c_lens).loss) < 0.05
+
+
+def test_nar_overfits_one_batch():
+    model = NARModel(config()).train()
+    phonemes, p_lens, codes, c_lens = batch(lengths=(16, 12))
+    prompt, prompt_lens, target, target_lens = split_prompt(codes, c_lens, max_prompt=4)
+    batches = [NARBatch(phonemes, p_lens, prompt, prompt_lens, target, target_lens, torch.tensor([l, l])) for l in range(1, K)]
+    final = _overfit(model, lambda: sum(model(b).loss for b in batches) / len(batches), steps=300)
+    assert final < 0.05
+
+
+def test_presets_and_config_errors():
+    paper = preset("paper")
+    assert (paper.n_layers, paper.n_heads, paper.d_model, paper.d_ff, paper.dropout) == (12, 16, 1024, 4096, 0.1)
+    with pytest.raises(ConfigError, match="divisible by n_heads"):
+        ModelConfig(d_model=100, n_heads=16)
+    with pytest.raises(ConfigError, match="unknown model preset 'huge'"):
+        preset("huge")
+    with pytest.raises(ConfigError, match=r"unknown model config field\(s\) \['width'\]"):
+        ModelConfig.from_dict({"width": 3})
+    assert ModelConfig.from_dict(paper.to_dict()) == paper

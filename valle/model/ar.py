@@ -1,0 +1,149 @@
+"""The autoregressive stage: a decoder-only transformer over [phonemes, level-1 codes].
+
+Phonemes attend to one another in both directions; each audio position attends to
+every phoneme and to the audio before it (a prefix-LM mask). Text and audio carry
+positions of their own. Training is plain next-token prediction of an utterance's
+level-1 codes followed by an end token; at inference the prompt's phonemes precede
+the target's and the prompt's codes are the audio prefix that the model continues.
+
+With `group_size` g > 1 (VALL-E 2's grouped code modeling) one step reads the
+embeddings of g consecutive codes, concatenated, and predicts the next g codes:
+g times fewer steps for the same audio.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from valle.model.config import ModelConfig
+from valle.model.layers import (
+    KVCache,
+    SinusoidalPositions,
+    TransformerLayer,
+    init_weights,
+    lengths_to_mask,
+    top_k_accuracy,
+)
+
+IGNORE = -100
+
+
+@dataclass
+class StageOutput:
+    loss: Tensor
+    accuracy: Tensor  # top-10
+    logits: Tensor
+
+
+class ARModel(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        d, g, v = config.d_model, config.group_size, config.codebook_size
+        self.eos, self.bos, self.pad = v, v + 1, v + 2
+        self.text_embedding = nn.Embedding(config.n_phonemes, d)
+        self.audio_embedding = nn.Embedding(v + 3, d // g)
+        self.text_positions = SinusoidalPositions(d)
+        self.audio_positions = SinusoidalPositions(d)
+        self.dropout = nn.Dropout(config.dropout)
+        self.layers = nn.ModuleList(TransformerLayer(d, config.n_heads, config.d_ff, config.dropout) for _ in range(config.n_layers))
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, g * (v + 1))
+        self.apply(init_weights)
+
+    # -- sequences ---------------------------------------------------------------------
+    def _targets(self, codes: Tensor, code_lens: Tensor) -> Tensor:
+        """`[B, n, g]`: each utterance's codes, then EOS, then IGNORE up to a whole group."""
+        g = self.config.group_size
+        n = -(-(codes.shape[1] + 1) // g)
+        targets = torch.full((codes.shape[0], n * g), IGNORE, dtype=torch.long, device=codes.device)
+        for b, length in enumerate(code_lens.tolist()):
+            targets[b, :length] = codes[b, :length]
+            targets[b, length] = self.eos
+        return targets.view(codes.shape[0], n, g)
+
+    def _embed_audio(self, tokens: Tensor, offset: int = 0) -> Tensor:
+        """Tokens `[B, n * g]` -> group embeddings `[B, n, d]` with positions from `offset`."""
+        batch = tokens.shape[0]
+        groups = self.audio_embedding(tokens).view(batch, -1, self.config.d_model)
+        return self.audio_positions(groups, offset)
+
+    def _run(self, x: Tensor, mask: Tensor | None, cache: KVCache | None) -> tuple[Tensor, KVCache]:
+        new_cache: KVCache = []
+        for i, layer in enumerate(self.layers):
+            x, layer_cache = layer(x, mask, cache=cache[i] if cache else None)
+            new_cache.append(layer_cache)
+        return self.norm(x), new_cache
+
+    @staticmethod
+    def prefix_mask(text_valid: Tensor, audio_valid: Tensor) -> Tensor:
+        """`[B, 1, L, L]`: text sees valid text; audio sees valid text and earlier valid audio.
+
+        Every position also sees itself, so padding rows never attend to nothing (NaN).
+        """
+        batch, p = text_valid.shape
+        n = audio_valid.shape[1]
+        length = p + n
+        is_text = torch.arange(length, device=text_valid.device) < p
+        causal = torch.ones(length, length, dtype=torch.bool, device=text_valid.device).tril()
+        structure = is_text[None, :] | (~is_text[:, None] & ~is_text[None, :] & causal)
+        key_valid = torch.cat([text_valid, audio_valid], dim=1)
+        allowed = structure[None] & key_valid[:, None, :]
+        allowed = allowed | torch.eye(length, dtype=torch.bool, device=text_valid.device)[None]
+        return allowed[:, None]
+
+    # -- training ----------------------------------------------------------------------
+    def forward(self, phonemes: Tensor, phoneme_lens: Tensor, codes: Tensor, code_lens: Tensor) -> StageOutput:
+        """Teacher-forced loss on level-1 `codes` `[B, T]` (padded) given `phonemes` `[B, P]`."""
+        g, batch = self.config.group_size, codes.shape[0]
+        targets = self._targets(codes, code_lens)  # [B, n, g]
+        inputs = torch.cat([torch.full((batch, g), self.bos, dtype=torch.long, device=codes.device),
+                            targets.view(batch, -1)[:, :-g]], dim=1)
+        inputs = inputs.masked_fill(inputs == IGNORE, self.pad)
+        n_groups = targets.shape[1]
+        group_lens = torch.div(code_lens + 1 + g - 1, g, rounding_mode="floor")
+        text = self.text_positions(self.text_embedding(phonemes))
+        x = self.dropout(torch.cat([text, self._embed_audio(inputs)], dim=1))
+        mask = self.prefix_mask(lengths_to_mask(phoneme_lens, phonemes.shape[1]), lengths_to_mask(group_lens, n_groups))
+        hidden, _ = self._run(x, mask, None)
+        logits = self.head(hidden[:, phonemes.shape[1]:]).view(batch, n_groups, g, -1)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
+        return StageOutput(loss, top_k_accuracy(logits, targets, 10, IGNORE), logits)
+
+    # -- inference ---------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, phonemes: Tensor, prompt: Tensor, max_frames: int,
+                 choose: Callable[[Tensor, list[int]], int]) -> Tensor:
+        """Continue the level-1 `prompt` codes `[T_p]` for `phonemes` `[P]` (prompt's + target's).
+
+        `choose(logits [V + 1], history)` picks each token (see `valle.model.sampling`);
+        generation stops at EOS or after `max_frames` new frames. Returns the new codes.
+        """
+        g = self.config.group_size
+        prompt = prompt[prompt.shape[0] % g:]  # whole groups only: drop the oldest frames
+        device = phonemes.device
+        tokens = torch.cat([torch.full((g,), self.bos, dtype=torch.long, device=device), prompt])[None]
+        text = self.text_positions(self.text_embedding(phonemes[None]))
+        x = torch.cat([text, self._embed_audio(tokens)], dim=1)
+        mask = self.prefix_mask(torch.ones(1, phonemes.shape[0], dtype=torch.bool, device=device),
+                                torch.ones(1, tokens.shape[1] // g, dtype=torch.bool, device=device))
+        hidden, cache = self._run(x, mask, None)
+        history = prompt.tolist()
+        generated: list[int] = []
+        n_groups = tokens.shape[1] // g
+        while len(generated) < max_frames:
+            logits = self.head(hidden[0, -1]).view(g, -1)
+            group = []
+            for position in range(g):
+                token = choose(logits[position], history + generated + group)
+                if token == self.eos:
+                    return torch.tensor(generated + group, dtype=torch.long, device=device)
+                group.append(token)
+            generated += group
+            step = self._embed_audio(torch.tensor([group], dtype=torch.long, device=device), offset=n_groups)
+            n_groups += 1
+            hidden, cache = self._run(step, None, cache)
+        return torch.tensor(generated[:max_frames], dtype=torch.long, device=device)

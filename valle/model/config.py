@@ -1,0 +1,63 @@
+"""Model configurations: one dataclass for both stages, with named presets."""
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from valle.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of one VALL-E stage (AR or NAR); the two stages share the shape in the paper.
+
+    `n_phonemes` comes from the phoneme vocabulary and `n_codebooks`/`codebook_size`
+    from the codec, so a checkpoint's config says which vocabulary and codec it speaks.
+    `group_size` > 1 is VALL-E 2's grouped code modeling: the AR stage reads and
+    writes `group_size` frames per step (the NAR stage ignores it).
+    """
+
+    n_phonemes: int = 128
+    n_codebooks: int = 8
+    codebook_size: int = 1024
+    d_model: int = 1024
+    n_heads: int = 16
+    n_layers: int = 12
+    d_ff: int = 4096
+    dropout: float = 0.1
+    group_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.group_size < 1 or self.d_model % self.group_size:
+            raise ConfigError(f"group_size ({self.group_size}) must be >= 1 and divide d_model ({self.d_model})")
+        if self.n_codebooks < 2:
+            raise ConfigError("VALL-E needs a codec with at least 2 codebooks (level 1 for AR, the rest for NAR)")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown model config field(s) {sorted(unknown)}; valid: {sorted(known)}")
+        return cls(**values)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # The paper: 12 layers, 16 heads, 1024 wide, FFN 4096, dropout 0.1 (per stage).
+    "paper": ModelConfig(),
+    # Trains on a laptop CPU in hours on the synthetic corpus.
+    "small": ModelConfig(d_model=256, n_heads=4, n_layers=6, d_ff=1024, dropout=0.1),
+    # For tests and smoke runs.
+    "tiny": ModelConfig(d_model=64, n_heads=2, n_layers=2, d_ff=128, dropout=0.0),
+}
+
+
+def preset(name: str, **overrides: object) -> ModelConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown model preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **overrides)
