@@ -38,6 +38,13 @@ def _data_synth_corpus(args: argparse.Namespace) -> None:
     print(summary)
 
 
+def _data_tokenize(args: argparse.Namespace) -> None:
+    from valle.data.tokenize import summary, tokenize_manifest
+
+    out = tokenize_manifest(args.manifest, args.codec, args.out, shard_size=args.shard_size, workers=args.workers)
+    print(summary(out))
+
+
 def _codec_train(args: argparse.Namespace) -> None:
     import json
 
@@ -105,6 +112,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path)
     p.add_argument("--hours", type=float, default=1.0, help="total audio to generate (default: 1.0)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
+    p = command(data, "tokenize", _data_tokenize, "turn a manifest into phoneme ids and codec codes, stored in shards "
+                "(rerun the same command to resume)")
+    p.add_argument("manifest", type=Path, help="a JSONL manifest")
+    p.add_argument("--codec", required=True, help="a codec name (compact, encodec) or a codec folder")
+    p.add_argument("--out", type=Path, required=True, help="folder for the shards and index.json")
+    p.add_argument("--shard-size", type=int, default=500, help="utterances per shard (default: 500)")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
 
     codec = groups.add_parser("codec", help="neural audio codecs").add_subparsers(dest="command", required=True)
