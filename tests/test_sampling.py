@@ -1,0 +1,57 @@
+"""Sampling filters and repetition-aware sampling."""
+
+import pytest
+import torch
+
+from valle.errors import ConfigError
+from valle.model.sampling import Sampler, SamplingConfig, filter_logits
+
+LOGITS = torch.tensor([4.0, 3.0, 2.0, 1.0, 0.0])
+
+
+def test_top_k_keeps_the_k_largest():
+    kept = filter_logits(LOGITS, top_k=2)
+    assert torch.isfinite(kept).tolist() == [True, True, False, False, False]
+    assert torch.equal(filter_logits(LOGITS, top_k=0), LOGITS) and torch.equal(filter_logits(LOGITS, top_k=99), LOGITS)
+
+
+def test_top_p_keeps_the_smallest_set_reaching_the_mass():
+    p = LOGITS.softmax(-1)  # 0.636, 0.234, 0.086, ...
+    assert torch.isfinite(filter_logits(LOGITS, top_p=0.5)).tolist() == [True, False, False, False, False]
+    assert torch.isfinite(filter_logits(LOGITS, top_p=float(p[0] + p[1]) - 1e-4)).tolist() == [True, True, False, False, False]
+    assert torch.isfinite(filter_logits(LOGITS, top_p=0.95)).sum() == 3
+    assert torch.isfinite(filter_logits(LOGITS, top_p=1e-9)).sum() == 1  # never empty
+
+
+def test_temperature_zero_is_greedy_and_sampling_follows_the_distribution():
+    assert Sampler(SamplingConfig(temperature=0, repetition_aware=False))(LOGITS, []) == 0
+    sampler = Sampler(SamplingConfig(repetition_aware=False), seed=0)
+    draws = torch.tensor([sampler(LOGITS, []) for _ in range(4000)])
+    frequencies = torch.bincount(draws, minlength=5) / 4000
+    torch.testing.assert_close(frequencies, LOGITS.softmax(-1), atol=0.03, rtol=0)
+
+
+def test_seed_makes_sampling_reproducible():
+    a, b = Sampler(seed=7), Sampler(seed=7)
+    assert [a(LOGITS, []) for _ in range(50)] == [b(LOGITS, []) for _ in range(50)]
+
+
+def test_repetition_aware_sampling_breaks_loops():
+    peaked = torch.tensor([3.0, 2.0, 2.0, 2.0, 2.0])  # p = 0.405 for token 0, 0.149 for each other
+    greedy_nucleus = SamplingConfig(top_p=0.4, ras_window=10, ras_threshold=0.1)  # nucleus: token 0 alone
+    ras = Sampler(greedy_nucleus, seed=0)
+    assert ras(peaked, [1, 2, 3]) == 0  # no repetition: the nucleus choice stands
+    looped = [0] * 10
+    draws = [ras(peaked, looped) for _ in range(2000)]
+    assert 0.55 < sum(d != 0 for d in draws) / 2000 < 0.65  # the full distribution: 1 - 0.405
+    plain = Sampler(SamplingConfig(top_p=0.4, repetition_aware=False), seed=0)
+    assert {plain(peaked, looped) for _ in range(200)} == {0}
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"temperature": -1}, "temperature"), ({"top_k": -2}, "top_k"), ({"top_p": 0}, "top_p"), ({"top_p": 1.5}, "top_p"),
+    ({"ras_window": 0}, "ras_window"),
+])
+def test_bad_sampling_settings(options, message):
+    with pytest.raises(ConfigError, match=message):
+        SamplingConfig(**options)

@@ -1,0 +1,77 @@
+"""Choosing the next AR token: temperature, top-k, top-p, and VALL-E 2's repetition-aware sampling.
+
+Plain nucleus sampling lets a codec language model fall into loops (a token
+repeated until the length cap) because repeated frames make themselves more likely.
+Repetition-aware sampling (Chen et al., 2024) samples from the nucleus, and if the
+chosen token already fills more than `ras_threshold` of the last `ras_window`
+tokens, samples again from the whole distribution instead.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from valle.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    temperature: float = 1.0
+    top_k: int = 0  # 0: no limit
+    top_p: float = 1.0
+    repetition_aware: bool = True
+    ras_window: int = 10
+    ras_threshold: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ConfigError(f"temperature must be >= 0 (0 is greedy), got {self.temperature}")
+        if self.top_k < 0:
+            raise ConfigError(f"top_k must be >= 0 (0 keeps every token), got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.ras_window < 1 or not 0 <= self.ras_threshold <= 1:
+            raise ConfigError("ras_window must be >= 1 and ras_threshold in [0, 1]")
+
+
+def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
+    """Set to -inf every logit outside the `top_k` largest and outside the smallest set with mass >= `top_p`.
+
+    The most likely token always survives, so the result is never all -inf.
+    """
+    logits = logits.clone()
+    if 0 < top_k < logits.shape[-1]:
+        kth = logits.topk(top_k).values[..., -1:]
+        logits[logits < kth] = float("-inf")
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        outside = cumulative - sorted_logits.softmax(-1) >= top_p  # mass before this token already enough
+        logits[order[outside]] = float("-inf")
+    return logits
+
+
+class Sampler:
+    """`sampler(logits [V], history) -> token`; seeded, so a generation is reproducible."""
+
+    def __init__(self, config: SamplingConfig = SamplingConfig(), seed: int | None = None) -> None:
+        self.config = config
+        self.generator = torch.Generator()
+        if seed is not None:
+            self.generator.manual_seed(seed)
+
+    def _draw(self, logits: Tensor) -> int:
+        if self.config.temperature == 0:
+            return int(logits.argmax())
+        probabilities = (logits.float() / self.config.temperature).softmax(-1).cpu()
+        return int(torch.multinomial(probabilities, 1, generator=self.generator))
+
+    def __call__(self, logits: Tensor, history: list[int]) -> int:
+        c = self.config
+        token = self._draw(filter_logits(logits, c.top_k, c.top_p))
+        if c.repetition_aware and history:
+            window = history[-c.ras_window:]
+            if window.count(token) / c.ras_window > c.ras_threshold:
+                token = self._draw(logits)
+        return token
