@@ -9,7 +9,8 @@ is byte-identical to an uninterrupted run.
 
 Into a folder that holds shards of another codec or shard size the job refuses to
 write (tokenise into another folder, or delete that one). Shards of another version
-of the same manifest (rows edited, added, removed) are simply redone.
+of the same manifest (rows edited, added, removed) are simply redone. The audio files
+are not hashed: after replacing recordings in place, delete the folder to redo it.
 
 Rows whose text has nothing to speak, or whose audio is missing, unreadable or silent,
 are skipped, counted, and listed with the reason in index.json.
