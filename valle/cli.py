@@ -85,6 +85,21 @@ def _plot(args: argparse.Namespace) -> None:
     print(f"wrote {plot_metrics(args.metrics, args.keys, args.output, args.title)}")
 
 
+def _train(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from valle.train.config import TrainConfig
+    from valle.train.trainer import Trainer
+
+    config = TrainConfig.load(args.config) if args.config else TrainConfig()
+    overrides = {k: v for k, v in (("stage", args.stage), ("steps", args.steps)) if v is not None}
+    trainer = Trainer(replace(config, **overrides), args.data, args.out, device=args.device)
+    trainer.fit(resume=args.resume)
+    if trainer.rank == 0:
+        print(f"trained {trainer.config.stage} to step {trainer.step}: model in {args.out / 'model'}, "
+              f"metrics in {args.out / 'metrics.jsonl'} (plot them with `valle plot`)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from valle import __version__
     from valle.data.corpora import CORPUS_READERS
@@ -137,6 +152,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=Path)
     p.add_argument("--codec", default="compact", help="a codec name (compact, encodec) or folder (default: compact)")
     p.add_argument("--device", default="cpu")
+
+    p = command(groups, "train", _train, "train the AR or NAR stage on tokenised shards (also under torchrun)")
+    p.add_argument("--stage", choices=["ar", "nar"], help="overrides the config's stage")
+    p.add_argument("--config", type=Path, help="JSON with TrainConfig fields (default: the built-in config)")
+    p.add_argument("--data", type=Path, required=True, help="a folder written by `valle data tokenize`")
+    p.add_argument("--out", type=Path, required=True, help="folder for checkpoints, metrics and the final model")
+    p.add_argument("--steps", type=int, help="overrides the config's steps")
+    p.add_argument("--device", help="cpu, cuda, ... (default: this process's GPU when there is one)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
 
     p = command(groups, "plot", _plot, "plot training curves from metrics.jsonl files (later files continue earlier ones)")
     p.add_argument("metrics", type=Path, nargs="+")

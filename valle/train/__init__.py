@@ -1,1 +1,1 @@
-"""Training: metrics and their plots (the VALL-E trainer joins them here)."""
+"""Training the AR and NAR stages: batching, the trainer, metrics and their plots."""

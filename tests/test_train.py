@@ -1,0 +1,152 @@
+"""The trainer: both stages, exact resume (in process and after a kill), DDP on CPU, batching."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from conftest import speechlike
+from test_codec import TINY
+from valle.codec.compact import CompactCodec
+from valle.data.manifest import Utterance, write_manifest
+from valle.data.tokenize import tokenize_manifest
+from valle.errors import ConfigError
+from valle.train.batching import BucketBatchSampler
+from valle.train.config import TrainConfig
+from valle.train.trainer import Trainer
+
+SENTENCES = ["Hello world.", "A quick brown fox jumps.", "She sells sea shells.", "Time flies like an arrow.",
+             "Colourless green ideas sleep.", "The rain in Spain stays mainly in the plain."]
+CONFIG = TrainConfig(preset="tiny", steps=6, max_tokens=400, warmup_steps=2, log_every=1, checkpoint_every=3,
+                     learning_rate=2e-3)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("train")
+    torch.manual_seed(0)
+    codec = CompactCodec(TINY).train()
+    codec(torch.randn(4, 16000) * 0.1)
+    codec_dir = codec.save_pretrained(root / "codec")
+    rows = []
+    for i in range(12):
+        path = root / "wav" / f"u{i:02d}.wav"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, speechlike(0.5 + 0.1 * i, 16000, seed=i), 16000)
+        rows.append(Utterance(f"u{i:02d}", path, SENTENCES[i % len(SENTENCES)], f"s{i % 3}", duration=0.5 + 0.1 * i))
+    write_manifest(rows, root / "m.jsonl")
+    return tokenize_manifest(root / "m.jsonl", codec=codec_dir, out=root / "shards", shard_size=5, workers=1)
+
+
+def _losses(out: Path) -> list[tuple[int, float]]:
+    return [(r["step"], r["loss"]) for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())]
+
+
+@pytest.mark.parametrize("stage", ["ar", "nar"])
+def test_stage_trains_and_saves_a_self_describing_model(shards, tmp_path, stage):
+    Trainer(replace(CONFIG, stage=stage), shards, tmp_path / "run").fit()
+    saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert saved["stage"] == stage and saved["codec"]["n_codebooks"] == 4 and saved["vocab"]["version"]
+    assert (tmp_path / "run" / "model" / "model.safetensors").stat().st_size > 0
+    assert [s for s, _ in _losses(tmp_path / "run")] == list(range(1, 7))
+    if stage == "nar":
+        record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+        assert any(k.startswith("accuracy_level") for k in record) and "tokens_per_second" in record
+
+
+@pytest.mark.parametrize("stage", ["ar", "nar"])
+def test_interrupted_run_resumes_exactly(shards, tmp_path, stage):
+    config = replace(CONFIG, stage=stage)
+    straight = Trainer(config, shards, tmp_path / "straight")
+    straight.fit()
+    Trainer(config, shards, tmp_path / "resumed").fit(stop_after=3)
+    resumed = Trainer(config, shards, tmp_path / "resumed")
+    resumed.fit(resume=True)
+    assert _losses(tmp_path / "resumed") == _losses(tmp_path / "straight")
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_killed_process_resumes_to_the_same_losses(shards, tmp_path):
+    config = replace(CONFIG, steps=40, checkpoint_every=10, log_every=1)
+    (tmp_path / "c.json").write_text(json.dumps(config.to_dict()))
+    command = [sys.executable, "-m", "valle.train", "--config", str(tmp_path / "c.json"), "--data", str(shards), "--device", "cpu"]
+    subprocess.run([*command, "--out", str(tmp_path / "straight")], check=True, capture_output=True)
+    process = subprocess.Popen([*command, "--out", str(tmp_path / "killed")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (tmp_path / "killed" / "checkpoint.pt").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "killed" / "model").exists() or process.returncode == 0
+    subprocess.run([*command, "--out", str(tmp_path / "killed"), "--resume"], check=True, capture_output=True)
+    assert _losses(tmp_path / "killed") == _losses(tmp_path / "straight")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, shards: str, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    trainer = Trainer(replace(CONFIG, steps=3, max_tokens=300), shards, out, device="cpu")
+    model = trainer.fit()
+    torch.save({k: v.clone() for k, v in model.state_dict().items()}, Path(out) / f"rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_on_cpu_keeps_ranks_identical(shards, tmp_path):
+    out = tmp_path / "ddp"
+    out.mkdir()
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(shards), str(out)), nprocs=2, join=True)
+    zero, one = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert all(torch.equal(zero[k], one[k]) for k in zero)
+    initial = Trainer(replace(CONFIG, steps=3), shards, tmp_path / "fresh").model.state_dict()
+    assert any(not torch.equal(zero[k], initial[k]) for k in zero)  # they did train
+    assert len(_losses(out)) == 3  # only rank 0 logs
+
+
+def test_bucket_batches_respect_the_budget_and_split_ranks():
+    n_phonemes = [5 + i % 7 for i in range(200)]
+    n_frames = [20 + 3 * i for i in range(200)]
+    single = BucketBatchSampler(n_phonemes, n_frames, max_tokens=2000, seed=1)
+    for batch in single.batches:
+        assert len(batch) * (max(n_phonemes[i] for i in batch) + max(n_frames[i] for i in batch)) <= 2000
+    assert sorted(i for b in single.epoch_batches(0) for i in b) == list(range(200))
+    assert single.epoch_batches(0) != single.epoch_batches(1)  # reshuffled per epoch
+    ranks = [BucketBatchSampler(n_phonemes, n_frames, 2000, seed=1, rank=r, world_size=2) for r in (0, 1)]
+    seen = [{i for b in s.epoch_batches(0) for i in b} for s in ranks]
+    assert not seen[0] & seen[1]
+    assert len(ranks[0].epoch_batches(0)) == len(ranks[1].epoch_batches(0))
+    first = [single.next_batch() for _ in range(len(single.epoch_batches(0)) + 2)]
+    assert first[-2:] == single.epoch_batches(1)[:2]
+
+
+def test_training_errors_are_clear(shards, tmp_path):
+    with pytest.raises(ConfigError, match="stage must be 'ar' or 'nar'"):
+        TrainConfig(stage="both")
+    with pytest.raises(ConfigError, match=r"unknown training config field\(s\) \['lr'\]"):
+        TrainConfig.from_dict({"lr": 1})
+    with pytest.raises(ConfigError, match="cost more than max_tokens=10"):
+        Trainer(replace(CONFIG, max_tokens=10), shards, tmp_path / "x")
+    Trainer(CONFIG, shards, tmp_path / "run").fit(stop_after=3)
+    with pytest.raises(ConfigError, match="already holds a run; add --resume"):
+        Trainer(CONFIG, shards, tmp_path / "run").fit()
+    with pytest.raises(ConfigError, match="another training config"):
+        Trainer(replace(CONFIG, learning_rate=1e-4), shards, tmp_path / "run").fit(resume=True)
+    with pytest.raises(ConfigError, match="--resume given but"):
+        Trainer(CONFIG, shards, tmp_path / "none").fit(resume=True)

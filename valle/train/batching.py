@@ -1,0 +1,66 @@
+"""Duration-bucketed dynamic batches: utterances of similar length, up to a token budget.
+
+Sorting by length before cutting batches keeps padding small; the budget counts the
+tokens a batch really costs (phonemes + frames, times the longest of each), so short
+utterances come in large batches and long ones in small batches. Batch order is
+shuffled per epoch from the seed. Under DDP each rank takes every world-size-th
+batch, so ranks never see the same utterance in an epoch. The position within the
+epoch is part of the state, so an interrupted run resumes with the very next batch.
+"""
+
+import random
+from dataclasses import dataclass
+
+from valle.errors import ConfigError
+
+
+@dataclass
+class SamplerState:
+    epoch: int = 0
+    position: int = 0
+
+
+class BucketBatchSampler:
+    def __init__(self, n_phonemes: list[int], n_frames: list[int], max_tokens: int, seed: int = 0,
+                 rank: int = 0, world_size: int = 1, max_frames: int | None = None) -> None:
+        cost = [p + f for p, f in zip(n_phonemes, n_frames)]
+        keep = [i for i, f in enumerate(n_frames) if max_frames is None or f <= max_frames]
+        too_long = [i for i in keep if cost[i] > max_tokens]
+        if too_long:
+            raise ConfigError(f"{len(too_long)} utterance(s) cost more than max_tokens={max_tokens} "
+                              f"(the longest: {max(cost[i] for i in too_long)} phonemes + frames); "
+                              "raise max_tokens or set max_frames to leave them out")
+        if not keep:
+            raise ConfigError("no utterance to train on (all are longer than max_frames?)")
+        order = sorted(keep, key=lambda i: (n_frames[i], n_phonemes[i], i))
+        self.batches: list[list[int]] = []
+        current: list[int] = []
+        longest_p = longest_f = 0
+        for i in order:
+            p, f = max(longest_p, n_phonemes[i]), max(longest_f, n_frames[i])
+            if current and (len(current) + 1) * (p + f) > max_tokens:
+                self.batches.append(current)
+                current, p, f = [], n_phonemes[i], n_frames[i]
+            current.append(i)
+            longest_p, longest_f = p, f
+        self.batches.append(current)
+        if len(self.batches) < world_size:
+            raise ConfigError(f"{len(self.batches)} batches cannot feed {world_size} processes; lower max_tokens")
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.state = SamplerState()
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """This rank's batches of `epoch`: a seeded shuffle, cut to a whole number per rank."""
+        order = list(range(len(self.batches)))
+        random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
+        per_rank = len(order) // self.world_size
+        return [self.batches[b] for b in order[self.rank::self.world_size][:per_rank]]
+
+    def next_batch(self) -> list[int]:
+        """The next batch, moving to the next epoch when this one is used up."""
+        batches = self.epoch_batches(self.state.epoch)
+        if self.state.position >= len(batches):
+            self.state = SamplerState(self.state.epoch + 1, 0)
+            batches = self.epoch_batches(self.state.epoch)
+        self.state.position += 1
+        return batches[self.state.position - 1]

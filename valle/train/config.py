@@ -1,0 +1,55 @@
+"""What a training run is: the stage, the model preset and the optimisation settings."""
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from valle.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    stage: str = "ar"  # "ar" or "nar"
+    preset: str = "small"  # see valle.model.config.PRESETS
+    model: dict = field(default_factory=dict)  # overrides of the preset's fields
+    max_tokens: int = 6000  # per batch: (longest phonemes + longest frames) x utterances
+    max_frames: int | None = None  # leave out longer utterances
+    steps: int = 10000
+    grad_accumulation: int = 1
+    learning_rate: float = 5e-4
+    warmup_steps: int = 500
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    precision: str = "auto"  # "auto": bf16 on CUDA, fp32 on CPU; or "bf16", "fp16", "fp32"
+    nar_prompt_seconds: float = 3.0
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+
+    def __post_init__(self) -> None:
+        if self.stage not in ("ar", "nar"):
+            raise ConfigError(f"stage must be 'ar' or 'nar', got {self.stage!r}")
+        if self.precision not in ("auto", "bf16", "fp16", "fp32"):
+            raise ConfigError(f"precision must be auto, bf16, fp16 or fp32, got {self.precision!r}")
+        if self.steps < 1 or self.grad_accumulation < 1 or self.max_tokens < 1:
+            raise ConfigError("steps, grad_accumulation and max_tokens must be >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown training config field(s) {sorted(unknown)}; valid: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except FileNotFoundError:
+            raise ConfigError(f"training config {path} does not exist") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"training config {path} is not valid JSON: {e}") from None

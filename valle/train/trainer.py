@@ -1,0 +1,224 @@
+"""One trainer for both stages, from a laptop CPU to `torchrun` on many GPUs.
+
+Batches come from tokenised shards through the duration-bucketed sampler; the loss
+is the stage's own (next-token for AR, level-l prediction with a prompt cut from the
+same utterance for NAR). Mixed precision (bf16 on CUDA), gradient accumulation,
+clipping, linear warm-up then linear decay (the paper's schedule). Rank 0 writes
+metrics and checkpoints; a checkpoint holds everything a run depends on (weights,
+optimiser, step, sampler position, every rank's random state), so `--resume`
+continues exactly where the last checkpoint left off.
+"""
+
+import json
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import save as save_safetensors
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from valle import __version__
+from valle.data.shards import TokenizedCorpus
+from valle.errors import ConfigError
+from valle.files import atomic_write
+from valle.model.ar import ARModel
+from valle.model.config import preset
+from valle.model.layers import top_k_accuracy
+from valle.model.nar import NARBatch, NARModel, split_prompt
+from valle.train.batching import BucketBatchSampler, SamplerState
+from valle.train.config import TrainConfig
+
+CHECKPOINT, METRICS = "checkpoint.pt", "metrics.jsonl"
+
+
+def collate(items: list) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Pad utterances into (phonemes [B, P], phoneme_lens, codes [B, K, T], code_lens)."""
+    phoneme_lens = torch.tensor([len(u.phonemes) for u in items])
+    code_lens = torch.tensor([u.codes.shape[1] for u in items])
+    phonemes = torch.zeros(len(items), int(phoneme_lens.max()), dtype=torch.long)
+    codes = torch.zeros(len(items), items[0].codes.shape[0], int(code_lens.max()), dtype=torch.long)
+    for b, u in enumerate(items):
+        phonemes[b, :len(u.phonemes)] = u.phonemes
+        codes[b, :, :u.codes.shape[1]] = u.codes
+    return phonemes, phoneme_lens, codes, code_lens
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank), joining the process group that torchrun describes."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up to the peak, then linear decay to zero at the last step."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    return config.learning_rate * max(0.0, (config.steps - step) / max(1, config.steps - config.warmup_steps))
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, data: str | Path, out: str | Path, device: str | None = None) -> None:
+        self.config, self.out = config, Path(out)
+        self.rank, self.world_size, local_rank = _distributed()
+        if device is None:
+            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        torch.manual_seed(config.seed)  # identical initial weights on every rank
+
+        self.corpus = TokenizedCorpus(data)
+        codec = self.corpus.codec
+        self.model_config = preset(config.preset, n_phonemes=len(self.corpus.vocab), n_codebooks=codec["n_codebooks"],
+                                   codebook_size=codec["codebook_size"], **config.model)
+        self.model = (ARModel if config.stage == "ar" else NARModel)(self.model_config).to(self.device)
+        self.ddp = (nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                    if self.world_size > 1 else self.model)
+        decay = [p for p in self.model.parameters() if p.ndim >= 2]
+        no_decay = [p for p in self.model.parameters() if p.ndim < 2]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                            {"params": no_decay, "weight_decay": 0.0}],
+                                           lr=config.learning_rate, betas=(0.9, 0.95))
+        precision = config.precision if config.precision != "auto" else ("bf16" if self.device.type == "cuda" else "fp32")
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        self.autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
+        self.scaler = torch.amp.GradScaler(enabled=precision == "fp16")
+        self.sampler = BucketBatchSampler(self.corpus.n_phonemes, self.corpus.n_frames, config.max_tokens, config.seed,
+                                          self.rank, self.world_size, config.max_frames)
+        self.generator = torch.Generator().manual_seed(config.seed * 7919 + self.rank)  # NAR prompts and levels
+        self.max_prompt = max(1, round(config.nar_prompt_seconds * codec["frame_rate"]))
+        self.step = 0
+
+    # -- one step ----------------------------------------------------------------------
+    def _loss(self) -> tuple[Tensor, dict[str, float], int]:
+        phonemes, phoneme_lens, codes, code_lens = (t.to(self.device) for t in collate(
+            [self.corpus[i] for i in self.sampler.next_batch()]))
+        tokens = int(phoneme_lens.sum() + code_lens.sum())
+        with self.autocast:
+            if self.config.stage == "ar":
+                out = self.ddp(phonemes, phoneme_lens, codes[:, 0], code_lens)
+                return out.loss, {"accuracy": out.accuracy.item()}, tokens
+            prompt, prompt_lens, target, target_lens = split_prompt(codes, code_lens, self.max_prompt, self.generator)
+            level = torch.randint(1, self.model_config.n_codebooks, (len(code_lens),), generator=self.generator).to(self.device)
+            out = self.ddp(NARBatch(phonemes, phoneme_lens, prompt, prompt_lens, target, target_lens, level))
+        metrics = {"accuracy": out.accuracy.item()}
+        targets = target[torch.arange(len(level)), level].masked_fill(
+            torch.arange(target.shape[2], device=self.device)[None] >= target_lens[:, None], -100)
+        for l in level.unique().tolist():
+            rows = level == l
+            metrics[f"accuracy_level{l + 1}"] = top_k_accuracy(out.logits[rows], targets[rows], 10, -100).item()
+        return out.loss, metrics, tokens
+
+    def train_step(self) -> dict[str, float]:
+        self.ddp.train()
+        lr = learning_rate(self.step, self.config)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        started, total_loss, tokens, metrics = time.perf_counter(), 0.0, 0, {}
+        for micro in range(self.config.grad_accumulation):
+            last = micro == self.config.grad_accumulation - 1
+            sync = nullcontext() if last or self.world_size == 1 else self.ddp.no_sync()
+            with sync:
+                loss, metrics, n = self._loss()
+                self.scaler.scale(loss / self.config.grad_accumulation).backward()
+            total_loss += loss.item() / self.config.grad_accumulation
+            tokens += n
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        seconds = time.perf_counter() - started
+        return {"step": self.step, "loss": total_loss, **metrics, "lr": lr, "grad_norm": float(grad_norm),
+                "tokens_per_second": tokens * self.world_size / seconds, "epoch": self.sampler.state.epoch}
+
+    # -- the run -----------------------------------------------------------------------
+    def fit(self, resume: bool = False, stop_after: int | None = None) -> nn.Module:
+        """Train up to `config.steps` (or `stop_after` steps in this call); returns the model."""
+        if resume:
+            self.load_checkpoint()
+        elif self.rank == 0 and (self.out / CHECKPOINT).exists():
+            raise ConfigError(f"{self.out} already holds a run; add --resume to continue it or choose another --out")
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+        end = self.config.steps if stop_after is None else min(self.config.steps, self.step + stop_after)
+        bar = tqdm(total=self.config.steps, initial=self.step, desc=f"training {self.config.stage}", unit="step",
+                   disable=self.rank != 0)
+        with open(self.out / METRICS, "a", encoding="utf-8") if self.rank == 0 else nullcontext() as metrics:
+            while self.step < end:
+                record = self.train_step()
+                bar.update(1)
+                if self.rank == 0 and (self.step % self.config.log_every == 0 or self.step == end):
+                    metrics.write(json.dumps(record) + "\n")
+                    metrics.flush()
+                    bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
+                if self.step % self.config.checkpoint_every == 0 or self.step == end:
+                    self.save_checkpoint()
+        bar.close()
+        if self.step == self.config.steps and self.rank == 0:
+            self.save_pretrained(self.out / "model")
+        return self.model
+
+    def _rng_states(self) -> list[dict]:
+        state = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.world_size == 1:
+            return [state]
+        gathered: list = [None] * self.world_size
+        dist.all_gather_object(gathered, state)
+        return gathered
+
+    def save_checkpoint(self) -> None:
+        rng = self._rng_states()  # a collective: every rank takes part
+        if self.rank != 0:
+            return
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                 "step": self.step, "sampler": vars(self.sampler.state).copy(), "rng": rng,
+                 "config": json.dumps(self.config.to_dict()), "world_size": self.world_size}
+        with atomic_write(self.out / CHECKPOINT, "wb") as f:
+            torch.save(state, f)
+
+    def load_checkpoint(self) -> None:
+        path = self.out / CHECKPOINT
+        if not path.is_file():
+            raise ConfigError(f"--resume given but {path} does not exist")
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        if json.loads(state["config"]) != self.config.to_dict():
+            raise ConfigError(f"{path} was written with another training config; resume with the same --config and --stage")
+        if state["world_size"] != self.world_size:
+            raise ConfigError(f"{path} was written by {state['world_size']} processes; resume with as many")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = state["step"]
+        self.sampler.state = SamplerState(**state["sampler"])
+        rng = state["rng"][self.rank]
+        torch.set_rng_state(rng["torch"].cpu())
+        self.generator.set_state(rng["generator"].cpu())
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
+        if self.rank == 0:  # forget what was logged after the checkpoint: it will be logged again
+            metrics = self.out / METRICS
+            kept = [line for line in metrics.read_text().splitlines() if json.loads(line)["step"] <= self.step] \
+                if metrics.exists() else []
+            with atomic_write(metrics) as f:
+                f.writelines(line + "\n" for line in kept)
+
+    def save_pretrained(self, directory: Path) -> Path:
+        """`model.safetensors` + `config.json` (stage, model config, vocabulary, codec, version)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        with atomic_write(directory / "model.safetensors", "wb") as f:
+            f.write(save_safetensors(tensors, metadata={"format": "pt", "stage": self.config.stage}))
+        with atomic_write(directory / "config.json") as f:
+            json.dump({"stage": self.config.stage, "model": self.model_config.to_dict(), "vocab": self.corpus.vocab.to_dict(),
+                       "codec": self.corpus.codec, "valle_version": __version__}, f, indent=1, ensure_ascii=False)
+        return directory
