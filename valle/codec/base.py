@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from valle.codec.encodec_convert import WEIGHT_FILE_SUFFIXES
 from valle.errors import ConfigError
 
 PRETRAINED = Path(__file__).parent / "pretrained"
@@ -52,7 +53,8 @@ _DEFAULT_PATHS: dict[str, Path | None] = {"compact": PRETRAINED / "compact-16k",
 
 
 def load_codec(name_or_path: str | Path, device: str | torch.device = "cpu") -> Codec:
-    """A codec by registered name ("compact", "encodec") or from a folder with a config.json.
+    """A codec by registered name ("compact", "encodec"), from a folder with a config.json,
+    or from an EnCodec 24 kHz weights file (`.th` of Meta's encodec, `.safetensors`).
 
     A folder's config.json says which kind of codec it holds (its "codec" field for
     ours, EnCodec's `model_type` for a Hugging Face snapshot).
@@ -61,10 +63,13 @@ def load_codec(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
     if name in _LOADERS:
         return _LOADERS[name](_DEFAULT_PATHS[name], device)
     path = Path(name_or_path)
+    if path.suffix in WEIGHT_FILE_SUFFIXES and not path.is_dir():  # a lone EnCodec weights file
+        return _encodec(path, device)
     config = path / "config.json"
     if not config.is_file():
-        raise ConfigError(f"unknown codec {name!r}: give one of {', '.join(_LOADERS)} "
-                          "or a folder with a config.json (a trained compact codec or an EnCodec snapshot)")
+        raise ConfigError(f"unknown codec {name!r}: give one of {', '.join(_LOADERS)}, "
+                          "a folder with a config.json (a trained compact codec or an EnCodec snapshot) "
+                          "or an EnCodec weights file (.th, .safetensors)")
     values = json.loads(config.read_text())
     kind = values.get("codec") or values.get("model_type")
     if kind not in _LOADERS:

@@ -2,9 +2,11 @@
 
 Loaded through `transformers`' EncodecModel, which reads a local folder and needs no
 torchaudio (the `encodec` package imports torchaudio, whose wheels do not import
-beside every torch build). Nothing is ever downloaded: weights come from a folder
-with `config.json` + `model.safetensors` (a Hugging Face snapshot of
-facebook/encodec_24khz), from the Hugging Face cache, or the call fails naming them.
+beside every torch build). Nothing is ever downloaded. Weights come from a folder with
+`config.json` + `model.safetensors` (a Hugging Face snapshot of facebook/encodec_24khz),
+a single file (Meta's `encodec_24khz-d7cc33bc.th` or a transformers `.safetensors`,
+see `encodec_convert`), or, given no path, the Hugging Face cache and then the torch
+hub cache of Meta's `encodec` package; otherwise the call fails naming where it looked.
 """
 
 import os
@@ -13,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from valle.codec.encodec_convert import WEIGHT_FILE_SUFFIXES, load_encodec_file, torch_hub_checkpoint
 from valle.errors import ConfigError, DependencyError
 
 BANDWIDTH_KBPS = 6.0
@@ -31,7 +34,8 @@ def _missing_weights_error(searched: list[Path]) -> ConfigError:
         f"EnCodec weights not found; looked in:\n  {places}\n"
         f"valle never downloads weights. On a machine with internet, fetch the snapshot with "
         f"`huggingface-cli download {HUB_REPO} --local-dir encodec_24khz` (config.json + model.safetensors), "
-        "copy the folder here and pass it as the codec (e.g. `--codec ./encodec_24khz`)."
+        "copy the folder here and pass it as the codec (e.g. `--codec ./encodec_24khz`); "
+        f"or copy Meta's encodec checkpoint to {torch_hub_checkpoint()} (or pass the .th file as the codec)."
     )
 
 
@@ -62,17 +66,26 @@ class EncodecCodec:
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> "EncodecCodec":
-        """From a snapshot folder, or (path None) the newest snapshot in the Hugging Face cache."""
+        """From a snapshot folder or a weights file; given no path, the local caches.
+
+        A file is Meta's `encodec` 24 kHz checkpoint (`.th`) or a transformers-format
+        `.safetensors` of the default 24 kHz config. With no path: the newest snapshot of
+        facebook/encodec_24khz in the Hugging Face cache, then Meta's checkpoint in the
+        torch hub cache (`$TORCH_HOME/hub/checkpoints/encodec_24khz-d7cc33bc.th`).
+        """
         try:
             from transformers import EncodecModel
         except ImportError:
             raise DependencyError("the EnCodec codec needs transformers: `pip install 'valle[encodec]'`") from None
         if path is not None:
             candidates = [Path(path)]
-        else:  # newest snapshot first
+        else:  # newest snapshot first, then the file Meta's package caches
             cache = _hub_cache_snapshots()
-            candidates = sorted(cache.glob("*"), key=lambda p: p.stat().st_mtime, reverse=True) or [cache]
-        for folder in candidates:
-            if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
-                return cls(EncodecModel.from_pretrained(folder, local_files_only=True).to(device))
+            snapshots = sorted(cache.glob("*"), key=lambda p: p.stat().st_mtime, reverse=True) or [cache]
+            candidates = [*snapshots, torch_hub_checkpoint()]
+        for candidate in candidates:
+            if candidate.is_file() and candidate.suffix in WEIGHT_FILE_SUFFIXES:
+                return cls(load_encodec_file(candidate).to(device))
+            if (candidate / "config.json").is_file() and any(candidate.glob("*.safetensors")):
+                return cls(EncodecModel.from_pretrained(candidate, local_files_only=True).to(device))
         raise _missing_weights_error(candidates)
