@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import speechlike
+
 from valle.codec import Codec, load_codec
 from valle.codec.compact import CompactCodec, CompactCodecConfig
 from valle.codec.rvq import ResidualVectorQuantizer, VectorQuantizer, kmeans
@@ -67,7 +67,9 @@ def test_encodec_reloads_to_identical_codes(tmp_path):
 
 def test_encodec_without_weights_names_what_to_fetch(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    with pytest.raises(ConfigError, match=r"(?s)EnCodec weights not found.*empty-cache.*never downloads.*facebook/encodec_24khz"):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch"))
+    with pytest.raises(ConfigError, match=r"(?s)EnCodec weights not found.*empty-cache.*empty-torch.*"
+                                          r"never downloads.*facebook/encodec_24khz"):
         load_codec("encodec")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text(json.dumps({"model_type": "encodec"}))
