@@ -107,7 +107,7 @@ def main() -> int:
     }
     result["checks"] = checks
 
-    print(f"\n| codec | WER original | WER resynth | SIM(resynth, original) | log-mel L1 | MCD (dB) | min codebook use | speed |")
+    print("\n| codec | WER original | WER resynth | SIM(resynth, original) | log-mel L1 | MCD (dB) | min codebook use | speed |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| {args.codec} | {100 * result['wer_original']:.1f} % | {100 * result['wer_resynth']:.1f} % | {result['sim']:.3f} | "
           f"{result['log_mel_l1']:.3f} | {result['mcd_db']:.2f} | {100 * min(usage):.0f} % | {result['realtime_factor']:.0f}x real time |")

@@ -78,7 +78,8 @@ def main() -> int:
     result["passed"] = result["separation"] >= 0.15 and result["identification_accuracy"] >= 0.90
 
     by_engine = ", ".join(f"{e} {100 * a:.1f} %" for e, a in result["identification_by_engine"].items())
-    print("\n| speakers | utterances | same-speaker cos | cross-speaker cos | same - cross (>= 0.15) | identification (>= 90 %) | by engine |")
+    print("\n| speakers | utterances | same-speaker cos | cross-speaker cos | same - cross (>= 0.15) "
+          "| identification (>= 90 %) | by engine |")
     print("|---:|---:|---:|---:|---:|---:|---|")
     print(f"| {result['speakers']} | {result['utterances']} | {result['same_speaker_cosine']:.3f} | "
           f"{result['cross_speaker_cosine']:.3f} | {result['separation']:.3f} | "

@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import speechlike
+
 from valle.audio import (
     ClippingWarning,
     audio_duration,

@@ -167,7 +167,8 @@ def test_ljspeech_uses_the_normalized_column_and_keeps_quotes(tmp_path: Path) ->
         (None, r"no LJSpeech metadata under .*expected SRC/metadata\.csv"),
         ("", r"metadata\.csv has no rows: expected lines"),
         ("LJ001-0001|raw|normalized\nLJ001-0002|only raw\n", r"metadata\.csv line 2 has 2 field\(s\).*<id>\|<raw text>\|<normalized text>"),
-        ("LJ001-0001|raw|normalized\nLJ009-0009|raw|normalized\n", r"metadata\.csv line 2 names audio .*LJ009-0009\.wav, which does not exist"),
+        ("LJ001-0001|raw|normalized\nLJ009-0009|raw|normalized\n",
+         r"metadata\.csv line 2 names audio .*LJ009-0009\.wav, which does not exist"),
     ],
 )
 def test_ljspeech_bad_metadata_names_the_problem(tmp_path: Path, metadata: str | None, message: str) -> None:
@@ -247,7 +248,8 @@ def test_folder_pairs_audio_with_text_beside_it(tmp_path: Path, caplog: pytest.L
         "bob_c": ("text of bob/c.mp3", 0.5),
         "intro": ("text of intro.WAV", 0.15),
     })
-    assert {utt: row.speaker for utt, row in rows.items()} == {"alice_a": "alice", "alice_b": "alice", "bob_a": "bob", "bob_c": "bob", "intro": "my_voice"}
+    assert {utt: row.speaker for utt, row in rows.items()} == {
+        "alice_a": "alice", "alice_b": "alice", "bob_a": "bob", "bob_c": "bob", "intro": "my_voice"}
     assert "skipped 1 utterance(s) without a .txt transcript beside the audio: bob/untranscribed.wav" in caplog.text
 
 

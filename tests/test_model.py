@@ -166,7 +166,7 @@ def test_nar_overfits_one_batch():
     model = NARModel(config()).train()
     phonemes, p_lens, codes, c_lens = batch(lengths=(16, 12))
     prompt, prompt_lens, target, target_lens = split_prompt(codes, c_lens, max_prompt=4)
-    batches = [NARBatch(phonemes, p_lens, prompt, prompt_lens, target, target_lens, torch.tensor([l, l])) for l in range(1, K)]
+    batches = [NARBatch(phonemes, p_lens, prompt, prompt_lens, target, target_lens, torch.tensor([level, level])) for level in range(1, K)]
     final = _overfit(model, lambda: sum(model(b).loss for b in batches) / len(batches), steps=300)
     assert final < 0.05
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import speechlike
 from safetensors import safe_open
 
-from conftest import speechlike
 from valle.audio import load_audio
 from valle.cli import main
 from valle.codec import load_codec

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-
 from conftest import speechlike
 from test_codec import TINY
+
 from valle.codec.compact import CompactCodec
 from valle.data.manifest import Utterance, write_manifest
 from valle.data.tokenize import tokenize_manifest

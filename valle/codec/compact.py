@@ -10,7 +10,7 @@ times faster than real time.
 """
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from valle.codec.rvq import ResidualVectorQuantizer
 from valle.codec.spectral import STFT, LogMel, pad_to_hop
+from valle.config import DictConfig
 from valle.errors import ConfigError
 from valle.files import atomic_write
 
@@ -26,7 +27,9 @@ CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 
 
 @dataclass(frozen=True)
-class CompactCodecConfig:
+class CompactCodecConfig(DictConfig):
+    kind = "codec config"
+
     sample_rate: int = 16000
     hop_length: int = 320
     n_fft: int = 1280
@@ -48,13 +51,6 @@ class CompactCodecConfig:
         if self.n_codebooks < 1 or self.codebook_size < 2:
             raise ConfigError("a codec needs n_codebooks >= 1 and codebook_size >= 2")
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "CompactCodecConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigError(f"unknown codec config field(s) {sorted(unknown)}; valid: {sorted(known)}")
-        return cls(**values)
 
 
 class ConvNeXtBlock(nn.Module):
@@ -153,7 +149,7 @@ class CompactCodec(nn.Module):
         with atomic_write(directory / WEIGHTS_FILE, "wb") as f:
             f.write(save(tensors, metadata={"format": "pt", "codec": "compact"}))
         with atomic_write(directory / CONFIG_FILE) as f:
-            json.dump({"codec": "compact", **asdict(self.config)}, f, indent=1)
+            json.dump({"codec": "compact", **self.config.to_dict()}, f, indent=1)
         return directory
 
     @classmethod

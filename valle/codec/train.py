@@ -10,7 +10,7 @@ Checkpoints (model, optimiser, step, random states) are written atomically every
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +105,7 @@ def train_codec(manifests: list[Path], out: Path, model_config: CompactCodecConf
     checkpoint_path = out / CHECKPOINT
     if resume and checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        if state["model_config"] != asdict(model_config):
+        if state["model_config"] != model_config.to_dict():
             raise ConfigError(f"{checkpoint_path} was trained with another codec config; use a new --out folder")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -154,6 +154,6 @@ def _save_checkpoint(path: Path, model: CompactCodec, optimizer: torch.optim.Opt
                      sampler: SegmentSampler, model_config: CompactCodecConfig) -> None:
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
              "torch_rng": torch.get_rng_state(), "sampler_rng": json.dumps(sampler.rng.bit_generator.state),
-             "model_config": asdict(model_config)}
+             "model_config": model_config.to_dict()}
     with atomic_write(path, "wb") as f:
         torch.save(state, f)

@@ -1,12 +1,13 @@
 """Model configurations: one dataclass for both stages, with named presets."""
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 
+from valle.config import DictConfig
 from valle.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(DictConfig):
     """Sizes of one VALL-E stage (AR or NAR); the two stages share the shape in the paper.
 
     `n_phonemes` comes from the phoneme vocabulary and `n_codebooks`/`codebook_size`
@@ -14,6 +15,8 @@ class ModelConfig:
     `group_size` > 1 is VALL-E 2's grouped code modeling: the AR stage reads and
     writes `group_size` frames per step (the NAR stage ignores it).
     """
+
+    kind = "model config"
 
     n_phonemes: int = 128
     n_codebooks: int = 8
@@ -35,16 +38,7 @@ class ModelConfig:
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigError(f"unknown model config field(s) {sorted(unknown)}; valid: {sorted(known)}")
-        return cls(**values)
 
 
 PRESETS: dict[str, ModelConfig] = {

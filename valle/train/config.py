@@ -1,14 +1,17 @@
 """What a training run is: the stage, the model preset and the optimisation settings."""
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from valle.config import DictConfig
 from valle.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(DictConfig):
+    kind = "training config"
+
     stage: str = "ar"  # "ar" or "nar"
     preset: str = "small"  # see valle.model.config.PRESETS
     model: dict = field(default_factory=dict)  # overrides of the preset's fields
@@ -34,16 +37,7 @@ class TrainConfig:
         if self.steps < 1 or self.grad_accumulation < 1 or self.max_tokens < 1:
             raise ConfigError("steps, grad_accumulation and max_tokens must be >= 1")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigError(f"unknown training config field(s) {sorted(unknown)}; valid: {sorted(known)}")
-        return cls(**values)
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":

@@ -78,8 +78,8 @@ class Trainer:
         self.model_config = preset(config.preset, n_phonemes=len(self.corpus.vocab), n_codebooks=codec["n_codebooks"],
                                    codebook_size=codec["codebook_size"], **config.model)
         self.model = (ARModel if config.stage == "ar" else NARModel)(self.model_config).to(self.device)
-        self.ddp = (nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-                    if self.world_size > 1 else self.model)
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        self.ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids) if self.world_size > 1 else self.model
         decay = [p for p in self.model.parameters() if p.ndim >= 2]
         no_decay = [p for p in self.model.parameters() if p.ndim < 2]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
@@ -110,9 +110,9 @@ class Trainer:
         metrics = {"accuracy": out.accuracy.item()}
         targets = target[torch.arange(len(level)), level].masked_fill(
             torch.arange(target.shape[2], device=self.device)[None] >= target_lens[:, None], -100)
-        for l in level.unique().tolist():
-            rows = level == l
-            metrics[f"accuracy_level{l + 1}"] = top_k_accuracy(out.logits[rows], targets[rows], 10, -100).item()
+        for index in level.unique().tolist():
+            rows = level == index
+            metrics[f"accuracy_level{index + 1}"] = top_k_accuracy(out.logits[rows], targets[rows], 10, -100).item()
         return out.loss, metrics, tokens
 
     def train_step(self) -> dict[str, float]:

@@ -19,7 +19,15 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from valle.data.corpora._common import AUDIO_SUFFIXES, Listing, clean_text, listed_audio, read_table, read_text_file, report_skipped
+from valle.data.corpora._common import (
+    AUDIO_SUFFIXES,
+    Listing,
+    clean_text,
+    listed_audio,
+    read_table,
+    read_text_file,
+    report_skipped,
+)
 from valle.data.manifest import Utterance
 from valle.errors import CorpusError
 
@@ -81,6 +89,7 @@ def _from_text_files(src: Path, default_speaker: str) -> list[Utterance]:
             skipped.append(audio.relative_to(src).as_posix())
     nested = sorted(path.parent for path in src.glob("*/metadata.csv"))
     if not utterances and nested:
-        raise CorpusError(f"no metadata.csv in {src} itself, but in {', '.join(p.name for p in nested)}: prepare each of those folders, e.g. {nested[0]}")
+        raise CorpusError(f"no metadata.csv in {src} itself, but in {', '.join(p.name for p in nested)}: "
+                          f"prepare each of those folders, e.g. {nested[0]}")
     report_skipped(f"folder {src}", "without a .txt transcript beside the audio", skipped)
     return utterances

@@ -22,7 +22,8 @@ def read_librispeech(src: Path) -> Listing:
     subsets = by_subset(src, "*.trans.txt")
     if not subsets:
         raise CorpusError(
-            f"no LibriSpeech transcripts (*.trans.txt) under {src}: expected SRC/<subset>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt "
+            f"no LibriSpeech transcripts (*.trans.txt) under {src}: expected "
+            "SRC/<subset>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt "
             "— is this the LibriSpeech folder or one of its subsets?"
         )
     return {subset: [row for trans in transcripts for row in _read_transcript(trans)] for subset, transcripts in subsets.items()}

@@ -39,8 +39,7 @@ def _fortune_sentences() -> Iterator[str]:
         for entry in text.split("\n%\n"):
             if "\t" in entry or "  --" in entry:  # attributions, verse and tables
                 entry = entry.split("  --")[0].split("\t")[0]
-            for sentence in _SENTENCE_END.split(" ".join(entry.split())):
-                yield sentence
+            yield from _SENTENCE_END.split(" ".join(entry.split()))
 
 
 def _wordnet_sentences() -> Iterator[str]:
