@@ -20,6 +20,7 @@ from valle.codec.compact import CompactCodec
 from valle.data.manifest import Utterance, write_manifest
 from valle.data.tokenize import tokenize_manifest
 from valle.errors import ConfigError
+from valle.model.pretrained import load_stage
 from valle.train.batching import BucketBatchSampler
 from valle.train.config import TrainConfig
 from valle.train.trainer import Trainer
@@ -55,10 +56,11 @@ def _losses(out: Path) -> list[tuple[int, float]]:
 
 @pytest.mark.parametrize("stage", ["ar", "nar"])
 def test_stage_trains_and_saves_a_self_describing_model(shards, tmp_path, stage):
-    Trainer(replace(CONFIG, stage=stage), shards, tmp_path / "run").fit()
-    saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    trained = Trainer(replace(CONFIG, stage=stage), shards, tmp_path / "run").fit()
+    model, saved = load_stage(tmp_path / "run" / "model")
     assert saved["stage"] == stage and saved["codec"]["n_codebooks"] == 4 and saved["vocab"]["version"]
-    assert (tmp_path / "run" / "model" / "model.safetensors").stat().st_size > 0
+    assert type(model) is type(trained) and not model.training
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in model.state_dict().items())
     assert [s for s, _ in _losses(tmp_path / "run")] == list(range(1, 7))
     if stage == "nar":
         record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
@@ -118,6 +120,21 @@ def test_ddp_on_cpu_keeps_ranks_identical(shards, tmp_path):
     initial = Trainer(replace(CONFIG, steps=3), shards, tmp_path / "fresh").model.state_dict()
     assert any(not torch.equal(zero[k], initial[k]) for k in zero)  # they did train
     assert len(_losses(out)) == 3  # only rank 0 logs
+
+
+def test_torchrun_launches_the_same_command(shards, tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps(replace(CONFIG, steps=2, max_tokens=300).to_dict()))
+    result = subprocess.run(["torchrun", "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m", "valle.train",
+                             "--config", str(tmp_path / "c.json"), "--data", str(shards), "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "trained ar to step 2" in result.stdout and result.stdout.count("trained ar") == 1  # rank 0 reports
+    assert load_stage(tmp_path / "run" / "model")[1]["stage"] == "ar"
+
+
+def test_saved_stage_errors(tmp_path):
+    with pytest.raises(ConfigError, match="config.json is missing"):
+        load_stage(tmp_path)
 
 
 def test_bucket_batches_respect_the_budget_and_split_ranks():

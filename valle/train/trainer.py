@@ -17,11 +17,9 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import save as save_safetensors
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from valle import __version__
 from valle.data.shards import TokenizedCorpus
 from valle.errors import ConfigError
 from valle.files import atomic_write
@@ -29,6 +27,7 @@ from valle.model.ar import ARModel
 from valle.model.config import preset
 from valle.model.layers import top_k_accuracy
 from valle.model.nar import NARBatch, NARModel, split_prompt
+from valle.model.pretrained import save_stage
 from valle.train.batching import BucketBatchSampler, SamplerState
 from valle.train.config import TrainConfig
 
@@ -163,7 +162,7 @@ class Trainer:
                     self.save_checkpoint()
         bar.close()
         if self.step == self.config.steps and self.rank == 0:
-            self.save_pretrained(self.out / "model")
+            save_stage(self.model, self.out / "model", self.corpus.vocab, self.corpus.codec)
         return self.model
 
     def _rng_states(self) -> list[dict]:
@@ -211,14 +210,3 @@ class Trainer:
                 if metrics.exists() else []
             with atomic_write(metrics) as f:
                 f.writelines(line + "\n" for line in kept)
-
-    def save_pretrained(self, directory: Path) -> Path:
-        """`model.safetensors` + `config.json` (stage, model config, vocabulary, codec, version)."""
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        with atomic_write(directory / "model.safetensors", "wb") as f:
-            f.write(save_safetensors(tensors, metadata={"format": "pt", "stage": self.config.stage}))
-        with atomic_write(directory / "config.json") as f:
-            json.dump({"stage": self.config.stage, "model": self.model_config.to_dict(), "vocab": self.corpus.vocab.to_dict(),
-                       "codec": self.corpus.codec, "valle_version": __version__}, f, indent=1, ensure_ascii=False)
-        return directory
