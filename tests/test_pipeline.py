@@ -1,0 +1,121 @@
+"""The synthesis pipeline with tiny random models: bounds, joins, seeds, persistence, bad input."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import speechlike
+from test_codec import TINY
+from valle.codec import load_codec
+from valle.codec.compact import CompactCodec
+from valle.errors import AudioError, ConfigError, TextError
+from valle.infer import VallE
+from valle.infer.pipeline import join_with_pauses
+from valle.model import ARModel, NARModel, preset
+from valle.model.sampling import SamplingConfig
+from valle.text import PhonemeVocab
+
+PROMPT_TEXT = "a voice speaking for three seconds"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    torch.manual_seed(0)
+    codec = CompactCodec(TINY).train()
+    codec(torch.randn(4, 16000) * 0.1)
+    codec_dir = codec.save_pretrained(root / "codec")
+    vocab = PhonemeVocab()
+    config = preset("tiny", n_phonemes=len(vocab), n_codebooks=TINY.n_codebooks, codebook_size=TINY.codebook_size)
+    valle = VallE(ARModel(config), NARModel(config), load_codec(codec_dir), vocab, str(codec_dir))
+    return valle.save_pretrained(root / "model")
+
+
+@pytest.fixture(scope="module")
+def valle(model_dir) -> VallE:
+    return VallE.from_pretrained(model_dir)
+
+
+@pytest.fixture
+def prompt(write_wav):
+    return write_wav("prompt.wav", speechlike(3.0, 16000))
+
+
+def test_synthesis_returns_audio_within_the_length_bounds(valle, prompt):
+    out = valle.synthesize("Hello there.", prompt, PROMPT_TEXT, seed=0)
+    assert out.sample_rate == 16000 and out.samples.dtype == np.float32 and np.isfinite(out.samples).all()
+    prompt_phonemes, target_phonemes = len(valle.tokenizer(PROMPT_TEXT)), len(valle.tokenizer("Hello there."))
+    low, high = valle.length_bounds(150, prompt_phonemes, target_phonemes)
+    frames = len(out.samples) / 320
+    assert low <= frames <= high
+
+
+def test_a_model_that_never_stops_is_cut_at_the_cap_and_one_that_stops_at_once_is_held(valle, prompt, monkeypatch):
+    eos = valle.ar.eos
+    low, high = valle.length_bounds(150, len(valle.tokenizer(PROMPT_TEXT)), len(valle.tokenizer("Go home now.")))
+    with torch.no_grad():
+        bias = valle.ar.head.bias.clone()
+        valle.ar.head.bias[eos] = -1e4  # never emits EOS
+        never = valle.synthesize("Go home now.", prompt, PROMPT_TEXT, seed=0, sampling=SamplingConfig(temperature=0))
+        valle.ar.head.bias[eos] = 1e4  # always wants EOS
+        eager = valle.synthesize("Go home now.", prompt, PROMPT_TEXT, seed=0, sampling=SamplingConfig(temperature=0))
+        valle.ar.head.bias.copy_(bias)
+    assert len(never.samples) // 320 == high
+    assert len(eager.samples) // 320 == low
+
+
+def test_same_seed_same_audio_other_seed_other_audio(valle, prompt):
+    a = valle.synthesize("Seeds make it repeatable.", prompt, PROMPT_TEXT, seed=3)
+    b = valle.synthesize("Seeds make it repeatable.", prompt, PROMPT_TEXT, seed=3)
+    c = valle.synthesize("Seeds make it repeatable.", prompt, PROMPT_TEXT, seed=4)
+    assert np.array_equal(a.samples, b.samples) and not np.array_equal(a.samples, c.samples)
+
+
+def test_long_text_is_spoken_sentence_by_sentence_and_joined_smoothly(valle, prompt):
+    out = valle.synthesize("First sentence here. Second one follows. And a third.", prompt, PROMPT_TEXT, seed=1)
+    silent_runs = np.flatnonzero(np.abs(out.samples) < 1e-7)
+    assert len(silent_runs) >= 2 * int(0.15 * 16000) - 10  # two pauses
+    pieces = [np.ones(1000, np.float32), np.ones(1000, np.float32)]
+    joined = join_with_pauses(pieces, 16000)
+    assert len(joined) == 2000 + int(0.15 * 16000)
+    assert joined[0] == 0 and np.max(np.abs(np.diff(joined))) < 0.02  # faded: no step at any join
+
+
+def test_model_folder_round_trip(valle, model_dir, tmp_path):
+    again = VallE.from_pretrained(valle.save_pretrained(tmp_path / "copy"))
+    for a, b in ((valle.ar, again.ar), (valle.nar, again.nar)):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(ConfigError, match="valle.json is missing"):
+        VallE.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "!!! ???"])
+def test_text_with_nothing_to_say(valle, prompt, text):
+    with pytest.raises(TextError):
+        valle.synthesize(text, prompt, PROMPT_TEXT)
+
+
+def test_ten_thousand_characters_of_text_are_split_and_bounded(valle, prompt, monkeypatch):
+    spoken = []
+    monkeypatch.setattr(valle, "speak_sentence", lambda text, *a, **k: spoken.append(text) or np.zeros(10, np.float32))
+    text = "This sentence is one of many in a long text. " * 223
+    assert len(text) >= 10000
+    valle.synthesize(text, prompt, PROMPT_TEXT)
+    assert len(spoken) >= 100 and all(len(s) <= 300 for s in spoken)
+
+
+@pytest.mark.parametrize(("samples", "rate", "options", "outcome"), [
+    (np.zeros(48000, np.float32), 16000, {}, "silent"),
+    (speechlike(0.5, 16000), 16000, {}, "at least 1 s"),
+])
+def test_bad_prompts_are_refused_clearly(valle, write_wav, samples, rate, options, outcome):
+    with pytest.raises(AudioError, match=outcome):
+        valle.synthesize("Hello.", write_wav("bad.wav", samples, rate, **options), PROMPT_TEXT)
+
+
+def test_stereo_44k1_mp3_prompt_is_accepted(valle, write_wav):
+    stereo = np.stack([speechlike(3.0, 44100), speechlike(3.0, 44100, seed=1)], axis=1)
+    path = write_wav("p.mp3", stereo, 44100, format="MP3", subtype="MPEG_LAYER_III")
+    assert valle.synthesize("Fine.", path, PROMPT_TEXT, seed=0).samples.size > 0
+    assert sf.info(path).channels == 2

@@ -1,0 +1,167 @@
+"""Zero-shot synthesis: phonemes + a 3-second prompt -> AR level 1 -> NAR levels 2..K -> codec -> waveform.
+
+The prompt's transcript and the target text are phonemised together; the prompt's
+level-1 codes are the audio prefix the AR stage continues (the paper's setting), and
+the NAR stage sees the whole prompt. The AR length is bounded from both sides by the
+prompt's speaking rate, so that no input loops until memory runs out or stops at once.
+Long text is split into sentences, each spoken with the same prompt, and joined with
+short faded pauses.
+"""
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from valle.audio import load_prompt
+from valle.codec import Codec, load_codec
+from valle.errors import ConfigError, TextError
+from valle.model.ar import ARModel
+from valle.model.nar import NARModel
+from valle.model.pretrained import load_stage, save_stage
+from valle.model.sampling import Sampler, SamplingConfig
+from valle.text import PhonemeTokenizer, PhonemeVocab, split_sentences
+
+log = logging.getLogger(__name__)
+PIPELINE_FILE = "valle.json"
+PAUSE_SECONDS, FADE_SECONDS = 0.15, 0.01
+
+
+@dataclass(frozen=True)
+class LengthGuard:
+    """AR length bounds in multiples of the frames the prompt's speaking rate predicts."""
+
+    min_ratio: float = 0.3
+    max_ratio: float = 2.5
+    margin_seconds: float = 1.0
+
+
+@dataclass
+class Synthesis:
+    samples: np.ndarray
+    sample_rate: int
+    prompt_text: str
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+class VallE:
+    """The AR and NAR stages with the codec and phoneme vocabulary they were trained on."""
+
+    def __init__(self, ar: ARModel, nar: NARModel, codec: Codec, vocab: PhonemeVocab, codec_name: str) -> None:
+        if ar.config.n_codebooks != codec.n_codebooks or ar.config.codebook_size != codec.codebook_size:
+            raise ConfigError(f"the model speaks {ar.config.n_codebooks} x {ar.config.codebook_size} codes but codec "
+                              f"{codec_name!r} has {codec.n_codebooks} x {codec.codebook_size}")
+        self.ar, self.nar, self.codec, self.codec_name = ar.eval(), nar.eval(), codec, codec_name
+        self.tokenizer = PhonemeTokenizer(vocab)
+        self.guard = LengthGuard()
+
+    # -- persistence -------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str = "cpu") -> "VallE":
+        """A folder with `valle.json`, `ar/` and `nar/` (as `save_pretrained` writes)."""
+        directory = Path(directory)
+        if not (directory / PIPELINE_FILE).is_file():
+            raise ConfigError(f"{directory} holds no valle model ({PIPELINE_FILE} is missing); "
+                              "save one with VallE.save_pretrained or give the folder that has ar/ and nar/")
+        codec_name = json.loads((directory / PIPELINE_FILE).read_text())["codec"]
+        ar, ar_info = load_stage(directory / "ar", device)
+        nar, nar_info = load_stage(directory / "nar", device)
+        if ar_info["vocab"] != nar_info["vocab"] or ar_info["codec"] != nar_info["codec"]:
+            raise ConfigError(f"the AR and NAR stages in {directory} were trained on different vocabularies or codecs")
+        # A codec folder shipped inside the model folder, else a registered name or a path.
+        codec = load_codec(directory / codec_name if (directory / codec_name).is_dir() else codec_name, device)
+        return cls(ar, nar, codec, PhonemeVocab.from_dict(ar_info["vocab"]), codec_name)
+
+    def save_pretrained(self, directory: str | Path, codec_info: dict | None = None) -> Path:
+        directory = Path(directory)
+        codec_info = codec_info or {"name": self.codec_name, "sample_rate": self.codec.sample_rate,
+                                    "frame_rate": self.codec.frame_rate, "n_codebooks": self.codec.n_codebooks,
+                                    "codebook_size": self.codec.codebook_size}
+        save_stage(self.ar, directory / "ar", self.tokenizer.vocab, codec_info)
+        save_stage(self.nar, directory / "nar", self.tokenizer.vocab, codec_info)
+        (directory / PIPELINE_FILE).write_text(json.dumps({"codec": self.codec_name}, indent=1))
+        return directory
+
+    # -- synthesis ---------------------------------------------------------------------
+    def encode_prompt(self, samples: np.ndarray) -> torch.Tensor:
+        """Prompt samples at the codec's rate -> codes `[K, T_p]`."""
+        device = next(self.ar.parameters()).device
+        with torch.inference_mode():
+            return self.codec.encode(torch.from_numpy(samples.astype(np.float32))[None].to(device))[0]
+
+    def length_bounds(self, prompt_frames: int, prompt_phonemes: int, target_phonemes: int) -> tuple[int, int]:
+        """(min, max) new frames, from the prompt's frames per phoneme."""
+        frames_per_phoneme = prompt_frames / max(1, prompt_phonemes)
+        expected = target_phonemes * frames_per_phoneme
+        margin = self.guard.margin_seconds * self.codec.frame_rate
+        return int(self.guard.min_ratio * expected), math.ceil(self.guard.max_ratio * expected + margin)
+
+    @torch.inference_mode()
+    def speak_sentence(self, text: str, prompt_codes: torch.Tensor, prompt_text: str, sampler: Sampler,
+                       language: str = "en-us") -> np.ndarray:
+        prompt_ids = self.tokenizer(prompt_text, language)
+        target_ids = self.tokenizer(text, language)
+        device = prompt_codes.device
+        phonemes = torch.tensor(prompt_ids + target_ids, dtype=torch.long, device=device)
+        low, high = self.length_bounds(prompt_codes.shape[1], len(prompt_ids), len(target_ids))
+        prompt_len, eos = prompt_codes.shape[1], self.ar.eos
+
+        def choose(logits: torch.Tensor, history: list[int]) -> int:
+            if len(history) - prompt_len < low:  # too early to stop
+                logits = logits.clone()
+                logits[eos] = float("-inf")
+            return sampler(logits, history)
+
+        first = self.ar.generate(phonemes, prompt_codes[0], max_frames=high, choose=choose)
+        if len(first) == high:
+            log.warning("the AR stage reached the length cap (%d frames) without an end token", high)
+        codes = self.nar.generate(phonemes, prompt_codes, first)
+        return self.codec.decode(codes[None])[0].float().cpu().numpy()
+
+    def synthesize(self, text: str, prompt: str | Path | np.ndarray, prompt_text: str | None = None,
+                   sampling: SamplingConfig = SamplingConfig(), seed: int | None = None, language: str = "en-us") -> Synthesis:
+        """Speak `text` in the voice of `prompt` (a file, or samples at the codec's rate).
+
+        Without `prompt_text` the prompt is transcribed offline (PocketSphinx), with a warning.
+        """
+        sentences = split_sentences(text) if text.strip() else []
+        if not sentences:
+            raise TextError("the text is empty: give the words to speak")
+        samples = prompt if isinstance(prompt, np.ndarray) else load_prompt(prompt, self.codec.sample_rate)
+        prompt_codes = self.encode_prompt(samples)
+        if prompt_text is None:
+            prompt_text = self._transcribe(samples)
+        sampler = Sampler(sampling, seed)
+        pieces = [self.speak_sentence(s, prompt_codes, prompt_text, sampler, language) for s in sentences]
+        return Synthesis(join_with_pauses(pieces, self.codec.sample_rate), self.codec.sample_rate, prompt_text)
+
+    def _transcribe(self, samples: np.ndarray) -> str:
+        from valle.eval.asr import PocketSphinx
+
+        text = PocketSphinx().transcribe(samples, self.codec.sample_rate)
+        if not text:
+            raise TextError("no words recognised in the prompt; give its transcript with --prompt-text")
+        log.warning("no prompt transcript given; recognised it offline as %r (give --prompt-text for better results)", text)
+        return text
+
+
+def join_with_pauses(pieces: list[np.ndarray], sample_rate: int) -> np.ndarray:
+    """Concatenate with short pauses; each piece fades in and out so that no join clicks."""
+    fade = max(1, int(FADE_SECONDS * sample_rate))
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, fade, dtype=np.float32))
+    pause = np.zeros(int(PAUSE_SECONDS * sample_rate), dtype=np.float32)
+    out = []
+    for i, piece in enumerate(pieces):
+        piece = piece.astype(np.float32).copy()
+        n = min(fade, len(piece) // 2)
+        piece[:n] *= ramp[:n]
+        piece[len(piece) - n:] *= ramp[:n][::-1]
+        out += [pause, piece] if i else [piece]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
