@@ -119,3 +119,32 @@ def test_stereo_44k1_mp3_prompt_is_accepted(valle, write_wav):
     path = write_wav("p.mp3", stereo, 44100, format="MP3", subtype="MPEG_LAYER_III")
     assert valle.synthesize("Fine.", path, PROMPT_TEXT, seed=0).samples.size > 0
     assert sf.info(path).channels == 2
+
+
+def test_cli_speaks_and_reports_where_and_how_fast(model_dir, prompt, tmp_path, capsys):
+    from valle.cli import main
+
+    out = tmp_path / "hello.wav"
+    assert main(["synthesize", "Hello there.", "--prompt", str(prompt), "--prompt-text", PROMPT_TEXT,
+                 "--model", str(model_dir), "-o", str(out), "--seed", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "real-time factor" in printed
+    assert sf.info(out).samplerate == 16000
+    assert main(["synthesize", "Hello.", "--model", str(model_dir)]) == 2
+    assert "--prompt is required" in capsys.readouterr().err
+
+
+def test_batch_from_csv_and_jsonl_resumes(model_dir, prompt, tmp_path, capsys):
+    from valle.cli import main
+
+    (tmp_path / "list.csv").write_text(f"text,prompt,prompt_text,out\nOne.,{prompt.name},{PROMPT_TEXT},a.wav\n"
+                                       f"Two.,{prompt.name},{PROMPT_TEXT},\n")
+    assert main(["synthesize", "--batch", str(tmp_path / "list.csv"), "--model", str(model_dir),
+                 "--out-dir", str(tmp_path / "out"), "--seed", "0"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00002.wav", "a.wav"]
+    first = (tmp_path / "out" / "a.wav").stat().st_mtime_ns
+    main(["synthesize", "--batch", str(tmp_path / "list.csv"), "--model", str(model_dir), "--out-dir", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "a.wav").stat().st_mtime_ns == first  # finished outputs are kept
+    (tmp_path / "bad.jsonl").write_text('{"text": "no prompt"}\n')
+    assert main(["synthesize", "--batch", str(tmp_path / "bad.jsonl"), "--model", str(model_dir)]) == 2
+    assert "entry 1 needs a `text` and a `prompt`" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from valle.errors import ValleError
+from valle.errors import ConfigError, ValleError
 
 
 def _text_phonemize(args: argparse.Namespace) -> None:
@@ -100,6 +100,33 @@ def _train(args: argparse.Namespace) -> None:
               f"metrics in {args.out / 'metrics.jsonl'} (plot them with `valle plot`)")
 
 
+def _synthesize(args: argparse.Namespace) -> None:
+    import time
+
+    from valle.audio import write_audio
+    from valle.infer import VallE
+    from valle.infer.batch import read_requests, synthesize_batch
+    from valle.model.sampling import SamplingConfig
+
+    if (args.text is None) == (args.batch is None):
+        raise ConfigError("give either TEXT (with --prompt) or --batch LIST")
+    sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                              repetition_aware=not args.no_ras)
+    valle = VallE.from_pretrained(args.model, args.device)
+    started = time.perf_counter()
+    if args.batch:
+        written = synthesize_batch(valle, read_requests(args.batch), args.out_dir, sampling, args.seed)
+        print(f"wrote {len(written)} files to {args.out_dir} in {time.perf_counter() - started:.1f} s")
+        return
+    if args.prompt is None:
+        raise ConfigError("--prompt is required: a 3-10 s recording of the voice to clone")
+    result = valle.synthesize(args.text, args.prompt, args.prompt_text, sampling, args.seed)
+    seconds = time.perf_counter() - started
+    write_audio(args.output, result.samples, result.sample_rate)
+    print(f"wrote {args.output}: {result.seconds:.2f} s of audio in {seconds:.1f} s "
+          f"(real-time factor {seconds / max(result.seconds, 1e-9):.2f})")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from valle import __version__
     from valle.data.corpora import CORPUS_READERS
@@ -151,6 +178,21 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
     p.add_argument("--codec", default="compact", help="a codec name (compact, encodec) or folder (default: compact)")
+    p.add_argument("--device", default="cpu")
+
+    p = command(groups, "synthesize", _synthesize, "speak TEXT in the voice of a prompt recording")
+    p.add_argument("text", nargs="?", help="what to say (or --batch)")
+    p.add_argument("--prompt", type=Path, help="a 3-10 s recording of the voice to clone (wav, flac, ogg, mp3)")
+    p.add_argument("--prompt-text", help="what the prompt says (recognised offline when left out)")
+    p.add_argument("-o", "--output", type=Path, default=Path("out.wav"))
+    p.add_argument("--model", type=Path, required=True, help="a model folder (with valle.json, ar/ and nar/)")
+    p.add_argument("--batch", type=Path, help="CSV or JSONL with text,prompt[,prompt_text][,out] per line")
+    p.add_argument("--out-dir", type=Path, default=Path("synthesized"), help="where --batch writes")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--no-ras", action="store_true", help="turn off repetition-aware sampling")
+    p.add_argument("--seed", type=int, help="makes the output reproducible")
     p.add_argument("--device", default="cpu")
 
     p = command(groups, "train", _train, "train the AR or NAR stage on tokenised shards (also under torchrun)")

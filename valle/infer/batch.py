@@ -1,0 +1,64 @@
+"""Many syntheses from one list: a CSV (header `text,prompt[,prompt_text][,out]`) or JSONL with those keys.
+
+Prompt paths are relative to the list's folder. Each output is written atomically as
+soon as it is ready, and one that already exists is skipped, so a long batch that was
+interrupted resumes where it stopped.
+"""
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from valle.audio import write_audio
+from valle.errors import ConfigError
+from valle.infer.pipeline import VallE
+from valle.model.sampling import SamplingConfig
+
+
+@dataclass(frozen=True)
+class Request:
+    text: str
+    prompt: Path
+    prompt_text: str | None
+    out: str
+
+
+def read_requests(path: str | Path) -> list[Request]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"batch list {path} does not exist")
+    if path.suffix == ".jsonl":
+        try:
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path} is not valid JSONL ({e.msg} on line {e.lineno})") from None
+    else:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    requests = []
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or not row.get("text") or not row.get("prompt"):
+            raise ConfigError(f"{path} entry {n} needs a `text` and a `prompt` (columns text,prompt[,prompt_text][,out])")
+        requests.append(Request(row["text"], path.parent / row["prompt"], row.get("prompt_text") or None,
+                                row.get("out") or f"{n:05d}.wav"))
+    if not requests:
+        raise ConfigError(f"{path} lists nothing to synthesise")
+    return requests
+
+
+def synthesize_batch(valle: VallE, requests: list[Request], out_dir: str | Path, sampling: SamplingConfig,
+                     seed: int | None = None) -> list[Path]:
+    """Synthesise every request into `out_dir`; request i uses seed `seed + i` when a seed is given."""
+    out_dir = Path(out_dir)
+    written = []
+    for i, request in enumerate(tqdm(requests, desc="synthesising", unit="utt")):
+        target = out_dir / request.out
+        if not target.exists():
+            result = valle.synthesize(request.text, request.prompt, request.prompt_text, sampling,
+                                      None if seed is None else seed + i)
+            write_audio(target, result.samples, result.sample_rate)
+        written.append(target)
+    return written
