@@ -111,7 +111,8 @@ class VallE:
         device = prompt_codes.device
         phonemes = torch.tensor(prompt_ids + target_ids, dtype=torch.long, device=device)
         low, high = self.length_bounds(prompt_codes.shape[1], len(prompt_ids), len(target_ids))
-        prompt_len, eos = prompt_codes.shape[1], self.ar.eos
+        group = self.ar.config.group_size
+        prompt_len, eos = prompt_codes.shape[1] - prompt_codes.shape[1] % group, self.ar.eos  # the AR keeps whole groups
 
         def choose(logits: torch.Tensor, history: list[int]) -> int:
             if len(history) - prompt_len < low:  # too early to stop
