@@ -127,6 +127,28 @@ def _synthesize(args: argparse.Namespace) -> None:
           f"(real-time factor {seconds / max(result.seconds, 1e-9):.2f})")
 
 
+def _watermark_detect(args: argparse.Namespace) -> None:
+    from valle.watermark import detect_file
+
+    failed = 0
+    for path in args.files:
+        try:
+            print(f"{path}  {detect_file(path, args.key, args.threshold)}")
+        except ValleError as e:
+            if len(args.files) == 1:
+                raise
+            print(f"{path}  error: {e}")
+            failed += 1
+    if failed:
+        raise ValleError(f"{failed} of {len(args.files)} files could not be checked (see above)")
+
+
+def _watermark_embed(args: argparse.Namespace) -> None:
+    from valle.watermark import embed_file
+
+    print(f"wrote {embed_file(args.input, args.output, args.key, disclose=not args.no_disclose)} (watermarked)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from valle import __version__
     from valle.data.corpora import CORPUS_READERS
@@ -203,6 +225,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="overrides the config's steps")
     p.add_argument("--device", help="cpu, cuda, ... (default: this process's GPU when there is one)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+
+    watermark = groups.add_parser("watermark", help="inaudible keyed watermark of synthetic speech").add_subparsers(
+        dest="command", required=True)
+    p = command(watermark, "detect", _watermark_detect, "check audio files for the watermark: score, p-value, verdict")
+    p.add_argument("files", type=Path, nargs="+")
+    p.add_argument("--key", default="valle", help="watermark key (default: the key valle ships with)")
+    p.add_argument("--threshold", type=float, default=1e-4, help="p-value below which a file is called watermarked "
+                   "(default: 1e-4)")
+    p = command(watermark, "embed", _watermark_embed, "watermark an audio file (written as 16-bit WAV)")
+    p.add_argument("input", type=Path)
+    p.add_argument("output", type=Path)
+    p.add_argument("--key", default="valle", help="watermark key (default: the key valle ships with)")
+    p.add_argument("--no-disclose", action="store_true", help="do not write the 'synthetic speech' comment into the WAV")
 
     p = command(groups, "plot", _plot, "plot training curves from metrics.jsonl files (later files continue earlier ones)")
     p.add_argument("metrics", type=Path, nargs="+")
