@@ -90,6 +90,15 @@ def test_gain_and_stereo_do_not_matter(voices):
     assert watermark.detect(0.5 * marked, rate).marked and watermark.detect(2 * marked[:, 1], rate).marked
 
 
+def test_long_files_are_processed_in_pieces_with_the_same_result(voices, monkeypatch):
+    clean, rate = voices["espeak16"]
+    whole_mark, whole_found = watermark.embed(clean, rate), watermark.detect(clean, rate)
+    monkeypatch.setattr(watermark, "CHUNK", 3 * watermark.PERIOD)
+    assert len(clean) > 2 * watermark.CHUNK
+    np.testing.assert_allclose(watermark.embed(clean, rate), whole_mark, atol=1e-7)
+    assert watermark.detect(clean, rate).score == pytest.approx(whole_found.score, abs=1e-9)
+
+
 def test_clean_p_values_are_roughly_uniform():
     """Over 40 unmarked signals (speech-like, white and brown noise) the p-values spread evenly over (0, 1)."""
     rng = np.random.default_rng(0)
@@ -146,6 +155,13 @@ def test_cli_embed_and_detect(write_wav, tmp_path, capsys):
 
     assert main(["watermark", "detect", str(target)]) == 0  # the default key is another key
     assert capsys.readouterr().out.rstrip().endswith("no watermark found")
+
+
+def test_cli_defaults_are_the_library_defaults():
+    from valle.cli import _build_parser
+
+    args = _build_parser().parse_args(["watermark", "detect", "some.wav"])
+    assert args.key == watermark.DEFAULT_KEY and args.threshold == watermark.P_THRESHOLD
 
 
 def test_cli_errors_are_one_line(write_wav, tmp_path, capsys):

@@ -38,6 +38,7 @@ false alarm in 10 000 unmarked files).
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -173,6 +174,26 @@ def _envelope(magnitude: np.ndarray) -> np.ndarray:
     return envelope
 
 
+CHUNK = 1 << 20  # samples at RATE transformed at once (65 s), so that long files need bounded memory
+_CHUNK_MARGIN = 2 * FRAME  # context on each side: frames, smoothing and overlap-add reach FRAME + HOP
+
+
+def _chunked(transform: Callable[[np.ndarray, int], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """`transform(piece, start)` over overlapping pieces of `x`, the same as `transform(x, 0)`.
+
+    Every piece starts on a multiple of HOP, so its STFT frames are frames of the whole
+    signal; only its margins, which are cut away, differ.
+    """
+    if len(x) <= CHUNK + 2 * _CHUNK_MARGIN:
+        return transform(x, 0)
+    out = np.empty(len(x))
+    for start in range(0, len(x), CHUNK):
+        low, high = max(0, start - _CHUNK_MARGIN), min(len(x), start + CHUNK + _CHUNK_MARGIN)
+        end = min(len(x), start + CHUNK)
+        out[start:end] = transform(x[low:high], low)[start - low : end - low]
+    return out
+
+
 def _check(samples: np.ndarray, sample_rate: int, source: str) -> np.ndarray:
     samples = np.asarray(samples)
     if samples.ndim not in (1, 2):
@@ -196,13 +217,18 @@ def watermark_signal(samples: np.ndarray, sample_rate: int, key: int | str = DEF
                      margin_db: float = MARGIN_DB) -> np.ndarray:
     """The watermark that `embed` adds to mono `samples`, at `sample_rate`."""
     _validate_rate(sample_rate)
+    period = carrier(key)
+    band = _band_mask(FRAME // 2 + 1)
+    # the carrier's STFT has the same statistics in every frame: one normalisation for all pieces
+    carrier_rms = np.sqrt(np.mean(np.abs(_stft(np.tile(period, 2))[:, band]) ** 2))
+    gain = 10 ** (-margin_db / 20) / carrier_rms
+
+    def mark_piece(x: np.ndarray, start: int) -> np.ndarray:
+        tiled = period[(start + np.arange(len(x))) % PERIOD]  # the carrier runs on from the file's first sample
+        return _istft(gain * _envelope(np.abs(_stft(x))) * _stft(tiled), len(x))
+
     x = resample(np.asarray(samples, np.float32), sample_rate, RATE)
-    spec = _stft(x)
-    tiled = np.resize(carrier(key), len(x))
-    carrier_spec = _stft(tiled)
-    band = _band_mask(spec.shape[1])
-    carrier_spec /= np.sqrt(np.mean(np.abs(carrier_spec[:, band]) ** 2))
-    mark = _istft(10 ** (-margin_db / 20) * _envelope(np.abs(spec)) * carrier_spec, len(x)).astype(np.float32)
+    mark = _chunked(mark_piece, x).astype(np.float32)
     mark = resample(mark, RATE, sample_rate)[: len(samples)]
     return np.pad(mark, (0, len(samples) - len(mark)))
 
@@ -220,7 +246,7 @@ def embed(samples: np.ndarray, sample_rate: int, key: int | str = DEFAULT_KEY, m
     return (samples + (mark[:, None] if samples.ndim == 2 else mark)).astype(np.float32)
 
 
-def _whiten(x: np.ndarray) -> np.ndarray:
+def _whiten(x: np.ndarray, start: int = 0) -> np.ndarray:
     spec = _stft(x)
     magnitude = np.abs(spec)
     envelope = _envelope(magnitude)
@@ -258,7 +284,7 @@ def detect(samples: np.ndarray, sample_rate: int, key: int | str = DEFAULT_KEY, 
     """Test `samples` (any rate, mono or [samples, channels]) for the key's watermark."""
     samples = _check(samples, sample_rate, "audio to check")
     x = resample(to_mono(samples.astype(np.float32)), sample_rate, RATE)
-    white = _whiten(x)
+    white = _chunked(_whiten, x)
     n_periods = -(-len(white) // PERIOD)
     pieces = np.pad(white, (0, n_periods * PERIOD - len(white))).reshape(n_periods, PERIOD)
     n_blocks = len(white) // (BLOCK_PERIODS * PERIOD)
