@@ -107,22 +107,26 @@ def _synthesize(args: argparse.Namespace) -> None:
     from valle.infer import VallE
     from valle.infer.batch import read_requests, synthesize_batch
     from valle.model.sampling import SamplingConfig
+    from valle.watermark import SYNTHETIC_COMMENT
 
     if (args.text is None) == (args.batch is None):
         raise ConfigError("give either TEXT (with --prompt) or --batch LIST")
     sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                               repetition_aware=not args.no_ras)
     valle = VallE.from_pretrained(args.model, args.device)
+    if args.no_watermark:
+        print("watermark OFF at your request: this audio cannot be identified as synthetic by `valle watermark detect`",
+              file=sys.stderr)
     started = time.perf_counter()
     if args.batch:
-        written = synthesize_batch(valle, read_requests(args.batch), args.out_dir, sampling, args.seed)
+        written = synthesize_batch(valle, read_requests(args.batch), args.out_dir, sampling, args.seed, not args.no_watermark)
         print(f"wrote {len(written)} files to {args.out_dir} in {time.perf_counter() - started:.1f} s")
         return
     if args.prompt is None:
         raise ConfigError("--prompt is required: a 3-10 s recording of the voice to clone")
-    result = valle.synthesize(args.text, args.prompt, args.prompt_text, sampling, args.seed)
+    result = valle.synthesize(args.text, args.prompt, args.prompt_text, sampling, args.seed, watermark=not args.no_watermark)
     seconds = time.perf_counter() - started
-    write_audio(args.output, result.samples, result.sample_rate)
+    write_audio(args.output, result.samples, result.sample_rate, comment=SYNTHETIC_COMMENT)
     print(f"wrote {args.output}: {result.seconds:.2f} s of audio in {seconds:.1f} s "
           f"(real-time factor {seconds / max(result.seconds, 1e-9):.2f})")
 
@@ -215,6 +219,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--no-ras", action="store_true", help="turn off repetition-aware sampling")
     p.add_argument("--seed", type=int, help="makes the output reproducible")
+    p.add_argument("--no-watermark", action="store_true", help="leave out the inaudible watermark (not recommended)")
     p.add_argument("--device", default="cpu")
 
     p = command(groups, "train", _train, "train the AR or NAR stage on tokenised shards (also under torchrun)")

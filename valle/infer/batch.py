@@ -16,6 +16,7 @@ from valle.audio import write_audio
 from valle.errors import ConfigError
 from valle.infer.pipeline import VallE
 from valle.model.sampling import SamplingConfig
+from valle.watermark import SYNTHETIC_COMMENT
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def read_requests(path: str | Path) -> list[Request]:
 
 
 def synthesize_batch(valle: VallE, requests: list[Request], out_dir: str | Path, sampling: SamplingConfig,
-                     seed: int | None = None) -> list[Path]:
+                     seed: int | None = None, watermark: bool = True) -> list[Path]:
     """Synthesise every request into `out_dir`; request i uses seed `seed + i` when a seed is given."""
     out_dir = Path(out_dir)
     written = []
@@ -58,7 +59,7 @@ def synthesize_batch(valle: VallE, requests: list[Request], out_dir: str | Path,
         target = out_dir / request.out
         if not target.exists():
             result = valle.synthesize(request.text, request.prompt, request.prompt_text, sampling,
-                                      None if seed is None else seed + i)
-            write_audio(target, result.samples, result.sample_rate)
+                                      None if seed is None else seed + i, watermark=watermark)
+            write_audio(target, result.samples, result.sample_rate, comment=SYNTHETIC_COMMENT)
         written.append(target)
     return written

@@ -5,7 +5,8 @@ level-1 codes are the audio prefix the AR stage continues (the paper's setting),
 the NAR stage sees the whole prompt. The AR length is bounded from both sides by the
 prompt's speaking rate, so that no input loops until memory runs out or stops at once.
 Long text is split into sentences, each spoken with the same prompt, and joined with
-short faded pauses.
+short faded pauses. Every output carries the keyed watermark of `valle.watermark`
+unless the caller turns it off explicitly.
 """
 
 import json
@@ -25,6 +26,7 @@ from valle.model.nar import NARModel
 from valle.model.pretrained import load_stage, save_stage
 from valle.model.sampling import Sampler, SamplingConfig
 from valle.text import PhonemeTokenizer, PhonemeVocab, split_sentences
+from valle.watermark import DEFAULT_KEY, MIN_SECONDS, embed
 
 log = logging.getLogger(__name__)
 PIPELINE_FILE = "valle.json"
@@ -45,6 +47,7 @@ class Synthesis:
     samples: np.ndarray
     sample_rate: int
     prompt_text: str
+    watermarked: bool
 
     @property
     def seconds(self) -> float:
@@ -127,10 +130,12 @@ class VallE:
         return self.codec.decode(codes[None])[0].float().cpu().numpy()
 
     def synthesize(self, text: str, prompt: str | Path | np.ndarray, prompt_text: str | None = None,
-                   sampling: SamplingConfig = SamplingConfig(), seed: int | None = None, language: str = "en-us") -> Synthesis:
+                   sampling: SamplingConfig = SamplingConfig(), seed: int | None = None, language: str = "en-us",
+                   watermark: bool = True, watermark_key: int | str = DEFAULT_KEY) -> Synthesis:
         """Speak `text` in the voice of `prompt` (a file, or samples at the codec's rate).
 
         Without `prompt_text` the prompt is transcribed offline (PocketSphinx), with a warning.
+        The output is watermarked with `watermark_key` unless `watermark=False`.
         """
         sentences = split_sentences(text) if text.strip() else []
         if not sentences:
@@ -141,7 +146,11 @@ class VallE:
             prompt_text = self._transcribe(samples)
         sampler = Sampler(sampling, seed)
         pieces = [self.speak_sentence(s, prompt_codes, prompt_text, sampler, language) for s in sentences]
-        return Synthesis(join_with_pauses(pieces, self.codec.sample_rate), self.codec.sample_rate, prompt_text)
+        samples = join_with_pauses(pieces, self.codec.sample_rate)
+        if watermark:  # the watermark needs MIN_SECONDS: a shorter clip gets trailing silence first
+            samples = np.pad(samples, (0, max(0, math.ceil(MIN_SECONDS * self.codec.sample_rate) - len(samples))))
+            samples = embed(samples, self.codec.sample_rate, watermark_key)
+        return Synthesis(samples, self.codec.sample_rate, prompt_text, watermark)
 
     def _transcribe(self, samples: np.ndarray) -> str:
         from valle.eval.asr import PocketSphinx
