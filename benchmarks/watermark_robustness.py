@@ -6,7 +6,8 @@ file, marked or clean, then goes through every attack below and is checked with 
 default key; the score ranked is -log10(p-value).
 
 - Inaudibility: SNR of the watermark against the signal (mean, min), and DNSMOS
-  (speechmos, offline ONNX) of marked minus clean, same utterance.
+  (speechmos, offline ONNX) of marked minus clean, same utterance: OVRL, SIG, BAK
+  (P.835) and P.808.
 - Detection per attack: AUC, TPR at FPR <= 1 % and <= 0.1 % (with 200 clean files
   that means no false alarm at all), TPR and FPR at the fixed threshold p < 1e-4;
   a calibration check of the clean files' p-values.
@@ -42,6 +43,7 @@ from valle.audio import load_audio, resample
 from valle.data.manifest import read_manifest
 
 RATE = 16000
+DNSMOS_KEYS = ("ovrl_mos", "sig_mos", "bak_mos", "p808_mos")
 TARGET_KBPS = 64
 ATTACKS = ["none", "resample 8 kHz", "resample 22.05 kHz", "resample 44.1 kHz", "mp3 64k", "ogg 64k",
            "noise 20 dB", "gain +6 dB", "gain -6 dB", "crop 1 s", "concat"]
@@ -115,8 +117,8 @@ def attack(name: str, x: np.ndarray, rng: np.random.Generator, others: list[np.n
 _DNSMOS = None
 
 
-def dnsmos(x: np.ndarray) -> float:
-    """DNSMOS P.835 overall score of 16 kHz audio, one ONNX thread per process."""
+def dnsmos(x: np.ndarray) -> dict[str, float]:
+    """DNSMOS P.835 (overall, signal, background) and P.808 scores of 16 kHz audio, one ONNX thread per process."""
     global _DNSMOS
     if _DNSMOS is None:
         import onnxruntime as ort
@@ -129,7 +131,8 @@ def dnsmos(x: np.ndarray) -> float:
         _DNSMOS.primary_model_path = str(models / "sig_bak_ovr.onnx")
         _DNSMOS.onnx_sess = ort.InferenceSession(_DNSMOS.primary_model_path, options, providers=["CPUExecutionProvider"])
         _DNSMOS.p808_onnx_sess = ort.InferenceSession(str(models / "model_v8.onnx"), options, providers=["CPUExecutionProvider"])
-    return float(_DNSMOS(np.clip(x, -1, 1), RATE, False)["ovrl_mos"])
+    scores = _DNSMOS(np.clip(x, -1, 1), RATE, False)
+    return {key: float(scores[key]) for key in DNSMOS_KEYS}
 
 
 def run_file(job: dict) -> dict:
@@ -282,11 +285,13 @@ def main() -> int:
                           "margin_db": watermark.MARGIN_DB, "flatten": watermark.FLATTEN, "frame": watermark.FRAME,
                           "hop": watermark.HOP}}
     if not args.no_dnsmos:
-        delta = np.array([r["dnsmos_marked"] - r["dnsmos_clean"] for r in positives])
-        summary["dnsmos"] = {"clean_mean": float(np.mean([r["dnsmos_clean"] for r in positives])),
-                             "marked_mean": float(np.mean([r["dnsmos_marked"] for r in positives])),
-                             "delta_mean": float(delta.mean()), "delta_mean_abs": float(np.abs(delta).mean()),
-                             "delta_sem": float(delta.std(ddof=1) / math.sqrt(len(delta)))}
+        summary["dnsmos"] = {}
+        for key in DNSMOS_KEYS:
+            clean_scores = np.array([r["dnsmos_clean"][key] for r in positives])
+            delta = np.array([r["dnsmos_marked"][key] for r in positives]) - clean_scores
+            summary["dnsmos"][key] = {"clean_mean": float(clean_scores.mean()), "marked_mean": float(clean_scores.mean() + delta.mean()),
+                                      "delta_mean": float(delta.mean()), "delta_mean_abs": float(np.abs(delta).mean()),
+                                      "delta_sem": float(delta.std(ddof=1) / math.sqrt(len(delta)))}
     summary["roc"], summary["scores"] = {}, {}
     for name in ATTACKS:
         pos = -np.array([r["attacks"][name]["log10_p"] for r in positives])
@@ -304,9 +309,10 @@ def main() -> int:
           f"{sum(r['seconds'] for r in results) / 3600:.2f} h, {summary['seconds'] / 60:.1f} min")
     print(f"watermark SNR: mean {snr.mean():.1f} dB, min {snr.min():.1f} dB (>= 30)")
     if "dnsmos" in summary:
-        d = summary["dnsmos"]
-        print(f"DNSMOS OVRL: clean {d['clean_mean']:.3f}, marked {d['marked_mean']:.3f}, "
-              f"delta {d['delta_mean']:+.3f} +- {d['delta_sem']:.3f} (|delta| <= 0.05), mean |delta| {d['delta_mean_abs']:.3f}")
+        for key, d in summary["dnsmos"].items():
+            print(f"DNSMOS {key.split('_')[0].upper():4s}: clean {d['clean_mean']:.3f}, marked {d['marked_mean']:.3f}, "
+                  f"delta {d['delta_mean']:+.3f} +- {d['delta_sem']:.3f}, mean |delta| {d['delta_mean_abs']:.3f}"
+                  + ("  (OVRL: |delta| <= 0.05)" if key == "ovrl_mos" else ""))
     print(f"codecs: MP3 {summary['mp3 64k mean kbps']:.1f} kbit/s, Vorbis {summary['ogg 64k mean kbps']:.1f} kbit/s on average")
     c = summary["calibration_clean"]
     print(f"clean p-values: KS {c['ks_statistic']:.3f} (5 % critical {c['ks_critical_5pct']:.3f}), "
@@ -320,7 +326,7 @@ def main() -> int:
               f"{100 * r['tpr_at_threshold']:.1f} % | {100 * r['fpr_at_threshold']:.1f} % | "
               f"{r['min_marked_minus_log10_p']:.1f} | {r['max_clean_minus_log10_p']:.2f} |")
     passed = (snr.min() >= 30 and all(r["tpr_at_fpr_1pct"] >= 0.99 for r in summary["roc"].values())
-              and ("dnsmos" not in summary or abs(summary["dnsmos"]["delta_mean"]) <= 0.05))
+              and ("dnsmos" not in summary or abs(summary["dnsmos"]["ovrl_mos"]["delta_mean"]) <= 0.05))
     summary["passed"] = bool(passed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1))

@@ -122,6 +122,9 @@ def test_clean_p_values_are_roughly_uniform():
 def test_silence_is_not_marked_and_short_or_broken_audio_is_refused():
     silence = np.zeros(16000, np.float32)
     assert np.all(watermark.embed(silence, 16000) == 0)
+    speech_then_hush = np.concatenate([speechlike(2.0, 16000), 1e-3 * speechlike(1.0, 16000, seed=1)])  # -60 dB
+    mark = watermark.embed(speech_then_hush, 16000) - speech_then_hush
+    assert np.all(mark[2 * 16000 + 1024 :] == 0) and np.any(mark[:16000] != 0)
     assert watermark.detect(silence, 16000).p_value == 1.0
     with pytest.raises(AudioError, match=r"0\.30 s long; the watermark needs at least 0\.5 s"):
         watermark.detect(np.ones(4800, np.float32) * 0.1, 16000)

@@ -10,8 +10,9 @@ Embedding (internally at 16 kHz, for audio at any rate of 8 kHz or more):
   is multiplied by the signal's own spectral envelope (its power smoothed over about
   +-140 Hz and +-8 ms), flattened by an exponent `FLATTEN` the way speech codecs shape
   their coding noise, rescaled to the frame's in-band energy and placed `MARGIN_DB`
-  below it. The mark follows the speech in time and frequency: silence stays silent,
-  and the watermark-to-signal ratio is about -31 dB in every frame.
+  below it. The mark follows the speech in time and frequency, about 31 dB below it
+  in every frame; stretches more than 30-40 dB below the speech level (silence,
+  breath, decays) are left unmarked, since there the mark would be the only sound.
 
 Detection needs no reference audio and no synchronisation:
 
@@ -55,6 +56,7 @@ BAND = (100.0, 3600.0)  # Hz; inside the pass band of 8 kHz resampling
 FRAME, HOP = 512, 128  # STFT for shaping and whitening (32 ms, 8 ms)
 MARGIN_DB = 31.0  # watermark below the (flattened) envelope, in each frame
 FLATTEN = 0.3  # exponent on the amplitude envelope across frequency: 1 = follow it, 0 = white
+QUIET_DB = 40.0  # stretches this far below the speech level get no watermark (faded in over 10 dB)
 WEIGHT_CAP = 10.0  # at most this much extra weight for a bin quieter than its envelope
 BLOCK_PERIODS = 2  # block folds cover 2 periods (~1 s); tested when a file holds 2 or more
 UPSAMPLE = 4  # correlation lags per sample, so that the largest peak is not missed
@@ -213,6 +215,21 @@ def _validate_rate(sample_rate: int) -> None:
                          f"a sample rate of at least {MIN_EMBED_RATE} Hz")
 
 
+def _quiet_gate(x: np.ndarray) -> np.ndarray:
+    """Per-sample gain: 1 where the 32 ms level is within QUIET_DB - 10 dB of the speech level, 0 below QUIET_DB.
+
+    The speech level is the 95th percentile of the 32 ms levels. Near-silent stretches
+    (breath, decays, room tone) carry no watermark: there it would be the only sound.
+    """
+    energy = np.concatenate([[0.0], np.cumsum(np.pad(x.astype(np.float64) ** 2, FRAME // 2))])
+    level = (energy[FRAME : FRAME + len(x)] - energy[: len(x)]) / FRAME
+    reference = np.percentile(level, 95)
+    if reference <= 0:
+        return np.zeros(len(x))
+    below = -10 * np.log10(np.maximum(level / reference, 1e-30))
+    return np.clip((QUIET_DB - below) / 10, 0.0, 1.0)
+
+
 def watermark_signal(samples: np.ndarray, sample_rate: int, key: int | str = DEFAULT_KEY,
                      margin_db: float = MARGIN_DB) -> np.ndarray:
     """The watermark that `embed` adds to mono `samples`, at `sample_rate`."""
@@ -228,7 +245,7 @@ def watermark_signal(samples: np.ndarray, sample_rate: int, key: int | str = DEF
         return _istft(gain * _envelope(np.abs(_stft(x))) * _stft(tiled), len(x))
 
     x = resample(np.asarray(samples, np.float32), sample_rate, RATE)
-    mark = _chunked(mark_piece, x).astype(np.float32)
+    mark = (_chunked(mark_piece, x) * _quiet_gate(x)).astype(np.float32)
     mark = resample(mark, RATE, sample_rate)[: len(samples)]
     return np.pad(mark, (0, len(samples) - len(mark)))
 
