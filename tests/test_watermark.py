@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from conftest import speechlike
 
-from tests.conftest import speechlike
 from valle import watermark
 from valle.audio import read_comment, write_audio
 from valle.cli import main
