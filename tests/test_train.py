@@ -153,6 +153,15 @@ def test_bucket_batches_respect_the_budget_and_split_ranks():
     assert first[-2:] == single.epoch_batches(1)[:2]
 
 
+def test_a_finished_run_can_be_resumed_to_train_longer(shards, tmp_path):
+    Trainer(CONFIG, shards, tmp_path / "run").fit()
+    longer = Trainer(replace(CONFIG, steps=9, checkpoint_every=9), shards, tmp_path / "run")
+    longer.fit(resume=True)
+    assert longer.step == 9 and [s for s, _ in _losses(tmp_path / "run")] == list(range(1, 10))
+    model, _ = load_stage(tmp_path / "run" / "model")  # the final model is rewritten at the new end
+    assert all(torch.equal(v, longer.model.state_dict()[k]) for k, v in model.state_dict().items())
+
+
 def test_training_errors_are_clear(shards, tmp_path):
     with pytest.raises(ConfigError, match="stage must be 'ar' or 'nar'"):
         TrainConfig(stage="both")
@@ -163,7 +172,7 @@ def test_training_errors_are_clear(shards, tmp_path):
     Trainer(CONFIG, shards, tmp_path / "run").fit(stop_after=3)
     with pytest.raises(ConfigError, match="already holds a run; add --resume"):
         Trainer(CONFIG, shards, tmp_path / "run").fit()
-    with pytest.raises(ConfigError, match="another training config"):
+    with pytest.raises(ConfigError, match=r"another training config \(learning_rate differ\)"):
         Trainer(replace(CONFIG, learning_rate=1e-4), shards, tmp_path / "run").fit(resume=True)
     with pytest.raises(ConfigError, match="--resume given but"):
         Trainer(CONFIG, shards, tmp_path / "none").fit(resume=True)

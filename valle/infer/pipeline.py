@@ -82,13 +82,14 @@ class VallE:
         codec = load_codec(directory / codec_name if (directory / codec_name).is_dir() else codec_name, device)
         return cls(ar, nar, codec, PhonemeVocab.from_dict(ar_info["vocab"]), codec_name)
 
-    def save_pretrained(self, directory: str | Path, codec_info: dict | None = None) -> Path:
+    def save_pretrained(self, directory: str | Path, codec_info: dict | None = None,
+                        dtype: torch.dtype = torch.float32) -> Path:
         directory = Path(directory)
         codec_info = codec_info or {"name": self.codec_name, "sample_rate": self.codec.sample_rate,
                                     "frame_rate": self.codec.frame_rate, "n_codebooks": self.codec.n_codebooks,
                                     "codebook_size": self.codec.codebook_size}
-        save_stage(self.ar, directory / "ar", self.tokenizer.vocab, codec_info)
-        save_stage(self.nar, directory / "nar", self.tokenizer.vocab, codec_info)
+        save_stage(self.ar, directory / "ar", self.tokenizer.vocab, codec_info, dtype)
+        save_stage(self.nar, directory / "nar", self.tokenizer.vocab, codec_info, dtype)
         (directory / PIPELINE_FILE).write_text(json.dumps({"codec": self.codec_name}, indent=1))
         return directory
 

@@ -26,10 +26,13 @@ CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 STAGES = {"ar": ARModel, "nar": NARModel}
 
 
-def save_stage(model: ARModel | NARModel, directory: str | Path, vocab: PhonemeVocab, codec: dict[str, Any]) -> Path:
+def save_stage(model: ARModel | NARModel, directory: str | Path, vocab: PhonemeVocab, codec: dict[str, Any],
+               dtype: torch.dtype = torch.float32) -> Path:
+    """Write one stage; `dtype=torch.float16` halves the file (loading casts back to float32)."""
     directory = Path(directory)
     stage = "ar" if isinstance(model, ARModel) else "nar"
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+               for k, v in model.state_dict().items()}
     with atomic_write(directory / WEIGHTS_FILE, "wb") as f:
         f.write(save_safetensors(tensors, metadata={"format": "pt", "stage": stage}))
     with atomic_write(directory / CONFIG_FILE) as f:

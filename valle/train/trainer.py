@@ -32,6 +32,8 @@ from valle.train.batching import BucketBatchSampler, SamplerState
 from valle.train.config import TrainConfig
 
 CHECKPOINT, METRICS = "checkpoint.pt", "metrics.jsonl"
+# What a resumed run may change: training longer (the decay stretches to the new end) or logging differently.
+RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every")
 
 
 def collate(items: list) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -190,8 +192,11 @@ class Trainer:
         if not path.is_file():
             raise ConfigError(f"--resume given but {path} does not exist")
         state = torch.load(path, map_location=self.device, weights_only=True)
-        if json.loads(state["config"]) != self.config.to_dict():
-            raise ConfigError(f"{path} was written with another training config; resume with the same --config and --stage")
+        saved, now = json.loads(state["config"]), self.config.to_dict()
+        changed = sorted(k for k in saved.keys() | now.keys() if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+        if changed:
+            raise ConfigError(f"{path} was written with another training config ({', '.join(changed)} differ); resume with "
+                              f"the same --config and --stage (only {', '.join(RESUMABLE_CHANGES)} may change)")
         if state["world_size"] != self.world_size:
             raise ConfigError(f"{path} was written by {state['world_size']} processes; resume with as many")
         self.model.load_state_dict(state["model"])
