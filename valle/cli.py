@@ -123,12 +123,35 @@ def _synthesize(args: argparse.Namespace) -> None:
         print(f"wrote {len(written)} files to {args.out_dir} in {time.perf_counter() - started:.1f} s")
         return
     if args.prompt is None:
-        raise ConfigError("--prompt is required: a 3-10 s recording of the voice to clone")
-    result = valle.synthesize(args.text, args.prompt, args.prompt_text, sampling, args.seed, watermark=not args.no_watermark)
+        raise ConfigError("--prompt is required: a 3-10 s recording of the voice to clone, or a bundled prompt's name "
+                          "(`valle prompts` lists them)")
+    result = valle.synthesize(args.text, args.prompt, args.prompt_text, sampling, args.seed, watermark=not args.no_watermark,
+                              continuation=args.continuation)
     seconds = time.perf_counter() - started
     write_audio(args.output, result.samples, result.sample_rate, comment=SYNTHETIC_COMMENT)
     print(f"wrote {args.output}: {result.seconds:.2f} s of audio in {seconds:.1f} s "
           f"(real-time factor {seconds / max(result.seconds, 1e-9):.2f})")
+
+
+def _prompts(args: argparse.Namespace) -> None:
+    from valle.audio import audio_duration
+    from valle.infer.bundled import bundled_prompts
+
+    for prompt in bundled_prompts().values():
+        print(f"{prompt.name:10s} {audio_duration(prompt.path):4.1f} s  {prompt.description}: \"{prompt.text}\"")
+    print("use one with `valle synthesize TEXT --prompt NAME`; its transcript comes with it")
+
+
+def _export(args: argparse.Namespace) -> None:
+    import torch
+
+    from valle.infer import VallE
+
+    valle = VallE.from_stages(args.ar, args.nar, args.codec)
+    out = valle.save_pretrained(args.out, torch.float16 if args.half else torch.float32)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"wrote {out} ({size / 1e6:.1f} MB; codec {valle.codec_name!r}): load it with `--model {out}` "
+          f"or VallE.from_pretrained({str(out)!r})")
 
 
 def _watermark_detect(args: argparse.Namespace) -> None:
@@ -208,10 +231,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = command(groups, "synthesize", _synthesize, "speak TEXT in the voice of a prompt recording")
     p.add_argument("text", nargs="?", help="what to say (or --batch)")
-    p.add_argument("--prompt", type=Path, help="a 3-10 s recording of the voice to clone (wav, flac, ogg, mp3)")
+    p.add_argument("--prompt", help="a 3-10 s recording of the voice to clone (wav, flac, ogg, mp3), "
+                   "or a bundled prompt's name (see `valle prompts`)")
     p.add_argument("--prompt-text", help="what the prompt says (recognised offline when left out)")
+    p.add_argument("--continuation", action="store_true", help="TEXT continues what the prompt says: write the prompt "
+                   "followed by its continuation (default: TEXT alone, the cross-sentence setting)")
     p.add_argument("-o", "--output", type=Path, default=Path("out.wav"))
-    p.add_argument("--model", type=Path, required=True, help="a model folder (with valle.json, ar/ and nar/)")
+    p.add_argument("--model", default="default", help="the bundled model's name or a model folder with valle.json, "
+                   "ar/ and nar/ (default: the bundled model)")
     p.add_argument("--batch", type=Path, help="CSV or JSONL with text,prompt[,prompt_text][,out] per line")
     p.add_argument("--out-dir", type=Path, default=Path("synthesized"), help="where --batch writes")
     p.add_argument("--temperature", type=float, default=1.0)
@@ -221,6 +248,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="makes the output reproducible")
     p.add_argument("--no-watermark", action="store_true", help="leave out the inaudible watermark (not recommended)")
     p.add_argument("--device", default="cpu")
+
+    command(groups, "prompts", _prompts, "list the bundled voice prompts (unseen speakers) to clone")
+    p = command(groups, "export", _export, "join a trained AR and NAR stage into one model folder for synthesis")
+    p.add_argument("ar", type=Path, help="the AR stage (RUN/model of `valle train --stage ar`)")
+    p.add_argument("nar", type=Path, help="the NAR stage (RUN/model of `valle train --stage nar`)")
+    p.add_argument("out", type=Path)
+    p.add_argument("--codec", help="codec name or folder (default: the one the stages were trained with)")
+    p.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
 
     p = command(groups, "train", _train, "train the AR or NAR stage on tokenised shards (also under torchrun)")
     p.add_argument("--stage", choices=["ar", "nar"], help="overrides the config's stage")

@@ -1,6 +1,6 @@
 """Many syntheses from one list: a CSV (header `text,prompt[,prompt_text][,out]`) or JSONL with those keys.
 
-Prompt paths are relative to the list's folder. Each output is written atomically as
+Prompt paths are relative to the list's folder; a bundled prompt's name works too. Each output is written atomically as
 soon as it is ready, and one that already exists is skipped, so a long batch that was
 interrupted resumes where it stopped.
 """
@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from valle.audio import write_audio
 from valle.errors import ConfigError
+from valle.infer.bundled import bundled_prompts
 from valle.infer.pipeline import VallE
 from valle.model.sampling import SamplingConfig
 from valle.watermark import SYNTHETIC_COMMENT
@@ -22,7 +23,7 @@ from valle.watermark import SYNTHETIC_COMMENT
 @dataclass(frozen=True)
 class Request:
     text: str
-    prompt: Path
+    prompt: Path | str  # a file, or a bundled prompt's name
     prompt_text: str | None
     out: str
 
@@ -39,12 +40,13 @@ def read_requests(path: str | Path) -> list[Request]:
     else:
         with path.open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
-    requests = []
+    requests, bundled = [], bundled_prompts()
     for n, row in enumerate(rows, 1):
         if not isinstance(row, dict) or not row.get("text") or not row.get("prompt"):
             raise ConfigError(f"{path} entry {n} needs a `text` and a `prompt` (columns text,prompt[,prompt_text][,out])")
-        requests.append(Request(row["text"], path.parent / row["prompt"], row.get("prompt_text") or None,
-                                row.get("out") or f"{n:05d}.wav"))
+        prompt = path.parent / row["prompt"]
+        requests.append(Request(row["text"], row["prompt"] if not prompt.exists() and row["prompt"] in bundled else prompt,
+                                row.get("prompt_text") or None, row.get("out") or f"{n:05d}.wav"))
     if not requests:
         raise ConfigError(f"{path} lists nothing to synthesise")
     return requests

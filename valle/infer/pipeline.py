@@ -21,6 +21,7 @@ import torch
 from valle.audio import load_prompt
 from valle.codec import Codec, load_codec
 from valle.errors import ConfigError, TextError
+from valle.infer.bundled import model_folder, resolve_prompt
 from valle.model.ar import ARModel
 from valle.model.nar import NARModel
 from valle.model.pretrained import load_stage, save_stage
@@ -57,39 +58,52 @@ class Synthesis:
 class VallE:
     """The AR and NAR stages with the codec and phoneme vocabulary they were trained on."""
 
-    def __init__(self, ar: ARModel, nar: NARModel, codec: Codec, vocab: PhonemeVocab, codec_name: str) -> None:
+    def __init__(self, ar: ARModel, nar: NARModel, codec: Codec, vocab: PhonemeVocab, codec_name: str,
+                 codec_info: dict | None = None) -> None:
         if ar.config.n_codebooks != codec.n_codebooks or ar.config.codebook_size != codec.codebook_size:
             raise ConfigError(f"the model speaks {ar.config.n_codebooks} x {ar.config.codebook_size} codes but codec "
                               f"{codec_name!r} has {codec.n_codebooks} x {codec.codebook_size}")
         self.ar, self.nar, self.codec, self.codec_name = ar.eval(), nar.eval(), codec, codec_name
+        # What the stages record about their codec (a checksum of its weights among it), kept when saved again.
+        self.codec_info = codec_info or {"name": codec_name, "sample_rate": codec.sample_rate, "frame_rate": codec.frame_rate,
+                                         "n_codebooks": codec.n_codebooks, "codebook_size": codec.codebook_size}
         self.tokenizer = PhonemeTokenizer(vocab)
         self.guard = LengthGuard()
 
     # -- persistence -------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str = "cpu") -> "VallE":
-        """A folder with `valle.json`, `ar/` and `nar/` (as `save_pretrained` writes)."""
-        directory = Path(directory)
+    def from_pretrained(cls, name_or_dir: str | Path = "default", device: str = "cpu") -> "VallE":
+        """A bundled model by name ("default") or a folder with `valle.json`, `ar/` and `nar/`."""
+        directory = model_folder(name_or_dir)
         if not (directory / PIPELINE_FILE).is_file():
             raise ConfigError(f"{directory} holds no valle model ({PIPELINE_FILE} is missing); "
                               "save one with VallE.save_pretrained or give the folder that has ar/ and nar/")
         codec_name = json.loads((directory / PIPELINE_FILE).read_text())["codec"]
-        ar, ar_info = load_stage(directory / "ar", device)
-        nar, nar_info = load_stage(directory / "nar", device)
-        if ar_info["vocab"] != nar_info["vocab"] or ar_info["codec"] != nar_info["codec"]:
-            raise ConfigError(f"the AR and NAR stages in {directory} were trained on different vocabularies or codecs")
         # A codec folder shipped inside the model folder, else a registered name or a path.
-        codec = load_codec(directory / codec_name if (directory / codec_name).is_dir() else codec_name, device)
-        return cls(ar, nar, codec, PhonemeVocab.from_dict(ar_info["vocab"]), codec_name)
+        valle = cls.from_stages(directory / "ar", directory / "nar", directory / codec_name
+                                if (directory / codec_name).is_dir() else codec_name, device)
+        valle.codec_name = codec_name  # as saved: relative to the folder when the codec ships inside it
+        return valle
 
-    def save_pretrained(self, directory: str | Path, codec_info: dict | None = None,
-                        dtype: torch.dtype = torch.float32) -> Path:
+    @classmethod
+    def from_stages(cls, ar_dir: str | Path, nar_dir: str | Path, codec: str | Path | None = None,
+                    device: str = "cpu") -> "VallE":
+        """Join two trained stages (`valle train` writes RUN/model); the codec defaults to the one they name."""
+        ar, ar_info = load_stage(ar_dir, device)
+        nar, nar_info = load_stage(nar_dir, device)
+        if ar_info["stage"] != "ar" or nar_info["stage"] != "nar":
+            raise ConfigError(f"{ar_dir} holds a {ar_info['stage']} stage and {nar_dir} a {nar_info['stage']} stage; "
+                              "give the AR stage first, then the NAR stage")
+        if ar_info["vocab"] != nar_info["vocab"] or ar_info["codec"] != nar_info["codec"]:
+            raise ConfigError(f"the AR and NAR stages ({ar_dir}, {nar_dir}) were trained on different vocabularies or codecs")
+        codec = codec if codec is not None else ar_info["codec"]["name"]
+        return cls(ar, nar, load_codec(codec, device), PhonemeVocab.from_dict(ar_info["vocab"]), str(codec), ar_info["codec"])
+
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+        """Write the folder `from_pretrained` reads; `dtype=torch.float16` halves it (it loads back as float32)."""
         directory = Path(directory)
-        codec_info = codec_info or {"name": self.codec_name, "sample_rate": self.codec.sample_rate,
-                                    "frame_rate": self.codec.frame_rate, "n_codebooks": self.codec.n_codebooks,
-                                    "codebook_size": self.codec.codebook_size}
-        save_stage(self.ar, directory / "ar", self.tokenizer.vocab, codec_info, dtype)
-        save_stage(self.nar, directory / "nar", self.tokenizer.vocab, codec_info, dtype)
+        save_stage(self.ar, directory / "ar", self.tokenizer.vocab, self.codec_info, dtype)
+        save_stage(self.nar, directory / "nar", self.tokenizer.vocab, self.codec_info, dtype)
         (directory / PIPELINE_FILE).write_text(json.dumps({"codec": self.codec_name}, indent=1))
         return directory
 
@@ -109,7 +123,8 @@ class VallE:
 
     @torch.inference_mode()
     def speak_sentence(self, text: str, prompt_codes: torch.Tensor, prompt_text: str, sampler: Sampler,
-                       language: str = "en-us") -> np.ndarray:
+                       language: str = "en-us", keep_prompt: bool = False) -> np.ndarray:
+        """One sentence; with `keep_prompt` the prompt's codes are decoded with it, so the two join with no seam."""
         prompt_ids = self.tokenizer(prompt_text, language)
         target_ids = self.tokenizer(text, language)
         device = prompt_codes.device
@@ -128,25 +143,33 @@ class VallE:
         if len(first) == high:
             log.warning("the AR stage reached the length cap (%d frames) without an end token", high)
         codes = self.nar.generate(phonemes, prompt_codes, first)
+        if keep_prompt:
+            codes = torch.cat([prompt_codes, codes], dim=1)
         return self.codec.decode(codes[None])[0].float().cpu().numpy()
 
     def synthesize(self, text: str, prompt: str | Path | np.ndarray, prompt_text: str | None = None,
                    sampling: SamplingConfig = SamplingConfig(), seed: int | None = None, language: str = "en-us",
-                   watermark: bool = True, watermark_key: int | str = DEFAULT_KEY) -> Synthesis:
-        """Speak `text` in the voice of `prompt` (a file, or samples at the codec's rate).
+                   watermark: bool = True, watermark_key: int | str = DEFAULT_KEY, continuation: bool = False) -> Synthesis:
+        """Speak `text` in the voice of `prompt` (a file, a bundled prompt's name, or samples at the codec's rate).
 
-        Without `prompt_text` the prompt is transcribed offline (PocketSphinx), with a warning.
-        The output is watermarked with `watermark_key` unless `watermark=False`.
+        Cross-sentence (the default, the paper's main setting): the output is `text` alone.
+        `continuation=True`: `text` continues what the prompt says, and the output is the
+        prompt followed by its continuation. Without `prompt_text` the prompt is
+        transcribed offline (PocketSphinx), with a warning. The output is watermarked with
+        `watermark_key` unless `watermark=False`.
         """
         sentences = split_sentences(text) if text.strip() else []
         if not sentences:
             raise TextError("the text is empty: give the words to speak")
+        if not isinstance(prompt, np.ndarray):
+            prompt, prompt_text = resolve_prompt(prompt, prompt_text)
         samples = prompt if isinstance(prompt, np.ndarray) else load_prompt(prompt, self.codec.sample_rate)
         prompt_codes = self.encode_prompt(samples)
         if prompt_text is None:
             prompt_text = self._transcribe(samples)
         sampler = Sampler(sampling, seed)
-        pieces = [self.speak_sentence(s, prompt_codes, prompt_text, sampler, language) for s in sentences]
+        pieces = [self.speak_sentence(s, prompt_codes, prompt_text, sampler, language, keep_prompt=continuation and not i)
+                  for i, s in enumerate(sentences)]
         samples = join_with_pauses(pieces, self.codec.sample_rate)
         if watermark:  # the watermark needs MIN_SECONDS: a shorter clip gets trailing silence first
             samples = np.pad(samples, (0, max(0, math.ceil(MIN_SECONDS * self.codec.sample_rate) - len(samples))))
