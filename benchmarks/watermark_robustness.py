@@ -17,6 +17,7 @@ Ogg Vorbis at ~64 kbit/s (VBR, quality searched per file), white noise at 20 dB 
 gain +6 dB (clipped at full scale) and -6 dB, a random 1 s excerpt, and the file
 between two other (unmarked) utterances of the corpus.
 
+    pip install -e ".[eval,mos]"
     python benchmarks/watermark_robustness.py --corpus runs/corpus10h --n 200
 
 Writes benchmarks/results/watermark_robustness.json and docs/watermark_roc.png.

@@ -171,16 +171,18 @@ def test_every_output_is_watermarked_unless_turned_off(valle, model_dir, prompt,
     assert len(valle.synthesize("Hi.", prompt, PROMPT_TEXT).samples) == 8000  # padded to the watermark's minimum
 
 
-def test_continuation_returns_the_prompt_then_what_follows(valle, prompt):
-    greedy = SamplingConfig(temperature=0)
-    alone = valle.synthesize("and then it went on.", prompt, PROMPT_TEXT, greedy, seed=5, watermark=False)
-    continued = valle.synthesize("and then it went on.", prompt, PROMPT_TEXT, greedy, seed=5, watermark=False,
-                                 continuation=True)
-    prompt_frames = valle.encode_prompt(sf.read(prompt, dtype="float32")[0]).shape[1]
-    assert len(continued.samples) == len(alone.samples) + prompt_frames * 320  # one piece: no pause at the seam
-    resynth = valle.codec.decode(valle.encode_prompt(sf.read(prompt, dtype="float32")[0])[None])[0].numpy()
-    head = slice(0, len(resynth) - 3200)  # away from the seam the decoder sees (nearly) the same codes
-    assert np.corrcoef(continued.samples[head], resynth[head])[0, 1] > 0.9
+def test_continuation_returns_the_prompt_then_the_rest_of_the_transcript(valle, prompt, monkeypatch):
+    monkeypatch.setattr(valle, "_transcribe", lambda samples: pytest.fail("continuation needs no prompt transcript"))
+    text = "a voice speaking for three seconds and then going on a little longer."
+    out = valle.synthesize(text, prompt, seed=5, watermark=False, continuation=True)
+    prompt_codes = valle.encode_prompt(sf.read(prompt, dtype="float32")[0])
+    low, high = valle.continuation_bounds(prompt_codes.shape[1], len(valle.tokenizer(text)))
+    assert out.prompt_text is None and low <= len(out.samples) // 320 - prompt_codes.shape[1] <= high
+    resynth = valle.codec.decode(prompt_codes[None])[0].numpy()
+    head = slice(0, len(resynth) - 3200)  # one piece: away from the seam the decoder sees (nearly) the same codes
+    assert np.corrcoef(out.samples[head], resynth[head])[0, 1] > 0.9
+    with pytest.raises(TextError, match="continuation takes one passage of at most 600 characters"):
+        valle.synthesize("word " * 200, prompt, continuation=True)
 
 
 def test_stages_join_into_a_half_size_model_folder(model_dir, tmp_path, capsys):

@@ -234,8 +234,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", help="a 3-10 s recording of the voice to clone (wav, flac, ogg, mp3), "
                    "or a bundled prompt's name (see `valle prompts`)")
     p.add_argument("--prompt-text", help="what the prompt says (recognised offline when left out)")
-    p.add_argument("--continuation", action="store_true", help="TEXT continues what the prompt says: write the prompt "
-                   "followed by its continuation (default: TEXT alone, the cross-sentence setting)")
+    p.add_argument("--continuation", action="store_true", help="TEXT is the whole transcript of what the prompt begins "
+                   "to say: write the prompt followed by the rest (default: TEXT alone, the cross-sentence setting)")
     p.add_argument("-o", "--output", type=Path, default=Path("out.wav"))
     p.add_argument("--model", default="default", help="the bundled model's name or a model folder with valle.json, "
                    "ar/ and nar/ (default: the bundled model)")

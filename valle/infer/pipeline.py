@@ -32,6 +32,8 @@ from valle.watermark import DEFAULT_KEY, MIN_SECONDS, embed
 log = logging.getLogger(__name__)
 PIPELINE_FILE = "valle.json"
 PAUSE_SECONDS, FADE_SECONDS = 0.15, 0.01
+NOMINAL_SECONDS_PER_PHONEME = 0.08  # read English: ~12 phonemes (with word marks) per second
+MAX_CONTINUATION_CHARS = 600
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class LengthGuard:
 class Synthesis:
     samples: np.ndarray
     sample_rate: int
-    prompt_text: str
+    prompt_text: str | None  # as given or recognised; None in continuation, which needs none
     watermarked: bool
 
     @property
@@ -121,15 +123,36 @@ class VallE:
         margin = self.guard.margin_seconds * self.codec.frame_rate
         return int(self.guard.min_ratio * expected), math.ceil(self.guard.max_ratio * expected + margin)
 
+    def continuation_bounds(self, prompt_frames: int, phonemes: int) -> tuple[int, int]:
+        """(min, max) new frames when the prompt speaks an unknown part of `phonemes`: a nominal speaking rate."""
+        expected = phonemes * NOMINAL_SECONDS_PER_PHONEME * self.codec.frame_rate
+        margin = self.guard.margin_seconds * self.codec.frame_rate
+        return (max(0, int(self.guard.min_ratio * expected) - prompt_frames),
+                max(math.ceil(margin), math.ceil(self.guard.max_ratio * expected + margin) - prompt_frames))
+
     @torch.inference_mode()
     def speak_sentence(self, text: str, prompt_codes: torch.Tensor, prompt_text: str, sampler: Sampler,
-                       language: str = "en-us", keep_prompt: bool = False) -> np.ndarray:
-        """One sentence; with `keep_prompt` the prompt's codes are decoded with it, so the two join with no seam."""
-        prompt_ids = self.tokenizer(prompt_text, language)
-        target_ids = self.tokenizer(text, language)
-        device = prompt_codes.device
-        phonemes = torch.tensor(prompt_ids + target_ids, dtype=torch.long, device=device)
+                       language: str = "en-us") -> np.ndarray:
+        """Cross-sentence: `text` in the prompt's voice, after the prompt's own transcript and codes."""
+        prompt_ids, target_ids = self.tokenizer(prompt_text, language), self.tokenizer(text, language)
         low, high = self.length_bounds(prompt_codes.shape[1], len(prompt_ids), len(target_ids))
+        codes = self._generate(prompt_ids + target_ids, prompt_codes, low, high, sampler)
+        return self.codec.decode(codes[None])[0].float().cpu().numpy()
+
+    @torch.inference_mode()
+    def continue_prompt(self, text: str, prompt_codes: torch.Tensor, sampler: Sampler, language: str = "en-us") -> np.ndarray:
+        """Continuation: `text` is the whole transcript and the prompt speaks its beginning; returns prompt + the rest.
+
+        The prompt's codes are decoded together with the new ones, so the two join with no seam.
+        """
+        ids = self.tokenizer(text, language)
+        low, high = self.continuation_bounds(prompt_codes.shape[1], len(ids))
+        codes = torch.cat([prompt_codes, self._generate(ids, prompt_codes, low, high, sampler)], dim=1)
+        return self.codec.decode(codes[None])[0].float().cpu().numpy()
+
+    def _generate(self, phoneme_ids: list[int], prompt_codes: torch.Tensor, low: int, high: int, sampler: Sampler) -> torch.Tensor:
+        """Codes `[K, T]` of between `low` and `high` new frames: AR level 1 (sampled), then NAR levels 2..K."""
+        phonemes = torch.tensor(phoneme_ids, dtype=torch.long, device=prompt_codes.device)
         group = self.ar.config.group_size
         prompt_len, eos = prompt_codes.shape[1] - prompt_codes.shape[1] % group, self.ar.eos  # the AR keeps whole groups
 
@@ -142,34 +165,36 @@ class VallE:
         first = self.ar.generate(phonemes, prompt_codes[0], max_frames=high, choose=choose)
         if len(first) == high:
             log.warning("the AR stage reached the length cap (%d frames) without an end token", high)
-        codes = self.nar.generate(phonemes, prompt_codes, first)
-        if keep_prompt:
-            codes = torch.cat([prompt_codes, codes], dim=1)
-        return self.codec.decode(codes[None])[0].float().cpu().numpy()
+        return self.nar.generate(phonemes, prompt_codes, first)
 
     def synthesize(self, text: str, prompt: str | Path | np.ndarray, prompt_text: str | None = None,
                    sampling: SamplingConfig = SamplingConfig(), seed: int | None = None, language: str = "en-us",
                    watermark: bool = True, watermark_key: int | str = DEFAULT_KEY, continuation: bool = False) -> Synthesis:
         """Speak `text` in the voice of `prompt` (a file, a bundled prompt's name, or samples at the codec's rate).
 
-        Cross-sentence (the default, the paper's main setting): the output is `text` alone.
-        `continuation=True`: `text` continues what the prompt says, and the output is the
-        prompt followed by its continuation. Without `prompt_text` the prompt is
-        transcribed offline (PocketSphinx), with a warning. The output is watermarked with
-        `watermark_key` unless `watermark=False`.
+        Cross-sentence (the default, the paper's main setting): the output is `text` alone,
+        sentence by sentence; without `prompt_text` the prompt is transcribed offline
+        (PocketSphinx), with a warning. `continuation=True` (the paper's other setting):
+        `text` is the whole transcript of what the prompt begins to say, and the output is
+        the prompt followed by the rest; no prompt transcript is needed. The output is
+        watermarked with `watermark_key` unless `watermark=False`.
         """
         sentences = split_sentences(text) if text.strip() else []
         if not sentences:
             raise TextError("the text is empty: give the words to speak")
+        if continuation and len(text) > MAX_CONTINUATION_CHARS:
+            raise TextError(f"continuation takes one passage of at most {MAX_CONTINUATION_CHARS} characters (got "
+                            f"{len(text)}): it continues the prompt in one go; speak long text in the cross-sentence mode")
         if not isinstance(prompt, np.ndarray):
             prompt, prompt_text = resolve_prompt(prompt, prompt_text)
         samples = prompt if isinstance(prompt, np.ndarray) else load_prompt(prompt, self.codec.sample_rate)
         prompt_codes = self.encode_prompt(samples)
-        if prompt_text is None:
-            prompt_text = self._transcribe(samples)
         sampler = Sampler(sampling, seed)
-        pieces = [self.speak_sentence(s, prompt_codes, prompt_text, sampler, language, keep_prompt=continuation and not i)
-                  for i, s in enumerate(sentences)]
+        if continuation:
+            pieces, prompt_text = [self.continue_prompt(" ".join(sentences), prompt_codes, sampler, language)], None
+        else:
+            prompt_text = prompt_text if prompt_text is not None else self._transcribe(samples)
+            pieces = [self.speak_sentence(s, prompt_codes, prompt_text, sampler, language) for s in sentences]
         samples = join_with_pauses(pieces, self.codec.sample_rate)
         if watermark:  # the watermark needs MIN_SECONDS: a shorter clip gets trailing silence first
             samples = np.pad(samples, (0, max(0, math.ceil(MIN_SECONDS * self.codec.sample_rate) - len(samples))))
