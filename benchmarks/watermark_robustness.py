@@ -42,9 +42,9 @@ from tqdm import tqdm
 from valle import watermark
 from valle.audio import load_audio, resample
 from valle.data.manifest import read_manifest
+from valle.eval.mos import DNSMOS, DNSMOS_KEYS
 
 RATE = 16000
-DNSMOS_KEYS = ("ovrl_mos", "sig_mos", "bak_mos", "p808_mos")
 TARGET_KBPS = 64
 ATTACKS = ["none", "resample 8 kHz", "resample 22.05 kHz", "resample 44.1 kHz", "mp3 64k", "ogg 64k",
            "noise 20 dB", "gain +6 dB", "gain -6 dB", "crop 1 s", "concat"]
@@ -115,25 +115,13 @@ def attack(name: str, x: np.ndarray, rng: np.random.Generator, others: list[np.n
     raise ValueError(name)
 
 
-_DNSMOS = None
+_DNSMOS: DNSMOS | None = None  # one per worker process
 
 
 def dnsmos(x: np.ndarray) -> dict[str, float]:
-    """DNSMOS P.835 (overall, signal, background) and P.808 scores of 16 kHz audio, one ONNX thread per process."""
     global _DNSMOS
-    if _DNSMOS is None:
-        import onnxruntime as ort
-        from speechmos import dnsmos as module
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = 1
-        models = Path(module.__file__).parent / "dnsmos_models"
-        _DNSMOS = module.DNSMOS.__new__(module.DNSMOS)
-        _DNSMOS.primary_model_path = str(models / "sig_bak_ovr.onnx")
-        _DNSMOS.onnx_sess = ort.InferenceSession(_DNSMOS.primary_model_path, options, providers=["CPUExecutionProvider"])
-        _DNSMOS.p808_onnx_sess = ort.InferenceSession(str(models / "model_v8.onnx"), options, providers=["CPUExecutionProvider"])
-    scores = _DNSMOS(np.clip(x, -1, 1), RATE, False)
-    return {key: float(scores[key]) for key in DNSMOS_KEYS}
+    _DNSMOS = _DNSMOS or DNSMOS()
+    return _DNSMOS.score(x, RATE)
 
 
 def run_file(job: dict) -> dict:
