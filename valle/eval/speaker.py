@@ -1,18 +1,31 @@
 """Speaker embeddings with Resemblyzer, whose weights ship inside its package (works offline).
 
 The paper scores speaker similarity with WavLM-TDNN; Resemblyzer's d-vector encoder is
-the offline default here because it needs no download.
+the offline default here because it needs no download. A WavLM speaker-verification
+model (x-vector head) loads from a local `transformers` folder when one is given.
 """
+
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from valle.errors import DependencyError
+from valle.audio import resample
+from valle.errors import ConfigError, DependencyError
 
 ENCODER_RATE = 16000
 
 
+class SpeakerEmbedder(Protocol):
+    name: str
+
+    def embed(self, samples: np.ndarray, sample_rate: int) -> np.ndarray: ...
+
+
 class SpeakerEncoder:
     """Unit-norm d-vectors of utterances; cosine similarity is their dot product."""
+
+    name = "resemblyzer"
 
     def __init__(self, device: str = "cpu") -> None:
         try:
@@ -30,6 +43,39 @@ class SpeakerEncoder:
     def embed(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
         """The d-vector of one mono utterance (voice-activity trimmed, level normalised first)."""
         return self._encoder.embed_utterance(self._preprocess(samples, source_sr=sample_rate))
+
+
+class WavLMVerifier:
+    """X-vectors of a WavLM speaker-verification model (e.g. a wavlm-base-plus-sv snapshot) from a local folder."""
+
+    RATE = 16000
+
+    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+        from valle.eval.asr import _model_type
+
+        path = Path(path)
+        if (model_type := _model_type(path, "a WavLM speaker-verification model")) != "wavlm":
+            raise ConfigError(f"{path} holds a {model_type!r} model; the speaker backends are resemblyzer and WavLM")
+        try:
+            import torch
+            from transformers import AutoFeatureExtractor, WavLMForXVector
+        except ImportError as e:
+            raise DependencyError(f"the WavLM backend needs transformers ({e}): `pip install 'valle[encodec]'`") from None
+        self.name, self._device, self._torch = f"wavlm:{path.name}", device, torch
+        self._features = AutoFeatureExtractor.from_pretrained(path, local_files_only=True)
+        self._model = WavLMForXVector.from_pretrained(path, local_files_only=True).to(device).eval()
+
+    def embed(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        inputs = self._features(resample(samples.astype(np.float32), sample_rate, self.RATE), sampling_rate=self.RATE,
+                                return_tensors="pt").to(self._device)
+        with self._torch.inference_mode():
+            vector = self._model(**inputs).embeddings[0].float().cpu().numpy()
+        return vector / np.linalg.norm(vector)
+
+
+def load_speaker_embedder(name_or_path: str | Path = "resemblyzer", device: str = "cpu") -> SpeakerEmbedder:
+    """"resemblyzer" (bundled, the default) or a local folder with a WavLM x-vector model."""
+    return SpeakerEncoder(device) if str(name_or_path) == "resemblyzer" else WavLMVerifier(name_or_path, device)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
