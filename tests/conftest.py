@@ -31,3 +31,26 @@ def write_wav(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete model folder (tiny random AR, NAR and codec): the pipeline's wiring, not its quality."""
+    import torch
+    from test_codec import TINY
+
+    from valle.codec import load_codec
+    from valle.codec.compact import CompactCodec
+    from valle.infer import VallE
+    from valle.model import ARModel, NARModel, preset
+    from valle.text import PhonemeVocab
+
+    root = tmp_path_factory.mktemp("pipeline")
+    torch.manual_seed(0)
+    codec = CompactCodec(TINY).train()
+    codec(torch.randn(4, 16000) * 0.1)
+    codec_dir = codec.save_pretrained(root / "codec")
+    vocab = PhonemeVocab()
+    config = preset("tiny", n_phonemes=len(vocab), n_codebooks=TINY.n_codebooks, codebook_size=TINY.codebook_size)
+    valle = VallE(ARModel(config), NARModel(config), load_codec(codec_dir), vocab, str(codec_dir))
+    return valle.save_pretrained(root / "model")

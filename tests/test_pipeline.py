@@ -5,31 +5,13 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import speechlike
-from test_codec import TINY
 
-from valle.codec import load_codec
-from valle.codec.compact import CompactCodec
 from valle.errors import AudioError, ConfigError, TextError
 from valle.infer import VallE
 from valle.infer.pipeline import join_with_pauses
-from valle.model import ARModel, NARModel, preset
 from valle.model.sampling import SamplingConfig
-from valle.text import PhonemeVocab
 
 PROMPT_TEXT = "a voice speaking for three seconds"
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    torch.manual_seed(0)
-    codec = CompactCodec(TINY).train()
-    codec(torch.randn(4, 16000) * 0.1)
-    codec_dir = codec.save_pretrained(root / "codec")
-    vocab = PhonemeVocab()
-    config = preset("tiny", n_phonemes=len(vocab), n_codebooks=TINY.n_codebooks, codebook_size=TINY.codebook_size)
-    valle = VallE(ARModel(config), NARModel(config), load_codec(codec_dir), vocab, str(codec_dir))
-    return valle.save_pretrained(root / "model")
 
 
 @pytest.fixture(scope="module")

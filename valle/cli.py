@@ -9,8 +9,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from valle.errors import ConfigError, ValleError
+
+if TYPE_CHECKING:  # the CLI imports torch only for the command that runs
+    from valle.model.sampling import SamplingConfig
 
 
 def _text_phonemize(args: argparse.Namespace) -> None:
@@ -100,19 +104,30 @@ def _train(args: argparse.Namespace) -> None:
               f"metrics in {args.out / 'metrics.jsonl'} (plot them with `valle plot`)")
 
 
+def _sampling(args: argparse.Namespace) -> "SamplingConfig":
+    from valle.model.sampling import SamplingConfig
+
+    return SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, repetition_aware=not args.no_ras)
+
+
+def _add_sampling_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--no-ras", action="store_true", help="turn off repetition-aware sampling")
+
+
 def _synthesize(args: argparse.Namespace) -> None:
     import time
 
     from valle.audio import write_audio
     from valle.infer import VallE
     from valle.infer.batch import read_requests, synthesize_batch
-    from valle.model.sampling import SamplingConfig
     from valle.watermark import SYNTHETIC_COMMENT
 
     if (args.text is None) == (args.batch is None):
         raise ConfigError("give either TEXT (with --prompt) or --batch LIST")
-    sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                              repetition_aware=not args.no_ras)
+    sampling = _sampling(args)
     valle = VallE.from_pretrained(args.model, args.device)
     if args.no_watermark:
         print("watermark OFF at your request: this audio cannot be identified as synthetic by `valle watermark detect`",
@@ -131,6 +146,31 @@ def _synthesize(args: argparse.Namespace) -> None:
     write_audio(args.output, result.samples, result.sample_rate, comment=SYNTHETIC_COMMENT)
     print(f"wrote {args.output}: {result.seconds:.2f} s of audio in {seconds:.1f} s "
           f"(real-time factor {seconds / max(result.seconds, 1e-9):.2f})")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from valle.data.manifest import read_manifest
+    from valle.eval.asr import load_recognizer
+    from valle.eval.evaluate import Scorers, evaluate, summarize
+    from valle.eval.mos import DNSMOS
+    from valle.eval.protocol import EvalConfig, plan
+    from valle.eval.report import markdown_table, write_report
+    from valle.eval.speaker import load_speaker_embedder
+    from valle.infer import VallE
+
+    config = EvalConfig(modes=tuple(args.modes), prompt_seconds=args.prompt_seconds, n=args.n, seed=args.seed)
+    items = plan(read_manifest(args.manifest), config)
+    # Every backend loads before the first synthesis, so that a missing one fails at once.
+    scorers = Scorers(load_recognizer(args.asr, args.device), load_speaker_embedder(args.speaker, args.device),
+                      None if args.no_mos else DNSMOS())
+    valle = VallE.from_pretrained(args.model, args.device)
+    records = evaluate(valle, items, scorers, _sampling(args), args.seed)
+    rows = summarize(records)
+    info = {"model": str(args.model), "manifest": str(args.manifest), "config": config.to_dict(), "asr": scorers.asr.name,
+            "speaker": scorers.speaker.name, "mos": "dnsmos" if scorers.mos else None}
+    paths = write_report(args.out, rows, records, info)
+    print(markdown_table(rows))
+    print(f"\nWER by {scorers.asr.name}, SIM by {scorers.speaker.name}; wrote {', '.join(map(str, paths.values()))}")
 
 
 def _prompts(args: argparse.Namespace) -> None:
@@ -241,12 +281,24 @@ def _build_parser() -> argparse.ArgumentParser:
                    "ar/ and nar/ (default: the bundled model)")
     p.add_argument("--batch", type=Path, help="CSV or JSONL with text,prompt[,prompt_text][,out] per line")
     p.add_argument("--out-dir", type=Path, default=Path("synthesized"), help="where --batch writes")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--no-ras", action="store_true", help="turn off repetition-aware sampling")
+    _add_sampling_options(p)
     p.add_argument("--seed", type=int, help="makes the output reproducible")
     p.add_argument("--no-watermark", action="store_true", help="leave out the inaudible watermark (not recommended)")
+    p.add_argument("--device", default="cpu")
+
+    p = command(groups, "eval", _eval, "synthesise a test manifest's utterances and score them beside the real "
+                "recordings: WER, speaker similarity, identification, DNSMOS, real-time factor")
+    p.add_argument("--manifest", type=Path, required=True, help="test utterances (JSONL) of speakers the model never heard")
+    p.add_argument("--out", type=Path, default=Path("eval"), help="folder for eval.md, eval.json and eval.png")
+    p.add_argument("--model", default="default", help="the bundled model's name or a model folder (default: the bundled model)")
+    p.add_argument("--modes", nargs="+", default=["cross-sentence", "continuation"], choices=["cross-sentence", "continuation"])
+    p.add_argument("--n", type=int, help="at most this many test utterances per setting (spread over the speakers)")
+    p.add_argument("--prompt-seconds", type=float, default=3.0)
+    p.add_argument("--asr", default="pocketsphinx", help="pocketsphinx (bundled) or a local Whisper / HuBERT-CTC folder")
+    p.add_argument("--speaker", default="resemblyzer", help="resemblyzer (bundled) or a local WavLM speaker-verification folder")
+    p.add_argument("--no-mos", action="store_true", help="skip DNSMOS (needs `pip install 'valle[mos]'`)")
+    _add_sampling_options(p)
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
 
     command(groups, "prompts", _prompts, "list the bundled voice prompts (unseen speakers) to clone")

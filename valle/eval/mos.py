@@ -7,10 +7,11 @@ run one thread each, so that several processes can score in parallel on few core
 import numpy as np
 
 from valle.audio import resample
-from valle.errors import DependencyError
+from valle.errors import AudioError, DependencyError
 
 DNSMOS_RATE = 16000
 DNSMOS_KEYS = ("ovrl_mos", "sig_mos", "bak_mos", "p808_mos")
+MIN_SECONDS = 0.5  # speechmos tiles shorter audio up to 9 s (and never returns on none at all)
 
 
 class DNSMOS:
@@ -35,6 +36,8 @@ class DNSMOS:
                                                           providers=["CPUExecutionProvider"])
 
     def score(self, samples: np.ndarray, sample_rate: int) -> dict[str, float]:
+        if len(samples) < MIN_SECONDS * sample_rate:
+            raise AudioError(f"DNSMOS needs at least {MIN_SECONDS} s of audio, got {len(samples) / sample_rate:.2f} s")
         x = np.clip(resample(samples.astype(np.float32), sample_rate, DNSMOS_RATE), -1, 1)
         scores = self._model(x, DNSMOS_RATE, False)
         return {key: float(scores[key]) for key in DNSMOS_KEYS}

@@ -1,0 +1,111 @@
+"""Synthesise the planned test items and score them beside the real recordings.
+
+For every item the same scores are taken of the model's output and of the ground truth
+(the speaker's real recording of the same text), so that each metric comes with the
+ceiling the scorers allow on this data:
+- WER of the recognised words against the transcript;
+- SIM: cosine of speaker embeddings with the prompt (in continuation, of the part after
+  the prompt, so that the prompt itself does not count);
+- speaker identification: is the output nearest its own speaker among all speakers'
+  prompts of that setting;
+- DNSMOS (overall, P.835) as a naturalness estimate;
+- RTF: synthesis time over the seconds of speech made, on this machine.
+An output with under MIN_SCORED_SECONDS of new speech (a continuation that stopped at
+once) scores as a failure: SIM 0, not identified, DNSMOS 1 (the scale's floor).
+"""
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from valle.audio import load_audio
+from valle.eval.asr import Recognizer, word_error_rate
+from valle.eval.mos import DNSMOS
+from valle.eval.protocol import EvalItem
+from valle.eval.speaker import SpeakerEmbedder, cosine
+from valle.infer.pipeline import VallE
+from valle.model.sampling import SamplingConfig
+
+MIN_SCORED_SECONDS = 0.5
+
+
+@dataclass
+class Scorers:
+    asr: Recognizer
+    speaker: SpeakerEmbedder
+    mos: DNSMOS | None = None  # None: no naturalness estimate
+
+
+def evaluate(valle: VallE, items: list[EvalItem], scorers: Scorers, sampling: SamplingConfig = SamplingConfig(),
+             seed: int = 0) -> list[dict]:
+    """One record per item: the output's and the ground truth's scores (item i is sampled with seed + i)."""
+    rate = valle.codec.sample_rate
+    records = []
+    for i, item in enumerate(tqdm(items, desc="evaluating", unit="utt")):
+        truth = load_audio(item.target.audio, rate)
+        if item.mode == "continuation":
+            prompt = truth[: int(item.prompt_seconds * rate)]
+            started = time.perf_counter()
+            out = valle.synthesize(item.target.text, prompt, sampling=sampling, seed=seed + i, continuation=True)
+            seconds = time.perf_counter() - started
+            said, said_truth = out.samples[len(prompt):], truth[len(prompt):]  # what follows the prompt
+        else:
+            prompt = load_audio(item.prompt_audio, rate)
+            started = time.perf_counter()
+            out = valle.synthesize(item.target.text, prompt, item.prompt_text, sampling, seed + i)
+            seconds = time.perf_counter() - started
+            said, said_truth = out.samples, truth
+        prompt_vector = scorers.speaker.embed(prompt, rate)
+        record = {"mode": item.mode, "id": item.target.id, "speaker": item.target.speaker, "text": item.target.text,
+                  "prompt": str(item.prompt_audio), "prompt_seconds": len(prompt) / rate,
+                  "output_seconds": len(said) / rate, "synthesis_seconds": seconds}
+        for system, whole, part in (("output", out.samples, said), ("truth", truth, said_truth)):
+            scored = len(part) >= MIN_SCORED_SECONDS * rate
+            vector = scorers.speaker.embed(part, rate) if scored else None
+            record[system] = {"hypothesis": scorers.asr.transcribe(whole, rate), "vector": vector,
+                              "sim": cosine(vector, prompt_vector) if scored else 0.0, "prompt_vector": prompt_vector,
+                              **({"dnsmos": scorers.mos.score(part, rate)["ovrl_mos"] if scored else 1.0} if scorers.mos else {})}
+        records.append(record)
+    _identify(records)
+    return records
+
+
+def _identify(records: list[dict]) -> None:
+    """Per setting: is each output (and each real recording) nearest its own speaker's mean prompt embedding?"""
+    for mode in {r["mode"] for r in records}:
+        rows = [r for r in records if r["mode"] == mode]
+        by_speaker = defaultdict(list)
+        for r in rows:
+            by_speaker[r["speaker"]].append(r["output"]["prompt_vector"])
+        speakers = sorted(by_speaker)
+        centroids = np.stack([np.mean(by_speaker[s], axis=0) for s in speakers])
+        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+        for r in rows:
+            for system in ("output", "truth"):
+                vector = r[system]["vector"]
+                r[system]["identified"] = vector is not None and speakers[int(np.argmax(centroids @ vector))] == r["speaker"]
+    for r in records:
+        for system in ("output", "truth"):
+            del r[system]["vector"], r[system]["prompt_vector"]  # not for the JSON report
+
+
+def summarize(records: list[dict]) -> list[dict]:
+    """One row per setting and system (ground truth first): n, WER, SIM, identification, DNSMOS, RTF."""
+    rows = []
+    for mode in dict.fromkeys(r["mode"] for r in records):
+        chosen = [r for r in records if r["mode"] == mode]
+        for system in ("truth", "output"):
+            scores = [r[system] for r in chosen]
+            rows.append({
+                "mode": mode, "system": "ground truth" if system == "truth" else "model", "n": len(chosen),
+                "wer": word_error_rate([r["text"] for r in chosen], [s["hypothesis"] for s in scores]),
+                "sim": float(np.mean([s["sim"] for s in scores])),
+                "identification": float(np.mean([s["identified"] for s in scores])),
+                "dnsmos": float(np.mean([s["dnsmos"] for s in scores])) if "dnsmos" in scores[0] else None,
+                "rtf": None if system == "truth" else
+                sum(r["synthesis_seconds"] for r in chosen) / max(1e-9, sum(r["output_seconds"] for r in chosen)),
+            })
+    return rows
