@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from valle.errors import ConfigError, ValleError
+from valle.errors import ConfigError, DependencyError, ValleError
 
 if TYPE_CHECKING:  # the CLI imports torch only for the command that runs
     from valle.model.sampling import SamplingConfig
@@ -173,6 +173,22 @@ def _eval(args: argparse.Namespace) -> None:
     print(f"\nWER by {scorers.asr.name}, SIM by {scorers.speaker.name}; wrote {', '.join(map(str, paths.values()))}")
 
 
+def _serve(args: argparse.Namespace) -> None:
+    from valle.serve.config import ServeConfig
+
+    try:
+        import uvicorn
+
+        from valle.serve import create_app
+    except ImportError as e:
+        raise DependencyError(f"the server needs FastAPI and uvicorn ({e}): `pip install 'valle[serve]'`") from None
+    config = ServeConfig(model=args.model, data_dir=args.data_dir, device=args.device, max_concurrent=args.concurrency,
+                         max_queue=args.queue, timeout_seconds=args.timeout)
+    app = create_app(config)
+    print(f"valle serving {args.model} on http://{args.host}:{args.port} (API docs at /docs; voices saved in {config.data_dir})")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+
+
 def _prompts(args: argparse.Namespace) -> None:
     from valle.audio import audio_duration
     from valle.infer.bundled import bundled_prompts
@@ -299,6 +315,16 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mos", action="store_true", help="skip DNSMOS (needs `pip install 'valle[mos]'`)")
     _add_sampling_options(p)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+
+    p = command(groups, "serve", _serve, "an HTTP API and a web page for voice cloning")
+    p.add_argument("--model", default="default", help="the bundled model's name or a model folder (default: the bundled model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--data-dir", type=Path, default=Path("valle-data"), help="where saved voices are kept")
+    p.add_argument("--concurrency", type=int, default=1, help="syntheses at once (default: 1)")
+    p.add_argument("--queue", type=int, default=8, help="requests that may wait; more get 503 (default: 8)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before 504 (default: 120)")
     p.add_argument("--device", default="cpu")
 
     command(groups, "prompts", _prompts, "list the bundled voice prompts (unseen speakers) to clone")

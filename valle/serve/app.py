@@ -1,0 +1,150 @@
+"""The HTTP API (FastAPI) and the web page, around one VallE model loaded at start.
+
+Every error is JSON `{"error": message}` with a 4xx that says what to change, or 503
+(busy: retry after the seconds in Retry-After) and 504 (took too long). Audio comes
+back as 16-bit WAV that carries the watermark and says in its metadata that it is
+synthetic.
+"""
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from valle import __version__
+from valle.audio import load_prompt, wav_bytes
+from valle.errors import AudioError, ConfigError, DependencyError, TextError
+from valle.infer import VallE
+from valle.model.sampling import SamplingConfig
+from valle.serve.config import ServeConfig
+from valle.serve.limiter import Busy, Limiter
+from valle.serve.voices import Voice, VoiceNotFound, VoiceStore
+from valle.watermark import SYNTHETIC_COMMENT
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) -> FastAPI:
+    """The app; `valle` is loaded from `config.model` unless given (tests pass a small one)."""
+    valle = valle or VallE.from_pretrained(config.model, config.device)
+    voices, limiter = VoiceStore(config.data_dir), Limiter(config.max_concurrent, config.max_queue)
+    app = FastAPI(title="valle", version=__version__, description="Zero-shot voice cloning: text + a 3-second prompt -> speech.")
+
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException and the router's own 404/405
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": error.detail}, error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in error.errors())
+        return JSONResponse({"error": f"invalid request: {problems}"}, 422)
+
+    async def read_prompt(upload: UploadFile) -> np.ndarray:
+        """The uploaded prompt, checked like any prompt, within the size and duration limits."""
+        data = await upload.read(config.max_upload_bytes + 1)
+        if len(data) > config.max_upload_bytes:
+            raise HTTPException(413, f"the prompt upload is over the limit of {config.max_upload_bytes} bytes "
+                                     "(max_upload_bytes): send a shorter recording")
+        with tempfile.NamedTemporaryFile(suffix=Path(upload.filename or "prompt").suffix or ".audio") as f:
+            f.write(data)
+            f.flush()
+            try:
+                return load_prompt(f.name, valle.codec.sample_rate, max_seconds=config.max_prompt_seconds)
+            except AudioError as e:
+                raise HTTPException(422, str(e).replace(f.name, "the uploaded prompt")) from None
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "version": __version__, "model": config.model, "sample_rate": valle.codec.sample_rate,
+                "running": limiter.running, "queued": limiter.admitted - limiter.running,
+                "max_concurrent": config.max_concurrent, "max_queue": config.max_queue,
+                "limits": {"max_text_chars": config.max_text_chars, "max_upload_bytes": config.max_upload_bytes,
+                           "max_prompt_seconds": config.max_prompt_seconds, "timeout_seconds": config.timeout_seconds}}
+
+    @app.post("/v1/synthesize", response_class=Response,
+              responses={200: {"content": {"audio/wav": {}}, "description": "watermarked 16-bit WAV"}})
+    async def synthesize(
+        text: Annotated[str, Form(description="what to say")],
+        prompt: Annotated[UploadFile | None, File(description="a 3-10 s recording of the voice (wav, flac, ogg, mp3)")] = None,
+        voice_id: Annotated[str | None, Form(description="a saved or bundled voice instead of a prompt upload")] = None,
+        prompt_text: Annotated[str | None, Form(description="what the prompt says (recognised when left out)")] = None,
+        temperature: Annotated[float, Form(ge=0, le=10)] = 1.0,
+        top_k: Annotated[int, Form(ge=0, le=100000)] = 0,
+        top_p: Annotated[float, Form(gt=0, le=1)] = 1.0,
+        seed: Annotated[int | None, Form(ge=0, le=2**32 - 1)] = None,
+    ) -> Response:
+        if len(text) > config.max_text_chars:
+            raise HTTPException(413, f"the text has {len(text)} characters; the limit is {config.max_text_chars} "
+                                     "(max_text_chars): send it in parts")
+        if (prompt is None) == (voice_id is None):
+            raise HTTPException(422, "give either a prompt recording (prompt) or a saved voice (voice_id)")
+        if prompt is not None:
+            samples = await read_prompt(prompt)
+        else:
+            voice, path = _voice(voices, voice_id)
+            samples = load_prompt(path, valle.codec.sample_rate)  # checked when it was saved
+            prompt_text = prompt_text if prompt_text is not None else voice.transcript
+        try:
+            sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
+        except ConfigError as e:
+            raise HTTPException(422, str(e)) from None
+        started = time.perf_counter()
+        try:
+            result = await limiter.run(lambda: valle.synthesize(text, samples, prompt_text, sampling, seed),
+                                       config.timeout_seconds)
+        except Busy:
+            raise HTTPException(503, f"busy: {config.max_concurrent} syntheses running and {config.max_queue} waiting; "
+                                     f"retry in {config.retry_after_seconds} s",
+                                headers={"Retry-After": str(config.retry_after_seconds)}) from None
+        except TimeoutError:
+            raise HTTPException(504, f"the synthesis took over {config.timeout_seconds:g} s (timeout_seconds): "
+                                     "send shorter text") from None
+        except (TextError, AudioError, DependencyError) as e:
+            raise HTTPException(422, str(e)) from None
+        seconds = time.perf_counter() - started
+        return Response(wav_bytes(result.samples, result.sample_rate, SYNTHETIC_COMMENT), media_type="audio/wav",
+                        headers={"X-Audio-Seconds": f"{result.seconds:.3f}", "X-Synthesis-Seconds": f"{seconds:.3f}",
+                                 "X-Watermarked": str(result.watermarked).lower()})
+
+    @app.post("/v1/voices", status_code=201)
+    async def add_voice(
+        prompt: Annotated[UploadFile, File(description="a 3-10 s recording of the voice")],
+        name: Annotated[str, Form(max_length=100)] = "my voice",
+        transcript: Annotated[str | None, Form(max_length=1000, description="what the recording says")] = None,
+    ) -> Voice:
+        samples = await read_prompt(prompt)
+        return voices.add(samples, valle.codec.sample_rate, name, transcript)
+
+    @app.get("/v1/voices")
+    async def list_voices() -> list[Voice]:
+        return voices.list()
+
+    @app.delete("/v1/voices/{voice_id}", status_code=204)
+    async def delete_voice(voice_id: str) -> Response:
+        voice, _ = _voice(voices, voice_id)
+        if voice.bundled:
+            raise HTTPException(403, f"voice {voice_id!r} ships with valle and cannot be deleted")
+        voices.delete(voice_id)
+        return Response(status_code=204)
+
+    return app
+
+
+def _voice(voices: VoiceStore, voice_id: str | None) -> tuple[Voice, Path]:
+    try:
+        return voices.get(voice_id or "")
+    except VoiceNotFound as e:
+        raise HTTPException(404, str(e)) from None

@@ -1,0 +1,54 @@
+"""Admission control: a few syntheses at a time, a bounded queue behind them, and no more.
+
+A request that finds the queue full is turned away at once (503 with Retry-After)
+rather than waiting without end; one that waits or runs longer than the timeout gets
+504. Work that timed out while queued is dropped; work already running in its thread
+cannot be stopped, so it keeps its slot until it finishes and the count never lies.
+"""
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+
+T = TypeVar("T")
+
+
+class Busy(Exception):
+    """The queue is full."""
+
+
+class Limiter:
+    def __init__(self, max_concurrent: int, max_queue: int) -> None:
+        self.max_concurrent, self.max_queue = max_concurrent, max_queue
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self.admitted = 0  # running + waiting
+        self.running = 0
+
+    async def run(self, work: Callable[[], T], timeout: float) -> T:
+        """Run `work` in a worker thread once a slot is free; `Busy` when the queue is full, TimeoutError after `timeout`."""
+        if self.admitted >= self.max_concurrent + self.max_queue:
+            raise Busy
+        self.admitted += 1
+        started = asyncio.Event()
+        task = asyncio.ensure_future(self._run(work, started))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            if not started.is_set():
+                task.cancel()  # still queued: never run it
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # nobody waits for it any more
+            raise
+
+    async def _run(self, work: Callable[[], T], started: asyncio.Event) -> T:
+        try:
+            async with self._slots:
+                started.set()
+                self.running += 1
+                try:
+                    return await anyio.to_thread.run_sync(work)
+                finally:
+                    self.running -= 1
+        finally:
+            self.admitted -= 1

@@ -1,0 +1,162 @@
+// The valle web page: choose a voice, type text, synthesise, play and download.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let recording = null;   // a WAV Blob made from the microphone
+let limits = { max_text_chars: 1000 };
+
+function say(message, isError = false) {
+  $("status").textContent = message;
+  $("status").className = isError ? "error" : "";
+}
+
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    return body.error || JSON.stringify(body);
+  } catch {
+    return `the server answered ${response.status} ${response.statusText}`;
+  }
+}
+
+async function loadVoices(select) {
+  const response = await fetch("/v1/voices");
+  const voices = await response.json();
+  $("voice").innerHTML = "";
+  for (const v of voices) {
+    const option = new Option(`${v.bundled ? "bundled" : "saved"}: ${v.id.slice(0, 12)} (${v.seconds} s) ${v.name}`, v.id);
+    $("voice").add(option);
+  }
+  if (select) $("voice").value = select;
+}
+
+function source() {
+  return document.querySelector("input[name=source]:checked").value;
+}
+
+// The prompt as a Blob for the chosen source, or null for a saved voice.
+function promptBlob() {
+  if (source() === "upload") {
+    if (!$("file").files.length) throw new Error("choose a recording to upload first");
+    return $("file").files[0];
+  }
+  if (source() === "record") {
+    if (!recording) throw new Error("record your voice first (3 to 10 seconds)");
+    return recording;
+  }
+  return null;
+}
+
+// Browsers record compressed audio (WebM/Ogg Opus); decode it and send 16-bit WAV, which every server reads.
+async function toWav(blob) {
+  const context = new AudioContext();
+  const audio = await context.decodeAudioData(await blob.arrayBuffer());
+  const samples = audio.getChannelData(0);
+  const buffer = new ArrayBuffer(44 + samples.length * 2);
+  const view = new DataView(buffer);
+  const text = (offset, s) => [...s].forEach((c, i) => view.setUint8(offset + i, c.charCodeAt(0)));
+  text(0, "RIFF"); view.setUint32(4, 36 + samples.length * 2, true); text(8, "WAVE");
+  text(12, "fmt "); view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
+  view.setUint32(24, audio.sampleRate, true); view.setUint32(28, audio.sampleRate * 2, true);
+  view.setUint16(32, 2, true); view.setUint16(34, 16, true);
+  text(36, "data"); view.setUint32(40, samples.length * 2, true);
+  samples.forEach((x, i) => view.setInt16(44 + i * 2, Math.max(-1, Math.min(1, x)) * 0x7fff, true));
+  await context.close();
+  return new Blob([buffer], { type: "audio/wav" });
+}
+
+let recorder = null;
+$("record").addEventListener("click", async () => {
+  if (recorder) { recorder.stop(); return; }
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const chunks = [];
+    recorder = new MediaRecorder(stream);
+    recorder.ondataavailable = (e) => chunks.push(e.data);
+    recorder.onstop = async () => {
+      stream.getTracks().forEach((t) => t.stop());
+      recording = await toWav(new Blob(chunks, { type: recorder.mimeType }));
+      recorder = null;
+      $("record").textContent = "Record again";
+      $("recorded").textContent = "recorded";
+      document.querySelector("input[value=record]").checked = true;
+    };
+    recorder.start();
+    $("record").textContent = "Stop recording";
+    say("Recording: speak for 3 to 10 seconds, then press Stop.");
+  } catch (e) {
+    say(`The microphone could not be used: ${e.message}`, true);
+  }
+});
+
+$("save-voice").addEventListener("click", async () => {
+  try {
+    const blob = promptBlob();
+    if (!blob) { say("This voice is saved already; upload or record a new one to save it."); return; }
+    const form = new FormData();
+    form.append("prompt", blob, blob.name || "prompt.wav");
+    if ($("prompt-text").value.trim()) form.append("transcript", $("prompt-text").value.trim());
+    const response = await fetch("/v1/voices", { method: "POST", body: form });
+    if (!response.ok) throw new Error(await errorText(response));
+    const voice = await response.json();
+    await loadVoices(voice.id);
+    document.querySelector("input[value=saved]").checked = true;
+    say(`Saved the voice as ${voice.id}.`);
+  } catch (e) {
+    say(e.message, true);
+  }
+});
+
+$("synthesize").addEventListener("click", async () => {
+  const form = new FormData();
+  try {
+    const blob = promptBlob();
+    if (blob) form.append("prompt", blob, blob.name || "prompt.wav");
+    else form.append("voice_id", $("voice").value);
+  } catch (e) {
+    say(e.message, true);
+    return;
+  }
+  form.append("text", $("text").value);
+  if ($("prompt-text").value.trim()) form.append("prompt_text", $("prompt-text").value.trim());
+  form.append("temperature", $("temperature").value);
+  form.append("top_k", $("top-k").value);
+  form.append("top_p", $("top-p").value);
+  if ($("seed").value !== "") form.append("seed", $("seed").value);
+
+  $("synthesize").disabled = true;
+  $("result").hidden = true;
+  const started = performance.now();
+  const tick = setInterval(() => say(`Synthesising... ${((performance.now() - started) / 1000).toFixed(0)} s`), 500);
+  say("Synthesising...");
+  try {
+    const response = await fetch("/v1/synthesize", { method: "POST", body: form });
+    if (!response.ok) throw new Error(await errorText(response));
+    const url = URL.createObjectURL(await response.blob());
+    $("audio").src = url;
+    $("download").href = url;
+    $("result").hidden = false;
+    say(`Done: ${response.headers.get("X-Audio-Seconds")} s of speech in ${response.headers.get("X-Synthesis-Seconds")} s.`);
+  } catch (e) {
+    say(`Synthesis failed: ${e.message}`, true);
+  } finally {
+    clearInterval(tick);
+    $("synthesize").disabled = false;
+  }
+});
+
+function count() {
+  const n = $("text").value.length;
+  $("count").textContent = `${n} of ${limits.max_text_chars} characters`;
+}
+$("text").addEventListener("input", count);
+
+(async () => {
+  try {
+    limits = (await (await fetch("/health")).json()).limits;
+    await loadVoices();
+  } catch (e) {
+    say(`The server cannot be reached: ${e.message}`, true);
+  }
+  count();
+})();
