@@ -1,0 +1,96 @@
+"""Drive the web page in headless Chromium (Debian's chromium through Playwright).
+
+Used by the page test with a tiny model, and on its own to take the screenshot in docs/:
+
+    python tests/page_driver.py --model default -o docs/serve_page.png
+"""
+
+import argparse
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+# As root in a closed network: no sandbox, and none of Chromium's background connections.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """Run `app` with uvicorn on a free loopback port in a thread; yields its base URL."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        if time.time() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def clone_in_browser(url: str, prompt: Path, prompt_text: str, text: str, screenshot: Path | None = None) -> dict:
+    """Upload `prompt`, synthesise `text`, wait for playable audio; returns what the page shows."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 900, "height": 1100})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.wait_for_function("document.querySelectorAll('#voice option').length > 0")
+        page.check("input[value=upload]")
+        page.set_input_files("#file", str(prompt))
+        page.fill("#prompt-text", prompt_text)
+        page.fill("#text", text)
+        page.fill("#seed", "1")
+        page.click("#synthesize")
+        page.wait_for_selector("#result:not([hidden])", timeout=120_000)
+        duration = page.evaluate("""() => new Promise((resolve, reject) => {
+            const audio = document.getElementById('audio');
+            const done = () => resolve(audio.duration);
+            if (audio.readyState >= 1) done(); else { audio.onloadedmetadata = done; audio.onerror = () => reject('unplayable'); }
+        })""")
+        shown = {"status": page.inner_text("#status"), "duration": duration, "errors": errors,
+                 "download": page.get_attribute("#download", "href"), "voices": page.locator("#voice option").count()}
+        if screenshot:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    return shown
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--prompt", default="fl001", help="a bundled prompt's name or a recording")
+    parser.add_argument("--text", default="Voice cloning in the browser, from three seconds of speech.")
+    parser.add_argument("-o", "--output", type=Path, default=Path("docs/serve_page.png"))
+    args = parser.parse_args()
+    import tempfile
+
+    from valle.infer.bundled import resolve_prompt
+    from valle.serve import ServeConfig, create_app
+
+    prompt, prompt_text = resolve_prompt(args.prompt, None)
+    with tempfile.TemporaryDirectory() as data, serving(create_app(ServeConfig(model=args.model, data_dir=Path(data)))) as url:
+        print(clone_in_browser(url, prompt, prompt_text or "", args.text, args.output))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""The web page in a real headless browser: upload a prompt, synthesise, get playable audio."""
+
+import shutil
+
+import pytest
+from page_driver import CHROMIUM, clone_in_browser, serving
+
+from valle.infer import VallE
+from valle.serve import ServeConfig, create_app
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser_ready():
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"the page test needs Chromium at {CHROMIUM}: `apt-get install chromium` (the README's test command does)")
+
+
+def test_page_clones_a_voice_from_an_upload(browser_ready, model_dir, write_wav, tmp_path):
+    from conftest import speechlike
+
+    prompt = write_wav("prompt.wav", speechlike(3.0, 16000))
+    app = create_app(ServeConfig(data_dir=tmp_path / "data"), VallE.from_pretrained(model_dir))
+    with serving(app) as url:
+        shown = clone_in_browser(url, prompt, "a voice speaking for three seconds", "Hello from the page.",
+                                 tmp_path / "page.png")
+    assert shown["errors"] == [] and shown["status"].startswith("Done:")
+    assert shown["duration"] > 0.2 and shown["download"].startswith("blob:") and shown["voices"] >= 4
+    assert (tmp_path / "page.png").stat().st_size > 20_000
