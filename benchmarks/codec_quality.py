@@ -63,7 +63,6 @@ def main() -> int:
     codec = load_codec(args.codec)
     rows = read_manifest(args.corpus / "test.jsonl")
     speaker_encoder, asr = SpeakerEncoder(), PocketSphinx()
-    torch.set_num_threads(args.threads)  # the speaker encoder sets one thread for itself
     log_mel = LogMel(METRIC_RATE, 1024, 256, 80)
 
     used = [set() for _ in range(codec.n_codebooks)]

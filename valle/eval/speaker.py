@@ -34,15 +34,19 @@ class SpeakerEncoder:
         except ImportError as e:
             raise DependencyError(f"speaker embeddings need Resemblyzer ({e}); install it with "
                                   "`pip install 'valle[eval]'` (it pins setuptools<81 for webrtcvad)") from None
-        # A 3-layer LSTM on a few hundred frames: one thread is as fast as two and does
-        # not stall when another process holds the second core.
-        torch.set_num_threads(1)
         self._encoder = VoiceEncoder(device, verbose=False)
-        self._preprocess = preprocess_wav
+        self._preprocess, self._torch = preprocess_wav, torch
 
     def embed(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
         """The d-vector of one mono utterance (voice-activity trimmed, level normalised first)."""
-        return self._encoder.embed_utterance(self._preprocess(samples, source_sr=sample_rate))
+        # A 3-layer LSTM on a few hundred frames: one thread is as fast as two and does
+        # not stall when another process holds the second core. The caller's setting is kept.
+        threads = self._torch.get_num_threads()
+        self._torch.set_num_threads(1)
+        try:
+            return self._encoder.embed_utterance(self._preprocess(samples, source_sr=sample_rate))
+        finally:
+            self._torch.set_num_threads(threads)
 
 
 class WavLMVerifier:
