@@ -87,6 +87,27 @@ def test_kv_cache_decoding_matches_full_recomputation(group_size):
     torch.testing.assert_close(cached, full[prompt_len:prompt_len + len(seen)], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("group_size", [1, 2])
+def test_batched_decoding_gives_each_request_what_it_gets_alone(group_size):
+    """Padded together (other phoneme and prompt lengths, other caps, one stopping at EOS) == one at a time."""
+    model = ARModel(config(group_size=group_size)).eval()
+    phonemes, phoneme_lens, codes, _ = batch(seed=3, lengths=(30, 22, 27), phoneme_lengths=(7, 5, 3))
+    requests = [(phonemes[b, :phoneme_lens[b]], codes[b, 0, :n], cap) for b, (n, cap) in enumerate([(9, 12), (4, 20), (7, 6)])]
+    stop_at = {1: 5}  # the second request emits EOS at its 5th new frame
+
+    def chooser(b: int):
+        def choose(logits: torch.Tensor, history: list[int]) -> int:
+            new = len(history) - len(requests[b][1]) + len(requests[b][1]) % group_size
+            return model.eos if stop_at.get(b) == new else int(logits[:model.eos].argmax())
+        return choose
+
+    together = model.generate_batch([r[0] for r in requests], [r[1] for r in requests], [r[2] for r in requests],
+                                    [chooser(b) for b in range(3)])
+    alone = [model.generate(p, prompt, cap, chooser(b)) for b, (p, prompt, cap) in enumerate(requests)]
+    assert [t.tolist() for t in together] == [a.tolist() for a in alone]
+    assert [len(t) for t in together] == [12, 5, 6]
+
+
 def test_generation_stops_at_eos_or_at_the_cap():
     model = ARModel(config()).eval()
     phonemes, _, codes, _ = batch()

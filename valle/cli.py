@@ -134,14 +134,15 @@ def _synthesize(args: argparse.Namespace) -> None:
               file=sys.stderr)
     started = time.perf_counter()
     if args.batch:
-        written = synthesize_batch(valle, read_requests(args.batch), args.out_dir, sampling, args.seed, not args.no_watermark)
+        written = synthesize_batch(valle, read_requests(args.batch), args.out_dir, sampling, args.seed, not args.no_watermark,
+                                   args.batch_size)
         print(f"wrote {len(written)} files to {args.out_dir} in {time.perf_counter() - started:.1f} s")
         return
     if args.prompt is None:
         raise ConfigError("--prompt is required: a 3-10 s recording of the voice to clone, or a bundled prompt's name "
                           "(`valle prompts` lists them)")
     result = valle.synthesize(args.text, args.prompt, args.prompt_text, sampling, args.seed, watermark=not args.no_watermark,
-                              continuation=args.continuation)
+                              continuation=args.continuation, batch_size=args.batch_size)
     seconds = time.perf_counter() - started
     write_audio(args.output, result.samples, result.sample_rate, comment=SYNTHETIC_COMMENT)
     print(f"wrote {args.output}: {result.seconds:.2f} s of audio in {seconds:.1f} s "
@@ -297,6 +298,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    "ar/ and nar/ (default: the bundled model)")
     p.add_argument("--batch", type=Path, help="CSV or JSONL with text,prompt[,prompt_text][,out] per line")
     p.add_argument("--out-dir", type=Path, default=Path("synthesized"), help="where --batch writes")
+    p.add_argument("--batch-size", type=int, default=8, help="sentences decoded at once (default: 8; the output is the same)")
     _add_sampling_options(p)
     p.add_argument("--seed", type=int, help="makes the output reproducible")
     p.add_argument("--no-watermark", action="store_true", help="leave out the inaudible watermark (not recommended)")

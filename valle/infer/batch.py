@@ -15,7 +15,7 @@ from tqdm import tqdm
 from valle.audio import write_audio
 from valle.errors import ConfigError
 from valle.infer.bundled import bundled_prompts
-from valle.infer.pipeline import VallE
+from valle.infer.pipeline import SynthesisRequest, VallE
 from valle.model.sampling import SamplingConfig
 from valle.watermark import SYNTHETIC_COMMENT
 
@@ -53,15 +53,20 @@ def read_requests(path: str | Path) -> list[Request]:
 
 
 def synthesize_batch(valle: VallE, requests: list[Request], out_dir: str | Path, sampling: SamplingConfig,
-                     seed: int | None = None, watermark: bool = True) -> list[Path]:
-    """Synthesise every request into `out_dir`; request i uses seed `seed + i` when a seed is given."""
+                     seed: int | None = None, watermark: bool = True, batch_size: int = 8) -> list[Path]:
+    """Synthesise every request into `out_dir`, `batch_size` at a time; request i uses seed `seed + i` when a seed is given.
+
+    A result is the same whatever the batch size (see `VallE.synthesize_many`).
+    """
     out_dir = Path(out_dir)
-    written = []
-    for i, request in enumerate(tqdm(requests, desc="synthesising", unit="utt")):
-        target = out_dir / request.out
-        if not target.exists():
-            result = valle.synthesize(request.text, request.prompt, request.prompt_text, sampling,
-                                      None if seed is None else seed + i, watermark=watermark)
-            write_audio(target, result.samples, result.sample_rate, comment=SYNTHETIC_COMMENT)
-        written.append(target)
-    return written
+    targets = [out_dir / r.out for r in requests]
+    todo = [i for i, target in enumerate(targets) if not target.exists()]
+    with tqdm(total=len(requests), initial=len(requests) - len(todo), desc="synthesising", unit="utt") as bar:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            batch = [SynthesisRequest(requests[i].text, requests[i].prompt, requests[i].prompt_text,
+                                      None if seed is None else seed + i) for i in chunk]
+            for i, result in zip(chunk, valle.synthesize_many(batch, sampling, watermark=watermark, batch_size=batch_size)):
+                write_audio(targets[i], result.samples, result.sample_rate, comment=SYNTHETIC_COMMENT)
+                bar.update(1)
+    return targets

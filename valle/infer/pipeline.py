@@ -12,6 +12,7 @@ unless the caller turns it off explicitly.
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,27 @@ class LengthGuard:
     min_ratio: float = 0.3
     max_ratio: float = 2.5
     margin_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    text: str
+    prompt: str | Path | np.ndarray  # a file, a bundled prompt's name, or samples at the codec's rate
+    prompt_text: str | None = None
+    seed: int | None = None
+    continuation: bool = False
+
+
+@dataclass
+class Job:
+    """One AR generation (a sentence, or a continuation) of one request, with its length bounds and sampler."""
+
+    phonemes: torch.Tensor  # the prompt's and the target's, or the whole transcript in continuation
+    prompt_codes: torch.Tensor  # [K, T_p]
+    low: int
+    high: int
+    sampler: Sampler
+    keep_prompt: bool = False  # continuation: the output starts with the prompt
 
 
 @dataclass
@@ -130,76 +152,98 @@ class VallE:
         return (max(0, int(self.guard.min_ratio * expected) - prompt_frames),
                 max(math.ceil(margin), math.ceil(self.guard.max_ratio * expected + margin) - prompt_frames))
 
-    @torch.inference_mode()
-    def speak_sentence(self, text: str, prompt_codes: torch.Tensor, prompt_text: str, sampler: Sampler,
-                       language: str = "en-us") -> np.ndarray:
-        """Cross-sentence: `text` in the prompt's voice, after the prompt's own transcript and codes."""
-        prompt_ids, target_ids = self.tokenizer(prompt_text, language), self.tokenizer(text, language)
-        low, high = self.length_bounds(prompt_codes.shape[1], len(prompt_ids), len(target_ids))
-        codes = self._generate(prompt_ids + target_ids, prompt_codes, low, high, sampler)
-        return self.codec.decode(codes[None])[0].float().cpu().numpy()
-
-    @torch.inference_mode()
-    def continue_prompt(self, text: str, prompt_codes: torch.Tensor, sampler: Sampler, language: str = "en-us") -> np.ndarray:
-        """Continuation: `text` is the whole transcript and the prompt speaks its beginning; returns prompt + the rest.
-
-        The prompt's codes are decoded together with the new ones, so the two join with no seam.
-        """
-        ids = self.tokenizer(text, language)
-        low, high = self.continuation_bounds(prompt_codes.shape[1], len(ids))
-        codes = torch.cat([prompt_codes, self._generate(ids, prompt_codes, low, high, sampler)], dim=1)
-        return self.codec.decode(codes[None])[0].float().cpu().numpy()
-
-    def _generate(self, phoneme_ids: list[int], prompt_codes: torch.Tensor, low: int, high: int, sampler: Sampler) -> torch.Tensor:
-        """Codes `[K, T]` of between `low` and `high` new frames: AR level 1 (sampled), then NAR levels 2..K."""
-        phonemes = torch.tensor(phoneme_ids, dtype=torch.long, device=prompt_codes.device)
-        group = self.ar.config.group_size
-        prompt_len, eos = prompt_codes.shape[1] - prompt_codes.shape[1] % group, self.ar.eos  # the AR keeps whole groups
-
-        def choose(logits: torch.Tensor, history: list[int]) -> int:
-            if len(history) - prompt_len < low:  # too early to stop
-                logits = logits.clone()
-                logits[eos] = float("-inf")
-            return sampler(logits, history)
-
-        first = self.ar.generate(phonemes, prompt_codes[0], max_frames=high, choose=choose)
-        if len(first) == high:
-            log.warning("the AR stage reached the length cap (%d frames) without an end token", high)
-        return self.nar.generate(phonemes, prompt_codes, first)
-
-    def synthesize(self, text: str, prompt: str | Path | np.ndarray, prompt_text: str | None = None,
-                   sampling: SamplingConfig = SamplingConfig(), seed: int | None = None, language: str = "en-us",
-                   watermark: bool = True, watermark_key: int | str = DEFAULT_KEY, continuation: bool = False) -> Synthesis:
-        """Speak `text` in the voice of `prompt` (a file, a bundled prompt's name, or samples at the codec's rate).
-
-        Cross-sentence (the default, the paper's main setting): the output is `text` alone,
-        sentence by sentence; without `prompt_text` the prompt is transcribed offline
-        (PocketSphinx), with a warning. `continuation=True` (the paper's other setting):
-        `text` is the whole transcript of what the prompt begins to say, and the output is
-        the prompt followed by the rest; no prompt transcript is needed. The output is
-        watermarked with `watermark_key` unless `watermark=False`.
-        """
-        sentences = split_sentences(text) if text.strip() else []
+    def plan(self, request: SynthesisRequest, sampling: SamplingConfig, language: str = "en-us") -> tuple[list[Job], str | None]:
+        """The AR generations a request needs (one per sentence, or one continuation) and its prompt transcript."""
+        sentences = split_sentences(request.text) if request.text.strip() else []
         if not sentences:
             raise TextError("the text is empty: give the words to speak")
-        if continuation and len(text) > MAX_CONTINUATION_CHARS:
+        if request.continuation and len(request.text) > MAX_CONTINUATION_CHARS:
             raise TextError(f"continuation takes one passage of at most {MAX_CONTINUATION_CHARS} characters (got "
-                            f"{len(text)}): it continues the prompt in one go; speak long text in the cross-sentence mode")
+                            f"{len(request.text)}): it continues the prompt in one go; speak long text in the cross-sentence mode")
+        prompt, prompt_text = request.prompt, request.prompt_text
         if not isinstance(prompt, np.ndarray):
             prompt, prompt_text = resolve_prompt(prompt, prompt_text)
         samples = prompt if isinstance(prompt, np.ndarray) else load_prompt(prompt, self.codec.sample_rate)
-        prompt_codes = self.encode_prompt(samples)
-        sampler = Sampler(sampling, seed)
-        if continuation:
-            pieces, prompt_text = [self.continue_prompt(" ".join(sentences), prompt_codes, sampler, language)], None
-        else:
-            prompt_text = prompt_text if prompt_text is not None else self._transcribe(samples)
-            pieces = [self.speak_sentence(s, prompt_codes, prompt_text, sampler, language) for s in sentences]
-        samples = join_with_pauses(pieces, self.codec.sample_rate)
-        if watermark:  # the watermark needs MIN_SECONDS: a shorter clip gets trailing silence first
-            samples = np.pad(samples, (0, max(0, math.ceil(MIN_SECONDS * self.codec.sample_rate) - len(samples))))
-            samples = embed(samples, self.codec.sample_rate, watermark_key)
-        return Synthesis(samples, self.codec.sample_rate, prompt_text, watermark)
+        codes = self.encode_prompt(samples)
+        device, frames = codes.device, codes.shape[1]
+
+        def sampler(i: int) -> Sampler:  # one per sentence, so that batching never changes a result
+            return Sampler(sampling, None if request.seed is None else request.seed * 65536 + i)
+
+        if request.continuation:
+            ids = self.tokenizer(" ".join(sentences), language)
+            low, high = self.continuation_bounds(frames, len(ids))
+            return [Job(torch.tensor(ids, device=device), codes, low, high, sampler(0), keep_prompt=True)], None
+        prompt_text = prompt_text if prompt_text is not None else self._transcribe(samples)
+        prompt_ids, jobs = self.tokenizer(prompt_text, language), []
+        for i, sentence in enumerate(sentences):
+            target_ids = self.tokenizer(sentence, language)
+            low, high = self.length_bounds(frames, len(prompt_ids), len(target_ids))
+            jobs.append(Job(torch.tensor(prompt_ids + target_ids, device=device), codes, low, high, sampler(i)))
+        return jobs, prompt_text
+
+    @torch.inference_mode()
+    def speak(self, jobs: list[Job], batch_size: int = 8) -> list[np.ndarray]:
+        """Run jobs: AR level 1 for `batch_size` at a time (sampled), then NAR levels 2..K and the codec, one by one."""
+        pieces = []
+        for start in range(0, len(jobs), batch_size):
+            chunk = jobs[start:start + batch_size]
+            firsts = self.ar.generate_batch([j.phonemes for j in chunk], [j.prompt_codes[0] for j in chunk],
+                                            [j.high for j in chunk], [self._chooser(j) for j in chunk])
+            for job, first in zip(chunk, firsts):
+                if len(first) == job.high:
+                    log.warning("the AR stage reached the length cap (%d frames) without an end token", job.high)
+                codes = self.nar.generate(job.phonemes, job.prompt_codes, first)
+                if job.keep_prompt:  # decoded together, the prompt and what follows join with no seam
+                    codes = torch.cat([job.prompt_codes, codes], dim=1)
+                pieces.append(self.codec.decode(codes[None])[0].float().cpu().numpy())
+        return pieces
+
+    def _chooser(self, job: Job) -> Callable[[torch.Tensor, list[int]], int]:
+        """The job's sampler, with the end token forbidden until `job.low` new frames exist."""
+        group = self.ar.config.group_size
+        prompt_len = job.prompt_codes.shape[1] - job.prompt_codes.shape[1] % group  # the AR keeps whole groups
+
+        def choose(logits: torch.Tensor, history: list[int]) -> int:
+            if len(history) - prompt_len < job.low:
+                logits = logits.clone()
+                logits[self.ar.eos] = float("-inf")
+            return job.sampler(logits, history)
+
+        return choose
+
+    def synthesize(self, text: str, prompt: str | Path | np.ndarray, prompt_text: str | None = None,
+                   sampling: SamplingConfig = SamplingConfig(), seed: int | None = None, language: str = "en-us",
+                   watermark: bool = True, watermark_key: int | str = DEFAULT_KEY, continuation: bool = False,
+                   batch_size: int = 8) -> Synthesis:
+        """Speak `text` in the voice of `prompt` (a file, a bundled prompt's name, or samples at the codec's rate).
+
+        Cross-sentence (the default, the paper's main setting): the output is `text` alone,
+        sentence by sentence (`batch_size` sentences decoded at once); without `prompt_text`
+        the prompt is transcribed offline (PocketSphinx), with a warning. `continuation=True`
+        (the paper's other setting): `text` is the whole transcript of what the prompt begins
+        to say, and the output is the prompt followed by the rest; no prompt transcript is
+        needed. The output is watermarked with `watermark_key` unless `watermark=False`.
+        """
+        request = SynthesisRequest(text, prompt, prompt_text, seed, continuation)
+        return self.synthesize_many([request], sampling, language, watermark, watermark_key, batch_size)[0]
+
+    def synthesize_many(self, requests: list[SynthesisRequest], sampling: SamplingConfig = SamplingConfig(),
+                        language: str = "en-us", watermark: bool = True, watermark_key: int | str = DEFAULT_KEY,
+                        batch_size: int = 8) -> list[Synthesis]:
+        """Several requests, their sentences decoded `batch_size` at a time; each result is what `synthesize` gives."""
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        plans = [self.plan(r, sampling, language) for r in requests]
+        pieces = iter(self.speak([job for jobs, _ in plans for job in jobs], batch_size))
+        results = []
+        for jobs, prompt_text in plans:
+            samples = join_with_pauses([next(pieces) for _ in jobs], self.codec.sample_rate)
+            if watermark:  # the watermark needs MIN_SECONDS: a shorter clip gets trailing silence first
+                samples = np.pad(samples, (0, max(0, math.ceil(MIN_SECONDS * self.codec.sample_rate) - len(samples))))
+                samples = embed(samples, self.codec.sample_rate, watermark_key)
+            results.append(Synthesis(samples, self.codec.sample_rate, prompt_text, watermark))
+        return results
 
     def _transcribe(self, samples: np.ndarray) -> str:
         from valle.eval.asr import PocketSphinx

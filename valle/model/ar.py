@@ -122,28 +122,57 @@ class ARModel(nn.Module):
         `choose(logits [V + 1], history)` picks each token (see `valle.model.sampling`);
         generation stops at EOS or after `max_frames` new frames. Returns the new codes.
         """
-        g = self.config.group_size
-        prompt = prompt[prompt.shape[0] % g:]  # whole groups only: drop the oldest frames
-        device = phonemes.device
-        tokens = torch.cat([torch.full((g,), self.bos, dtype=torch.long, device=device), prompt])[None]
-        text = self.text_positions(self.text_embedding(phonemes[None]))
-        x = torch.cat([text, self._embed_audio(tokens)], dim=1)
-        mask = self.prefix_mask(torch.ones(1, phonemes.shape[0], dtype=torch.bool, device=device),
-                                torch.ones(1, tokens.shape[1] // g, dtype=torch.bool, device=device))
-        hidden, cache = self._run(x, mask, None)
-        history = prompt.tolist()
-        generated: list[int] = []
-        n_groups = tokens.shape[1] // g
-        while len(generated) < max_frames:
-            logits = self.head(hidden[0, -1]).view(g, -1)
-            group = []
-            for position in range(g):
-                token = choose(logits[position], history + generated + group)
-                if token == self.eos:
-                    return torch.tensor(generated + group, dtype=torch.long, device=device)
-                group.append(token)
-            generated += group
-            step = self._embed_audio(torch.tensor([group], dtype=torch.long, device=device), offset=n_groups)
-            n_groups += 1
-            hidden, cache = self._run(step, None, cache)
-        return torch.tensor(generated[:max_frames], dtype=torch.long, device=device)
+        return self.generate_batch([phonemes], [prompt], [max_frames], [choose])[0]
+
+    @torch.no_grad()
+    def generate_batch(self, phonemes: list[Tensor], prompts: list[Tensor], max_frames: list[int],
+                       choose: list[Callable[[Tensor, list[int]], int]]) -> list[Tensor]:
+        """`generate` for several requests in one padded batch: one step decodes a group for each.
+
+        Each request attends only to its own phonemes and audio, at its own positions, so it
+        gets what it would get alone (up to float rounding); one that has stopped feeds
+        padding until the last one stops. A decoding step costs little more for a few
+        requests than for one while the weights, not the arithmetic, bound its speed.
+        """
+        g, batch, device = self.config.group_size, len(phonemes), phonemes[0].device
+        prompts = [p[p.shape[0] % g:] for p in prompts]  # whole groups only: drop the oldest frames
+        phoneme_lens = torch.tensor([len(p) for p in phonemes], device=device)
+        group_lens = torch.tensor([1 + len(p) // g for p in prompts], device=device)  # BOS group + the prompt's
+        text = torch.zeros(batch, int(phoneme_lens.max()), dtype=torch.long, device=device)
+        tokens = torch.full((batch, int(group_lens.max()) * g), self.pad, dtype=torch.long, device=device)
+        for b, (p, prompt) in enumerate(zip(phonemes, prompts)):
+            text[b, :len(p)] = p
+            tokens[b, :g] = self.bos
+            tokens[b, g:g + len(prompt)] = prompt
+        text_valid = lengths_to_mask(phoneme_lens, text.shape[1])
+        audio_valid = lengths_to_mask(group_lens, tokens.shape[1] // g)
+        x = torch.cat([self.text_positions(self.text_embedding(text)), self._embed_audio(tokens)], dim=1)
+        hidden, cache = self._run(x, self.prefix_mask(text_valid, audio_valid), None)
+        last = hidden[torch.arange(batch, device=device), text.shape[1] + group_lens - 1]  # each request's newest group
+        keys_valid = torch.cat([text_valid, audio_valid], dim=1)
+        positions = group_lens.clone()  # of each request's next group
+        histories = [p.tolist() for p in prompts]
+        generated: list[list[int]] = [[] for _ in range(batch)]
+        active = [n > 0 for n in max_frames]
+        while any(active):
+            logits = self.head(last).view(batch, g, -1)
+            groups = []
+            for b in range(batch):
+                group: list[int] = []
+                if active[b]:
+                    for position in range(g):
+                        token = choose[b](logits[b, position], histories[b] + generated[b] + group)
+                        if token == self.eos:
+                            active[b] = False
+                            break
+                        group.append(token)
+                    generated[b] += group
+                    active[b] = active[b] and len(generated[b]) < max_frames[b]
+                groups.append(group + [self.pad] * (g - len(group)))
+            if not any(active):
+                break
+            step = self.audio_embedding(torch.tensor(groups, device=device)).view(batch, 1, self.config.d_model)
+            keys_valid = torch.cat([keys_valid, torch.ones(batch, 1, dtype=torch.bool, device=device)], dim=1)
+            hidden, cache = self._run(self.audio_positions.at(step, positions[:, None]), keys_valid[:, None, None, :], cache)
+            last, positions = hidden[:, -1], positions + 1
+        return [torch.tensor(codes[:limit], dtype=torch.long, device=device) for codes, limit in zip(generated, max_frames)]
