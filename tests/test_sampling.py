@@ -49,9 +49,23 @@ def test_repetition_aware_sampling_breaks_loops():
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"temperature": -1}, "temperature"), ({"top_k": -2}, "top_k"), ({"top_p": 0}, "top_p"), ({"top_p": 1.5}, "top_p"),
+    ({"temperature": -1}, "temperature"), ({"temperature": float("nan")}, "finite"), ({"temperature": float("inf")}, "finite"),
+    ({"top_k": -2}, "top_k"), ({"top_p": 0}, "top_p"), ({"top_p": 1.5}, "top_p"), ({"top_p": float("nan")}, "top_p"),
     ({"ras_window": 0}, "ras_window"),
 ])
 def test_bad_sampling_settings(options, message):
     with pytest.raises(ConfigError, match=message):
         SamplingConfig(**options)
+
+
+@pytest.mark.parametrize("temperature", [1e-300, 1e-30, 1e-6, 1e6])
+def test_extreme_temperatures_still_give_a_valid_token(temperature):
+    logits = torch.tensor([3.0, 2.0, float("-inf"), 1.0])
+    tokens = {Sampler(SamplingConfig(temperature=temperature, repetition_aware=False), seed=s)(logits, []) for s in range(30)}
+    assert tokens == {0} if temperature < 1 else tokens <= {0, 1, 3} and len(tokens) > 1
+
+
+def test_a_vanishing_top_p_keeps_the_best_token():
+    logits = torch.randn(33, generator=torch.Generator().manual_seed(0))
+    kept = filter_logits(logits, top_p=5.8e-130)  # found by the server fuzz: it rounds to 0 in float32 and dropped every token
+    assert torch.isfinite(kept).sum() == 1 and int(kept.argmax()) == int(logits.argmax())

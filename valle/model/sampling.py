@@ -7,6 +7,7 @@ chosen token already fills more than `ras_threshold` of the last `ras_window`
 tokens, samples again from the whole distribution instead.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -25,8 +26,8 @@ class SamplingConfig:
     ras_threshold: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise ConfigError(f"temperature must be >= 0 (0 is greedy), got {self.temperature}")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ConfigError(f"temperature must be a finite number >= 0 (0 is greedy), got {self.temperature}")
         if self.top_k < 0:
             raise ConfigError(f"top_k must be >= 0 (0 keeps every token), got {self.top_k}")
         if not 0 < self.top_p <= 1:
@@ -48,6 +49,7 @@ def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
         sorted_logits, order = logits.sort(descending=True)
         cumulative = sorted_logits.softmax(-1).cumsum(-1)
         outside = cumulative - sorted_logits.softmax(-1) >= top_p  # mass before this token already enough
+        outside[..., 0] = False  # a top_p below float32's range rounds to 0, and 0 >= 0 would drop even the best token
         logits[order[outside]] = float("-inf")
     return logits
 
@@ -64,7 +66,8 @@ class Sampler:
     def _draw(self, logits: Tensor) -> int:
         if self.config.temperature == 0:
             return int(logits.argmax())
-        probabilities = (logits.float() / self.config.temperature).softmax(-1).cpu()
+        logits = logits.double()  # shifted so that the best is 0: no overflow however small the temperature
+        probabilities = ((logits - logits.max()) / self.config.temperature).softmax(-1).cpu()
         return int(torch.multinomial(probabilities, 1, generator=self.generator))
 
     def __call__(self, logits: Tensor, history: list[int]) -> int:
