@@ -1,4 +1,4 @@
-"""What ships in the package: the voice prompts (and the default model, once trained)."""
+"""What ships in the package: the voice prompts and the default model."""
 
 import soundfile as sf
 
@@ -29,3 +29,22 @@ def test_cli_lists_the_prompts(capsys):
     assert main(["prompts"]) == 0
     printed = capsys.readouterr().out
     assert all(name in printed and p.text in printed for name, p in bundled_prompts().items())
+
+
+def test_the_bundled_model_speaks_in_the_voice_it_is_given():
+    """Two very different bundled voices (flite slt and rms): each output is nearest its own prompt."""
+    import numpy as np
+
+    from valle.eval.speaker import SpeakerEncoder, cosine
+    from valle.infer import VallE
+    from valle.watermark import detect
+
+    valle, encoder, prompts = VallE.from_pretrained("default"), SpeakerEncoder(), bundled_prompts()
+    voices = ("fl000", "fl001")
+    prompt_vectors = {v: encoder.embed(load_prompt(prompts[v].path, 16000), 16000) for v in voices}
+    for voice in voices:
+        out = valle.synthesize("Bring the blue box inside before it rains.", voice, seed=0)
+        assert 1.0 < out.seconds < 6.0 and np.isfinite(out.samples).all() and detect(out.samples, out.sample_rate).marked
+        vector = encoder.embed(out.samples, out.sample_rate)
+        other = next(v for v in voices if v != voice)
+        assert cosine(vector, prompt_vectors[voice]) > cosine(vector, prompt_vectors[other])
