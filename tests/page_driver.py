@@ -14,9 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
-# As root in a closed network: no sandbox, and none of Chromium's background connections.
+# As root in a closed network: no sandbox, and none of Chromium's background connections; a fake
+# microphone (a beeping test signal) that the page may use without asking.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+                 "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
 @contextmanager
@@ -42,8 +44,11 @@ def serving(app) -> Iterator[str]:
         thread.join(10)
 
 
-def clone_in_browser(url: str, prompt: Path, prompt_text: str, text: str, screenshot: Path | None = None) -> dict:
-    """Upload `prompt`, synthesise `text`, wait for playable audio; returns what the page shows."""
+def clone_in_browser(url: str, prompt: Path | None, prompt_text: str, text: str, screenshot: Path | None = None) -> dict:
+    """Upload `prompt` (or, without one, record 4 s from the microphone), synthesise `text`, wait for playable audio.
+
+    Returns what the page shows.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -53,8 +58,14 @@ def clone_in_browser(url: str, prompt: Path, prompt_text: str, text: str, screen
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url)
         page.wait_for_function("document.querySelectorAll('#voice option').length > 0")
-        page.check("input[value=upload]")
-        page.set_input_files("#file", str(prompt))
+        if prompt is None:
+            page.click("#record")
+            page.wait_for_timeout(4000)
+            page.click("#record")
+            page.wait_for_selector("#recorded:has-text('recorded')", timeout=10_000)
+        else:
+            page.check("input[value=upload]")
+            page.set_input_files("#file", str(prompt))
         page.fill("#prompt-text", prompt_text)
         page.fill("#text", text)
         page.fill("#seed", "1")

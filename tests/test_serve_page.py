@@ -28,3 +28,11 @@ def test_page_clones_a_voice_from_an_upload(browser_ready, model_dir, write_wav,
     assert shown["errors"] == [] and shown["status"].startswith("Done:")
     assert shown["duration"] > 0.2 and shown["download"].startswith("blob:") and shown["voices"] >= 4
     assert (tmp_path / "page.png").stat().st_size > 20_000
+
+
+def test_page_clones_a_voice_recorded_with_the_microphone(browser_ready, model_dir, tmp_path):
+    """Chromium's fake microphone: MediaRecorder's compressed audio is turned into WAV by the page."""
+    app = create_app(ServeConfig(data_dir=tmp_path / "data"), VallE.from_pretrained(model_dir))
+    with serving(app) as url:
+        shown = clone_in_browser(url, None, "a beep now and then", "Hello from the microphone.")
+    assert shown["errors"] == [] and shown["status"].startswith("Done:") and shown["duration"] > 0.2
