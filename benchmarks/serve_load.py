@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from targets import report
 
 from valle.infer.bundled import bundled_prompts
 
@@ -118,12 +119,7 @@ def main() -> int:
     print(json.dumps(summary, indent=1))
     checks = {"no 5xx but 503": server_errors == 0, "memory growth < 10 %": summary["rss_growth"] < 0.10,
               "every request answered": len(results) == args.requests}
-    for name, passed in checks.items():
-        print(f"  {'PASS' if passed else 'FAIL'}  {name}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"summary": summary, "checks": checks, "results": results}, indent=1))
-    print(f"wrote {args.out}")
-    return 0 if all(checks.values()) else 1
+    return report(checks, {"summary": summary, "results": results}, args.out)
 
 
 if __name__ == "__main__":

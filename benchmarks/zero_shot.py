@@ -14,11 +14,11 @@ Targets: SIM within 0.05 of ground truth, WER within 10 points, identification >
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
+from targets import report
 
 from valle.data.manifest import read_manifest
 from valle.data.synthetic import build_synthetic_corpus
@@ -73,12 +73,7 @@ def main() -> int:
     low, high = summary["prompt_seconds"]
     print(f"\n{len(records)} utterances of {summary['speakers']} unseen speakers, prompts of {low:.1f}-{high:.1f} s; "
           f"WER on {len(flite)} flite utterances; {torch.get_num_threads()} CPU threads")
-    for name, ok in checks.items():
-        print(f"  {'PASS' if ok else 'FAIL'}  {name}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"summary": summary, "checks": checks, "utterances": records}, indent=1))
-    print(f"\nwrote {args.out}")
-    return 0 if all(checks.values()) else 1
+    return report(checks, {"summary": summary, "utterances": records}, args.out)
 
 
 if __name__ == "__main__":
