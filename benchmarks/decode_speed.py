@@ -77,15 +77,23 @@ class Decoder:
         return timed(lambda: self.model.generate_batch([self.phonemes] * batch, [self.prompt] * batch, [new_frames] * batch,
                                                        [no_eos] * batch))
 
-    def step(self, steps: int = 30) -> float:
-        """Median seconds of one cached decode step (one group of frames) after the prefill."""
+    def forward(self, n_new: int = 0) -> tuple[torch.Tensor, list, int]:
+        """A full forward pass over phonemes, prompt and `n_new` more groups: (hidden, KV cache, groups so far)."""
         m, g = self.model, self.g
-        tokens = torch.cat([torch.full((g,), m.bos, device=self.device), self.prompt])[None]
+        tokens = torch.cat([torch.full((g,), m.bos, device=self.device), self.prompt,
+                            torch.zeros(n_new * g, dtype=torch.long, device=self.device)])[None]
         x = torch.cat([m.text_positions(m.text_embedding(self.phonemes[None])), m._embed_audio(tokens)], dim=1)
         mask = m.prefix_mask(torch.ones(1, PHONEMES, dtype=torch.bool, device=self.device),
                              torch.ones(1, tokens.shape[1] // g, dtype=torch.bool, device=self.device))
         hidden, cache = m._run(x, mask, None)
-        n, times = tokens.shape[1] // g, []
+        m.head(hidden[0, -1])
+        return hidden, cache, tokens.shape[1] // g
+
+    def step(self, steps: int = 30) -> float:
+        """Median seconds of one cached decode step (one group of frames) after the prefill."""
+        m, g = self.model, self.g
+        hidden, cache, n = self.forward()
+        times = []
         for _ in range(steps):
             group = m.head(hidden[0, -1]).view(g, -1)[:, : m.eos].argmax(-1)[None]
             started = time.perf_counter()
@@ -99,19 +107,9 @@ class Decoder:
 
     def recompute(self, new_frames: int, points: int = 8) -> float:
         """Seconds to decode `new_frames` frames by a full forward pass per step (integrated from `points` lengths)."""
-        m, g = self.model, self.g
-        steps = new_frames // g
+        steps = new_frames // self.g
         lengths = np.unique(np.linspace(1, steps, points).round().astype(int))
-
-        def forward(n_new: int) -> None:
-            tokens = torch.cat([torch.full((g,), m.bos, device=self.device), self.prompt,
-                                torch.zeros(n_new * g, dtype=torch.long, device=self.device)])[None]
-            x = torch.cat([m.text_positions(m.text_embedding(self.phonemes[None])), m._embed_audio(tokens)], dim=1)
-            mask = m.prefix_mask(torch.ones(1, PHONEMES, dtype=torch.bool, device=self.device),
-                                 torch.ones(1, tokens.shape[1] // g, dtype=torch.bool, device=self.device))
-            m.head(m._run(x, mask, None)[0][0, -1])
-
-        seconds = [timed(lambda n=n: forward(int(n))) for n in lengths]
+        seconds = [timed(lambda n=n: self.forward(int(n))) for n in lengths]
         return float(np.trapezoid(seconds, lengths)) if len(lengths) > 1 else seconds[0] * steps
 
 

@@ -43,22 +43,20 @@ def evaluate(valle: VallE, items: list[EvalItem], scorers: Scorers, sampling: Sa
              seed: int = 0) -> list[dict]:
     """One record per item: the output's and the ground truth's scores (item i is sampled with seed + i)."""
     rate = valle.codec.sample_rate
-    records = []
+    records, prompts = [], {}  # a cross-sentence prompt serves all of its speaker's items: load and embed it once
     for i, item in enumerate(tqdm(items, desc="evaluating", unit="utt")):
         truth = load_audio(item.target.audio, rate)
-        if item.mode == "continuation":
-            prompt = truth[: int(item.prompt_seconds * rate)]
-            started = time.perf_counter()
-            out = valle.synthesize(item.target.text, prompt, sampling=sampling, seed=seed + i, continuation=True)
-            seconds = time.perf_counter() - started
-            said, said_truth = out.samples[len(prompt):], truth[len(prompt):]  # what follows the prompt
-        else:
-            prompt = load_audio(item.prompt_audio, rate)
-            started = time.perf_counter()
-            out = valle.synthesize(item.target.text, prompt, item.prompt_text, sampling, seed + i)
-            seconds = time.perf_counter() - started
-            said, said_truth = out.samples, truth
-        prompt_vector = scorers.speaker.embed(prompt, rate)
+        continuation = item.mode == "continuation"
+        key = (item.prompt_audio, item.prompt_seconds)
+        if key not in prompts:
+            audio = truth[: int(item.prompt_seconds * rate)] if continuation else load_audio(item.prompt_audio, rate)
+            prompts[key] = audio, scorers.speaker.embed(audio, rate)
+        prompt, prompt_vector = prompts[key]
+        started = time.perf_counter()
+        out = valle.synthesize(item.target.text, prompt, item.prompt_text, sampling, seed + i, continuation=continuation)
+        seconds = time.perf_counter() - started
+        skip = len(prompt) if continuation else 0  # in continuation, score what follows the prompt
+        said, said_truth = out.samples[skip:], truth[skip:]
         record = {"mode": item.mode, "id": item.target.id, "speaker": item.target.speaker, "text": item.target.text,
                   "prompt": str(item.prompt_audio), "prompt_seconds": len(prompt) / rate,
                   "output_seconds": len(said) / rate, "synthesis_seconds": seconds}

@@ -4,6 +4,8 @@ The ONNX models ship inside the `speechmos` package, so scoring works offline. S
 run one thread each, so that several processes can score in parallel on few cores.
 """
 
+from pathlib import Path
+
 import numpy as np
 
 from valle.audio import resample
@@ -23,8 +25,6 @@ class DNSMOS:
             from speechmos import dnsmos as module
         except ImportError as e:
             raise DependencyError(f"DNSMOS needs speechmos and onnxruntime ({e}): `pip install 'valle[mos]'`") from None
-        from pathlib import Path
-
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         models = Path(module.__file__).parent / "dnsmos_models"

@@ -6,6 +6,7 @@ held-out test speakers, which the model never heard, each with its transcript, s
 that `valle synthesize "..." --prompt NAME` works offline with nothing else.
 """
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,9 @@ class BundledPrompt:
     description: str
 
 
+@functools.cache
 def bundled_prompts() -> dict[str, BundledPrompt]:
+    """Read once: the file ships with the package (callers must not change the dict)."""
     if not (PROMPTS / PROMPTS_FILE).is_file():
         return {}
     rows = json.loads((PROMPTS / PROMPTS_FILE).read_text(encoding="utf-8"))

@@ -160,10 +160,11 @@ class VallE:
         if request.continuation and len(request.text) > MAX_CONTINUATION_CHARS:
             raise TextError(f"continuation takes one passage of at most {MAX_CONTINUATION_CHARS} characters (got "
                             f"{len(request.text)}): it continues the prompt in one go; speak long text in the cross-sentence mode")
-        prompt, prompt_text = request.prompt, request.prompt_text
-        if not isinstance(prompt, np.ndarray):
-            prompt, prompt_text = resolve_prompt(prompt, prompt_text)
-        samples = prompt if isinstance(prompt, np.ndarray) else load_prompt(prompt, self.codec.sample_rate)
+        if isinstance(request.prompt, np.ndarray):
+            samples, prompt_text = request.prompt, request.prompt_text
+        else:
+            path, prompt_text = resolve_prompt(request.prompt, request.prompt_text)
+            samples = load_prompt(path, self.codec.sample_rate)
         codes = self.encode_prompt(samples)
         device, frames = codes.device, codes.shape[1]
 

@@ -25,7 +25,7 @@ from valle.infer import VallE
 from valle.model.sampling import SamplingConfig
 from valle.serve.config import ServeConfig
 from valle.serve.limiter import Busy, Limiter
-from valle.serve.voices import Voice, VoiceNotFound, VoiceStore
+from valle.serve.voices import Voice, VoiceNotFound, VoiceReadOnly, VoiceStore
 from valle.watermark import SYNTHETIC_COMMENT
 
 STATIC = Path(__file__).parent / "static"
@@ -134,10 +134,12 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
 
     @app.delete("/v1/voices/{voice_id}", status_code=204)
     async def delete_voice(voice_id: str) -> Response:
-        voice, _ = _voice(voices, voice_id)
-        if voice.bundled:
-            raise HTTPException(403, f"voice {voice_id!r} ships with valle and cannot be deleted")
-        voices.delete(voice_id)
+        try:
+            voices.delete(voice_id)
+        except VoiceNotFound as e:
+            raise HTTPException(404, str(e)) from None
+        except VoiceReadOnly as e:
+            raise HTTPException(403, str(e)) from None
         return Response(status_code=204)
 
     return app

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from valle.audio import write_audio
+from valle.audio import audio_duration, write_audio
 from valle.errors import ValleError
 from valle.files import atomic_write
 from valle.infer.bundled import bundled_prompts
@@ -24,6 +24,10 @@ _ID = re.compile(r"[0-9a-f]{32}")
 
 
 class VoiceNotFound(ValleError):
+    pass
+
+
+class VoiceReadOnly(ValleError):
     pass
 
 
@@ -40,7 +44,8 @@ class VoiceStore:
     def __init__(self, data_dir: Path) -> None:
         self.root = Path(data_dir).resolve() / "voices"
         self.root.mkdir(parents=True, exist_ok=True)
-        self._bundled = bundled_prompts()
+        self._bundled = {p.name: (Voice(p.name, p.description, p.text, round(audio_duration(p.path), 2), True), p.path)
+                         for p in bundled_prompts().values()}
 
     def add(self, samples: np.ndarray, sample_rate: int, name: str, transcript: str | None) -> Voice:
         voice = Voice(uuid.uuid4().hex, name, transcript, len(samples) / sample_rate, bundled=False)
@@ -51,21 +56,20 @@ class VoiceStore:
         return voice
 
     def list(self) -> list[Voice]:
-        bundled = [Voice(p.name, p.description, p.text, _seconds(p.path), True) for p in self._bundled.values()]
+        bundled = [voice for voice, _ in self._bundled.values()]
         saved = [Voice(**json.loads(f.read_text())) for f in sorted(self.root.glob("*/voice.json"))]
         return bundled + saved
 
     def get(self, voice_id: str) -> tuple[Voice, Path]:
         """The voice and its prompt file."""
         if voice_id in self._bundled:
-            p = self._bundled[voice_id]
-            return Voice(p.name, p.description, p.text, _seconds(p.path), True), p.path
+            return self._bundled[voice_id]
         folder = self._folder(voice_id)
         return Voice(**json.loads((folder / "voice.json").read_text())), folder / "prompt.wav"
 
     def delete(self, voice_id: str) -> None:
         if voice_id in self._bundled:
-            raise ValleError(f"voice {voice_id!r} ships with valle and cannot be deleted")
+            raise VoiceReadOnly(f"voice {voice_id!r} ships with valle and cannot be deleted")
         shutil.rmtree(self._folder(voice_id))
 
     def _folder(self, voice_id: str) -> Path:
@@ -73,8 +77,3 @@ class VoiceStore:
             raise VoiceNotFound(f"no voice with id {voice_id!r}; GET /v1/voices lists them")
         return self.root / voice_id
 
-
-def _seconds(path: Path) -> float:
-    from valle.audio import audio_duration
-
-    return round(audio_duration(path), 2)
