@@ -77,27 +77,31 @@ class Decoder:
         return timed(lambda: self.model.generate_batch([self.phonemes] * batch, [self.prompt] * batch, [new_frames] * batch,
                                                        [no_eos] * batch))
 
-    def forward(self, n_new: int = 0) -> tuple[torch.Tensor, list, int]:
-        """A full forward pass over phonemes, prompt and `n_new` more groups: (hidden, KV cache, groups so far)."""
+    def forward(self, n_new: int = 0, room: int = 0) -> tuple[torch.Tensor, list, int]:
+        """A full forward pass over phonemes, prompt and `n_new` more groups: (hidden, KV cache, groups so far).
+
+        The cache has `room` for that many more positions.
+        """
         m, g = self.model, self.g
         tokens = torch.cat([torch.full((g,), m.bos, device=self.device), self.prompt,
                             torch.zeros(n_new * g, dtype=torch.long, device=self.device)])[None]
         x = torch.cat([m.text_positions(m.text_embedding(self.phonemes[None])), m._embed_audio(tokens)], dim=1)
         mask = m.prefix_mask(torch.ones(1, PHONEMES, dtype=torch.bool, device=self.device),
                              torch.ones(1, tokens.shape[1] // g, dtype=torch.bool, device=self.device))
-        hidden, cache = m._run(x, mask, None)
+        cache = m.new_cache(1, x.shape[1] + room, x)
+        hidden = m._run(x, mask, cache)
         m.head(hidden[0, -1])
         return hidden, cache, tokens.shape[1] // g
 
     def step(self, steps: int = 30) -> float:
         """Median seconds of one cached decode step (one group of frames) after the prefill."""
         m, g = self.model, self.g
-        hidden, cache, n = self.forward()
+        hidden, cache, n = self.forward(room=steps)
         times = []
         for _ in range(steps):
             group = m.head(hidden[0, -1]).view(g, -1)[:, : m.eos].argmax(-1)[None]
             started = time.perf_counter()
-            hidden, cache = m._run(m._embed_audio(group, offset=n), None, cache)
+            hidden = m._run(m._embed_audio(group, offset=n), None, cache)
             m.head(hidden[0, -1])
             if torch.cuda.is_available():
                 torch.cuda.synchronize()

@@ -6,6 +6,7 @@ import torch
 from valle.errors import ConfigError
 from valle.model.ar import ARModel
 from valle.model.config import ModelConfig, preset
+from valle.model.layers import LayerCache
 from valle.model.nar import NARBatch, NARModel, split_prompt
 
 V, K, N_PHONEMES = 16, 4, 20
@@ -202,3 +203,15 @@ def test_presets_and_config_errors():
     with pytest.raises(ConfigError, match=r"unknown model config field\(s\) \['width'\]"):
         ModelConfig.from_dict({"width": 3})
     assert ModelConfig.from_dict(paper.to_dict()) == paper
+
+
+def test_kv_cache_is_written_in_place_and_refuses_overflow():
+    like = torch.zeros(1)
+    cache = LayerCache(batch=1, n_heads=2, capacity=5, head_dim=3, like=like)
+    first = torch.randn(1, 2, 3, 3)
+    keys, values = cache.extend(first, -first)
+    keys_again, _ = cache.extend(torch.ones(1, 2, 2, 3), torch.ones(1, 2, 2, 3))
+    assert keys.data_ptr() == keys_again.data_ptr() and keys_again.shape[2] == 5
+    torch.testing.assert_close(keys_again[:, :, :3], first)
+    with pytest.raises(ValueError, match="holds 5 positions"):
+        cache.extend(torch.ones(1, 2, 1, 3), torch.ones(1, 2, 1, 3))

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from valle.model.config import ModelConfig
 from valle.model.layers import (
     KVCache,
+    LayerCache,
     SinusoidalPositions,
     TransformerLayer,
     init_weights,
@@ -71,12 +72,15 @@ class ARModel(nn.Module):
         groups = self.audio_embedding(tokens).view(batch, -1, self.config.d_model)
         return self.audio_positions(groups, offset)
 
-    def _run(self, x: Tensor, mask: Tensor | None, cache: KVCache | None) -> tuple[Tensor, KVCache]:
-        new_cache: KVCache = []
+    def _run(self, x: Tensor, mask: Tensor | None, cache: KVCache | None = None) -> Tensor:
         for i, layer in enumerate(self.layers):
-            x, layer_cache = layer(x, mask, cache=cache[i] if cache else None)
-            new_cache.append(layer_cache)
-        return self.norm(x), new_cache
+            x = layer(x, mask, cache=cache[i] if cache else None)
+        return self.norm(x)
+
+    def new_cache(self, batch: int, capacity: int, like: Tensor) -> KVCache:
+        """An empty KV cache for `batch` sequences of up to `capacity` positions (dtype/device of `like`)."""
+        c = self.config
+        return [LayerCache(batch, c.n_heads, capacity, c.d_model // c.n_heads, like) for _ in self.layers]
 
     @staticmethod
     def prefix_mask(text_valid: Tensor, audio_valid: Tensor) -> Tensor:
@@ -108,7 +112,7 @@ class ARModel(nn.Module):
         text = self.text_positions(self.text_embedding(phonemes))
         x = self.dropout(torch.cat([text, self._embed_audio(inputs)], dim=1))
         mask = self.prefix_mask(lengths_to_mask(phoneme_lens, phonemes.shape[1]), lengths_to_mask(group_lens, n_groups))
-        hidden, _ = self._run(x, mask, None)
+        hidden = self._run(x, mask)
         logits = self.head(hidden[:, phonemes.shape[1]:]).view(batch, n_groups, g, -1)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
         return StageOutput(loss, top_k_accuracy(logits, targets, 10, IGNORE), logits)
@@ -147,9 +151,14 @@ class ARModel(nn.Module):
         text_valid = lengths_to_mask(phoneme_lens, text.shape[1])
         audio_valid = lengths_to_mask(group_lens, tokens.shape[1] // g)
         x = torch.cat([self.text_positions(self.text_embedding(text)), self._embed_audio(tokens)], dim=1)
-        hidden, cache = self._run(x, self.prefix_mask(text_valid, audio_valid), None)
+        prefill = x.shape[1]
+        capacity = prefill + -(-max(max_frames) // g)  # at most one fed-back group per `g` new frames
+        cache = self.new_cache(batch, capacity, x)
+        hidden = self._run(x, self.prefix_mask(text_valid, audio_valid), cache)
         last = hidden[torch.arange(batch, device=device), text.shape[1] + group_lens - 1]  # each request's newest group
-        keys_valid = torch.cat([text_valid, audio_valid], dim=1)
+        keys_valid = torch.ones(batch, capacity, dtype=torch.bool, device=device)
+        keys_valid[:, :prefill] = torch.cat([text_valid, audio_valid], dim=1)
+        padded = not bool(keys_valid[:, :prefill].all())  # else every key is valid: no mask needed
         positions = group_lens.clone()  # of each request's next group
         histories = [p.tolist() for p in prompts]
         generated: list[list[int]] = [[] for _ in range(batch)]
@@ -172,7 +181,7 @@ class ARModel(nn.Module):
             if not any(active):
                 break
             step = self.audio_embedding(torch.tensor(groups, device=device)).view(batch, 1, self.config.d_model)
-            keys_valid = torch.cat([keys_valid, torch.ones(batch, 1, dtype=torch.bool, device=device)], dim=1)
-            hidden, cache = self._run(self.audio_positions.at(step, positions[:, None]), keys_valid[:, None, None, :], cache)
+            mask = keys_valid[:, None, None, :cache[0].length + 1] if padded else None
+            hidden = self._run(self.audio_positions.at(step, positions[:, None]), mask, cache)
             last, positions = hidden[:, -1], positions + 1
         return [torch.tensor(codes[:limit], dtype=torch.long, device=device) for codes, limit in zip(generated, max_frames)]

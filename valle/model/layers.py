@@ -12,7 +12,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-KVCache = list[tuple[Tensor, Tensor] | None]
+
+class LayerCache:
+    """One layer's keys and values for step-by-step decoding, preallocated and written in place.
+
+    Growing a cache by concatenation copies all of it at every step (and on CPU allocates
+    fresh pages each time); a buffer sized once for the whole decode costs only the new
+    entries, so a step reads each cached key and value once, as attention must.
+    """
+
+    def __init__(self, batch: int, n_heads: int, capacity: int, head_dim: int, like: Tensor) -> None:
+        self.keys = like.new_empty(batch, n_heads, capacity, head_dim)
+        self.values = like.new_empty(batch, n_heads, capacity, head_dim)
+        self.length = 0
+
+    def extend(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Append `[B, H, T, d]` keys and values; returns all of them so far (views)."""
+        end = self.length + keys.shape[2]
+        if end > self.keys.shape[2]:
+            raise ValueError(f"the KV cache holds {self.keys.shape[2]} positions; decoding needs {end}")
+        self.keys[:, :, self.length:end] = keys
+        self.values[:, :, self.length:end] = values
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+
+KVCache = list[LayerCache]
 
 
 class SinusoidalPositions(nn.Module):
@@ -72,18 +97,17 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
 
-    def forward(self, x: Tensor, mask: Tensor | None, cache: tuple[Tensor, Tensor] | None = None
-                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(self, x: Tensor, mask: Tensor | None, cache: LayerCache | None = None) -> Tensor:
         """`x` `[B, T, d]`; `mask` `[B, 1, T, T_cache + T]` True where attention is allowed.
 
-        Returns the output and the keys/values of the cache extended by this input.
+        With a `cache`, this input's keys and values are appended to it and attention sees all.
         """
         batch, length, d_model = x.shape
         q, k, v = (t.view(batch, length, self.n_heads, -1).transpose(1, 2) for t in self.qkv(x).split(d_model, dim=-1))
         if cache is not None:
-            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+            k, v = cache.extend(k, v)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
-        return self.out(y.transpose(1, 2).reshape(batch, length, d_model)), (k, v)
+        return self.out(y.transpose(1, 2).reshape(batch, length, d_model))
 
 
 class TransformerLayer(nn.Module):
@@ -101,11 +125,9 @@ class TransformerLayer(nn.Module):
         return norm(x, stage) if isinstance(norm, AdaptiveLayerNorm) else norm(x)
 
     def forward(self, x: Tensor, mask: Tensor | None, stage: Tensor | None = None,
-                cache: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        attended, new_cache = self.attention(self._norm(self.norm1, x, stage), mask, cache)
-        x = x + self.dropout(attended)
-        x = x + self.dropout(self.feed_forward(self._norm(self.norm2, x, stage)))
-        return x, new_cache
+                cache: LayerCache | None = None) -> Tensor:
+        x = x + self.dropout(self.attention(self._norm(self.norm1, x, stage), mask, cache))
+        return x + self.dropout(self.feed_forward(self._norm(self.norm2, x, stage)))
 
 
 def lengths_to_mask(lengths: Tensor, max_length: int) -> Tensor:

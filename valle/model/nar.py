@@ -101,7 +101,7 @@ class NARModel(nn.Module):
         mask = (valid[:, None, :] | torch.eye(p + t_p + t, dtype=torch.bool, device=valid.device)[None])[:, None]
         stage = level - 1
         for layer in self.layers:
-            x, _ = layer(x, mask, stage=stage)
+            x = layer(x, mask, stage=stage)
         hidden = self.norm(x[:, p + t_p:])
         weights = torch.stack([e.weight for e in self.level_embeddings])[level]  # [B, V, d]: tied to level l
         return torch.einsum("btd,bvd->btv", hidden, weights)
