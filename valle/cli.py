@@ -110,6 +110,12 @@ def _sampling(args: argparse.Namespace) -> "SamplingConfig":
     return SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, repetition_aware=not args.no_ras)
 
 
+def _add_model_runtime_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="weights of the AR and NAR stages; bfloat16 halves what each decoding step reads (default: float32)")
+
+
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=0)
@@ -128,7 +134,7 @@ def _synthesize(args: argparse.Namespace) -> None:
     if (args.text is None) == (args.batch is None):
         raise ConfigError("give either TEXT (with --prompt) or --batch LIST")
     sampling = _sampling(args)
-    valle = VallE.from_pretrained(args.model, args.device)
+    valle = VallE.from_pretrained(args.model, args.device, args.dtype)
     if args.no_watermark:
         print("watermark OFF at your request: this audio cannot be identified as synthetic by `valle watermark detect`",
               file=sys.stderr)
@@ -164,7 +170,7 @@ def _eval(args: argparse.Namespace) -> None:
     # Every backend loads before the first synthesis, so that a missing one fails at once.
     scorers = Scorers(load_recognizer(args.asr, args.device), load_speaker_embedder(args.speaker, args.device),
                       None if args.no_mos else DNSMOS())
-    valle = VallE.from_pretrained(args.model, args.device)
+    valle = VallE.from_pretrained(args.model, args.device, args.dtype)
     records = evaluate(valle, items, scorers, _sampling(args), args.seed)
     rows = summarize(records)
     info = {"model": str(args.model), "manifest": str(args.manifest), "config": config.to_dict(), "asr": scorers.asr.name,
@@ -183,7 +189,7 @@ def _serve(args: argparse.Namespace) -> None:
         from valle.serve import create_app
     except ImportError as e:
         raise DependencyError(f"the server needs FastAPI and uvicorn ({e}): `pip install 'valle[serve]'`") from None
-    config = ServeConfig(model=args.model, data_dir=args.data_dir, device=args.device, max_concurrent=args.concurrency,
+    config = ServeConfig(model=args.model, data_dir=args.data_dir, device=args.device, dtype=args.dtype, max_concurrent=args.concurrency,
                          max_queue=args.queue, timeout_seconds=args.timeout)
     app = create_app(config)
     print(f"valle serving {args.model} on http://{args.host}:{args.port} (API docs at /docs; voices saved in {config.data_dir})")
@@ -302,7 +308,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_sampling_options(p)
     p.add_argument("--seed", type=int, help="makes the output reproducible")
     p.add_argument("--no-watermark", action="store_true", help="leave out the inaudible watermark (not recommended)")
-    p.add_argument("--device", default="cpu")
+    _add_model_runtime_options(p)
 
     p = command(groups, "eval", _eval, "synthesise a test manifest's utterances and score them beside the real "
                 "recordings: WER, speaker similarity, identification, DNSMOS, real-time factor")
@@ -317,7 +323,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mos", action="store_true", help="skip DNSMOS (needs `pip install 'valle[mos]'`)")
     _add_sampling_options(p)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    _add_model_runtime_options(p)
 
     p = command(groups, "serve", _serve, "an HTTP API and a web page for voice cloning")
     p.add_argument("--model", default="default", help="the bundled model's name or a model folder (default: the bundled model)")
@@ -327,7 +333,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=1, help="syntheses at once (default: 1)")
     p.add_argument("--queue", type=int, default=8, help="requests that may wait; more get 503 (default: 8)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before 504 (default: 120)")
-    p.add_argument("--device", default="cpu")
+    _add_model_runtime_options(p)
 
     command(groups, "prompts", _prompts, "list the bundled voice prompts (unseen speakers) to clone")
     p = command(groups, "export", _export, "join a trained AR and NAR stage into one model folder for synthesis")

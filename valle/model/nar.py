@@ -77,7 +77,7 @@ class NARModel(nn.Module):
 
     def _embed_codes(self, codes: Tensor, below: Tensor) -> Tensor:
         """Sum over levels < `below[b]` of the level embeddings of `codes` `[B, K, T]` -> `[B, T, d]`."""
-        out = torch.zeros(*codes.shape[::2], self.config.d_model, device=codes.device)
+        out = codes.new_zeros(*codes.shape[::2], self.config.d_model, dtype=self.text_embedding.weight.dtype)
         for level, embedding in enumerate(self.level_embeddings):
             used = (below > level).to(out.dtype)[:, None, None]
             out = out + used * embedding(codes[:, level])

@@ -24,6 +24,16 @@ from valle.text.vocab import PhonemeVocab
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 STAGES = {"ar": ARModel, "nar": NARModel}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def weights_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """A dtype for inference weights, given as itself or by name ("float32", "bfloat16", "float16")."""
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if dtype not in DTYPES:
+        raise ConfigError(f"weights can be loaded as {', '.join(DTYPES)}; not {dtype}")
+    return DTYPES[dtype]
 
 
 def save_stage(model: ARModel | NARModel, directory: str | Path, vocab: PhonemeVocab, codec: dict[str, Any],
@@ -41,12 +51,14 @@ def save_stage(model: ARModel | NARModel, directory: str | Path, vocab: PhonemeV
     return directory
 
 
-def load_stage(directory: str | Path, device: str | torch.device = "cpu") -> tuple[ARModel | NARModel, dict[str, Any]]:
-    """The model (in eval mode) and the rest of its config.json (stage, vocab, codec, version)."""
+def load_stage(directory: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str = torch.float32
+               ) -> tuple[ARModel | NARModel, dict[str, Any]]:
+    """The model (in eval mode, weights in `dtype`) and the rest of its config.json (stage, vocab, codec, version)."""
     directory = Path(directory)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (directory / name).is_file():
             raise ConfigError(f"{directory} holds no trained stage: {name} is missing (train one with `valle train`)")
+    dtype = weights_dtype(dtype)
     info = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
     if info.get("stage") not in STAGES:
         raise ConfigError(f"{directory / CONFIG_FILE} names stage {info.get('stage')!r}; expected 'ar' or 'nar'")
@@ -56,4 +68,4 @@ def load_stage(directory: str | Path, device: str | torch.device = "cpu") -> tup
     except (RuntimeError, SafetensorError) as e:
         raise ConfigError(f"{directory / WEIGHTS_FILE} does not match {CONFIG_FILE} ({str(e).splitlines()[0]}); "
                           "the folder mixes two runs") from None
-    return model.to(device).eval(), info
+    return model.to(device, dtype).eval(), info

@@ -33,7 +33,7 @@ STATIC = Path(__file__).parent / "static"
 
 def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) -> FastAPI:
     """The app; `valle` is loaded from `config.model` unless given (tests pass a small one)."""
-    valle = valle or VallE.from_pretrained(config.model, config.device)
+    valle = valle or VallE.from_pretrained(config.model, config.device, config.dtype)
     voices, limiter = VoiceStore(config.data_dir), Limiter(config.max_concurrent, config.max_queue)
     app = FastAPI(title="valle", version=__version__, description="Zero-shot voice cloning: text + a 3-second prompt -> speech.")
 
