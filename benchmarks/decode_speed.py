@@ -1,10 +1,13 @@
 """Inference speed against what the hardware allows, measured in one run.
 
 - Memory bandwidth of this machine: the best of several copies of a 512 MB tensor
-  (read + write bytes over time).
+  (read + write bytes over time), measured again just before each model's steps, since
+  a shared machine's bandwidth drifts.
 - AR decode step at batch 1 (KV cache, a 3 s prompt and 100 phonemes before it) against
-  the bandwidth bound: every step must read every weight once, so no step can take less
-  than weight bytes / bandwidth. Target: <= 1.5x the bound.
+  the bandwidth bound: every step must read every weight and every cached key and value
+  once, so no step can take less than those bytes / bandwidth. Target: <= 1.5x the bound.
+  Beside it, the kernel floor: the step's matrix-vector products alone, run in order with
+  the same weights, which is what PyTorch's kernels need before any other work.
 - KV cache against recomputing the whole sequence at every step, for 5, 10 and 20 s of
   speech. Decoding with the cache is timed whole; recomputation is timed as full forward
   passes at 8 lengths and integrated over the steps (trapezoids), because doing every step
@@ -15,9 +18,10 @@
 - End to end: real-time factor of `valle synthesize` with the bundled model and prompt.
 
 Models: the bundled model's AR (its real size and group size) and the paper-size preset
-(random weights: speed does not depend on them). CPU by default; `--device cuda` on a GPU.
+(random weights: speed does not depend on them), with weights in each of `--dtypes`.
+CPU by default; `--device cuda` on a GPU.
 
-    python benchmarks/decode_speed.py --threads 2
+    python benchmarks/decode_speed.py --threads 2 --dtypes float32 bfloat16
 """
 
 import argparse
@@ -29,24 +33,40 @@ from pathlib import Path
 import numpy as np
 import torch
 from targets import report
+from torch import nn
 
-from valle.model import ARModel, preset
+from valle.model import ARModel, ModelConfig, preset
 
 PROMPT_SECONDS, PHONEMES, FRAME_RATE = 3.0, 100, 50.0
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def timed(fn, repeat: int = 1) -> float:
     """Best wall time of `repeat` calls, seconds (CUDA synchronised)."""
     best = float("inf")
     for _ in range(repeat):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        sync()
         started = time.perf_counter()
         fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        sync()
         best = min(best, time.perf_counter() - started)
     return best
+
+
+def median_time(fn, repeat: int) -> float:
+    """Median wall time of `repeat` calls, seconds: one decoding step is too short for its best to be typical."""
+    times = []
+    for _ in range(repeat):
+        sync()
+        started = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
 
 
 def bandwidth(device: str, megabytes: int = 512) -> float:
@@ -93,21 +113,27 @@ class Decoder:
         m.head(hidden[0, -1])
         return hidden, cache, tokens.shape[1] // g
 
-    def step(self, steps: int = 30) -> float:
-        """Median seconds of one cached decode step (one group of frames) after the prefill."""
+    def step(self, steps: int = 100) -> tuple[float, int]:
+        """Median seconds of one cached decode step (one group of frames) after the prefill,
+        and the mean number of cached positions that a step reads."""
         m, g = self.model, self.g
         hidden, cache, n = self.forward(room=steps)
-        times = []
-        for _ in range(steps):
+        prefill = cache[0].length
+
+        def one_step() -> None:
+            nonlocal hidden, n
             group = m.head(hidden[0, -1]).view(g, -1)[:, : m.eos].argmax(-1)[None]
-            started = time.perf_counter()
             hidden = m._run(m._embed_audio(group, offset=n), None, cache)
-            m.head(hidden[0, -1])
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - started)
             n += 1
-        return float(np.median(times))
+
+        return median_time(one_step, steps), prefill + (steps + 1) // 2
+
+    def kernel_floor(self, steps: int = 100) -> float:
+        """Median seconds of the step's matrix-vector products alone, in the order a step runs them."""
+        linears = [module for module in self.model.layers.modules() if isinstance(module, nn.Linear)] + [self.model.head]
+        dtype = self.model.head.weight.dtype
+        inputs = [torch.randn(1, 1, layer.in_features, dtype=dtype, device=self.device) for layer in linears]
+        return median_time(lambda: [layer(x) for layer, x in zip(linears, inputs)], steps)
 
     def recompute(self, new_frames: int, points: int = 8) -> float:
         """Seconds to decode `new_frames` frames by a full forward pass per step (integrated from `points` lengths)."""
@@ -117,15 +143,28 @@ class Decoder:
         return float(np.trapezoid(seconds, lengths)) if len(lengths) > 1 else seconds[0] * steps
 
 
+def cache_bytes(config: ModelConfig, positions: int, element_size: int) -> int:
+    """Bytes of the keys and values that one step at batch 1 reads from the cache."""
+    return config.n_layers * 2 * positions * config.d_model * element_size
+
+
 @torch.inference_mode()
-def measure_ar(name: str, model: ARModel, bw: float, device: str) -> dict:
+def measure_ar(name: str, model: ARModel, device: str) -> dict:
     decoder = Decoder(model.to(device).eval(), device)
     decoder.step(3)  # warm-up
-    step = decoder.step()
-    bound = weight_bytes(model) / bw
-    row = {"model": name, "parameters": sum(p.numel() for p in model.parameters()), "weight_mb": weight_bytes(model) / 1e6,
-           "group_size": decoder.g, "step_ms": 1e3 * step, "bound_ms": 1e3 * bound, "ratio_to_bound": step / bound,
+    bw = bandwidth(device)
+    step, positions = decoder.step()
+    floor = decoder.kernel_floor()
+    element_size = model.head.weight.element_size()
+    read = weight_bytes(model) + cache_bytes(model.config, positions, element_size)
+    bound = read / bw
+    row = {"model": name, "dtype": str(model.head.weight.dtype).removeprefix("torch."),
+           "parameters": sum(p.numel() for p in model.parameters()), "group_size": decoder.g,
+           "weight_mb": weight_bytes(model) / 1e6, "read_per_step_mb": read / 1e6, "bandwidth_gb_s": bw / 1e9,
+           "step_ms": 1e3 * step, "kernel_floor_ms": 1e3 * floor, "bound_ms": 1e3 * bound, "ratio_to_bound": step / bound,
            "kv": {}}
+    print(f"  {name}: step {1e3 * step:.2f} ms, kernel floor {1e3 * floor:.2f} ms, bound {1e3 * bound:.2f} ms "
+          f"({read / 1e6:.1f} MB per step at {bw / 1e9:.1f} GB/s)")
     for seconds in (5, 10, 20):
         frames = int(seconds * FRAME_RATE)
         cached, full = decoder.cached(frames), decoder.recompute(frames)
@@ -170,21 +209,22 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     rows = result["ar"]
     x = np.arange(len(rows))
-    axes[0].bar(x - 0.2, [r["step_ms"] for r in rows], 0.4, label="measured step")
-    axes[0].bar(x + 0.2, [r["bound_ms"] for r in rows], 0.4, label="bandwidth bound")
-    axes[0].set(xticks=x, xticklabels=[r["model"] for r in rows], ylabel="ms per AR step (batch 1)", yscale="log",
-                title="AR decode step vs memory-bandwidth bound")
-    for r in rows:
+    for offset, key, label in ((-0.27, "step_ms", "measured step"), (0, "kernel_floor_ms", "its matrix-vector products alone"),
+                               (0.27, "bound_ms", "bandwidth bound")):
+        axes[0].bar(x + offset, [r[key] for r in rows], 0.27, label=label)
+    axes[0].set(xticks=x, ylabel="ms per AR step (batch 1)", yscale="log", title="AR decode step vs memory-bandwidth bound")
+    axes[0].set_xticklabels([r["model"].replace(", ", "\n") for r in rows], fontsize=7)
+    for i, r in enumerate(rows):
         seconds = sorted(r["kv"], key=float)
-        axes[1].plot(seconds, [r["kv"][s]["cached_s"] for s in seconds], "o-", label=f"{r['model']}: KV cache")
-        axes[1].plot(seconds, [r["kv"][s]["recompute_s"] for s in seconds], "s--", label=f"{r['model']}: recompute")
+        axes[1].plot(seconds, [r["kv"][s]["cached_s"] for s in seconds], "o-", color=f"C{i}", label=f"{r['model']}: KV cache")
+        axes[1].plot(seconds, [r["kv"][s]["recompute_s"] for s in seconds], "s--", color=f"C{i}", label=f"{r['model']}: recompute")
     axes[1].set(xlabel="seconds of speech decoded", ylabel="decode time (s)", yscale="log", title="KV cache vs recomputation")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
     fig.suptitle(result["machine"], fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,6 +236,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default", help="the bundled model's name or a model folder")
     parser.add_argument("--presets", nargs="*", default=["paper"], help="random-weight presets to time beside it")
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16", "float16"],
+                        help="weight dtypes to time (default: float32 bfloat16)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/decode_speed.json"))
@@ -205,31 +247,33 @@ def main() -> int:
     from valle.infer import VallE
     from valle.infer.bundled import bundled_prompts
 
-    valle = VallE.from_pretrained(args.model, args.device)
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {args.device}, torch {torch.__version__}"
-    bw = bandwidth(args.device)
-    print(f"{machine}\nmemory bandwidth (copy): {bw / 1e9:.1f} GB/s")
-    ar_models = [(f"bundled ({args.model})", valle.ar)]
-    for name in args.presets:
-        config = preset(name, n_phonemes=valle.ar.config.n_phonemes, n_codebooks=8, codebook_size=1024)
-        ar_models.append((name, ARModel(config)))
-    result = {"machine": machine, "bandwidth_gb_s": bw / 1e9, "ar": [measure_ar(n, m, bw, args.device) for n, m in ar_models]}
-    result.update(measure_nar_and_codec(valle, args.device))
+    print(machine)
     prompt = next(iter(bundled_prompts()))
-    result["end_to_end"] = end_to_end(valle, prompt)
+    result: dict = {"machine": machine, "ar": [], "pipeline": {}}
+    for dtype in args.dtypes:
+        valle = VallE.from_pretrained(args.model, args.device, dtype)
+        ar_models = [(f"bundled ({args.model})", valle.ar)]
+        for name in args.presets:
+            config = preset(name, n_phonemes=valle.ar.config.n_phonemes, n_codebooks=8, codebook_size=1024)
+            ar_models.append((name, ARModel(config).to(getattr(torch, dtype))))
+        result["ar"] += [measure_ar(f"{name}, {dtype}", model, args.device) for name, model in ar_models]
+        result["pipeline"][dtype] = {**measure_nar_and_codec(valle, args.device), "end_to_end": end_to_end(valle, prompt)}
 
-    print("\n| model | parameters | group | AR step (ms) | bound (ms) | ratio | KV speedup 5 / 10 / 20 s | frames/s at batch 1 / 4 / 8 |")
-    print("|---|---:|---:|---:|---:|---:|---|---|")
+    print("\n| model | parameters | group | AR step (ms) | kernel floor (ms) | bandwidth (GB/s) | bound (ms) | ratio | "
+          "KV speedup 5 / 10 / 20 s | frames/s at batch 1 / 4 / 8 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for r in result["ar"]:
         speedups = " / ".join(f"{r['kv'][s]['speedup']:.1f}x" for s in (5, 10, 20))
         batched = " / ".join(f"{v:.0f}" for v in r["batched"].values())
-        print(f"| {r['model']} | {r['parameters'] / 1e6:.1f} M | {r['group_size']} | {r['step_ms']:.2f} | {r['bound_ms']:.2f} | "
-              f"{r['ratio_to_bound']:.2f}x | {speedups} | {batched} |")
-    e2e = result["end_to_end"]
-    print(f"\nbundled NAR, 10 s of speech: {result['nar_10s_s']:.2f} s; codec encode / decode of 10 s: "
-          f"{result['codec_encode_10s_s']:.3f} / {result['codec_decode_10s_s']:.3f} s")
-    print(f"end to end (bundled model, prompt {prompt!r}): {e2e['audio_s']:.1f} s of speech in {e2e['synthesis_s']:.1f} s, "
-          f"RTF {e2e['rtf']:.2f}")
+        print(f"| {r['model']} | {r['parameters'] / 1e6:.1f} M | {r['group_size']} | {r['step_ms']:.2f} | "
+              f"{r['kernel_floor_ms']:.2f} | {r['bandwidth_gb_s']:.1f} | {r['bound_ms']:.2f} | {r['ratio_to_bound']:.2f}x | "
+              f"{speedups} | {batched} |")
+    for dtype, p in result["pipeline"].items():
+        e2e = p["end_to_end"]
+        print(f"\nbundled model in {dtype}: NAR for 10 s of speech {p['nar_10s_s']:.2f} s; codec encode / decode of 10 s: "
+              f"{p['codec_encode_10s_s']:.3f} / {p['codec_decode_10s_s']:.3f} s; end to end (prompt {prompt!r}): "
+              f"{e2e['audio_s']:.1f} s of speech in {e2e['synthesis_s']:.1f} s, RTF {e2e['rtf']:.2f}")
     checks = {f"{r['model']}: AR step <= 1.5x bound": r["ratio_to_bound"] <= 1.5 for r in result["ar"]}
     checks |= {f"{r['model']}: KV cache >= 10x recompute at 10 s": r["kv"][10]["speedup"] >= 10 for r in result["ar"]}
     plot(result, args.plot)

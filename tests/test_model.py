@@ -7,6 +7,7 @@ from valle.errors import ConfigError
 from valle.model.ar import ARModel
 from valle.model.config import ModelConfig, preset
 from valle.model.layers import LayerCache
+from valle.model.linear import ONEDNN, Linear
 from valle.model.nar import NARBatch, NARModel, split_prompt
 
 V, K, N_PHONEMES = 16, 4, 20
@@ -215,3 +216,25 @@ def test_kv_cache_is_written_in_place_and_refuses_overflow():
     torch.testing.assert_close(keys_again[:, :, :3], first)
     with pytest.raises(ValueError, match="holds 5 positions"):
         cache.extend(torch.ones(1, 2, 1, 3), torch.ones(1, 2, 1, 3))
+
+
+def test_cpu_inference_linear_equals_the_plain_product_and_follows_every_weight_change():
+    layer, x = Linear(16, 8), torch.randn(3, 5, 16)
+    plain = lambda: torch.nn.functional.linear(x.to(layer.weight.dtype), layer.weight, layer.bias)  # noqa: E731
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), plain())
+        assert (layer._packed is not None) == ONEDNN  # the packed path ran where oneDNN exists
+        layer.weight.mul_(2)  # in place, as an optimiser step does
+        torch.testing.assert_close(layer(x), plain())
+    layer.load_state_dict({"weight": torch.zeros(8, 16), "bias": torch.ones(8)})
+    with torch.no_grad():
+        assert (layer(x) == 1).all()
+    layer.weight.data = torch.randn(8, 16)  # what `.to(...)` does
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), plain())
+        layer.to(torch.bfloat16)
+        torch.testing.assert_close(layer(x.bfloat16()), plain(), atol=0.05, rtol=0.02)
+    layer.float()
+    y = layer(x)  # with autograd: the plain weight, so that gradients reach it
+    y.sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.shape == (8, 16)

@@ -28,6 +28,7 @@ from valle.model.layers import (
     lengths_to_mask,
     top_k_accuracy,
 )
+from valle.model.linear import Linear
 
 IGNORE = -100
 
@@ -52,7 +53,7 @@ class ARModel(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(TransformerLayer(d, config.n_heads, config.d_ff, config.dropout) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(d)
-        self.head = nn.Linear(d, g * (v + 1))
+        self.head = Linear(d, g * (v + 1))
         self.apply(init_weights)
 
     # -- sequences ---------------------------------------------------------------------

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from valle.model.linear import Linear
+
 
 class LayerCache:
     """One layer's keys and values for step-by-step decoding, preallocated and written in place.
@@ -94,8 +96,8 @@ class Attention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
         super().__init__()
         self.n_heads, self.dropout = n_heads, dropout
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out = nn.Linear(d_model, d_model)
+        self.qkv = Linear(d_model, 3 * d_model)
+        self.out = Linear(d_model, d_model)
 
     def forward(self, x: Tensor, mask: Tensor | None, cache: LayerCache | None = None) -> Tensor:
         """`x` `[B, T, d]`; `mask` `[B, 1, T, T_cache + T]` True where attention is allowed.
@@ -116,7 +118,7 @@ class TransformerLayer(nn.Module):
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, n_stages: int = 0) -> None:
         super().__init__()
         self.attention = Attention(d_model, n_heads, dropout)
-        self.feed_forward = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+        self.feed_forward = nn.Sequential(Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout), Linear(d_ff, d_model))
         self.norm1, self.norm2 = ((AdaptiveLayerNorm(d_model, n_stages), AdaptiveLayerNorm(d_model, n_stages)) if n_stages
                                   else (nn.LayerNorm(d_model), nn.LayerNorm(d_model)))
         self.dropout = nn.Dropout(dropout)
