@@ -1,5 +1,7 @@
 """The AR and NAR stages: what each position may see, KV-cache decoding, and learning."""
 
+import copy
+
 import pytest
 import torch
 
@@ -235,6 +237,9 @@ def test_cpu_inference_linear_equals_the_plain_product_and_follows_every_weight_
         layer.to(torch.bfloat16)
         torch.testing.assert_close(layer(x.bfloat16()), plain(), atol=0.05, rtol=0.02)
     layer.float()
+    with torch.no_grad():
+        copied = copy.deepcopy(layer)  # the packed weight stays behind and is remade
+        torch.testing.assert_close(copied(x), plain())
     y = layer(x)  # with autograd: the plain weight, so that gradients reach it
     y.sum().backward()
     assert layer.weight.grad is not None and layer.weight.grad.shape == (8, 16)

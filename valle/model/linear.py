@@ -37,6 +37,10 @@ class Linear(nn.Linear):
         return (ONEDNN and x.device.type == "cpu" and not torch.is_grad_enabled() and x.dtype == self.weight.dtype
                 and x.dtype in PACKABLE and (x.dtype != torch.bfloat16 or torch.ops.mkldnn._is_mkldnn_bf16_supported()))
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave the packed weight behind (it cannot be copied); it is remade on first use."""
+        return {key: value for key, value in self.__dict__.items() if key != "_packed"}
+
     def _packed_weight(self) -> Tensor:
         weight = self.weight
         if self._packed is None or self._packed[1:3] != (weight.data_ptr(), weight._version):
