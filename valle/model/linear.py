@@ -3,24 +3,34 @@
 PyTorch's default CPU matrix product reads a plain row-major weight. Reordered once into
 oneDNN's blocked layout, the same product ran 1.6 to 2.2 times as fast on our x86
 reference CPU, from a single decoding step (where reading the weights is the whole cost)
-to a prefill of hundreds of positions. Training, autograd and other devices use the plain weight; the
-packed copy is made on first use and made again whenever the weight changes (an
-optimiser step, `.to(...)`, `load_state_dict`), so it can never go stale. The checkpoint
-format is that of `nn.Linear`.
+to a prefill of hundreds of positions. Training, autograd and other devices use the
+plain weight; the packed copy is made on first use and made again whenever the weight
+changes (an optimiser step, `.to(...)`, `load_state_dict`), so it can never go stale.
+The checkpoint format is that of `nn.Linear`; where a build or CPU lacks the packed
+product, or it disagrees with the plain one, the plain product is used.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-PACKABLE = (torch.float32, torch.bfloat16)
+
+def _onednn_linear_works() -> bool:
+    """Whether this build and CPU run oneDNN's packed product, and it agrees with the plain one."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    generator = torch.Generator().manual_seed(0)
+    weight, x = torch.randn(8, 16, generator=generator), torch.randn(2, 16, generator=generator)
+    try:
+        with torch.no_grad():
+            y = torch.ops.mkldnn._linear_pointwise(x, torch.ops.mkldnn._reorder_linear_weight(weight, 1), None, "none", [], "")
+    except (AttributeError, NotImplementedError, RuntimeError):
+        return False
+    return torch.allclose(y, F.linear(x, weight), atol=1e-4)
 
 
-def _onednn_linear_available() -> bool:
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-
-
-ONEDNN = _onednn_linear_available()
+ONEDNN = _onednn_linear_works()
+PACKABLE = (torch.float32, torch.bfloat16) if ONEDNN and torch.ops.mkldnn._is_mkldnn_bf16_supported() else (torch.float32,)
 
 
 class Linear(nn.Linear):
@@ -35,7 +45,7 @@ class Linear(nn.Linear):
 
     def _packs(self, x: Tensor) -> bool:
         return (ONEDNN and x.device.type == "cpu" and not torch.is_grad_enabled() and x.dtype == self.weight.dtype
-                and x.dtype in PACKABLE and (x.dtype != torch.bfloat16 or torch.ops.mkldnn._is_mkldnn_bf16_supported()))
+                and x.dtype in PACKABLE)
 
     def __getstate__(self) -> dict:
         """Copies and pickles leave the packed weight behind (it cannot be copied); it is remade on first use."""
