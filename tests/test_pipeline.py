@@ -116,6 +116,10 @@ def test_cli_speaks_and_reports_where_and_how_fast(model_dir, prompt, tmp_path, 
     assert sf.info(out).samplerate == 16000
     assert main(["synthesize", "Hello.", "--model", str(model_dir)]) == 2
     assert "--prompt is required" in capsys.readouterr().err
+    half = tmp_path / "half.wav"
+    assert main(["synthesize", "Hello there.", "--prompt", str(prompt), "--prompt-text", PROMPT_TEXT,
+                 "--model", str(model_dir), "-o", str(half), "--dtype", "bfloat16"]) == 0
+    assert sf.info(half).frames > 0
 
 
 def test_batch_from_csv_and_jsonl_resumes(model_dir, prompt, tmp_path, capsys):
