@@ -113,7 +113,8 @@ def _sampling(args: argparse.Namespace) -> "SamplingConfig":
 def _add_model_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
-                   help="weights of the AR and NAR stages; bfloat16 halves what each decoding step reads (default: float32)")
+                   help="weights of the AR and NAR stages; bfloat16 halves what each decoding step reads, "
+                   "float16 too but only GPUs run it fast (default: float32)")
 
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
