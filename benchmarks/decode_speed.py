@@ -37,6 +37,7 @@ from targets import report
 from torch import nn
 
 from valle.model import ARModel, ModelConfig, preset
+from valle.model.pretrained import DTYPES
 
 PROMPT_SECONDS, PHONEMES, FRAME_RATE = 3.0, 100, 50.0
 ROUNDS = 3
@@ -47,20 +48,8 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, repeat: int = 1) -> float:
-    """Best wall time of `repeat` calls, seconds (CUDA synchronised)."""
-    best = float("inf")
-    for _ in range(repeat):
-        sync()
-        started = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
-def median_time(fn, repeat: int) -> float:
-    """Median wall time of `repeat` calls, seconds: one decoding step is too short for its best to be typical."""
+def wall_times(fn, repeat: int) -> list[float]:
+    """Wall time of each of `repeat` calls, seconds (CUDA synchronised)."""
     times = []
     for _ in range(repeat):
         sync()
@@ -68,7 +57,17 @@ def median_time(fn, repeat: int) -> float:
         fn()
         sync()
         times.append(time.perf_counter() - started)
-    return float(np.median(times))
+    return times
+
+
+def timed(fn, repeat: int = 1) -> float:
+    """Best wall time of `repeat` calls, seconds."""
+    return min(wall_times(fn, repeat))
+
+
+def median_time(fn, repeat: int) -> float:
+    """Median wall time of `repeat` calls, seconds: one decoding step is too short for its best to be typical."""
+    return float(np.median(wall_times(fn, repeat)))
 
 
 def bandwidth(device: str, megabytes: int = 512) -> float:
@@ -244,7 +243,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default", help="the bundled model's name or a model folder")
     parser.add_argument("--presets", nargs="*", default=["paper"], help="random-weight presets to time beside it")
-    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16", "float16"],
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=list(DTYPES),
                         help="weight dtypes to time (default: float32 bfloat16)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)

@@ -157,9 +157,10 @@ class ARModel(nn.Module):
         cache = self.new_cache(batch, capacity, x)
         hidden = self._run(x, self.prefix_mask(text_valid, audio_valid), cache)
         last = hidden[torch.arange(batch, device=device), text.shape[1] + group_lens - 1]  # each request's newest group
+        prefill_valid = torch.cat([text_valid, audio_valid], dim=1)
+        padded = not bool(prefill_valid.all())  # else every key is valid: no mask needed
         keys_valid = torch.ones(batch, capacity, dtype=torch.bool, device=device)
-        keys_valid[:, :prefill] = torch.cat([text_valid, audio_valid], dim=1)
-        padded = not bool(keys_valid[:, :prefill].all())  # else every key is valid: no mask needed
+        keys_valid[:, :prefill] = prefill_valid
         positions = group_lens.clone()  # of each request's next group
         histories = [p.tolist() for p in prompts]
         generated: list[list[int]] = [[] for _ in range(batch)]
