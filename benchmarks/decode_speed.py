@@ -86,15 +86,15 @@ class Decoder:
     """The AR stage's decode loop without sampling: always the most likely audio token."""
 
     def __init__(self, model: ARModel, device: str) -> None:
-        self.model, self.device, self.g = model, device, model.config.group_size
+        self.model, self.device, self.g, self.k = model, device, model.config.group_size, model.config.ar_levels
         gen = torch.Generator().manual_seed(0)
         self.phonemes = torch.randint(0, model.config.n_phonemes, (PHONEMES,), generator=gen).to(device)
         frames = int(PROMPT_SECONDS * FRAME_RATE) // self.g * self.g
-        self.prompt = torch.randint(0, model.config.codebook_size, (frames,), generator=gen).to(device)
+        self.prompt = torch.randint(0, model.config.codebook_size, (self.k, frames), generator=gen).to(device)
 
     def cached(self, new_frames: int, batch: int = 1) -> float:
         """Seconds to decode `new_frames` frames for each of `batch` requests with the KV cache (prefill included)."""
-        no_eos = lambda logits, history: int(logits[: self.model.eos].argmax())  # noqa: E731
+        no_eos = lambda logits, history, level: int(logits[: self.model.eos].argmax())  # noqa: E731
         return timed(lambda: self.model.generate_batch([self.phonemes] * batch, [self.prompt] * batch, [new_frames] * batch,
                                                        [no_eos] * batch), repeat=ROUNDS)
 
@@ -103,36 +103,44 @@ class Decoder:
 
         With `room`, the pass fills a KV cache with space for that many more positions.
         """
-        m, g = self.model, self.g
-        tokens = torch.cat([torch.full((g,), m.bos, device=self.device), self.prompt,
-                            torch.zeros(n_new * g, dtype=torch.long, device=self.device)])[None]
-        x = torch.cat([m.text_positions(m.text_embedding(self.phonemes[None])), m._embed_audio(tokens)], dim=1)
+        m, g, k = self.model, self.g, self.k
+        frames = torch.cat([torch.full((g, k), m.bos, device=self.device), self.prompt.T,
+                            torch.zeros(n_new * g, k, dtype=torch.long, device=self.device)])[None]
+        n = frames.shape[1] // g
+        x = torch.cat([m._embed_text(self.phonemes[None]), m._embed_audio(frames, torch.arange(n, device=self.device)[None])], 1)
         mask = m.prefix_mask(torch.ones(1, PHONEMES, dtype=torch.bool, device=self.device),
-                             torch.ones(1, tokens.shape[1] // g, dtype=torch.bool, device=self.device))
+                             torch.ones(1, n, dtype=torch.bool, device=self.device))
         cache = m.new_cache(1, x.shape[1] + room, x) if room is not None else None
         hidden = m._run(x, mask, cache)
-        m.head(hidden[0, -1])
-        return hidden, cache, tokens.shape[1] // g
+        self.greedy_step(hidden[:, -1])
+        return hidden, cache, n
+
+    def greedy_step(self, last: torch.Tensor) -> torch.Tensor:
+        """The most likely audio tokens of one step, `[1, g, k]`."""
+        return self.model.step_tokens(last, lambda position, logits: logits[:, : self.model.eos].argmax(-1)).view(1, self.g, self.k)
 
     def step(self, steps: int = 100) -> tuple[float, int]:
         """Median seconds of one cached decode step (one group of frames) after the prefill,
         and the mean number of cached positions that a step reads."""
-        m, g = self.model, self.g
+        m = self.model
         hidden, cache, n = self.forward(room=steps)
         prefill = cache[0].length
 
         def one_step() -> None:
             nonlocal hidden, n
-            group = m.head(hidden[0, -1]).view(g, -1)[:, : m.eos].argmax(-1)[None]
-            hidden = m._run(m._embed_audio(group, offset=n), None, cache)
+            group = self.greedy_step(hidden[:, -1])
+            hidden = m._run(m._embed_audio(group, torch.tensor([[n]], device=self.device)), None, cache)
             n += 1
 
         return median_time(one_step, steps), prefill + (steps + 1) // 2
 
     def kernel_floor(self, steps: int = 100) -> float:
         """Median seconds of the step's matrix-vector products alone, in the order a step runs them."""
-        linears = [module for module in self.model.layers.modules() if isinstance(module, nn.Linear)] + [self.model.head]
-        dtype = self.model.head.weight.dtype
+        m = self.model
+        depth = [module for module in m.depth.modules() if isinstance(module, nn.Linear)] if self.k > 1 else []
+        per_token = [m.head] if self.k == 1 else depth * (self.g * self.k)
+        linears = [module for module in m.layers.modules() if isinstance(module, nn.Linear)] + per_token
+        dtype = m.text_embedding.weight.dtype
         inputs = [torch.randn(1, 1, layer.in_features, dtype=dtype, device=self.device) for layer in linears]
         return median_time(lambda: [layer(x) for layer, x in zip(linears, inputs)], steps)
 
@@ -162,10 +170,10 @@ def measure_ar(name: str, model: ARModel, device: str) -> dict:
         floors.append(decoder.kernel_floor())
         bandwidths.append(bandwidth(device))
     step, floor, bw = min(steps), min(floors), max(bandwidths)
-    element_size = model.head.weight.element_size()
+    element_size = model.text_embedding.weight.element_size()
     read = weight_bytes(model) + cache_bytes(model.config, positions, element_size)
     bound = read / bw
-    row = {"model": name, "dtype": str(model.head.weight.dtype).removeprefix("torch."),
+    row = {"model": name, "dtype": str(model.text_embedding.weight.dtype).removeprefix("torch."),
            "parameters": sum(p.numel() for p in model.parameters()), "group_size": decoder.g,
            "weight_mb": weight_bytes(model) / 1e6, "read_per_step_mb": read / 1e6, "bandwidth_gb_s": bw / 1e9,
            "step_ms": 1e3 * step, "kernel_floor_ms": 1e3 * floor, "bound_ms": 1e3 * bound, "ratio_to_bound": step / bound,
@@ -190,8 +198,8 @@ def measure_nar_and_codec(valle, device: str) -> dict:
     k, v = valle.nar.config.n_codebooks, valle.nar.config.codebook_size
     phonemes = torch.randint(0, valle.nar.config.n_phonemes, (PHONEMES,), generator=gen).to(device)
     prompt = torch.randint(0, v, (k, int(PROMPT_SECONDS * FRAME_RATE)), generator=gen).to(device)
-    first = torch.randint(0, v, (frames,), generator=gen).to(device)
-    nar = timed(lambda: valle.nar.generate(phonemes, prompt, first), repeat=2)
+    lower = torch.randint(0, v, (valle.nar.first_level, frames), generator=gen).to(device)
+    nar = timed(lambda: valle.nar.generate(phonemes, prompt, lower), repeat=2)
     wav = torch.randn(1, 10 * valle.codec.sample_rate, device=device) * 0.1
     codes = valle.codec.encode(wav)
     encode = timed(lambda: valle.codec.encode(wav), repeat=2)

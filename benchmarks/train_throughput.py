@@ -39,10 +39,10 @@ def measure(stage: str, name: str, utterances: int, steps: int, device: str) -> 
     def step() -> None:
         with autocast:
             if stage == "ar":
-                loss = model(p, lp, codes[:, 0], lc).loss
+                loss = model(p, lp, codes, lc).loss
             else:
                 prompt, prompt_lens, target, target_lens = split_prompt(codes, lc, 150)
-                level = torch.randint(1, config.n_codebooks, (utterances,), device=device)
+                level = torch.randint(config.ar_levels, config.n_codebooks, (utterances,), device=device)
                 loss = model(NARBatch(p, lp, prompt, prompt_lens, target, target_lens, level)).loss
         optimizer.zero_grad()
         loss.backward()

@@ -31,94 +31,115 @@ def seed():
     torch.manual_seed(0)
 
 
-@pytest.mark.parametrize("group_size", [1, 2])
-def test_ar_future_audio_never_changes_earlier_logits(group_size):
-    model = ARModel(config(group_size=group_size)).eval()
+# (group_size, ar_levels): the paper's AR, VALL-E 2's groups, and the depth decoder without and with groups.
+LAYOUTS = [(1, 1), (2, 1), (1, 3), (2, 3)]
+
+
+def in_depth_order(logits: torch.Tensor) -> torch.Tensor:
+    """AR logits `[B, n, g, k, V + 1]` -> `[B, n * g * k, V + 1]`: frame by frame, level by level."""
+    return logits.flatten(1, 3)
+
+
+@pytest.mark.parametrize("group_size,ar_levels", LAYOUTS)
+def test_ar_future_audio_never_changes_earlier_logits(group_size, ar_levels):
+    model = ARModel(config(group_size=group_size, ar_levels=ar_levels)).eval()
     phonemes, p_lens, codes, c_lens = batch()
-    level1 = codes[:, 0].clone()
-    before = model(phonemes, p_lens, level1, c_lens).logits
-    t = 12
-    level1[:, t] = (level1[:, t] + 1) % V
-    after = model(phonemes, p_lens, level1, c_lens).logits
-    changed_group = t // group_size + 1  # the first input group that holds position t
-    assert torch.equal(before[:, :changed_group], after[:, :changed_group])
-    assert not torch.allclose(before[0, changed_group:], after[0, changed_group:])
+    before = in_depth_order(model(phonemes, p_lens, codes, c_lens).logits)
+    t, level = 12, ar_levels - 1  # the first frame of a group, its top AR level
+    changed = codes.clone()
+    changed[:, level, t] = (changed[:, level, t] + 1) % V
+    after = in_depth_order(model(phonemes, p_lens, changed, c_lens).logits)
+    position = t * ar_levels + level
+    assert torch.equal(before[:, :position + 1], after[:, :position + 1])  # up to the changed token itself
+    next_step = (t // group_size + 1) * group_size * ar_levels
+    assert not torch.allclose(before[0, next_step:], after[0, next_step:])
+    if ar_levels > 1:  # within the step, the depth decoder sees it at once
+        assert not torch.allclose(before[0, position + 1], after[0, position + 1])
+    changed_above = codes.clone()
+    changed_above[:, ar_levels:] = (changed_above[:, ar_levels:] + 1) % V  # the NAR's levels mean nothing here
+    torch.testing.assert_close(in_depth_order(model(phonemes, p_lens, changed_above, c_lens).logits), before)
 
 
 def test_ar_audio_sees_every_phoneme_and_text_ignores_audio():
     model = ARModel(config()).eval()
     phonemes, p_lens, codes, c_lens = batch()
-    before = model(phonemes, p_lens, codes[:, 0], c_lens).logits
+    before = model(phonemes, p_lens, codes, c_lens).logits
     changed = phonemes.clone()
     changed[:, 4] = (changed[:, 4] + 1) % N_PHONEMES  # a phoneme late in the text
-    assert not torch.allclose(before[:, 0], model(changed, p_lens, codes[:, 0], c_lens).logits[:, 0])
+    assert not torch.allclose(before[:, 0], model(changed, p_lens, codes, c_lens).logits[:, 0])
     mask = ARModel.prefix_mask(torch.ones(1, 3, dtype=torch.bool), torch.ones(1, 4, dtype=torch.bool))[0, 0]
     assert not mask[:3, 3:].any()  # text queries never see audio
     assert mask[3:, :3].all() and torch.equal(mask[3:, 3:], torch.ones(4, 4, dtype=torch.bool).tril())
 
 
-@pytest.mark.parametrize("group_size", [1, 2])
-def test_ar_padding_never_leaks(group_size):
-    model = ARModel(config(group_size=group_size)).eval()
+@pytest.mark.parametrize("group_size,ar_levels", LAYOUTS)
+def test_ar_padding_never_leaks(group_size, ar_levels):
+    model = ARModel(config(group_size=group_size, ar_levels=ar_levels)).eval()
     phonemes, p_lens, codes, c_lens = batch()
-    batched = model(phonemes, p_lens, codes[:, 0], c_lens).logits
-    alone = model(phonemes[1:, :5], p_lens[1:], codes[1:, 0, :22], c_lens[1:]).logits
+    batched = model(phonemes, p_lens, codes, c_lens).logits
+    alone = model(phonemes[1:, :5], p_lens[1:], codes[1:, :, :22], c_lens[1:]).logits
     n = alone.shape[1]
     torch.testing.assert_close(batched[1, :n], alone[0], atol=1e-5, rtol=1e-5)
-    noisy_codes, noisy_phonemes = codes[:, 0].clone(), phonemes.clone()
-    noisy_codes[1, 22:], noisy_phonemes[1, 5:] = 3, 7  # change only padding
+    noisy_codes, noisy_phonemes = codes.clone(), phonemes.clone()
+    noisy_codes[1, :, 22:], noisy_phonemes[1, 5:] = 3, 7  # change only padding
     torch.testing.assert_close(model(noisy_phonemes, p_lens, noisy_codes, c_lens).logits[1, :n], batched[1, :n])
 
 
-@pytest.mark.parametrize("group_size", [1, 2])
-def test_kv_cache_decoding_matches_full_recomputation(group_size):
-    """Teacher-force `generate` through its chooser and compare every step with a full forward."""
-    model = ARModel(config(group_size=group_size)).eval()
+@pytest.mark.parametrize("group_size,ar_levels", LAYOUTS)
+def test_kv_cache_decoding_matches_full_recomputation(group_size, ar_levels):
+    """Teacher-force `generate` through its chooser and compare every choice with a full forward."""
+    model = ARModel(config(group_size=group_size, ar_levels=ar_levels)).eval()
     phonemes, _, codes, _ = batch()
-    sequence = codes[0, 0, :24]
+    sequence = codes[0, :, :24]
     prompt_len = 8
-    continuation = sequence[prompt_len:].tolist()
     seen = []
 
-    def teacher(logits: torch.Tensor, history: list[int]) -> int:
-        seen.append(logits.clone())
-        return continuation[len(seen) - 1]
+    def teacher(logits: torch.Tensor, history: list[int], level: int) -> int:
+        seen.append(logits[:V].clone())  # the end token is withheld above level 1
+        return int(sequence[level, len(history)])
 
-    model.generate(phonemes[0], sequence[:prompt_len], max_frames=len(continuation), choose=teacher)
-    full = model(phonemes[:1], torch.tensor([phonemes.shape[1]]), sequence[None], torch.tensor([len(sequence)])).logits
-    full = full.reshape(-1, full.shape[-1])  # one row per frame position
-    cached = torch.stack(seen)
-    torch.testing.assert_close(cached, full[prompt_len:prompt_len + len(seen)], atol=1e-5, rtol=1e-4)
+    new = model.generate(phonemes[0], sequence[:, :prompt_len], max_frames=24 - prompt_len, choose=teacher)
+    assert torch.equal(new, sequence[:ar_levels, prompt_len:])
+    full = model(phonemes[:1], torch.tensor([phonemes.shape[1]]), sequence[None], torch.tensor([24])).logits
+    full = in_depth_order(full)[0, :, :V]
+    start = prompt_len * ar_levels
+    torch.testing.assert_close(torch.stack(seen), full[start:start + len(seen)], atol=1e-5, rtol=1e-4)
+    assert len(seen) == (24 - prompt_len) * ar_levels
 
 
-@pytest.mark.parametrize("group_size", [1, 2])
-def test_batched_decoding_gives_each_request_what_it_gets_alone(group_size):
+@pytest.mark.parametrize("group_size,ar_levels", LAYOUTS)
+def test_batched_decoding_gives_each_request_what_it_gets_alone(group_size, ar_levels):
     """Padded together (other phoneme and prompt lengths, other caps, one stopping at EOS) == one at a time."""
-    model = ARModel(config(group_size=group_size)).eval()
+    model = ARModel(config(group_size=group_size, ar_levels=ar_levels)).eval()
     phonemes, phoneme_lens, codes, _ = batch(seed=3, lengths=(30, 22, 27), phoneme_lengths=(7, 5, 3))
-    requests = [(phonemes[b, :phoneme_lens[b]], codes[b, 0, :n], cap) for b, (n, cap) in enumerate([(9, 12), (4, 20), (7, 6)])]
+    requests = [(phonemes[b, :phoneme_lens[b]], codes[b, :, :n], cap) for b, (n, cap) in enumerate([(9, 12), (4, 20), (7, 6)])]
     stop_at = {1: 5}  # the second request emits EOS at its 5th new frame
 
     def chooser(b: int):
-        def choose(logits: torch.Tensor, history: list[int]) -> int:
-            new = len(history) - len(requests[b][1]) + len(requests[b][1]) % group_size
-            return model.eos if stop_at.get(b) == new else int(logits[:model.eos].argmax())
+        def choose(logits: torch.Tensor, history: list[int], level: int) -> int:
+            new = len(history) - len(requests[b][1][0]) + len(requests[b][1][0]) % group_size
+            return model.eos if level == 0 and stop_at.get(b) == new else int(logits[:model.eos].argmax())
         return choose
 
     together = model.generate_batch([r[0] for r in requests], [r[1] for r in requests], [r[2] for r in requests],
                                     [chooser(b) for b in range(3)])
     alone = [model.generate(p, prompt, cap, chooser(b)) for b, (p, prompt, cap) in enumerate(requests)]
     assert [t.tolist() for t in together] == [a.tolist() for a in alone]
-    assert [len(t) for t in together] == [12, 5, 6]
+    assert [tuple(t.shape) for t in together] == [(ar_levels, 12), (ar_levels, 5), (ar_levels, 6)]
 
 
-def test_generation_stops_at_eos_or_at_the_cap():
-    model = ARModel(config()).eval()
+@pytest.mark.parametrize("ar_levels", [1, 3])
+def test_generation_stops_at_eos_or_at_the_cap(ar_levels):
+    model = ARModel(config(ar_levels=ar_levels)).eval()
     phonemes, _, codes, _ = batch()
-    never_eos = model.generate(phonemes[0], codes[0, 0, :5], max_frames=17, choose=lambda logits, history: 1)
-    assert never_eos.tolist() == [1] * 17
-    at_once = model.generate(phonemes[0], codes[0, 0, :5], max_frames=17, choose=lambda logits, history: model.eos)
-    assert at_once.numel() == 0
+    never_eos = model.generate(phonemes[0], codes[0, :, :5], max_frames=17, choose=lambda logits, history, level: 1)
+    assert never_eos.tolist() == [[1] * 17] * ar_levels
+    at_once = model.generate(phonemes[0], codes[0, :, :5], max_frames=17, choose=lambda logits, history, level: model.eos)
+    assert at_once.shape == (ar_levels, 0)
+    offered = []
+    model.generate(phonemes[0], codes[0, :, :5], max_frames=3,
+                   choose=lambda logits, history, level: offered.append((level, logits[model.eos].item())) or 1)
+    assert all((value == float("-inf")) == (level > 0) for level, value in offered)  # only level 1 may end
 
 
 def test_nar_sees_prompt_and_lower_levels_only():
@@ -154,6 +175,14 @@ def test_nar_padding_never_leaks():
     torch.testing.assert_close(batched[b, :target_lens[b]], alone[0], atol=1e-5, rtol=1e-5)
 
 
+def test_nar_above_a_multi_level_ar_predicts_only_the_levels_above():
+    model = NARModel(config(ar_levels=2)).eval()
+    assert model.layers[0].norm1.gain_bias.num_embeddings == K - 2  # one adaptive norm per level it predicts
+    phonemes, _, codes, _ = batch()
+    out = model.generate(phonemes[0], codes[0, :, :6], codes[0, :2, 6:20])
+    assert out.shape == (K, 14) and torch.equal(out[:2], codes[0, :2, 6:20])
+
+
 def test_prompt_split_keeps_every_frame_once():
     _, _, codes, c_lens = batch()
     prompt, prompt_lens, target, target_lens = split_prompt(codes, c_lens, max_prompt=8)
@@ -181,10 +210,11 @@ def _overfit(model: torch.nn.Module, step, steps: int = 300) -> float:
     return loss.item()
 
 
-def test_ar_overfits_one_batch():
-    model = ARModel(config()).train()
+@pytest.mark.parametrize("ar_levels", [1, 3])
+def test_ar_overfits_one_batch(ar_levels):
+    model = ARModel(config(ar_levels=ar_levels)).train()
     phonemes, p_lens, codes, c_lens = batch(lengths=(16, 12))
-    assert _overfit(model, lambda: model(phonemes, p_lens, codes[:, 0], c_lens).loss) < 0.05
+    assert _overfit(model, lambda: model(phonemes, p_lens, codes, c_lens).loss) < 0.05
 
 
 def test_nar_overfits_one_batch():
@@ -201,6 +231,8 @@ def test_presets_and_config_errors():
     assert (paper.n_layers, paper.n_heads, paper.d_model, paper.d_ff, paper.dropout) == (12, 16, 1024, 4096, 0.1)
     with pytest.raises(ConfigError, match="divisible by n_heads"):
         ModelConfig(d_model=100, n_heads=16)
+    with pytest.raises(ConfigError, match="ar_levels"):
+        ModelConfig(n_codebooks=4, ar_levels=4)
     with pytest.raises(ConfigError, match="unknown model preset 'huge'"):
         preset("huge")
     with pytest.raises(ConfigError, match=r"unknown model config field\(s\) \['width'\]"):

@@ -206,7 +206,7 @@ def test_bfloat16_weights_speak_and_decode_like_float32(valle, model_dir, prompt
     assert out.samples.dtype == np.float32 and np.isfinite(out.samples).all() and len(out.samples) > 0
     # The same teacher-forced step in both precisions: bfloat16 keeps about 3 significant digits.
     config = valle.ar.config
-    phonemes, codes = torch.randint(0, config.n_phonemes, (1, 12)), torch.randint(0, config.codebook_size, (1, 30))
+    phonemes, codes = torch.randint(0, config.n_phonemes, (1, 12)), torch.randint(0, config.codebook_size, (1, config.n_codebooks, 30))
     lengths = (torch.tensor([12]), torch.tensor([30]))
     full = valle.ar(phonemes, lengths[0], codes, lengths[1]).logits
     reduced = half.ar(phonemes, lengths[0], codes, lengths[1]).logits.float()

@@ -18,12 +18,14 @@ from test_codec import TINY
 
 from valle.codec.compact import CompactCodec
 from valle.data.manifest import Utterance, write_manifest
+from valle.data.shards import TokenizedCorpus
 from valle.data.tokenize import tokenize_manifest
 from valle.errors import ConfigError
 from valle.model.pretrained import load_stage
-from valle.train.batching import BucketBatchSampler
+from valle.train.batching import BucketBatchSampler, collate
 from valle.train.config import TrainConfig
 from valle.train.trainer import Trainer
+from valle.train.validate import heldout_metrics, loss_per_frame
 
 SENTENCES = ["Hello world.", "A quick brown fox jumps.", "She sells sea shells.", "Time flies like an arrow.",
              "Colourless green ideas sleep.", "The rain in Spain stays mainly in the plain."]
@@ -51,25 +53,33 @@ def shards(tmp_path_factory) -> Path:
 
 
 def _losses(out: Path) -> list[tuple[int, float]]:
-    return [(r["step"], r["loss"]) for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())]
+    records = map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+    return [(r["step"], r["loss"]) for r in records if "loss" in r]  # training records, not held-out scores
 
 
-@pytest.mark.parametrize("stage", ["ar", "nar"])
-def test_stage_trains_and_saves_a_self_describing_model(shards, tmp_path, stage):
-    trained = Trainer(replace(CONFIG, stage=stage), shards, tmp_path / "run").fit()
+# Each stage in the paper's layout, and with the AR predicting two levels (the NAR the rest).
+STAGES = [("ar", 1), ("nar", 1), ("ar", 2), ("nar", 2)]
+
+
+@pytest.mark.parametrize("stage,ar_levels", STAGES)
+def test_stage_trains_and_saves_a_self_describing_model(shards, tmp_path, stage, ar_levels):
+    trained = Trainer(replace(CONFIG, stage=stage, model={"ar_levels": ar_levels}), shards, tmp_path / "run").fit()
     model, saved = load_stage(tmp_path / "run" / "model")
     assert saved["stage"] == stage and saved["codec"]["n_codebooks"] == 4 and saved["vocab"]["version"]
     assert type(model) is type(trained) and not model.training
     assert all(torch.equal(v, trained.state_dict()[k]) for k, v in model.state_dict().items())
     assert [s for s, _ in _losses(tmp_path / "run")] == list(range(1, 7))
-    if stage == "nar":
-        record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
-        assert any(k.startswith("accuracy_level") for k in record) and "tokens_per_second" in record
+    assert model.config.ar_levels == ar_levels
+    if stage == "nar" or ar_levels > 1:
+        levels = {k for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) for k in r
+                  if k.startswith("accuracy_level")}
+        assert levels == ({f"accuracy_level{i}" for i in range(ar_levels + 1, 5)} if stage == "nar"
+                          else {f"accuracy_level{i}" for i in range(1, ar_levels + 1)})
 
 
-@pytest.mark.parametrize("stage", ["ar", "nar"])
-def test_interrupted_run_resumes_exactly(shards, tmp_path, stage):
-    config = replace(CONFIG, stage=stage)
+@pytest.mark.parametrize("stage,ar_levels", STAGES)
+def test_interrupted_run_resumes_exactly(shards, tmp_path, stage, ar_levels):
+    config = replace(CONFIG, stage=stage, model={"ar_levels": ar_levels})
     straight = Trainer(config, shards, tmp_path / "straight")
     straight.fit()
     Trainer(config, shards, tmp_path / "resumed").fit(stop_after=3)
@@ -102,22 +112,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank: int, world: int, port: int, shards: str, out: str) -> None:
+def _ddp_worker(rank: int, world: int, port: int, shards: str, out: str, ar_levels: int) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    trainer = Trainer(replace(CONFIG, steps=3, max_tokens=300), shards, out, device="cpu")
+    trainer = Trainer(replace(CONFIG, steps=3, max_tokens=300, model={"ar_levels": ar_levels}), shards, out, device="cpu")
     model = trainer.fit()
     torch.save({k: v.clone() for k, v in model.state_dict().items()}, Path(out) / f"rank{rank}.pt")
     torch.distributed.destroy_process_group()
 
 
-def test_ddp_on_cpu_keeps_ranks_identical(shards, tmp_path):
+@pytest.mark.parametrize("ar_levels", [1, 2])
+def test_ddp_on_cpu_keeps_ranks_identical(shards, tmp_path, ar_levels):
     out = tmp_path / "ddp"
     out.mkdir()
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(shards), str(out)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(shards), str(out), ar_levels), nprocs=2, join=True)
     zero, one = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert all(torch.equal(zero[k], one[k]) for k in zero)
-    initial = Trainer(replace(CONFIG, steps=3), shards, tmp_path / "fresh").model.state_dict()
+    initial = Trainer(replace(CONFIG, steps=3, model={"ar_levels": ar_levels}), shards, tmp_path / "fresh").model.state_dict()
     assert any(not torch.equal(zero[k], initial[k]) for k in zero)  # they did train
     assert len(_losses(out)) == 3  # only rank 0 logs
 
@@ -176,3 +187,36 @@ def test_training_errors_are_clear(shards, tmp_path):
         Trainer(replace(CONFIG, learning_rate=1e-4), shards, tmp_path / "run").fit(resume=True)
     with pytest.raises(ConfigError, match="--resume given but"):
         Trainer(CONFIG, shards, tmp_path / "none").fit(resume=True)
+
+
+@pytest.mark.parametrize("stage,ar_levels", STAGES)
+def test_heldout_metrics_score_every_level_the_stage_predicts(shards, tmp_path, stage, ar_levels):
+    corpus = TokenizedCorpus(shards)
+    model = Trainer(replace(CONFIG, stage=stage, model={"ar_levels": ar_levels}), shards, tmp_path / "run").model
+    metrics = heldout_metrics(model, corpus, max_tokens=100_000)  # one batch
+    levels = range(1, ar_levels + 1) if stage == "ar" else range(ar_levels + 1, 5)
+    assert {k for k in metrics if k.startswith("loss_level")} == {f"loss_level{i}" for i in levels}
+    assert metrics == heldout_metrics(model, corpus, max_tokens=100_000)  # a fixed seed: the same prompts
+    assert model.training  # left as it was found
+    if stage == "ar":  # one batch of every utterance: the mean loss is the forward pass's own
+        phonemes, phoneme_lens, codes, code_lens = collate([corpus[i] for i in range(len(corpus))])
+        with torch.no_grad():
+            expected = model.eval()(phonemes, phoneme_lens, codes, code_lens).loss.item()
+        assert metrics["loss"] == pytest.approx(expected, rel=1e-4)
+    fewer = heldout_metrics(model, corpus, max_utterances=3)
+    assert fewer != metrics and all(0 <= v <= 1 for k, v in fewer.items() if k.startswith("accuracy"))
+    assert loss_per_frame([metrics]) == pytest.approx(sum(metrics[f"loss_level{i}"] for i in levels))
+
+
+def test_training_scores_held_out_speakers_and_stops_at_its_time_limit(shards, tmp_path):
+    config = replace(CONFIG, steps=6, valid_every=2, valid_utterances=4)
+    Trainer(config, shards, tmp_path / "run", valid=shards).fit()
+    scored = [r["step"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
+              if "valid_loss" in r]
+    assert scored == [2, 4, 6]
+    stopped = Trainer(config, shards, tmp_path / "limited", valid=shards)
+    stopped.fit(time_limit=0.0)
+    assert stopped.step == 0 and load_stage(tmp_path / "limited" / "model")[1]["stage"] == "ar"
+    resumed = Trainer(config, shards, tmp_path / "limited")
+    resumed.fit(resume=True)
+    assert resumed.step == 6 and [s for s, _ in _losses(tmp_path / "limited")] == list(range(1, 7))

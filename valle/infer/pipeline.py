@@ -12,7 +12,6 @@ unless the caller turns it off explicitly.
 import json
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from valle.audio import load_prompt
 from valle.codec import Codec, load_codec
 from valle.errors import ConfigError, TextError
 from valle.infer.bundled import model_folder, resolve_prompt
-from valle.model.ar import ARModel
+from valle.model.ar import ARModel, Chooser
 from valle.model.nar import NARModel
 from valle.model.pretrained import load_stage, save_stage
 from valle.model.sampling import Sampler, SamplingConfig
@@ -191,28 +190,28 @@ class VallE:
 
     @torch.inference_mode()
     def speak(self, jobs: list[Job], batch_size: int = 8) -> list[np.ndarray]:
-        """Run jobs: AR level 1 for `batch_size` at a time (sampled), then NAR levels 2..K and the codec, one by one."""
+        """Run jobs: the AR levels for `batch_size` at a time (sampled), then the NAR levels and the codec, one by one."""
         pieces = []
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start:start + batch_size]
-            firsts = self.ar.generate_batch([j.phonemes for j in chunk], [j.prompt_codes[0] for j in chunk],
+            lowers = self.ar.generate_batch([j.phonemes for j in chunk], [j.prompt_codes for j in chunk],
                                             [j.high for j in chunk], [self._chooser(j) for j in chunk])
-            for job, first in zip(chunk, firsts):
-                if len(first) == job.high:
+            for job, lower in zip(chunk, lowers):
+                if lower.shape[1] == job.high:
                     log.warning("the AR stage reached the length cap (%d frames) without an end token", job.high)
-                codes = self.nar.generate(job.phonemes, job.prompt_codes, first)
+                codes = self.nar.generate(job.phonemes, job.prompt_codes, lower)
                 if job.keep_prompt:  # decoded together, the prompt and what follows join with no seam
                     codes = torch.cat([job.prompt_codes, codes], dim=1)
                 pieces.append(self.codec.decode(codes[None])[0].float().cpu().numpy())
         return pieces
 
-    def _chooser(self, job: Job) -> Callable[[torch.Tensor, list[int]], int]:
+    def _chooser(self, job: Job) -> Chooser:
         """The job's sampler, with the end token forbidden until `job.low` new frames exist."""
         group = self.ar.config.group_size
         prompt_len = job.prompt_codes.shape[1] - job.prompt_codes.shape[1] % group  # the AR keeps whole groups
 
-        def choose(logits: torch.Tensor, history: list[int]) -> int:
-            if len(history) - prompt_len < job.low:
+        def choose(logits: torch.Tensor, history: list[int], level: int) -> int:
+            if level == 0 and len(history) - prompt_len < job.low:
                 logits = logits.clone()
                 logits[self.ar.eos] = float("-inf")
             return job.sampler(logits, history)

@@ -1,16 +1,20 @@
-"""The autoregressive stage: a decoder-only transformer over [phonemes, level-1 codes].
+"""The autoregressive stage: a decoder-only transformer over [phonemes, audio codes].
 
 Phonemes attend to one another in both directions; each audio position attends to
 every phoneme and to the audio before it (a prefix-LM mask). Text and audio carry
 positions of their own. Training is plain next-token prediction of an utterance's
-level-1 codes followed by an end token; at inference the prompt's phonemes precede
-the target's and the prompt's codes are the audio prefix that the model continues.
+codes followed by an end token; at inference the prompt's phonemes precede the
+target's and the prompt's codes are the audio prefix that the model continues.
 
 With `group_size` g > 1 (VALL-E 2's grouped code modeling) one step reads the
-embeddings of g consecutive codes, concatenated, and predicts the next g codes:
-g times fewer steps for the same audio.
+embeddings of g consecutive frames, concatenated, and predicts the next g frames:
+g times fewer steps for the same audio. With `ar_levels` k > 1 a frame is its first k
+codebook levels (their embeddings summed), and a depth decoder predicts them one after
+another from the step's state (`valle.model.depth`); with k = 1 (the paper) a linear
+head predicts the step's level-1 codes at once.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from valle.model.config import ModelConfig
+from valle.model.depth import DepthDecoder
 from valle.model.layers import (
     KVCache,
     LayerCache,
@@ -31,47 +36,71 @@ from valle.model.layers import (
 from valle.model.linear import Linear
 
 IGNORE = -100
+# choose(logits [V + 1], history of this level's codes, level) -> the next code (or EOS at level 0).
+Chooser = Callable[[Tensor, list[int], int], int]
 
 
 @dataclass
 class StageOutput:
     loss: Tensor
     accuracy: Tensor  # top-10
-    logits: Tensor
+    logits: Tensor  # [..., V(+1)]
+    targets: Tensor  # logits' shape without the last dim; IGNORE where nothing is predicted
+    levels: Tensor  # targets' shape: the 0-based codebook level of each target
+
+    @torch.no_grad()
+    def level_sums(self) -> dict[int, tuple[float, float, int]]:
+        """Per 0-based level: (summed cross-entropy in nats, top-10 hits, targets), to average over many batches."""
+        logits, targets = self.logits.reshape(-1, self.logits.shape[-1]).float(), self.targets.reshape(-1)
+        levels, valid = self.levels.reshape(-1), targets != IGNORE
+        losses = F.cross_entropy(logits, targets.clamp(min=0), reduction="none")
+        hits = (logits.topk(min(10, logits.shape[-1]), dim=-1).indices == targets[:, None]).any(-1)
+        sums = {}
+        for level in levels[valid].unique().tolist():
+            rows = valid & (levels == level)
+            sums[level] = (float(losses[rows].sum()), float(hits[rows].sum()), int(rows.sum()))
+        return sums
 
 
 class ARModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        d, g, v = config.d_model, config.group_size, config.codebook_size
+        d, g, v, k = config.d_model, config.group_size, config.codebook_size, config.ar_levels
         self.eos, self.bos, self.pad = v, v + 1, v + 2
+        self.embedding_scale = math.sqrt(d) if config.scale_embeddings else 1.0
         self.text_embedding = nn.Embedding(config.n_phonemes, d)
-        self.audio_embedding = nn.Embedding(v + 3, d // g)
+        self.audio_embedding = nn.Embedding(k * (v + 3), d // g)  # level l's token t is row l * (V + 3) + t
         self.text_positions = SinusoidalPositions(d)
         self.audio_positions = SinusoidalPositions(d)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(TransformerLayer(d, config.n_heads, config.d_ff, config.dropout) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(d)
-        self.head = Linear(d, g * (v + 1))
+        if k == 1:
+            self.head = Linear(d, g * (v + 1))
+        else:
+            self.depth = DepthDecoder(config)
         self.apply(init_weights)
 
     # -- sequences ---------------------------------------------------------------------
     def _targets(self, codes: Tensor, code_lens: Tensor) -> Tensor:
-        """`[B, n, g]`: each utterance's codes, then EOS, then IGNORE up to a whole group."""
-        g = self.config.group_size
-        n = -(-(codes.shape[1] + 1) // g)
-        targets = torch.full((codes.shape[0], n * g), IGNORE, dtype=torch.long, device=codes.device)
+        """`[B, n, g, k]`: each utterance's first k levels, then EOS (at level 1), then IGNORE up to a whole group."""
+        g, k = self.config.group_size, self.config.ar_levels
+        n = -(-(codes.shape[2] + 1) // g)
+        targets = torch.full((codes.shape[0], n * g, k), IGNORE, dtype=torch.long, device=codes.device)
         for b, length in enumerate(code_lens.tolist()):
-            targets[b, :length] = codes[b, :length]
-            targets[b, length] = self.eos
-        return targets.view(codes.shape[0], n, g)
+            targets[b, :length] = codes[b, :k, :length].T
+            targets[b, length, 0] = self.eos
+        return targets.view(codes.shape[0], n, g, k)
 
-    def _embed_audio(self, tokens: Tensor, offset: int = 0) -> Tensor:
-        """Tokens `[B, n * g]` -> group embeddings `[B, n, d]` with positions from `offset`."""
-        batch = tokens.shape[0]
-        groups = self.audio_embedding(tokens).view(batch, -1, self.config.d_model)
-        return self.audio_positions(groups, offset)
+    def _embed_text(self, phonemes: Tensor) -> Tensor:
+        return self.text_positions(self.text_embedding(phonemes) * self.embedding_scale)
+
+    def _embed_audio(self, frames: Tensor, positions: Tensor) -> Tensor:
+        """Frames `[B, n * g, k]` (codes or BOS/PAD) -> group embeddings `[B, n, d]` at `positions` `[B or 1, n]`."""
+        levels = torch.arange(frames.shape[2], device=frames.device) * (self.config.codebook_size + 3)
+        groups = self.audio_embedding(frames + levels).sum(2).view(frames.shape[0], -1, self.config.d_model)
+        return self.audio_positions.at(groups * self.embedding_scale, positions)
 
     def _run(self, x: Tensor, mask: Tensor | None, cache: KVCache | None = None) -> Tensor:
         for i, layer in enumerate(self.layers):
@@ -102,36 +131,47 @@ class ARModel(nn.Module):
 
     # -- training ----------------------------------------------------------------------
     def forward(self, phonemes: Tensor, phoneme_lens: Tensor, codes: Tensor, code_lens: Tensor) -> StageOutput:
-        """Teacher-forced loss on level-1 `codes` `[B, T]` (padded) given `phonemes` `[B, P]`."""
-        g, batch = self.config.group_size, codes.shape[0]
-        targets = self._targets(codes, code_lens)  # [B, n, g]
-        inputs = torch.cat([torch.full((batch, g), self.bos, dtype=torch.long, device=codes.device),
-                            targets.view(batch, -1)[:, :-g]], dim=1)
-        inputs = inputs.masked_fill(inputs == IGNORE, self.pad)
+        """Teacher-forced loss on the first `ar_levels` levels of `codes` `[B, K, T]` (padded) given `phonemes` `[B, P]`."""
+        g, k, batch = self.config.group_size, self.config.ar_levels, codes.shape[0]
+        targets = self._targets(codes, code_lens)  # [B, n, g, k]
         n_groups = targets.shape[1]
+        frames = targets.view(batch, -1, k).masked_fill(targets.view(batch, -1, k) == IGNORE, self.pad)
+        inputs = torch.cat([torch.full((batch, g, k), self.bos, dtype=torch.long, device=codes.device), frames[:, :-g]], dim=1)
         group_lens = torch.div(code_lens + 1 + g - 1, g, rounding_mode="floor")
-        text = self.text_positions(self.text_embedding(phonemes))
-        x = self.dropout(torch.cat([text, self._embed_audio(inputs)], dim=1))
+        audio_positions = torch.arange(n_groups, device=codes.device)[None]
+        x = self.dropout(torch.cat([self._embed_text(phonemes), self._embed_audio(inputs, audio_positions)], dim=1))
         mask = self.prefix_mask(lengths_to_mask(phoneme_lens, phonemes.shape[1]), lengths_to_mask(group_lens, n_groups))
-        hidden = self._run(x, mask)
-        logits = self.head(hidden[:, phonemes.shape[1]:]).view(batch, n_groups, g, -1)
+        hidden = self._run(x, mask)[:, phonemes.shape[1]:]
+        if k == 1:
+            logits = self.head(hidden).view(batch, n_groups, g, 1, -1)
+        else:
+            logits = self.depth(hidden, frames.view(batch, n_groups, g * k)).view(batch, n_groups, g, k, -1)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
-        return StageOutput(loss, top_k_accuracy(logits, targets, 10, IGNORE), logits)
+        levels = torch.arange(k, device=codes.device).expand_as(targets)
+        return StageOutput(loss, top_k_accuracy(logits, targets, 10, IGNORE), logits, targets, levels)
 
     # -- inference ---------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, phonemes: Tensor, prompt: Tensor, max_frames: int,
-                 choose: Callable[[Tensor, list[int]], int]) -> Tensor:
-        """Continue the level-1 `prompt` codes `[T_p]` for `phonemes` `[P]` (prompt's + target's).
+    def generate(self, phonemes: Tensor, prompt: Tensor, max_frames: int, choose: Chooser) -> Tensor:
+        """Continue the `prompt` codes `[K', T_p]` (K' >= ar_levels) for `phonemes` `[P]` (prompt's + target's).
 
-        `choose(logits [V + 1], history)` picks each token (see `valle.model.sampling`);
-        generation stops at EOS or after `max_frames` new frames. Returns the new codes.
+        `choose(logits [V + 1], history, level)` picks each code, level by level within a
+        frame (see `valle.model.sampling`); `history` is that level's codes so far, prompt
+        included. Generation stops at EOS (chosen at level 0; the upper levels never
+        offer it) or after `max_frames` new frames. Returns the new codes `[ar_levels, T]`.
         """
         return self.generate_batch([phonemes], [prompt], [max_frames], [choose])[0]
 
+    def step_tokens(self, last: Tensor, pick: Callable[[int, Tensor], Tensor]) -> Tensor:
+        """One step's tokens `[B, g * k]` from the AR states `last` `[B, d]`, each chosen by `pick(position, logits [B, V + 1])`."""
+        if self.config.ar_levels > 1:
+            return self.depth.decode(last, pick)
+        logits = self.head(last).view(last.shape[0], self.config.group_size, -1)
+        return torch.stack([pick(position, logits[:, position]) for position in range(self.config.group_size)], dim=1)
+
     @torch.no_grad()
     def generate_batch(self, phonemes: list[Tensor], prompts: list[Tensor], max_frames: list[int],
-                       choose: list[Callable[[Tensor, list[int]], int]]) -> list[Tensor]:
+                       choose: list[Chooser]) -> list[Tensor]:
         """`generate` for several requests in one padded batch: one step decodes a group for each.
 
         Each request attends only to its own phonemes and audio, at its own positions, so it
@@ -139,19 +179,19 @@ class ARModel(nn.Module):
         padding until the last one stops. A decoding step costs little more for a few
         requests than for one while the weights, not the arithmetic, bound its speed.
         """
-        g, batch, device = self.config.group_size, len(phonemes), phonemes[0].device
-        prompts = [p[p.shape[0] % g:] for p in prompts]  # whole groups only: drop the oldest frames
+        g, k, batch, device = self.config.group_size, self.config.ar_levels, len(phonemes), phonemes[0].device
+        prompts = [p[:k, p.shape[1] % g:] for p in prompts]  # whole groups only: drop the oldest frames
         phoneme_lens = torch.tensor([len(p) for p in phonemes], device=device)
-        group_lens = torch.tensor([1 + len(p) // g for p in prompts], device=device)  # BOS group + the prompt's
+        group_lens = torch.tensor([1 + p.shape[1] // g for p in prompts], device=device)  # BOS group + the prompt's
         text = torch.zeros(batch, int(phoneme_lens.max()), dtype=torch.long, device=device)
-        tokens = torch.full((batch, int(group_lens.max()) * g), self.pad, dtype=torch.long, device=device)
+        frames = torch.full((batch, int(group_lens.max()) * g, k), self.pad, dtype=torch.long, device=device)
         for b, (p, prompt) in enumerate(zip(phonemes, prompts)):
             text[b, :len(p)] = p
-            tokens[b, :g] = self.bos
-            tokens[b, g:g + len(prompt)] = prompt
+            frames[b, :g] = self.bos
+            frames[b, g:g + prompt.shape[1]] = prompt.T
         text_valid = lengths_to_mask(phoneme_lens, text.shape[1])
-        audio_valid = lengths_to_mask(group_lens, tokens.shape[1] // g)
-        x = torch.cat([self.text_positions(self.text_embedding(text)), self._embed_audio(tokens)], dim=1)
+        audio_valid = lengths_to_mask(group_lens, frames.shape[1] // g)
+        x = torch.cat([self._embed_text(text), self._embed_audio(frames, torch.arange(audio_valid.shape[1], device=device)[None])], 1)
         prefill = x.shape[1]
         capacity = prefill + -(-max(max_frames) // g)  # at most one fed-back group per `g` new frames
         cache = self.new_cache(batch, capacity, x)
@@ -162,28 +202,45 @@ class ARModel(nn.Module):
         keys_valid = torch.ones(batch, capacity, dtype=torch.bool, device=device)
         keys_valid[:, :prefill] = prefill_valid
         positions = group_lens.clone()  # of each request's next group
-        histories = [p.tolist() for p in prompts]
-        generated: list[list[int]] = [[] for _ in range(batch)]
+        histories = [[level.tolist() for level in p] for p in prompts]  # per request, per level: prompt + new codes
+        generated = [0] * batch  # new frames per request
         active = [n > 0 for n in max_frames]
-        while any(active):
-            logits = self.head(last).view(batch, g, -1)
-            groups = []
+        stepping = list(active)  # still choosing in the current step
+
+        def pick(position: int, logits: Tensor) -> Tensor:
+            level, tokens = position % k, []
             for b in range(batch):
-                group: list[int] = []
-                if active[b]:
-                    for position in range(g):
-                        token = choose[b](logits[b, position], histories[b] + generated[b] + group)
-                        if token == self.eos:
-                            active[b] = False
-                            break
-                        group.append(token)
-                    generated[b] += group
-                    active[b] = active[b] and len(generated[b]) < max_frames[b]
-                groups.append(group + [self.pad] * (g - len(group)))
+                if not stepping[b]:
+                    tokens.append(self.pad)
+                    continue
+                row = logits[b]
+                if level:  # only level 0 may end the utterance
+                    row = row.clone()
+                    row[self.eos] = float("-inf")
+                token = choose[b](row, histories[b][level], level)
+                tokens.append(token)
+                if token == self.eos:
+                    stepping[b] = active[b] = False
+                    continue
+                histories[b][level].append(token)
+                if level == k - 1:
+                    generated[b] += 1
+                    if generated[b] >= max_frames[b]:
+                        stepping[b] = active[b] = False
+            return torch.tensor(tokens, device=device)
+
+        while any(active):
+            stepping[:], before = active, list(generated)
+            self.step_tokens(last, pick)
             if not any(active):
                 break
-            step = self.audio_embedding(torch.tensor(groups, device=device)).view(batch, 1, self.config.d_model)
+            step = torch.full((batch, g, k), self.pad, dtype=torch.long, device=device)
+            for b in range(batch):
+                new = generated[b] - before[b]
+                if new:
+                    step[b, :new] = torch.tensor([level[len(level) - new:] for level in histories[b]], device=device).T
             mask = keys_valid[:, None, None, :cache[0].length + 1] if padded else None
-            hidden = self._run(self.audio_positions.at(step, positions[:, None]), mask, cache)
+            hidden = self._run(self._embed_audio(step.view(batch, g, k), positions[:, None]), mask, cache)
             last, positions = hidden[:, -1], positions + 1
-        return [torch.tensor(codes[:limit], dtype=torch.long, device=device) for codes, limit in zip(generated, max_frames)]
+        return [torch.tensor([level[len(level) - n:] if n else [] for level in history], dtype=torch.long, device=device)
+                .view(k, n) for history, n in zip(histories, generated)]

@@ -13,7 +13,11 @@ class ModelConfig(DictConfig):
     `n_phonemes` comes from the phoneme vocabulary and `n_codebooks`/`codebook_size`
     from the codec, so a checkpoint's config says which vocabulary and codec it speaks.
     `group_size` > 1 is VALL-E 2's grouped code modeling: the AR stage reads and
-    writes `group_size` frames per step (the NAR stage ignores it).
+    writes `group_size` frames per step (the NAR stage ignores it). `ar_levels` is how
+    many codebook levels the AR stage predicts per frame (the paper: 1), through a depth
+    decoder of `depth_layers` layers when more than one; the NAR stage predicts the rest.
+    `scale_embeddings` multiplies the learned embeddings by sqrt(d_model), so that the
+    fixed positions added to them do not drown them at the start of training.
     """
 
     kind = "model config"
@@ -27,6 +31,9 @@ class ModelConfig(DictConfig):
     d_ff: int = 4096
     dropout: float = 0.1
     group_size: int = 1
+    ar_levels: int = 1
+    depth_layers: int = 1
+    scale_embeddings: bool = False
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -35,11 +42,13 @@ class ModelConfig(DictConfig):
             raise ConfigError(f"group_size ({self.group_size}) must be >= 1 and divide d_model ({self.d_model})")
         if self.n_codebooks < 2:
             raise ConfigError("VALL-E needs a codec with at least 2 codebooks (level 1 for AR, the rest for NAR)")
+        if not 1 <= self.ar_levels < self.n_codebooks:
+            raise ConfigError(f"ar_levels ({self.ar_levels}) must be at least 1 and leave the NAR stage a level "
+                              f"(below n_codebooks = {self.n_codebooks})")
+        if self.depth_layers < 1:
+            raise ConfigError(f"depth_layers must be >= 1, got {self.depth_layers}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-
-
-
 
 PRESETS: dict[str, ModelConfig] = {
     # The paper: 12 layers, 16 heads, 1024 wide, FFN 4096, dropout 0.1 (per stage).

@@ -1,4 +1,4 @@
-"""The non-autoregressive stage: codebook levels 2..K, each predicted for all frames at once.
+"""The non-autoregressive stage: the codebook levels above the AR's, each predicted for all frames at once.
 
 Input: the phonemes, then the prompt as the sum of the embeddings of all K levels of
 its codes, then the target as the sum of the embeddings of its levels below the one
@@ -6,10 +6,12 @@ being predicted. Attention is full (bidirectional); which level is predicted ent
 through adaptive layer norm. As in the paper, predicting level l reuses the
 embedding matrix of level l as the output projection.
 
-Training picks a level uniformly per utterance and a random slice of up to 3 s of
-the same utterance as the prompt; the rest of the utterance is the target.
+Training picks a level uniformly per utterance (among those above the AR stage's
+`ar_levels`: levels 2..K in the paper) and a random slice of up to 3 s of the same
+utterance as the prompt; the rest of the utterance is the target.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +33,7 @@ class NARBatch:
     prompt_lens: Tensor  # [B]
     target: Tensor  # [B, K, T]
     target_lens: Tensor  # [B]
-    level: Tensor  # [B], in 1..K-1 (0-based index of the level to predict)
+    level: Tensor  # [B], in ar_levels..K-1 (0-based index of the level to predict)
 
 
 def split_prompt(codes: Tensor, code_lens: Tensor, max_prompt: int, generator: torch.Generator | None = None
@@ -65,12 +67,14 @@ class NARModel(nn.Module):
         super().__init__()
         self.config = config
         d, k, v = config.d_model, config.n_codebooks, config.codebook_size
+        self.embedding_scale = math.sqrt(d) if config.scale_embeddings else 1.0
         self.text_embedding = nn.Embedding(config.n_phonemes, d)
         self.level_embeddings = nn.ModuleList(nn.Embedding(v, d) for _ in range(k))
         self.text_positions = SinusoidalPositions(d)
         self.audio_positions = SinusoidalPositions(d)
         self.dropout = nn.Dropout(config.dropout)
-        self.layers = nn.ModuleList(TransformerLayer(d, config.n_heads, config.d_ff, config.dropout, n_stages=k - 1)
+        self.first_level = config.ar_levels  # 0-based: the lowest level this stage predicts
+        self.layers = nn.ModuleList(TransformerLayer(d, config.n_heads, config.d_ff, config.dropout, n_stages=k - config.ar_levels)
                                     for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(d, elementwise_affine=False)
         self.apply(init_weights)
@@ -85,12 +89,12 @@ class NARModel(nn.Module):
 
     def logits(self, phonemes: Tensor, phoneme_lens: Tensor, prompt: Tensor, prompt_lens: Tensor,
                target: Tensor, target_lens: Tensor, level: Tensor) -> Tensor:
-        """Logits `[B, T, V]` of codebook `level[b]` (0-based, >= 1) at the target's frames."""
+        """Logits `[B, T, V]` of codebook `level[b]` (0-based, >= ar_levels) at the target's frames."""
         k = self.config.n_codebooks
         p, t_p, t = phonemes.shape[1], prompt.shape[2], target.shape[2]
-        text = self.text_positions(self.text_embedding(phonemes))
-        prompt_x = self._embed_codes(prompt, torch.full_like(level, k))
-        target_x = self._embed_codes(target, level)
+        text = self.text_positions(self.text_embedding(phonemes) * self.embedding_scale)
+        prompt_x = self._embed_codes(prompt, torch.full_like(level, k)) * self.embedding_scale
+        target_x = self._embed_codes(target, level) * self.embedding_scale
         # The prompt and the target are one audio stream: the target's positions go on
         # from the end of each utterance's own prompt, wherever padding puts it.
         frames = torch.arange(max(t_p, t), device=target.device)[None]
@@ -99,7 +103,7 @@ class NARModel(nn.Module):
         x = self.dropout(torch.cat([text, audio], dim=1))
         valid = torch.cat([lengths_to_mask(phoneme_lens, p), lengths_to_mask(prompt_lens, t_p), lengths_to_mask(target_lens, t)], 1)
         mask = (valid[:, None, :] | torch.eye(p + t_p + t, dtype=torch.bool, device=valid.device)[None])[:, None]
-        stage = level - 1
+        stage = level - self.first_level
         for layer in self.layers:
             x = layer(x, mask, stage=stage)
         hidden = self.norm(x[:, p + t_p:])
@@ -112,19 +116,19 @@ class NARModel(nn.Module):
         targets = batch.target[torch.arange(len(batch.level)), batch.level]  # [B, T]
         targets = targets.masked_fill(~lengths_to_mask(batch.target_lens, targets.shape[1]), IGNORE)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
-        return StageOutput(loss, top_k_accuracy(logits, targets, 10, IGNORE), logits)
+        return StageOutput(loss, top_k_accuracy(logits, targets, 10, IGNORE), logits, targets, batch.level[:, None].expand_as(targets))
 
     @torch.no_grad()
-    def generate(self, phonemes: Tensor, prompt: Tensor, first_level: Tensor) -> Tensor:
-        """Greedy levels 2..K for the target's level-1 codes `[T]`, given the full `prompt` `[K, T_p]`.
+    def generate(self, phonemes: Tensor, prompt: Tensor, lower: Tensor) -> Tensor:
+        """Greedy levels above the AR's for the target's lower levels `[ar_levels, T]`, given the full `prompt` `[K, T_p]`.
 
         Returns all K levels of the target, `[K, T]`.
         """
         k = self.config.n_codebooks
-        target = torch.zeros(k, first_level.shape[0], dtype=torch.long, device=first_level.device)
-        target[0] = first_level
+        target = torch.zeros(k, lower.shape[1], dtype=torch.long, device=lower.device)
+        target[:self.first_level] = lower
         one = torch.ones(1, dtype=torch.long, device=phonemes.device)
-        for level in range(1, k):
+        for level in range(self.first_level, k):
             logits = self.logits(phonemes[None], one * phonemes.shape[0], prompt[None], one * prompt.shape[1],
                                  target[None], one * target.shape[1], one * level)
             target[level] = logits[0].argmax(-1)

@@ -11,6 +11,9 @@ epoch is part of the state, so an interrupted run resumes with the very next bat
 import random
 from dataclasses import dataclass
 
+import torch
+from torch import Tensor
+
 from valle.errors import ConfigError
 
 
@@ -64,3 +67,15 @@ class BucketBatchSampler:
             batches = self.epoch_batches(self.state.epoch)
         self.state.position += 1
         return batches[self.state.position - 1]
+
+
+def collate(items: list) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Pad utterances into (phonemes [B, P], phoneme_lens, codes [B, K, T], code_lens)."""
+    phoneme_lens = torch.tensor([len(u.phonemes) for u in items])
+    code_lens = torch.tensor([u.codes.shape[1] for u in items])
+    phonemes = torch.zeros(len(items), int(phoneme_lens.max()), dtype=torch.long)
+    codes = torch.zeros(len(items), items[0].codes.shape[0], int(code_lens.max()), dtype=torch.long)
+    for b, u in enumerate(items):
+        phonemes[b, :len(u.phonemes)] = u.phonemes
+        codes[b, :, :u.codes.shape[1]] = u.codes
+    return phonemes, phoneme_lens, codes, code_lens

@@ -28,6 +28,8 @@ class TrainConfig(DictConfig):
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 500
+    valid_every: int = 0  # steps between held-out scores (with `--valid`; 0: only at the end)
+    valid_utterances: int = 100  # held-out utterances scored, spread over the held-out corpus
 
     def __post_init__(self) -> None:
         if self.stage not in ("ar", "nar"):
@@ -36,8 +38,6 @@ class TrainConfig(DictConfig):
             raise ConfigError(f"precision must be auto, bf16, fp16 or fp32, got {self.precision!r}")
         if self.steps < 1 or self.grad_accumulation < 1 or self.max_tokens < 1:
             raise ConfigError("steps, grad_accumulation and max_tokens must be >= 1")
-
-
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":

@@ -28,8 +28,10 @@ def plot_metrics(files: list[Path], keys: list[str], out: Path, title: str = "")
     offset = 0
     for index, (path, run) in enumerate(zip(files, runs)):
         steps = [offset + record["step"] for record in run]
-        for ax, key in zip(axes[:, 0], keys):
-            ax.plot(steps, [record.get(key, float("nan")) for record in run], label=f"run {index + 1}: {path.parent.name}")
+        for ax, key in zip(axes[:, 0], keys):  # held-out scores are logged less often than training metrics
+            points = [(step, record[key]) for step, record in zip(steps, run) if key in record]
+            ax.plot(*zip(*points) if points else ([], []), marker="." if len(points) < 30 else None,
+                    label=f"run {index + 1}: {path.parent.name}")
             ax.set_ylabel(key)
         offset = steps[-1] if steps else offset
     for ax in axes[:, 0]:

@@ -25,27 +25,15 @@ from valle.errors import ConfigError
 from valle.files import atomic_write
 from valle.model.ar import ARModel
 from valle.model.config import preset
-from valle.model.layers import top_k_accuracy
 from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.pretrained import save_stage
-from valle.train.batching import BucketBatchSampler, SamplerState
+from valle.train.batching import BucketBatchSampler, SamplerState, collate
 from valle.train.config import TrainConfig
+from valle.train.validate import heldout_metrics
 
 CHECKPOINT, METRICS = "checkpoint.pt", "metrics.jsonl"
 # What a resumed run may change: training longer (the decay stretches to the new end) or logging differently.
-RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every")
-
-
-def collate(items: list) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Pad utterances into (phonemes [B, P], phoneme_lens, codes [B, K, T], code_lens)."""
-    phoneme_lens = torch.tensor([len(u.phonemes) for u in items])
-    code_lens = torch.tensor([u.codes.shape[1] for u in items])
-    phonemes = torch.zeros(len(items), int(phoneme_lens.max()), dtype=torch.long)
-    codes = torch.zeros(len(items), items[0].codes.shape[0], int(code_lens.max()), dtype=torch.long)
-    for b, u in enumerate(items):
-        phonemes[b, :len(u.phonemes)] = u.phonemes
-        codes[b, :, :u.codes.shape[1]] = u.codes
-    return phonemes, phoneme_lens, codes, code_lens
+RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "valid_every", "valid_utterances")
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -64,7 +52,9 @@ def learning_rate(step: int, config: TrainConfig) -> float:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, data: str | Path, out: str | Path, device: str | None = None) -> None:
+    def __init__(self, config: TrainConfig, data: str | Path, out: str | Path, device: str | None = None,
+                 valid: str | Path | None = None) -> None:
+        """`valid`: tokenised utterances of held-out speakers, scored every `config.valid_every` steps and at the end."""
         self.config, self.out = config, Path(out)
         self.rank, self.world_size, local_rank = _distributed()
         if device is None:
@@ -75,6 +65,7 @@ class Trainer:
         torch.manual_seed(config.seed)  # identical initial weights on every rank
 
         self.corpus = TokenizedCorpus(data)
+        self.valid = TokenizedCorpus(valid) if valid is not None and self.rank == 0 else None
         codec = self.corpus.codec
         self.model_config = preset(config.preset, n_phonemes=len(self.corpus.vocab), n_codebooks=codec["n_codebooks"],
                                    codebook_size=codec["codebook_size"], **config.model)
@@ -103,17 +94,15 @@ class Trainer:
         tokens = int(phoneme_lens.sum() + code_lens.sum())
         with self.autocast:
             if self.config.stage == "ar":
-                out = self.ddp(phonemes, phoneme_lens, codes[:, 0], code_lens)
-                return out.loss, {"accuracy": out.accuracy.item()}, tokens
-            prompt, prompt_lens, target, target_lens = split_prompt(codes, code_lens, self.max_prompt, self.generator)
-            level = torch.randint(1, self.model_config.n_codebooks, (len(code_lens),), generator=self.generator).to(self.device)
-            out = self.ddp(NARBatch(phonemes, phoneme_lens, prompt, prompt_lens, target, target_lens, level))
+                out = self.ddp(phonemes, phoneme_lens, codes, code_lens)
+            else:
+                prompt, prompt_lens, target, target_lens = split_prompt(codes, code_lens, self.max_prompt, self.generator)
+                level = torch.randint(self.model_config.ar_levels, self.model_config.n_codebooks, (len(code_lens),),
+                                      generator=self.generator).to(self.device)
+                out = self.ddp(NARBatch(phonemes, phoneme_lens, prompt, prompt_lens, target, target_lens, level))
         metrics = {"accuracy": out.accuracy.item()}
-        targets = target[torch.arange(len(level)), level].masked_fill(
-            torch.arange(target.shape[2], device=self.device)[None] >= target_lens[:, None], -100)
-        for index in level.unique().tolist():
-            rows = level == index
-            metrics[f"accuracy_level{index + 1}"] = top_k_accuracy(out.logits[rows], targets[rows], 10, -100).item()
+        if self.config.stage == "nar" or self.model_config.ar_levels > 1:
+            metrics |= {f"accuracy_level{level + 1}": hits / n for level, (_, hits, n) in out.level_sums().items()}
         return out.loss, metrics, tokens
 
     def train_step(self) -> dict[str, float]:
@@ -141,8 +130,22 @@ class Trainer:
                 "tokens_per_second": tokens * self.world_size / seconds, "epoch": self.sampler.state.epoch}
 
     # -- the run -----------------------------------------------------------------------
-    def fit(self, resume: bool = False, stop_after: int | None = None) -> nn.Module:
-        """Train up to `config.steps` (or `stop_after` steps in this call); returns the model."""
+    def _out_of_time(self, deadline: float | None) -> bool:
+        """Whether the time limit has passed, agreed by every rank (so that none waits for another's step)."""
+        if deadline is None:
+            return False
+        late = torch.tensor([float(time.monotonic() >= deadline)], device=self.device)
+        if self.world_size > 1:
+            dist.all_reduce(late, op=dist.ReduceOp.MAX)
+        return bool(late.item())
+
+    def fit(self, resume: bool = False, stop_after: int | None = None, time_limit: float | None = None) -> nn.Module:
+        """Train up to `config.steps` (or `stop_after` steps in this call); returns the model.
+
+        With `time_limit` (seconds) the run also stops once that much time has passed, with a
+        checkpoint and the model as it is (a fixed budget on a lent machine; `--resume` goes on).
+        """
+        deadline = None if time_limit is None else time.monotonic() + time_limit
         if resume:
             self.load_checkpoint()
         elif self.rank == 0 and (self.out / CHECKPOINT).exists():
@@ -153,19 +156,33 @@ class Trainer:
         bar = tqdm(total=self.config.steps, initial=self.step, desc=f"training {self.config.stage}", unit="step",
                    disable=self.rank != 0)
         with open(self.out / METRICS, "a", encoding="utf-8") if self.rank == 0 else nullcontext() as metrics:
-            while self.step < end:
+            while self.step < end and not self._out_of_time(deadline):
                 record = self.train_step()
                 bar.update(1)
                 if self.rank == 0 and (self.step % self.config.log_every == 0 or self.step == end):
                     metrics.write(json.dumps(record) + "\n")
                     metrics.flush()
                     bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
+                if self.valid is not None and (self.step == end or self.config.valid_every and self.step % self.config.valid_every == 0):
+                    metrics.write(json.dumps({"step": self.step, **self.validate()}) + "\n")
+                    metrics.flush()
                 if self.step % self.config.checkpoint_every == 0 or self.step == end:
                     self.save_checkpoint()
+            timed_out = self.step < end
+            if timed_out:  # the time limit: keep what was learned, scored, as at the end of a run
+                self.save_checkpoint()
+                if self.valid is not None:
+                    metrics.write(json.dumps({"step": self.step, **self.validate()}) + "\n")
         bar.close()
-        if self.step == self.config.steps and self.rank == 0:
+        if self.rank == 0 and (self.step == self.config.steps or timed_out):
             save_stage(self.model, self.out / "model", self.corpus.vocab, self.corpus.codec)
         return self.model
+
+    def validate(self) -> dict[str, float]:
+        """Held-out metrics of the model as it is now, keys prefixed `valid_` (rank 0 only)."""
+        metrics = heldout_metrics(self.model, self.valid, self.config.max_tokens, self.config.valid_utterances,
+                                  self.config.nar_prompt_seconds, self.config.seed)
+        return {f"valid_{key}": value for key, value in metrics.items()}
 
     def _rng_states(self) -> list[dict]:
         state = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}

@@ -1,0 +1,80 @@
+"""Held-out loss and accuracy per codebook level: how designs are compared before anything is decoded.
+
+Both stages are scored teacher-forced on utterances of speakers they never trained on:
+the AR stage on its levels of every utterance, the NAR stage on every level it predicts
+of every utterance, with a prompt slice drawn from a fixed seed. Each level's loss is
+the cross-entropy of that level given everything below it in the stage's order, so
+the losses of the AR's levels and the NAR's levels add up to the negative
+log-likelihood of a whole frame (`loss_per_frame`, in nats): a number that compares
+designs that split the levels between the stages differently.
+"""
+
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from valle.data.shards import TokenizedCorpus
+from valle.model.ar import ARModel
+from valle.model.nar import NARBatch, NARModel, split_prompt
+from valle.train.batching import BucketBatchSampler, collate
+
+
+@torch.no_grad()
+def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_tokens: int = 8000,
+                    max_utterances: int | None = None, prompt_seconds: float = 3.0, seed: int = 0,
+                    progress: bool = False) -> dict[str, float]:
+    """`loss`, `accuracy` (top-10) and `loss_levelL` / `accuracy_levelL` for each level L (1-based) the stage predicts.
+
+    `max_utterances` spread evenly over `corpus` (all by default, so every speaker
+    counts), in length-sorted batches of about `max_tokens`.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    count = len(corpus) if max_utterances is None else min(len(corpus), max_utterances)
+    chosen = [round(i * len(corpus) / count) for i in range(count)]
+    n_phonemes, n_frames = [corpus.n_phonemes[i] for i in chosen], [corpus.n_frames[i] for i in chosen]
+    budget = max(max_tokens, *(p + f for p, f in zip(n_phonemes, n_frames)))  # the longest utterance fits alone
+    batches = BucketBatchSampler(n_phonemes, n_frames, budget).batches
+    prompt_frames = max(1, round(prompt_seconds * corpus.codec["frame_rate"]))
+    generator = torch.Generator().manual_seed(seed)
+    sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+    for batch in tqdm(batches, desc="held-out", unit="batch", disable=not progress, leave=False):
+        items = [corpus[chosen[i]] for i in batch]
+        phonemes, phoneme_lens, codes, code_lens = (t.to(device) for t in collate(items))
+        if isinstance(model, ARModel):
+            outputs = [model(phonemes, phoneme_lens, codes, code_lens)]
+        else:
+            split = split_prompt(codes, code_lens, prompt_frames, generator)
+            outputs = [model(NARBatch(phonemes, phoneme_lens, *split, torch.full_like(code_lens, level)))
+                       for level in range(model.first_level, model.config.n_codebooks)]
+        for out in outputs:
+            for level, values in out.level_sums().items():
+                sums[level] = [a + b for a, b in zip(sums[level], values)]
+    model.train(was_training)
+    metrics = {}
+    for level in sorted(sums):
+        loss, hits, n = sums[level]
+        metrics[f"loss_level{level + 1}"], metrics[f"accuracy_level{level + 1}"] = loss / n, hits / n
+    total = [sum(values[i] for values in sums.values()) for i in range(3)]
+    return {"loss": total[0] / total[2], "accuracy": total[1] / total[2], **metrics}
+
+
+def loss_per_frame(metrics: list[dict[str, float]]) -> float:
+    """The sum of every level's held-out loss over the stages' metrics: nats per frame of the whole model."""
+    return sum(value for m in metrics for key, value in m.items() if key.startswith("loss_level"))
+
+
+def validate_stages(stages: list[str | Path], data: str | Path, max_utterances: int | None = None,
+                    device: str = "cpu") -> list[dict[str, float]]:
+    """`heldout_metrics` of each saved stage (RUN/model folders) on one tokenised corpus."""
+    from valle.model.pretrained import load_stage
+
+    corpus = TokenizedCorpus(data)
+    results = []
+    for path in stages:
+        model, _ = load_stage(path, device)
+        results.append(heldout_metrics(model, corpus, max_utterances=max_utterances, progress=True))
+    return results
