@@ -1,5 +1,7 @@
 """The synthesis pipeline with tiny random models: bounds, joins, seeds, persistence, bad input."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -216,3 +218,19 @@ def test_bfloat16_weights_speak_and_decode_like_float32(valle, model_dir, prompt
 def test_unknown_weight_dtype_is_named():
     with pytest.raises(ConfigError, match="float32, bfloat16, float16; not int8"):
         VallE.from_pretrained("default", dtype="int8")
+
+
+
+def test_an_ar_stage_that_predicts_several_levels_speaks_through_the_same_pipeline(valle, prompt, tmp_path):
+    from valle.model import ARModel, NARModel
+
+    torch.manual_seed(0)
+    config = replace(valle.ar.config, ar_levels=2, group_size=2, scale_embeddings=True)
+    several = VallE(ARModel(config), NARModel(config), valle.codec, valle.tokenizer.vocab, valle.codec_name)
+    text = "Two levels at a time. Then the rest."
+    out = several.synthesize(text, prompt, PROMPT_TEXT, seed=5, watermark=False)
+    assert np.isfinite(out.samples).all() and len(out.samples) > 0
+    loaded = VallE.from_pretrained(several.save_pretrained(tmp_path / "several"))
+    assert loaded.ar.config.ar_levels == 2 and loaded.nar.first_level == 2
+    again = loaded.synthesize(text, prompt, PROMPT_TEXT, seed=5, watermark=False, batch_size=1)
+    np.testing.assert_allclose(again.samples, out.samples, atol=1e-5)  # saved, loaded and decoded one by one

@@ -220,3 +220,17 @@ def test_training_scores_held_out_speakers_and_stops_at_its_time_limit(shards, t
     resumed = Trainer(config, shards, tmp_path / "limited")
     resumed.fit(resume=True)
     assert resumed.step == 6 and [s for s, _ in _losses(tmp_path / "limited")] == list(range(1, 7))
+
+
+def test_validate_command_prints_each_level_and_writes_json(shards, tmp_path, capsys):
+    from valle.cli import main
+
+    for stage in ("ar", "nar"):
+        Trainer(replace(CONFIG, stage=stage, steps=2, model={"ar_levels": 2}), shards, tmp_path / stage).fit()
+    assert main(["validate", str(tmp_path / "ar" / "model"), str(tmp_path / "nar" / "model"), "--data", str(shards),
+                 "--json", str(tmp_path / "v.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "level 1 loss / top-10" in printed and "level 4 loss / top-10" in printed and "nats per frame" in printed
+    saved = json.loads((tmp_path / "v.json").read_text())
+    assert set(saved[str(tmp_path / "ar" / "model")]) >= {"loss_level1", "loss_level2"}
+    assert set(saved[str(tmp_path / "nar" / "model")]) >= {"loss_level3", "loss_level4"}

@@ -104,6 +104,25 @@ def _train(args: argparse.Namespace) -> None:
               f"metrics in {args.out / 'metrics.jsonl'} (plot them with `valle plot`)")
 
 
+def _validate(args: argparse.Namespace) -> None:
+    import json
+
+    from valle.train.validate import loss_per_frame, validate_stages
+
+    results = validate_stages(args.stages, args.data, args.utterances, args.device or "cpu")
+    levels = sorted({int(k.removeprefix("loss_level")) for r in results for k in r if k.startswith("loss_level")})
+    print("| stage | " + " | ".join(f"level {level} loss / top-10" for level in levels) + " |")
+    print("|---|" + "---:|" * len(levels))
+    for stage, metrics in zip(args.stages, results):
+        cells = [f"{metrics[f'loss_level{level}']:.3f} / {metrics[f'accuracy_level{level}']:.3f}"
+                 if f"loss_level{level}" in metrics else "" for level in levels]
+        print(f"| {stage} | " + " | ".join(cells) + " |")
+    print(f"\nsum of the levels' losses: {loss_per_frame(results):.3f} nats per frame")
+    if args.json:
+        args.json.write_text(json.dumps({str(stage): metrics for stage, metrics in zip(args.stages, results)}, indent=1))
+        print(f"wrote {args.json}")
+
+
 def _sampling(args: argparse.Namespace) -> "SamplingConfig":
     from valle.model.sampling import SamplingConfig
 
@@ -354,6 +373,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, ... (default: this process's GPU when there is one)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--time-limit", type=float, help="stop after this many minutes with a checkpoint and the model as it is")
+
+    p = command(groups, "validate", _validate, "held-out loss and top-10 accuracy per codebook level of trained stages")
+    p.add_argument("stages", type=Path, nargs="+", help="stage folders (RUN/model), e.g. an AR and the NAR that goes with it")
+    p.add_argument("--data", type=Path, required=True, help="tokenised utterances of held-out speakers")
+    p.add_argument("--utterances", type=int, help="score this many, spread over the corpus (default: all)")
+    p.add_argument("--device", help="cpu, cuda, ... (default: cpu)")
+    p.add_argument("--json", type=Path, help="also write the metrics here")
 
     watermark = groups.add_parser("watermark", help="inaudible keyed watermark of synthetic speech").add_subparsers(
         dest="command", required=True)
