@@ -208,14 +208,15 @@ def test_heldout_metrics_score_every_level_the_stage_predicts(shards, tmp_path, 
     assert loss_per_frame([metrics]) == pytest.approx(sum(metrics[f"loss_level{i}"] for i in levels))
 
 
-def test_training_scores_held_out_speakers_and_stops_at_its_time_limit(shards, tmp_path):
+@pytest.mark.parametrize("cpu_time", [False, True])
+def test_training_scores_held_out_speakers_and_stops_at_its_time_limit(shards, tmp_path, cpu_time):
     config = replace(CONFIG, steps=6, valid_every=2, valid_utterances=4)
     Trainer(config, shards, tmp_path / "run", valid=shards).fit()
     scored = [r["step"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
               if "valid_loss" in r]
     assert scored == [2, 4, 6]
     stopped = Trainer(config, shards, tmp_path / "limited", valid=shards)
-    stopped.fit(time_limit=0.0)
+    stopped.fit(time_limit=0.0, cpu_time=cpu_time)
     assert stopped.step == 0 and load_stage(tmp_path / "limited" / "model")[1]["stage"] == "ar"
     resumed = Trainer(config, shards, tmp_path / "limited")
     resumed.fit(resume=True)

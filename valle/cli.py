@@ -98,7 +98,7 @@ def _train(args: argparse.Namespace) -> None:
     config = TrainConfig.load(args.config) if args.config else TrainConfig()
     overrides = {k: v for k, v in (("stage", args.stage), ("steps", args.steps)) if v is not None}
     trainer = Trainer(replace(config, **overrides), args.data, args.out, device=args.device, valid=args.valid)
-    trainer.fit(resume=args.resume, time_limit=args.time_limit and args.time_limit * 60)
+    trainer.fit(resume=args.resume, time_limit=args.time_limit and args.time_limit * 60, cpu_time=args.cpu_time)
     if trainer.rank == 0:
         print(f"trained {trainer.config.stage} to step {trainer.step}: model in {args.out / 'model'}, "
               f"metrics in {args.out / 'metrics.jsonl'} (plot them with `valle plot`)")
@@ -373,6 +373,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, ... (default: this process's GPU when there is one)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--time-limit", type=float, help="stop after this many minutes with a checkpoint and the model as it is")
+    p.add_argument("--cpu-time", action="store_true", help="count --time-limit in this process's CPU time (equal budgets "
+                   "for runs that share a machine)")
 
     p = command(groups, "validate", _validate, "held-out loss and top-10 accuracy per codebook level of trained stages")
     p.add_argument("stages", type=Path, nargs="+", help="stage folders (RUN/model), e.g. an AR and the NAR that goes with it")

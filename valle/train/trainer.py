@@ -12,6 +12,7 @@ continues exactly where the last checkpoint left off.
 import json
 import os
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -130,22 +131,26 @@ class Trainer:
                 "tokens_per_second": tokens * self.world_size / seconds, "epoch": self.sampler.state.epoch}
 
     # -- the run -----------------------------------------------------------------------
-    def _out_of_time(self, deadline: float | None) -> bool:
+    def _out_of_time(self, deadline: float | None, clock: Callable[[], float]) -> bool:
         """Whether the time limit has passed, agreed by every rank (so that none waits for another's step)."""
         if deadline is None:
             return False
-        late = torch.tensor([float(time.monotonic() >= deadline)], device=self.device)
+        late = torch.tensor([float(clock() >= deadline)], device=self.device)
         if self.world_size > 1:
             dist.all_reduce(late, op=dist.ReduceOp.MAX)
         return bool(late.item())
 
-    def fit(self, resume: bool = False, stop_after: int | None = None, time_limit: float | None = None) -> nn.Module:
+    def fit(self, resume: bool = False, stop_after: int | None = None, time_limit: float | None = None,
+            cpu_time: bool = False) -> nn.Module:
         """Train up to `config.steps` (or `stop_after` steps in this call); returns the model.
 
         With `time_limit` (seconds) the run also stops once that much time has passed, with a
         checkpoint and the model as it is (a fixed budget on a lent machine; `--resume` goes on).
+        `cpu_time` counts the CPU time of this process instead of wall time, so that runs that
+        share a machine get equal budgets however busy it is.
         """
-        deadline = None if time_limit is None else time.monotonic() + time_limit
+        clock = time.process_time if cpu_time else time.monotonic
+        deadline = None if time_limit is None else clock() + time_limit
         if resume:
             self.load_checkpoint()
         elif self.rank == 0 and (self.out / CHECKPOINT).exists():
@@ -156,7 +161,7 @@ class Trainer:
         bar = tqdm(total=self.config.steps, initial=self.step, desc=f"training {self.config.stage}", unit="step",
                    disable=self.rank != 0)
         with open(self.out / METRICS, "a", encoding="utf-8") if self.rank == 0 else nullcontext() as metrics:
-            while self.step < end and not self._out_of_time(deadline):
+            while self.step < end and not self._out_of_time(deadline, clock):
                 record = self.train_step()
                 bar.update(1)
                 if self.rank == 0 and (self.step % self.config.log_every == 0 or self.step == end):
