@@ -7,7 +7,7 @@ import pytest
 from conftest import speechlike
 
 from valle.errors import ConfigError
-from valle.eval.asr import PocketSphinx, load_recognizer
+from valle.eval.asr import FasterWhisper, load_recognizer
 from valle.eval.speaker import SpeakerEncoder, cosine, load_speaker_embedder
 
 TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, conv_dim=(16, 16),
@@ -44,12 +44,12 @@ def test_wavlm_verifier_from_a_local_folder_gives_unit_vectors(tmp_path):
     assert a.shape == (8,) and np.isclose(np.linalg.norm(a), 1) and -1 <= cosine(a, b) <= 1
 
 
-def test_defaults_are_the_bundled_backends():
-    assert isinstance(load_recognizer(), PocketSphinx) and isinstance(load_speaker_embedder(), SpeakerEncoder)
+def test_defaults_are_the_installed_backends():
+    assert isinstance(load_recognizer(), FasterWhisper) and isinstance(load_speaker_embedder(), SpeakerEncoder)
 
 
 def test_missing_or_wrong_weights_fail_clearly(tmp_path, ctc_folder):
-    with pytest.raises(ConfigError, match="no config.json.*never downloaded"):
+    with pytest.raises(ConfigError, match="is no speech recogniser.*never downloaded"):
         load_recognizer(tmp_path / "whisper-large-v3")
     with pytest.raises(ConfigError, match="no config.json"):
         load_speaker_embedder(tmp_path / "wavlm-base-plus-sv")

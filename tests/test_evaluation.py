@@ -63,4 +63,4 @@ def test_eval_fails_before_synthesis_when_a_backend_is_missing(model_dir, manife
     from valle.cli import main
 
     assert main(["eval", "--model", str(model_dir), "--manifest", str(manifest), "--asr", str(tmp_path / "whisper")]) == 2
-    assert "no config.json" in capsys.readouterr().err
+    assert "is no speech recogniser" in capsys.readouterr().err
