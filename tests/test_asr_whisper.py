@@ -6,7 +6,7 @@ import pytest
 
 from valle.data.synthetic.voices import design_voices, render
 from valle.errors import ConfigError, DependencyError
-from valle.eval.asr import FasterWhisper, PocketSphinx, bundled_whisper, load_recognizer, word_error_rate
+from valle.eval.asr import FasterWhisper, PocketSphinx, bundled_whisper, load_recognizer, normalize_for_wer, word_error_rate
 
 TEXT = "Please check each name on the list. It was completely different from what we expected."
 
@@ -21,6 +21,14 @@ def test_whisper_reads_flite_and_espeak_voices(whisper, speaker):
     voice = next(v for v in design_voices(4, 4, seed=0) if v.speaker == speaker)
     hypothesis = whisper.transcribe(render(voice, TEXT, 22050), 22050)  # any rate: resampled to 16 kHz
     assert word_error_rate([TEXT], [hypothesis]) <= 0.2, hypothesis
+
+
+def test_whisper_does_not_loop_on_garbled_speech(whisper):
+    voice = next(v for v in design_voices(4, 4, seed=0) if v.speaker == "esp001")
+    reversed_speech = render(voice, TEXT + " The noise spooked the horse.", 16000)[::-1].copy()  # looped without the guard
+    words = normalize_for_wer(whisper.transcribe(reversed_speech, 16000)).split()
+    trigrams = list(zip(words, words[1:], words[2:]))
+    assert len(set(trigrams)) == len(trigrams), words
 
 
 def test_routing_by_name_and_folder(whisper, tmp_path):
