@@ -4,7 +4,9 @@ The synthetic corpus's held-out test speakers, through `valle eval`'s protocol: 
 test utterance of 4-10 s is spoken from a prompt that is another recording of the same
 speaker (the whole one nearest 3 s, so that its transcript matches), and scored beside
 the speaker's real recording of the same text:
-- WER (PocketSphinx) on the flite-voiced speakers only: it cannot read espeak-ng's voices;
+- WER by the judge `--asr` (default: Whisper tiny.en when installed, else PocketSphinx), over every
+  voice and over the flite voices alone; the target is judged over every voice, or over the flite
+  voices with PocketSphinx, which cannot read espeak-ng's;
 - SIM(output, prompt) and SIM(ground truth, prompt) with Resemblyzer;
 - speaker identification: is the output nearest its own speaker's prompt among all test speakers';
 - real-time factor of synthesis on this machine (watermarking included).
@@ -22,7 +24,7 @@ from targets import report
 
 from valle.data.manifest import read_manifest
 from valle.data.synthetic import build_synthetic_corpus
-from valle.eval.asr import PocketSphinx, word_error_rate
+from valle.eval.asr import PocketSphinx, load_recognizer, word_error_rate
 from valle.eval.evaluate import Scorers, evaluate, summarize
 from valle.eval.protocol import EvalConfig, plan
 from valle.eval.speaker import SpeakerEncoder
@@ -37,6 +39,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=60, help="test utterances to synthesise (spread over the speakers)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--asr", default="auto", help="the WER judge, as for `valle eval --asr` (default: auto)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/zero_shot.json"))
     args = parser.parse_args()
 
@@ -45,14 +48,17 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     valle = VallE.from_pretrained(args.model)
     items = plan(read_manifest(args.corpus / "test.jsonl"), EvalConfig(modes=("cross-sentence",), n=args.n, seed=args.seed))
-    scorers = Scorers(PocketSphinx(), SpeakerEncoder())
+    scorers = Scorers(load_recognizer(args.asr, threads=args.threads), SpeakerEncoder())
     records = evaluate(valle, items, scorers, seed=args.seed)
     truth, model = summarize(records)
     flite = [r for r in records if r["speaker"].startswith("fl")]
-    wer = {system: word_error_rate([r["text"] for r in flite], [r[system]["hypothesis"] for r in flite]) if flite else None
-           for system in ("output", "truth")}
+    judged = flite if isinstance(scorers.asr, PocketSphinx) else records
+    wer = {system: _wer(judged, system) for system in ("output", "truth")}
+    wer_flite = {system: _wer(flite, system) for system in ("output", "truth")}
     summary = {"model": str(args.model), "utterances": len(records), "speakers": len({r["speaker"] for r in records}),
-               "wer_utterances": len(flite), "wer_output": wer["output"], "wer_truth": wer["truth"],
+               "asr": scorers.asr.name, "wer_voices": "flite" if judged is flite else "all",
+               "wer_utterances": len(judged), "wer_output": wer["output"], "wer_truth": wer["truth"],
+               "wer_flite_output": wer_flite["output"], "wer_flite_truth": wer_flite["truth"],
                "sim_output": model["sim"], "sim_truth": truth["sim"], "identification": model["identification"],
                "identification_truth": truth["identification"], "rtf": model["rtf"],
                "prompt_seconds": [min(r["prompt_seconds"] for r in records), max(r["prompt_seconds"] for r in records)]}
@@ -62,18 +68,24 @@ def main() -> int:
         "identification >= 80 %": summary["identification"] >= 0.80,
         "RTF <= 0.5": summary["rtf"] <= 0.5,
     }
-    print("\n| system | WER (flite voices) | SIM(·, prompt) | speaker identification | RTF |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"\n| system | WER by {scorers.asr.name}, all voices | WER, flite voices | SIM(·, prompt) | speaker identification | RTF |")
+    print("|---|---:|---:|---:|---:|---:|")
 
     def percent(x: float | None) -> str:
         return "n/a" if x is None else f"{100 * x:.1f} %"
 
-    print(f"| ground truth | {percent(wer['truth'])} | {truth['sim']:.3f} | {percent(truth['identification'])} | |")
-    print(f"| {args.model} | {percent(wer['output'])} | {model['sim']:.3f} | {percent(model['identification'])} | {model['rtf']:.2f} |")
+    for name, system, scores, rtf in (("ground truth", "truth", truth, ""), (args.model, "output", model, f"{model['rtf']:.2f}")):
+        print(f"| {name} | {percent(scores['wer'])} | {percent(wer_flite[system])} | {scores['sim']:.3f} | "
+              f"{percent(scores['identification'])} | {rtf} |")
     low, high = summary["prompt_seconds"]
-    print(f"\n{len(records)} utterances of {summary['speakers']} unseen speakers, prompts of {low:.1f}-{high:.1f} s; "
-          f"WER on {len(flite)} flite utterances; {torch.get_num_threads()} CPU threads")
+    print(f"\n{len(records)} utterances of {summary['speakers']} unseen speakers ({len(flite)} flite), prompts of "
+          f"{low:.1f}-{high:.1f} s; WER target judged on {summary['wer_voices']} voices; {torch.get_num_threads()} CPU threads")
     return report(checks, {"summary": summary, "utterances": records}, args.out)
+
+
+def _wer(records: list[dict], system: str) -> float | None:
+    """Corpus WER of `system` ("output" or "truth") over `records`; None when there are none."""
+    return word_error_rate([r["text"] for r in records], [r[system]["hypothesis"] for r in records]) if records else None
 
 
 if __name__ == "__main__":
