@@ -29,6 +29,7 @@ from valle.eval.evaluate import Scorers, evaluate, summarize
 from valle.eval.protocol import EvalConfig, plan
 from valle.eval.speaker import SpeakerEncoder
 from valle.infer import VallE
+from valle.model.sampling import SamplingConfig
 
 
 def main() -> int:
@@ -36,7 +37,11 @@ def main() -> int:
     parser.add_argument("--model", default="default", help="the bundled model's name or a model folder")
     parser.add_argument("--corpus", type=Path, default=Path("runs/corpus10h"))
     parser.add_argument("--hours", type=float, default=10.0, help="size of the corpus to build (seed 0) if it is absent")
+    parser.add_argument("--split", default="test", help="held-out speakers to clone: test, or valid to choose settings")
     parser.add_argument("--n", type=int, default=60, help="test utterances to synthesise (spread over the speakers)")
+    parser.add_argument("--temperature", type=float, default=SamplingConfig.temperature)
+    parser.add_argument("--top-k", type=int, default=SamplingConfig.top_k)
+    parser.add_argument("--top-p", type=float, default=SamplingConfig.top_p)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--asr", default="auto", help="the WER judge, as for `valle eval --asr` (default: auto)")
@@ -47,15 +52,17 @@ def main() -> int:
         print(build_synthetic_corpus(args.corpus, hours=args.hours, seed=0))
     torch.set_num_threads(args.threads)
     valle = VallE.from_pretrained(args.model)
-    items = plan(read_manifest(args.corpus / "test.jsonl"), EvalConfig(modes=("cross-sentence",), n=args.n, seed=args.seed))
+    items = plan(read_manifest(args.corpus / f"{args.split}.jsonl"), EvalConfig(modes=("cross-sentence",), n=args.n, seed=args.seed))
     scorers = Scorers(load_recognizer(args.asr, threads=args.threads), SpeakerEncoder())
-    records = evaluate(valle, items, scorers, seed=args.seed)
+    sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    records = evaluate(valle, items, scorers, sampling, seed=args.seed)
     truth, model = summarize(records)
     flite = [r for r in records if r["speaker"].startswith("fl")]
     judged = flite if isinstance(scorers.asr, PocketSphinx) else records
     wer = {system: _wer(judged, system) for system in ("output", "truth")}
     wer_flite = {system: _wer(flite, system) for system in ("output", "truth")}
-    summary = {"model": str(args.model), "utterances": len(records), "speakers": len({r["speaker"] for r in records}),
+    summary = {"model": str(args.model), "split": args.split, "sampling": vars(sampling),
+               "utterances": len(records), "speakers": len({r["speaker"] for r in records}),
                "asr": scorers.asr.name, "wer_voices": "flite" if judged is flite else "all",
                "wer_utterances": len(judged), "wer_output": wer["output"], "wer_truth": wer["truth"],
                "wer_flite_output": wer_flite["output"], "wer_flite_truth": wer_flite["truth"],
