@@ -9,6 +9,7 @@ import torch
 from conftest import speechlike
 
 from valle.errors import AudioError, ConfigError, TextError
+from valle.eval.asr import word_error_rate
 from valle.infer import VallE
 from valle.infer.pipeline import SynthesisRequest, join_with_pauses
 from valle.model.sampling import SamplingConfig
@@ -234,3 +235,13 @@ def test_an_ar_stage_that_predicts_several_levels_speaks_through_the_same_pipeli
     assert loaded.ar.config.ar_levels == 2 and loaded.nar.first_level == 2
     again = loaded.synthesize(text, prompt, PROMPT_TEXT, seed=5, watermark=False, batch_size=1)
     np.testing.assert_allclose(again.samples, out.samples, atol=1e-5)  # saved, loaded and decoded one by one
+
+
+def test_a_prompt_without_transcript_is_recognised_offline(valle, caplog):
+    from valle.data.synthetic.voices import design_voices, render
+
+    said = "Please check each name on the list."
+    voice = next(v for v in design_voices(4, 4, seed=0) if v.speaker == "fl001")
+    out = valle.synthesize("Hello there.", render(voice, said, 16000), seed=0, watermark=False)
+    assert word_error_rate([said], [out.prompt_text]) <= 0.2, out.prompt_text
+    assert "recognised it offline" in caplog.text

@@ -92,6 +92,7 @@ class VallE:
                                          "n_codebooks": codec.n_codebooks, "codebook_size": codec.codebook_size}
         self.tokenizer = PhonemeTokenizer(vocab)
         self.guard = LengthGuard()
+        self._recognizer = None  # for prompts given without a transcript
 
     # -- persistence -------------------------------------------------------------------
     @classmethod
@@ -226,7 +227,7 @@ class VallE:
 
         Cross-sentence (the default, the paper's main setting): the output is `text` alone,
         sentence by sentence (`batch_size` sentences decoded at once); without `prompt_text`
-        the prompt is transcribed offline (PocketSphinx), with a warning. `continuation=True`
+        the prompt is transcribed offline (Whisper tiny.en when installed, else PocketSphinx), with a warning. `continuation=True`
         (the paper's other setting): `text` is the whole transcript of what the prompt begins
         to say, and the output is the prompt followed by the rest; no prompt transcript is
         needed. The output is watermarked with `watermark_key` unless `watermark=False`.
@@ -252,9 +253,12 @@ class VallE:
         return results
 
     def _transcribe(self, samples: np.ndarray) -> str:
-        from valle.eval.asr import PocketSphinx
+        """The prompt's words by the best offline recogniser installed (Whisper tiny.en, else PocketSphinx), loaded once."""
+        from valle.eval.asr import load_recognizer
 
-        text = PocketSphinx().transcribe(samples, self.codec.sample_rate)
+        if self._recognizer is None:
+            self._recognizer = load_recognizer("auto")
+        text = self._recognizer.transcribe(samples, self.codec.sample_rate)
         if not text:
             raise TextError("no words recognised in the prompt; give its transcript with --prompt-text")
         log.warning("no prompt transcript given; recognised it offline as %r (give --prompt-text for better results)", text)
