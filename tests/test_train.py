@@ -221,6 +221,8 @@ def test_training_scores_held_out_speakers_and_stops_at_its_time_limit(shards, t
     resumed = Trainer(config, shards, tmp_path / "limited")
     resumed.fit(resume=True)
     assert resumed.step == 6 and [s for s, _ in _losses(tmp_path / "limited")] == list(range(1, 7))
+    hours = [r["hours"] for r in map(json.loads, (tmp_path / "limited" / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    assert hours == sorted(hours) and hours[0] > 0  # training time goes on across the resumed parts
 
 
 def test_validate_command_prints_each_level_and_writes_json(shards, tmp_path, capsys):

@@ -87,6 +87,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed * 7919 + self.rank)  # NAR prompts and levels
         self.max_prompt = max(1, round(config.nar_prompt_seconds * codec["frame_rate"]))
         self.step = 0
+        self.hours = 0.0  # of training steps so far, over every resumed part of the run: curves against time
 
     # -- one step ----------------------------------------------------------------------
     def _loss(self) -> tuple[Tensor, dict[str, float], int]:
@@ -127,8 +128,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         seconds = time.perf_counter() - started
+        self.hours += seconds / 3600
         return {"step": self.step, "loss": total_loss, **metrics, "lr": lr, "grad_norm": float(grad_norm),
-                "tokens_per_second": tokens * self.world_size / seconds, "epoch": self.sampler.state.epoch}
+                "tokens_per_second": tokens * self.world_size / seconds, "epoch": self.sampler.state.epoch, "hours": self.hours}
 
     # -- the run -----------------------------------------------------------------------
     def _out_of_time(self, deadline: float | None, clock: Callable[[], float]) -> bool:
@@ -169,7 +171,7 @@ class Trainer:
                     metrics.flush()
                     bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
                 if self.valid is not None and (self.step == end or self.config.valid_every and self.step % self.config.valid_every == 0):
-                    metrics.write(json.dumps({"step": self.step, **self.validate()}) + "\n")
+                    metrics.write(json.dumps({"step": self.step, "hours": self.hours, **self.validate()}) + "\n")
                     metrics.flush()
                 if self.step % self.config.checkpoint_every == 0 or self.step == end:
                     self.save_checkpoint()
@@ -177,7 +179,7 @@ class Trainer:
             if timed_out:  # the time limit: keep what was learned, scored, as at the end of a run
                 self.save_checkpoint()
                 if self.valid is not None:
-                    metrics.write(json.dumps({"step": self.step, **self.validate()}) + "\n")
+                    metrics.write(json.dumps({"step": self.step, "hours": self.hours, **self.validate()}) + "\n")
         bar.close()
         if self.rank == 0 and (self.step == self.config.steps or timed_out):
             save_stage(self.model, self.out / "model", self.corpus.vocab, self.corpus.codec)
@@ -204,7 +206,7 @@ class Trainer:
         if self.rank != 0:
             return
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                 "step": self.step, "sampler": vars(self.sampler.state).copy(), "rng": rng,
+                 "step": self.step, "hours": self.hours, "sampler": vars(self.sampler.state).copy(), "rng": rng,
                  "config": json.dumps(self.config.to_dict()), "world_size": self.world_size}
         with atomic_write(self.out / CHECKPOINT, "wb") as f:
             torch.save(state, f)
@@ -224,7 +226,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
-        self.step = state["step"]
+        self.step, self.hours = state["step"], state.get("hours", 0.0)
         self.sampler.state = SamplerState(**state["sampler"])
         rng = state["rng"][self.rank]
         torch.set_rng_state(rng["torch"].cpu())
