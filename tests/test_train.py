@@ -218,6 +218,13 @@ def test_training_scores_held_out_speakers_and_stops_at_its_time_limit(shards, t
     stopped = Trainer(config, shards, tmp_path / "limited", valid=shards)
     stopped.fit(time_limit=0.0, cpu_time=cpu_time)
     assert stopped.step == 0 and load_stage(tmp_path / "limited" / "model")[1]["stage"] == "ar"
+    part = Trainer(replace(config, log_every=4), shards, tmp_path / "part")
+    part.fit(stop_after=3)
+    part.fit(resume=True, time_limit=0.0, cpu_time=cpu_time)  # stops before its first step: nothing new to log
+    assert part.step == 3 and [s for s, _ in _losses(tmp_path / "part")] == [3]  # the step it stopped at is logged
+    timed = Trainer(replace(config, steps=100_000, log_every=100_000), shards, tmp_path / "timed")
+    timed.fit(time_limit=2.0, cpu_time=cpu_time)
+    assert 0 < timed.step < 100_000 and _losses(tmp_path / "timed")[-1][0] == timed.step
     resumed = Trainer(config, shards, tmp_path / "limited")
     resumed.fit(resume=True)
     assert resumed.step == 6 and [s for s, _ in _losses(tmp_path / "limited")] == list(range(1, 7))

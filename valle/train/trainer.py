@@ -162,6 +162,7 @@ class Trainer:
         end = self.config.steps if stop_after is None else min(self.config.steps, self.step + stop_after)
         bar = tqdm(total=self.config.steps, initial=self.step, desc=f"training {self.config.stage}", unit="step",
                    disable=self.rank != 0)
+        record = None
         with open(self.out / METRICS, "a", encoding="utf-8") if self.rank == 0 else nullcontext() as metrics:
             while self.step < end and not self._out_of_time(deadline, clock):
                 record = self.train_step()
@@ -176,8 +177,10 @@ class Trainer:
                 if self.step % self.config.checkpoint_every == 0 or self.step == end:
                     self.save_checkpoint()
             timed_out = self.step < end
-            if timed_out:  # the time limit: keep what was learned, scored, as at the end of a run
+            if timed_out:  # the time limit: keep what was learned, logged and scored, as at the end of a run
                 self.save_checkpoint()
+                if self.rank == 0 and record is not None and self.step % self.config.log_every:
+                    metrics.write(json.dumps(record) + "\n")
                 if self.valid is not None:
                     metrics.write(json.dumps({"step": self.step, "hours": self.hours, **self.validate()}) + "\n")
         bar.close()
