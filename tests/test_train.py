@@ -82,7 +82,10 @@ def test_interrupted_run_resumes_exactly(shards, tmp_path, stage, ar_levels):
     config = replace(CONFIG, stage=stage, model={"ar_levels": ar_levels})
     straight = Trainer(config, shards, tmp_path / "straight")
     straight.fit()
-    Trainer(config, shards, tmp_path / "resumed").fit(stop_after=3)
+    stopped = Trainer(config, shards, tmp_path / "resumed")
+    stopped.fit(stop_after=3)
+    latest, _ = load_stage(tmp_path / "resumed" / "latest")  # the run so far, ready to try out
+    assert all(torch.equal(v, stopped.model.state_dict()[k]) for k, v in latest.state_dict().items())
     resumed = Trainer(config, shards, tmp_path / "resumed")
     resumed.fit(resume=True)
     assert _losses(tmp_path / "resumed") == _losses(tmp_path / "straight")

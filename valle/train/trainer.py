@@ -33,6 +33,7 @@ from valle.train.config import TrainConfig
 from valle.train.validate import heldout_metrics
 
 CHECKPOINT, METRICS = "checkpoint.pt", "metrics.jsonl"
+LATEST = "latest"  # the weights of the last checkpoint as a stage folder: a run in progress can be tried out
 # What a resumed run may change: training longer (the decay stretches to the new end) or logging differently.
 RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "valid_every", "valid_utterances")
 
@@ -213,6 +214,7 @@ class Trainer:
                  "config": json.dumps(self.config.to_dict()), "world_size": self.world_size}
         with atomic_write(self.out / CHECKPOINT, "wb") as f:
             torch.save(state, f)
+        save_stage(self.model, self.out / LATEST, self.corpus.vocab, self.corpus.codec)
 
     def load_checkpoint(self) -> None:
         path = self.out / CHECKPOINT
