@@ -12,6 +12,7 @@ with the phonemes, thus decides every content level; the NAR stage adds the rest
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from valle.model.config import ModelConfig
@@ -39,9 +40,9 @@ class DepthDecoder(nn.Module):
         offsets = torch.arange(tokens.shape[-1], device=tokens.device) * self.vocab
         return self.token_embedding(tokens + offsets)
 
-    def _logits(self, hidden: Tensor, start: int) -> Tensor:
-        """Normalised depth states `[..., m, d]` at positions `start..` -> logits `[..., m, V + 1]`."""
-        levels = torch.arange(start, start + hidden.shape[-2], device=hidden.device) % self.levels
+    def _logits(self, hidden: Tensor) -> Tensor:
+        """Depth states `[..., g * k, d]` -> logits `[..., g * k, V + 1]`, each position through its level's matrix."""
+        levels = torch.arange(self.length, device=hidden.device) % self.levels
         return torch.einsum("...md,mvd->...mv", self.norm(hidden), self.heads[levels])
 
     def forward(self, context: Tensor, tokens: Tensor) -> Tensor:
@@ -57,7 +58,7 @@ class DepthDecoder(nn.Module):
         causal = torch.ones(self.length, self.length, dtype=torch.bool, device=x.device).tril()
         for layer in self.layers:
             x = layer(x, causal)
-        return self._logits(x, 0).view(batch, n, self.length, -1)
+        return self._logits(x).view(batch, n, self.length, -1)
 
     def decode(self, context: Tensor, choose: Callable[[int, Tensor], Tensor]) -> Tensor:
         """One step's tokens `[B, g * k]`, each chosen by `choose(position, logits [B, V + 1]) -> tokens [B]`."""
@@ -71,7 +72,7 @@ class DepthDecoder(nn.Module):
             h = x[:, None]
             for layer, layer_cache in zip(self.layers, cache):
                 h = layer(h, None, cache=layer_cache)
-            tokens[:, i] = choose(i, self._logits(h, i)[:, 0])
+            tokens[:, i] = choose(i, F.linear(self.norm(h[:, 0]), self.heads[i % self.levels]))
             if i + 1 < self.length:
                 x = start + self.positions[i + 1] + self.token_embedding(tokens[:, i] + i * self.vocab)
         return tokens
