@@ -42,6 +42,8 @@ def main() -> int:
     parser.add_argument("--temperature", type=float, default=SamplingConfig.temperature)
     parser.add_argument("--top-k", type=int, default=SamplingConfig.top_k)
     parser.add_argument("--top-p", type=float, default=SamplingConfig.top_p)
+    parser.add_argument("--upper-temperature", type=float, default=SamplingConfig.upper_temperature,
+                        help="temperature of the AR's levels above the first (default: as level 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--asr", default="auto", help="the WER judge, as for `valle eval --asr` (default: auto)")
@@ -54,7 +56,8 @@ def main() -> int:
     valle = VallE.from_pretrained(args.model)
     items = plan(read_manifest(args.corpus / f"{args.split}.jsonl"), EvalConfig(modes=("cross-sentence",), n=args.n, seed=args.seed))
     scorers = Scorers(load_recognizer(args.asr, threads=args.threads), SpeakerEncoder())
-    sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                              upper_temperature=args.upper_temperature)
     records = evaluate(valle, items, scorers, sampling, seed=args.seed)
     truth, model = summarize(records)
     flite = [r for r in records if r["speaker"].startswith("fl")]

@@ -69,3 +69,14 @@ def test_a_vanishing_top_p_keeps_the_best_token():
     logits = torch.randn(33, generator=torch.Generator().manual_seed(0))
     kept = filter_logits(logits, top_p=5.8e-130)  # found by the server fuzz: it rounds to 0 in float32 and dropped every token
     assert torch.isfinite(kept).sum() == 1 and int(kept.argmax()) == int(logits.argmax())
+
+
+def test_upper_levels_can_be_sampled_at_their_own_temperature():
+    logits = torch.tensor([0.0, 1.0, 3.0, 0.5])
+    greedy_above = Sampler(SamplingConfig(temperature=5.0, upper_temperature=0.0), seed=0)
+    assert {greedy_above(logits, [], level=2) for _ in range(50)} == {2}  # the most likely, always
+    assert len({greedy_above(logits, [], level=0) for _ in range(50)}) > 1  # level 1 still sampled hot
+    same = Sampler(SamplingConfig(temperature=5.0), seed=0)
+    assert len({same(logits, [], level=2) for _ in range(50)}) > 1  # by default every level is sampled alike
+    with pytest.raises(ConfigError, match="upper_temperature must be a finite number >= 0"):
+        SamplingConfig(upper_temperature=-1.0)

@@ -215,7 +215,7 @@ class VallE:
             if level == 0 and len(history) - prompt_len < job.low:
                 logits = logits.clone()
                 logits[self.ar.eos] = float("-inf")
-            return job.sampler(logits, history)
+            return job.sampler(logits, history, level)
 
         return choose
 

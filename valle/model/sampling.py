@@ -24,6 +24,9 @@ class SamplingConfig:
     repetition_aware: bool = True
     ras_window: int = 10
     ras_threshold: float = 0.1
+    # The AR's levels above the first (models with ar_levels > 1): None samples them as level 1;
+    # a number samples them at that temperature (0: greedy) without the repetition check.
+    upper_temperature: float | None = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.temperature) or self.temperature < 0:
@@ -32,6 +35,8 @@ class SamplingConfig:
             raise ConfigError(f"top_k must be >= 0 (0 keeps every token), got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.upper_temperature is not None and (not math.isfinite(self.upper_temperature) or self.upper_temperature < 0):
+            raise ConfigError(f"upper_temperature must be a finite number >= 0 (0 is greedy), got {self.upper_temperature}")
         if self.ras_window < 1 or not 0 <= self.ras_threshold <= 1:
             raise ConfigError("ras_window must be >= 1 and ras_threshold in [0, 1]")
 
@@ -63,18 +68,21 @@ class Sampler:
         if seed is not None:
             self.generator.manual_seed(seed)
 
-    def _draw(self, logits: Tensor) -> int:
-        if self.config.temperature == 0:
+    def _draw(self, logits: Tensor, temperature: float) -> int:
+        if temperature == 0:
             return int(logits.argmax())
         logits = logits.double()  # shifted so that the best is 0: no overflow however small the temperature
-        probabilities = ((logits - logits.max()) / self.config.temperature).softmax(-1).cpu()
+        probabilities = ((logits - logits.max()) / temperature).softmax(-1).cpu()
         return int(torch.multinomial(probabilities, 1, generator=self.generator))
 
-    def __call__(self, logits: Tensor, history: list[int]) -> int:
+    def __call__(self, logits: Tensor, history: list[int], level: int = 0) -> int:
+        """The next code of `level` (0: level 1) given that level's `history`."""
         c = self.config
-        token = self._draw(filter_logits(logits, c.top_k, c.top_p))
+        if level and c.upper_temperature is not None:
+            return self._draw(filter_logits(logits, c.top_k, c.top_p), c.upper_temperature)
+        token = self._draw(filter_logits(logits, c.top_k, c.top_p), c.temperature)
         if c.repetition_aware and history:
             window = history[-c.ras_window:]
             if window.count(token) / c.ras_window > c.ras_threshold:
-                token = self._draw(logits)
+                token = self._draw(logits, c.temperature)
         return token
