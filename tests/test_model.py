@@ -128,6 +128,19 @@ def test_batched_decoding_gives_each_request_what_it_gets_alone(group_size, ar_l
     assert [tuple(t.shape) for t in together] == [(ar_levels, 12), (ar_levels, 5), (ar_levels, 6)]
 
 
+@pytest.mark.parametrize("group_size,ar_levels", LAYOUTS)
+def test_step_by_step_decoding_yields_what_the_batch_gets_in_order(group_size, ar_levels):
+    model = ARModel(config(group_size=group_size, ar_levels=ar_levels)).eval()
+    phonemes, phoneme_lens, codes, _ = batch(seed=4, lengths=(30, 22), phoneme_lengths=(7, 5))
+    args = ([phonemes[0], phonemes[1, :5]], [codes[0, :, :6], codes[1, :, :9]], [9, 4],
+            [lambda logits, history, level: int(logits[:model.eos].argmax())] * 2)
+    steps = list(model.decode_steps(*args))
+    assert all(piece.shape[1] <= group_size for step in steps for piece in step)  # at most a group per step
+    joined = [torch.cat([step[b] for step in steps], dim=1) for b in range(2)]
+    assert [j.tolist() for j in joined] == [t.tolist() for t in model.generate_batch(*args)]
+    assert [j.shape[1] for j in joined] == [9, 4]
+
+
 @pytest.mark.parametrize("ar_levels", [1, 3])
 def test_generation_stops_at_eos_or_at_the_cap(ar_levels):
     model = ARModel(config(ar_levels=ar_levels)).eval()

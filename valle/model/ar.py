@@ -15,7 +15,7 @@ head predicts the step's level-1 codes at once.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -179,6 +179,17 @@ class ARModel(nn.Module):
         padding until the last one stops. A decoding step costs little more for a few
         requests than for one while the weights, not the arithmetic, bound its speed.
         """
+        pieces = list(self.decode_steps(phonemes, prompts, max_frames, choose))
+        return [torch.cat([step[b] for step in pieces], dim=1) if pieces else
+                torch.zeros(self.config.ar_levels, 0, dtype=torch.long, device=phonemes[0].device) for b in range(len(phonemes))]
+
+    @torch.no_grad()
+    def decode_steps(self, phonemes: list[Tensor], prompts: list[Tensor], max_frames: list[int],
+                     choose: list[Chooser]) -> Iterator[list[Tensor]]:
+        """`generate_batch` step by step: after each step, every request's new frames `[ar_levels, n]` (n may be 0).
+
+        What a streaming caller decodes while the AR stage goes on.
+        """
         g, k, batch, device = self.config.group_size, self.config.ar_levels, len(phonemes), phonemes[0].device
         prompts = [p[:k, p.shape[1] % g:] for p in prompts]  # whole groups only: drop the oldest frames
         phoneme_lens = torch.tensor([len(p) for p in phonemes], device=device)
@@ -202,10 +213,12 @@ class ARModel(nn.Module):
         keys_valid = torch.ones(batch, capacity, dtype=torch.bool, device=device)
         keys_valid[:, :prefill] = prefill_valid
         positions = group_lens.clone()  # of each request's next group
-        histories = [[level.tolist() for level in p] for p in prompts]  # per request, per level: prompt + new codes
+        step = torch.full((batch, g, k), self.pad, dtype=torch.long, device=device)  # the frames chosen in a step
+        new = [0] * batch  # frames each request completed in the current step
         generated = [0] * batch  # new frames per request
         active = [n > 0 for n in max_frames]
         stepping = list(active)  # still choosing in the current step
+        histories = [[level.tolist() for level in p] for p in prompts]  # per request, per level: prompt + new codes
 
         def pick(position: int, logits: Tensor) -> Tensor:
             level, tokens = position % k, []
@@ -223,24 +236,21 @@ class ARModel(nn.Module):
                     stepping[b] = active[b] = False
                     continue
                 histories[b][level].append(token)
+                step[b, new[b], level] = token
                 if level == k - 1:
+                    new[b] += 1
                     generated[b] += 1
                     if generated[b] >= max_frames[b]:
                         stepping[b] = active[b] = False
             return torch.tensor(tokens, device=device)
 
         while any(active):
-            stepping[:], before = active, list(generated)
+            stepping[:], new[:] = active, [0] * batch
+            step.fill_(self.pad)
             self.step_tokens(last, pick)
+            yield [step[b, :new[b]].T.clone() for b in range(batch)]
             if not any(active):
                 break
-            step = torch.full((batch, g, k), self.pad, dtype=torch.long, device=device)
-            for b in range(batch):
-                new = generated[b] - before[b]
-                if new:
-                    step[b, :new] = torch.tensor([level[len(level) - new:] for level in histories[b]], device=device).T
             mask = keys_valid[:, None, None, :cache[0].length + 1] if padded else None
-            hidden = self._run(self._embed_audio(step.view(batch, g, k), positions[:, None]), mask, cache)
+            hidden = self._run(self._embed_audio(step, positions[:, None]), mask, cache)
             last, positions = hidden[:, -1], positions + 1
-        return [torch.tensor([level[len(level) - n:] if n else [] for level in history], dtype=torch.long, device=device)
-                .view(k, n) for history, n in zip(histories, generated)]
