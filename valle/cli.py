@@ -29,10 +29,21 @@ def _text_phonemize(args: argparse.Namespace) -> None:
 
 
 def _data_prepare(args: argparse.Namespace) -> None:
-    from valle.data.corpora import prepare_corpus
+    from valle.data.corpora import SOURCE_NAMES, prepare_corpus
+    from valle.data.manifest import read_manifest, summarize
 
     for manifest in prepare_corpus(args.corpus, args.src, args.out):
-        print(f"wrote {manifest}")
+        print(f"wrote {manifest}: {summarize(read_manifest(manifest))}" if args.corpus in SOURCE_NAMES else f"wrote {manifest}")
+
+
+def _data_install_sources(args: argparse.Namespace) -> None:
+    from valle.data.corpora.debian.install import install_script, run_script
+
+    lines = install_script(args.source)
+    print("\n".join(lines), flush=True)
+    if not args.print:
+        run_script(lines)
+        print(f"installed; prepare the manifests with `valle data prepare {args.source} OUT`")
 
 
 def _data_synth_corpus(args: argparse.Namespace) -> None:
@@ -261,7 +272,7 @@ def _watermark_embed(args: argparse.Namespace) -> None:
 
 def _build_parser() -> argparse.ArgumentParser:
     from valle import __version__
-    from valle.data.corpora import CORPUS_READERS
+    from valle.data.corpora import CORPUS_READERS, SOURCE_NAMES
 
     parser = argparse.ArgumentParser(prog="valle", description="Zero-shot text-to-speech by neural codec language modeling.")
     parser.add_argument("--version", action="version", version=f"valle {__version__}")
@@ -279,9 +290,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
     data = groups.add_parser("data", help="corpora and manifests").add_subparsers(dest="command", required=True)
     p = command(data, "prepare", _data_prepare, "write JSONL manifests for a corpus on disk")
-    p.add_argument("corpus", choices=sorted(CORPUS_READERS))
-    p.add_argument("src", type=Path, help="the corpus folder, as downloaded and unpacked")
+    p.add_argument("corpus", choices=[*sorted(CORPUS_READERS), *SOURCE_NAMES])
+    p.add_argument("src", type=Path, nargs="?", help="the corpus folder, as downloaded and unpacked; for the Debian "
+                   "sources, the root their packages lie under (default: /, where Debian installs them)")
     p.add_argument("out", type=Path, help="folder for the manifests")
+    p = command(data, "install-sources", _data_install_sources, "install the Debian packages of a speech source "
+                "(apt-get, as root), printing the commands")
+    p.add_argument("source", choices=SOURCE_NAMES, help="a source of `valle data prepare`, or debian for all")
+    p.add_argument("--print", action="store_true", help="only print the commands")
     p = command(data, "synth-corpus", _data_synth_corpus, "build the offline synthetic multi-speaker corpus")
     p.add_argument("out", type=Path)
     p.add_argument("--hours", type=float, default=1.0, help="total audio to generate (default: 1.0)")

@@ -1,12 +1,13 @@
 """Manifests: one JSON object per utterance, the common currency of every corpus reader.
 
-A row holds `id, audio, text, speaker, language, duration`. Audio paths are stored
-relative to the manifest's folder when the audio lies beneath it, so that a corpus
+A row holds `id, audio, text, speaker, language, duration`, and `source_rate` where the
+recording was made at a lower rate than its file has (see `Utterance`). Audio paths are
+stored relative to the manifest's folder when the audio lies beneath it, so that a corpus
 folder can be moved or copied as a whole; `read_manifest` resolves them again.
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -18,7 +19,13 @@ DEFAULT_LANGUAGE = "en-us"
 
 @dataclass(frozen=True)
 class Utterance:
-    """One recording with its transcript; `duration` is in seconds."""
+    """One recording with its transcript; `duration` is in seconds.
+
+    `source_rate` is set only for band-limited audio: the rate (Hz) the recording was made
+    at when it is lower than the file's, e.g. 8000 for telephone prompts resampled to
+    16 kHz, which hold nothing above 4 kHz. Rows without it (every earlier manifest) are
+    full-band; it is left out of the JSON when unset, so older readers see the same rows.
+    """
 
     id: str
     audio: Path
@@ -26,6 +33,7 @@ class Utterance:
     speaker: str
     language: str = DEFAULT_LANGUAGE
     duration: float = 0.0
+    source_rate: int | None = None
 
 
 _FIELDS = tuple(f.name for f in fields(Utterance))
@@ -47,6 +55,8 @@ def write_manifest(rows: Iterable[Utterance], path: str | Path) -> int:
             audio = Path(row.audio).resolve()
             record["audio"] = str(audio.relative_to(base)) if audio.is_relative_to(base) else str(audio)
             record["duration"] = round(float(row.duration), 4)
+            if row.source_rate is None:
+                del record["source_rate"]
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             n += 1
     return n
@@ -74,3 +84,10 @@ def read_manifest(path: str | Path) -> list[Utterance]:
             record["audio"] = audio if audio.is_absolute() else path.parent / audio
             rows.append(Utterance(**record))
     return rows
+
+
+def summarize(rows: Sequence[Utterance]) -> str:
+    """One line that says how much a manifest holds: utterances, hours, speakers, languages."""
+    hours = sum(row.duration for row in rows) / 3600
+    languages = sorted({row.language for row in rows})
+    return f"{len(rows)} utterances, {hours:.2f} h, {len({row.speaker for row in rows})} speakers, {', '.join(languages)}"

@@ -3,12 +3,16 @@
 Each reader lists the utterances of its corpus's layout; `prepare_corpus` measures
 their durations and writes one manifest per subset to OUT/<subset>.jsonl. Every row
 has the language "en-us" (see `vctk` for why VCTK is no exception).
+
+The speech that ships in Debian packages (`debian`: asterisk, fillets, tuxpaint, ...)
+is read by `valle.data.corpora.debian`, in many languages, from where Debian installs it.
 """
 
 from collections.abc import Callable
 from pathlib import Path
 
 from valle.data.corpora._common import Listing, check_folder, with_durations
+from valle.data.corpora.debian import SOURCE_NAMES, prepare_debian
 from valle.data.corpora.folder import read_folder
 from valle.data.corpora.librispeech import read_librispeech
 from valle.data.corpora.libritts import read_libritts
@@ -26,13 +30,18 @@ CORPUS_READERS: dict[str, Callable[..., Listing]] = {
 }
 
 
-def prepare_corpus(name: str, src: str | Path, out: str | Path, **options: object) -> list[Path]:
+def prepare_corpus(name: str, src: str | Path | None, out: str | Path, **options: object) -> list[Path]:
     """Write the manifests of corpus `name` found in `src` to `out`; returns their paths.
 
-    `options` go to the reader, e.g. `mic="mic2"` for VCTK.
+    `options` go to the reader, e.g. `mic="mic2"` for VCTK. The Debian sources take no
+    options, and `src` None for them is this system's root.
     """
+    if name in SOURCE_NAMES:
+        return prepare_debian(name, src, out)
     if name not in CORPUS_READERS:
-        raise CorpusError(f"unknown corpus {name!r}; choose one of {', '.join(CORPUS_READERS)}")
+        raise CorpusError(f"unknown corpus {name!r}; choose one of {', '.join((*CORPUS_READERS, *SOURCE_NAMES))}")
+    if src is None:
+        raise CorpusError(f"{name} needs SRC, the folder the corpus was unpacked into")
     src = check_folder(Path(src))
     written = []
     for subset, rows in CORPUS_READERS[name](src, **options).items():
@@ -44,4 +53,5 @@ def prepare_corpus(name: str, src: str | Path, out: str | Path, **options: objec
     return written
 
 
-__all__ = ["CORPUS_READERS", "prepare_corpus", "read_folder", "read_librispeech", "read_libritts", "read_ljspeech", "read_vctk"]
+__all__ = ["CORPUS_READERS", "SOURCE_NAMES", "prepare_corpus", "read_folder", "read_librispeech", "read_libritts", "read_ljspeech",
+           "read_vctk"]
