@@ -231,8 +231,13 @@ def _quiet_gate(x: np.ndarray) -> np.ndarray:
 
 
 def watermark_signal(samples: np.ndarray, sample_rate: int, key: int | str = DEFAULT_KEY,
-                     margin_db: float = MARGIN_DB) -> np.ndarray:
-    """The watermark that `embed` adds to mono `samples`, at `sample_rate`."""
+                     margin_db: float = MARGIN_DB, start: int = 0) -> np.ndarray:
+    """The watermark that `embed` adds to mono `samples`, at `sample_rate`.
+
+    `start`: the samples are a piece of a stream that began this many samples earlier; the
+    carrier runs on from the stream's first sample, so pieces marked one by one fold together
+    as one file does.
+    """
     _validate_rate(sample_rate)
     period = carrier(key)
     band = _band_mask(FRAME // 2 + 1)
@@ -240,8 +245,10 @@ def watermark_signal(samples: np.ndarray, sample_rate: int, key: int | str = DEF
     carrier_rms = np.sqrt(np.mean(np.abs(_stft(np.tile(period, 2))[:, band]) ** 2))
     gain = 10 ** (-margin_db / 20) / carrier_rms
 
-    def mark_piece(x: np.ndarray, start: int) -> np.ndarray:
-        tiled = period[(start + np.arange(len(x))) % PERIOD]  # the carrier runs on from the file's first sample
+    offset = round(start * RATE / sample_rate)
+
+    def mark_piece(x: np.ndarray, piece_start: int) -> np.ndarray:
+        tiled = period[(offset + piece_start + np.arange(len(x))) % PERIOD]  # the carrier runs on from the first sample
         return _istft(gain * _envelope(np.abs(_stft(x))) * _stft(tiled), len(x))
 
     x = resample(np.asarray(samples, np.float32), sample_rate, RATE)

@@ -12,6 +12,7 @@ unless the caller turns it off explicitly.
 import json
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from valle.audio import load_prompt
 from valle.codec import Codec, load_codec
 from valle.errors import ConfigError, TextError
 from valle.infer.bundled import model_folder, resolve_prompt
+from valle.infer.stream import StreamConfig, stream_jobs
 from valle.model.ar import ARModel, Chooser
 from valle.model.nar import NARModel
 from valle.model.pretrained import load_stage, save_stage
@@ -251,6 +253,20 @@ class VallE:
                 samples = embed(samples, self.codec.sample_rate, watermark_key)
             results.append(Synthesis(samples, self.codec.sample_rate, prompt_text, watermark))
         return results
+
+    def stream(self, text: str, prompt: str | Path | np.ndarray, prompt_text: str | None = None,
+               sampling: SamplingConfig = SamplingConfig(), seed: int | None = None, language: str = "en-us",
+               watermark: bool = True, watermark_key: int | str = DEFAULT_KEY, continuation: bool = False,
+               config: StreamConfig = StreamConfig()) -> Iterator[np.ndarray]:
+        """`synthesize` as an iterator of audio chunks (float32 at the codec's rate), the first within a few AR steps.
+
+        The AR stage chooses the same codes as `synthesize` with the same seed; the upper
+        levels and the audio are decoded a window at a time (see `valle.infer.stream`).
+        Input is checked, and the prompt encoded, before the first chunk is asked for.
+        """
+        jobs, _ = self.plan(SynthesisRequest(text, prompt, prompt_text, seed, continuation), sampling, language)
+        fade, pause = max(1, int(FADE_SECONDS * self.codec.sample_rate)), int(PAUSE_SECONDS * self.codec.sample_rate)
+        return stream_jobs(self, jobs, config, fade, pause, watermark, watermark_key)
 
     def _transcribe(self, samples: np.ndarray) -> str:
         """The prompt's words by the best offline recogniser installed (Whisper tiny.en, else PocketSphinx), loaded once."""

@@ -88,8 +88,11 @@ class NARModel(nn.Module):
         return out
 
     def logits(self, phonemes: Tensor, phoneme_lens: Tensor, prompt: Tensor, prompt_lens: Tensor,
-               target: Tensor, target_lens: Tensor, level: Tensor) -> Tensor:
-        """Logits `[B, T, V]` of codebook `level[b]` (0-based, >= ar_levels) at the target's frames."""
+               target: Tensor, target_lens: Tensor, level: Tensor, offset: int = 0) -> Tensor:
+        """Logits `[B, T, V]` of codebook `level[b]` (0-based, >= ar_levels) at the target's frames.
+
+        `offset`: the target is a window that starts this many frames into the utterance.
+        """
         k = self.config.n_codebooks
         p, t_p, t = phonemes.shape[1], prompt.shape[2], target.shape[2]
         text = self.text_positions(self.text_embedding(phonemes) * self.embedding_scale)
@@ -98,7 +101,7 @@ class NARModel(nn.Module):
         # The prompt and the target are one audio stream: the target's positions go on
         # from the end of each utterance's own prompt, wherever padding puts it.
         frames = torch.arange(max(t_p, t), device=target.device)[None]
-        positions = torch.cat([frames[:, :t_p].expand(len(level), -1), prompt_lens[:, None] + frames[:, :t]], dim=1)
+        positions = torch.cat([frames[:, :t_p].expand(len(level), -1), prompt_lens[:, None] + offset + frames[:, :t]], dim=1)
         audio = self.audio_positions.at(torch.cat([prompt_x, target_x], dim=1), positions)
         x = self.dropout(torch.cat([text, audio], dim=1))
         valid = torch.cat([lengths_to_mask(phoneme_lens, p), lengths_to_mask(prompt_lens, t_p), lengths_to_mask(target_lens, t)], 1)
@@ -119,17 +122,23 @@ class NARModel(nn.Module):
         return StageOutput(loss, top_k_accuracy(logits, targets, 10, IGNORE), logits, targets, batch.level[:, None].expand_as(targets))
 
     @torch.no_grad()
-    def generate(self, phonemes: Tensor, prompt: Tensor, lower: Tensor) -> Tensor:
+    def generate(self, phonemes: Tensor, prompt: Tensor, lower: Tensor, offset: int = 0,
+                 settled: Tensor | None = None) -> Tensor:
         """Greedy levels above the AR's for the target's lower levels `[ar_levels, T]`, given the full `prompt` `[K, T_p]`.
 
-        Returns all K levels of the target, `[K, T]`.
+        Returns all K levels of the target, `[K, T]`. A streaming caller passes a window of the
+        target: `offset` frames into it, with the first frames' levels already decided
+        (`settled`, `[K, n]`), which are kept and seen as they are.
         """
         k = self.config.n_codebooks
         target = torch.zeros(k, lower.shape[1], dtype=torch.long, device=lower.device)
         target[:self.first_level] = lower
+        n_settled = 0 if settled is None else settled.shape[1]
         one = torch.ones(1, dtype=torch.long, device=phonemes.device)
         for level in range(self.first_level, k):
             logits = self.logits(phonemes[None], one * phonemes.shape[0], prompt[None], one * prompt.shape[1],
-                                 target[None], one * target.shape[1], one * level)
+                                 target[None], one * target.shape[1], one * level, offset)
             target[level] = logits[0].argmax(-1)
+            if n_settled:
+                target[level, :n_settled] = settled[level]
         return target

@@ -1,0 +1,81 @@
+"""Streaming synthesis with tiny random models: the same codes as whole synthesis, chunk schedule, joins, watermark."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from conftest import speechlike
+
+from valle.errors import ConfigError
+from valle.infer import VallE
+from valle.infer.pipeline import SynthesisRequest
+from valle.infer.stream import JobStream, StreamConfig
+from valle.model import ARModel, NARModel
+from valle.model.sampling import SamplingConfig
+from valle.watermark import detect
+
+PROMPT_TEXT = "a voice speaking for three seconds"
+TEXT = "Streaming starts early. It goes on."
+
+
+@pytest.fixture(scope="module", params=[(1, 1), (2, 2)], ids=["paper layout", "two AR levels in groups of 2"])
+def valle(model_dir, request) -> VallE:
+    base = VallE.from_pretrained(model_dir)
+    group_size, ar_levels = request.param
+    torch.manual_seed(0)
+    config = replace(base.ar.config, group_size=group_size, ar_levels=ar_levels)
+    return VallE(ARModel(config), NARModel(config), base.codec, base.tokenizer.vocab, base.codec_name)
+
+
+@pytest.fixture(scope="module")
+def prompt() -> np.ndarray:
+    return speechlike(3.0, 16000)
+
+
+def test_streaming_chooses_the_codes_of_whole_synthesis(valle, prompt):
+    jobs, _ = valle.plan(SynthesisRequest(TEXT, prompt, PROMPT_TEXT, seed=7), SamplingConfig())
+    streamed = []
+    for job in jobs:
+        stream = JobStream(valle, job, StreamConfig(first_frames=3, max_frames=8))
+        list(stream.chunks())
+        streamed.append(stream.lower)
+    again, _ = valle.plan(SynthesisRequest(TEXT, prompt, PROMPT_TEXT, seed=7), SamplingConfig())
+    whole = valle.ar.generate_batch([j.phonemes for j in again], [j.prompt_codes for j in again], [j.high for j in again],
+                                    [valle._chooser(j) for j in again])
+    assert [s.tolist() for s in streamed] == [w.tolist() for w in whole]
+
+
+def test_chunks_start_small_double_and_add_up_to_whole_synthesis(valle, prompt):
+    config = StreamConfig(first_frames=3, max_frames=12, lookahead=2, context=4)
+    chunks = list(valle.stream(TEXT, prompt, PROMPT_TEXT, seed=3, watermark=False, config=config))
+    whole = valle.synthesize(TEXT, prompt, PROMPT_TEXT, seed=3, watermark=False)
+    hop = 16000 // 50
+    assert len(chunks[0]) == 3 * hop and len(chunks[1]) == 6 * hop  # the first sentence's first chunks
+    assert sum(map(len, chunks)) == len(whole.samples)  # same frames, same pauses
+    assert all(c.dtype == np.float32 and np.isfinite(c).all() for c in chunks)
+    pause = next(c for c in chunks if len(c) and not c.any())  # the pause between the two sentences
+    assert len(pause) == int(0.15 * 16000)
+
+
+def test_streamed_audio_carries_the_watermark():
+    bundled = VallE.from_pretrained("default")  # speech the mark can hide in (a random model's is near silence)
+    text, config = "A sentence for the mark, long enough to hold it.", StreamConfig(first_frames=4, max_frames=16)
+    chunks = list(bundled.stream(text, "fl001", seed=1, config=config))
+    assert len(chunks) > 4 and detect(np.concatenate(chunks), 16000).marked
+    assert not detect(np.concatenate(list(bundled.stream(text, "fl001", seed=1, watermark=False, config=config))), 16000).marked
+
+
+def test_continuation_streams_the_prompt_first(valle, prompt):
+    text = f"{PROMPT_TEXT} and then a little more"
+    chunks = list(valle.stream(text, prompt, seed=2, continuation=True, watermark=False, config=StreamConfig(first_frames=5)))
+    whole = valle.synthesize(text, prompt, seed=2, continuation=True, watermark=False)
+    assert sum(map(len, chunks)) == len(whole.samples)
+    assert len(chunks[0]) == 5 * 320  # available at once: the prompt's own frames
+
+
+def test_stream_settings_are_checked():
+    with pytest.raises(ConfigError, match="first_frames <= max_frames"):
+        StreamConfig(first_frames=20, max_frames=10)
+    with pytest.raises(ConfigError, match="lookahead >= 1"):
+        StreamConfig(lookahead=0, overlap=0)

@@ -1,0 +1,127 @@
+"""Streaming synthesis: audio chunks while the AR stage is still choosing what follows.
+
+The AR stage runs step by step (`ARModel.decode_steps`), with the same sampler as whole
+synthesis, so it chooses the same codes. Whenever enough new frames exist, the NAR stage
+fills in the upper levels of a window of them and the codec decodes the window; both see
+`context` frames before the chunk again (decided before, kept as they are) and a short
+`lookahead` after it, held back until it exists. A chunk is the audio of its own frames; its
+first `overlap` frames are cross-faded with what the previous chunk decoded past its end,
+so that chunks join without a click. The first chunk is small, so that sound starts early;
+later ones double up to `max_frames`, so that the total cost stays near whole synthesis.
+Sentences follow one another with the pauses and fades of `join_with_pauses`, and every
+chunk carries the watermark with its carrier running on from the start of the stream, so
+that the detector finds the mark in the streamed audio as in a whole file.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from valle.errors import ConfigError
+from valle.watermark import watermark_signal
+
+if TYPE_CHECKING:
+    from valle.infer.pipeline import Job, VallE
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    first_frames: int = 10  # the first chunk (200 ms at 50 frames/s)
+    max_frames: int = 160  # chunks double up to this
+    lookahead: int = 4  # frames past a chunk that the NAR stage and the codec see before it is decoded
+    context: int = 32  # frames before a chunk that they see again (the compact codec's decoder reaches 27)
+    overlap: int = 1  # frames of audio cross-faded between chunks
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.first_frames <= self.max_frames:
+            raise ConfigError(f"stream chunks need 1 <= first_frames <= max_frames, got {self.first_frames}, {self.max_frames}")
+        if self.lookahead < max(1, self.overlap) or self.overlap < 0 or self.context < 0:
+            raise ConfigError("stream settings need context >= 0, overlap >= 0 and lookahead >= 1 and >= overlap")
+
+
+class JobStream:
+    """The chunks of one AR generation (a sentence, or a continuation), as `chunks()` yields them."""
+
+    def __init__(self, valle: "VallE", job: "Job", config: StreamConfig) -> None:
+        self.valle, self.job, self.config = valle, job, config
+        self.levels = valle.ar.config.ar_levels
+        self.hop = round(valle.codec.sample_rate / valle.codec.frame_rate)
+        prompt = job.prompt_codes
+        # Frames whose every level is decided: in continuation the prompt's, which are spoken first.
+        self.settled = prompt if job.keep_prompt else prompt.new_zeros(prompt.shape[0], 0)
+        self.lower = self.settled[:self.levels]  # the AR's levels of every frame so far
+        self.offset = self.settled.shape[1]  # frames before the AR's first new one
+        self.tail: np.ndarray | None = None  # audio decoded past the last chunk, to fade into
+
+    @torch.inference_mode()  # on a generator, PyTorch enters the mode at each resume and leaves it at each yield
+    def chunks(self) -> Iterator[tuple[np.ndarray, bool]]:
+        """(audio, whether it is the last chunk), in order."""
+        c, ar = self.config, self.valle.ar
+        steps = ar.decode_steps([self.job.phonemes], [self.job.prompt_codes], [self.job.high], [self.valle._chooser(self.job)])
+        emitted, size, done = 0, c.first_frames, False
+        while True:
+            while not done and self.lower.shape[1] < emitted + size + c.lookahead:
+                new = next(steps, None)
+                if new is None:
+                    done = True
+                else:
+                    self.lower = torch.cat([self.lower, new[0]], dim=1)
+            end = self.lower.shape[1] if done else emitted + size
+            if end > emitted:
+                yield self._decode(emitted, end, final=done), done
+            elif done:  # nothing at all was generated (a look-ahead of 1 or more leaves the last chunk for here)
+                yield np.zeros(0, dtype=np.float32), True
+            if done:
+                return
+            emitted, size = end, min(2 * size, c.max_frames)
+
+    def _decode(self, start: int, end: int, final: bool) -> np.ndarray:
+        """Audio of frames [start, end), settling their levels; frames before `start` are settled already."""
+        c, valle, hop = self.config, self.valle, self.hop
+        known, decided = self.lower.shape[1], self.settled.shape[1]
+        stop = known if final else min(known, end + c.lookahead)
+        low = max(0, start - c.context)
+        if stop > decided:  # the NAR stage fills in the window; decided frames stay as they are
+            first = max(low, self.offset)  # in continuation, the prompt's frames are not the NAR's to fill
+            filled = valle.nar.generate(self.job.phonemes, self.job.prompt_codes, self.lower[:, first:stop],
+                                        offset=first - self.offset, settled=self.settled[:, first:decided])
+            codes = torch.cat([self.settled[:, low:first], filled], dim=1)
+        else:
+            codes = self.settled[:, low:stop]
+        if end > decided:
+            self.settled = torch.cat([self.settled, codes[:, decided - low:end - low]], dim=1)
+        audio = valle.codec.decode(codes[None])[0].float().cpu().numpy()
+        chunk = audio[(start - low) * hop:(end - low) * hop].copy()
+        if self.tail is not None:  # fade from what the last chunk decoded past its end into this decode
+            n = min(len(self.tail), len(chunk))
+            ramp = np.linspace(0.0, 1.0, n + 2, dtype=np.float32)[1:-1]
+            chunk[:n] = self.tail[:n] * (1 - ramp) + chunk[:n] * ramp
+        self.tail = None if final else audio[(end - low) * hop:(end - low + c.overlap) * hop]
+        return chunk
+
+
+def stream_jobs(valle: "VallE", jobs: list["Job"], config: StreamConfig, fade: int, pause: int, watermark: bool,
+                watermark_key: int | str) -> Iterator[np.ndarray]:
+    """Every job's chunks in order: each sentence faded in and out, pauses between them, every chunk watermarked."""
+    rate = valle.codec.sample_rate
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, fade, dtype=np.float32))
+    position = 0  # samples streamed so far: where the watermark's carrier stands
+    for i, job in enumerate(jobs):
+        if i:
+            yield np.zeros(pause, dtype=np.float32)
+            position += pause
+        faded_in = 0
+        for chunk, last in JobStream(valle, job, config).chunks():
+            n = min(len(chunk), fade - faded_in)
+            chunk[:n] *= ramp[faded_in:faded_in + n]
+            faded_in += n
+            if last:
+                n = min(fade, len(chunk) // 2)
+                chunk[len(chunk) - n:] *= ramp[:n][::-1]
+            if watermark and len(chunk):
+                chunk = chunk + watermark_signal(chunk, rate, watermark_key, start=position)
+            yield chunk
+            position += len(chunk)
