@@ -7,8 +7,10 @@ first thing a user feeds in and the last place a torch traceback helps.
 """
 
 import io
+import struct
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -162,6 +164,48 @@ def wav_bytes(samples: np.ndarray, sample_rate: int, comment: str | None = None)
             out.software = f"valle {__version__}"
         out.write(samples)
     return buffer.getvalue()
+
+
+OPEN_LENGTH = 0xFFFFFFFF  # a WAV size field that says "until the stream ends"
+
+
+def wav_header(sample_rate: int, data_bytes: int | None, comment: str | None = None) -> bytes:
+    """The header of a 16-bit mono WAV (as `wav_bytes` writes it) whose data is `data_bytes` long; None: open length."""
+    header = bytearray(wav_bytes(np.zeros(0, np.float32), sample_rate, comment))
+    header[-4:] = struct.pack("<I", OPEN_LENGTH if data_bytes is None else data_bytes)
+    header[4:8] = struct.pack("<I", OPEN_LENGTH if data_bytes is None else len(header) - 8 + data_bytes)
+    return bytes(header)
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    """Mono float samples as little-endian 16-bit PCM, the body of a WAV."""
+    return (np.clip(samples, -1.0, 1.0) * 32767).round().astype("<i2").tobytes()
+
+
+class WavStreamWriter:
+    """A mono 16-bit WAV written chunk by chunk.
+
+    On a file its sizes are rewritten after every chunk, so that it is a valid WAV however
+    far the stream got; on a pipe (standard output) the header says "open length" and
+    players read until the stream ends.
+    """
+
+    def __init__(self, target: BinaryIO, sample_rate: int, comment: str | None = None) -> None:
+        self.target, self.sample_rate, self.comment = target, sample_rate, comment
+        self.seekable = target.seekable()
+        self.data_bytes = 0
+        target.write(wav_header(sample_rate, 0 if self.seekable else None, comment))
+
+    def write(self, samples: np.ndarray) -> None:
+        body = pcm16(samples)
+        self.target.write(body)
+        self.data_bytes += len(body)
+        if self.seekable:
+            end = self.target.tell()
+            self.target.seek(0)
+            self.target.write(wav_header(self.sample_rate, self.data_bytes, self.comment))
+            self.target.seek(end)
+        self.target.flush()
 
 
 def read_comment(path: str | Path) -> str:

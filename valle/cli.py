@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from valle.errors import ConfigError, DependencyError, ValleError
 
 if TYPE_CHECKING:  # the CLI imports torch only for the command that runs
+    from valle.infer import VallE
     from valle.model.sampling import SamplingConfig
 
 
@@ -178,12 +179,44 @@ def _synthesize(args: argparse.Namespace) -> None:
     if args.prompt is None:
         raise ConfigError("--prompt is required: a 3-10 s recording of the voice to clone, or a bundled prompt's name "
                           "(`valle prompts` lists them)")
+    if args.stream:
+        _stream(valle, args, sampling, started)
+        return
     result = valle.synthesize(args.text, args.prompt, args.prompt_text, sampling, args.seed, watermark=not args.no_watermark,
                               continuation=args.continuation, batch_size=args.batch_size)
     seconds = time.perf_counter() - started
     write_audio(args.output, result.samples, result.sample_rate, comment=SYNTHETIC_COMMENT)
     print(f"wrote {args.output}: {result.seconds:.2f} s of audio in {seconds:.1f} s "
           f"(real-time factor {seconds / max(result.seconds, 1e-9):.2f})")
+
+
+def _stream(valle: "VallE", args: argparse.Namespace, sampling: "SamplingConfig", started: float) -> None:
+    """Write the WAV as its chunks come (a valid file after each; `-o -`: a WAV stream on standard output)."""
+    import contextlib
+    import os
+    import time
+
+    from valle.audio import WavStreamWriter
+    from valle.watermark import SYNTHETIC_COMMENT
+
+    chunks = valle.stream(args.text, args.prompt, args.prompt_text, sampling, args.seed, watermark=not args.no_watermark,
+                          continuation=args.continuation)
+    to_stdout = str(args.output) == "-"
+    first, seconds = None, 0.0
+    with contextlib.nullcontext(sys.stdout.buffer) if to_stdout else open(args.output, "wb") as target:
+        writer = WavStreamWriter(target, valle.codec.sample_rate, SYNTHETIC_COMMENT)
+        for chunk in chunks:
+            first = time.perf_counter() - started if first is None else first
+            try:
+                writer.write(chunk)
+            except BrokenPipeError:  # the player stopped reading; leave quietly (Python would flush stdout at exit)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return
+            seconds += len(chunk) / valle.codec.sample_rate
+    took = time.perf_counter() - started
+    print(f"streamed {seconds:.2f} s of audio to {'standard output' if to_stdout else args.output}: first audio after "
+          f"{1e3 * (first or took):.0f} ms (model loaded), all in {took:.1f} s (real-time factor {took / max(seconds, 1e-9):.2f})",
+          file=sys.stderr if to_stdout else sys.stdout)
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -335,7 +368,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-text", help="what the prompt says (recognised offline when left out)")
     p.add_argument("--continuation", action="store_true", help="TEXT is the whole transcript of what the prompt begins "
                    "to say: write the prompt followed by the rest (default: TEXT alone, the cross-sentence setting)")
-    p.add_argument("-o", "--output", type=Path, default=Path("out.wav"))
+    p.add_argument("-o", "--output", type=Path, default=Path("out.wav"), help="WAV file to write, or - for standard "
+                   "output with --stream (default: out.wav)")
+    p.add_argument("--stream", action="store_true", help="write the audio as it is made: the file is playable after each "
+                   "chunk, and the time to first audio is printed")
     p.add_argument("--model", default="default", help="the bundled model's name or a model folder with valle.json, "
                    "ar/ and nar/ (default: the bundled model)")
     p.add_argument("--batch", type=Path, help="CSV or JSONL with text,prompt[,prompt_text][,out] per line")
