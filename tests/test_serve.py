@@ -155,3 +155,54 @@ def test_limiter_drops_timed_out_queued_work_and_keeps_count():
 
     ran, admitted = asyncio.run(scenario())
     assert "queued" not in ran and "first" in ran and admitted == 0
+
+
+def test_streamed_synthesis_is_a_wav_that_parses_while_it_arrives(client, valle):
+    form = {"text": "Streamed over HTTP. In two sentences.", "prompt_text": PROMPT_TEXT, "seed": "3", "stream": "true"}
+    pieces = []
+    with client.stream("POST", "/v1/synthesize", data=form, files={"prompt": ("me.wav", wav(), "audio/wav")}) as response:
+        assert response.status_code == 200 and response.headers["content-type"] == "audio/wav"
+        for piece in response.iter_bytes():
+            pieces.append(piece)
+            if len(pieces) == 1:  # the header first: a WAV of open length, readable before any sample
+                assert piece[:4] == b"RIFF" and piece[4:8] == b"\xff\xff\xff\xff" and piece[-8:-4] == b"data"
+    assert len(pieces) > 3
+    samples, rate = sf.read(io.BytesIO(b"".join(pieces)))
+    whole = client.post("/v1/synthesize", data={**form, "stream": "false"}, files={"prompt": ("me.wav", wav(), "audio/wav")})
+    assert rate == 16000 and len(samples) == len(sf.read(io.BytesIO(whole.content))[0])
+    refused = client.post("/v1/synthesize", data={**form, "text": "  "}, files={"prompt": ("me.wav", wav(), "audio/wav")})
+    assert refused.status_code == 422 and "text is empty" in refused.json()["error"]  # before any audio
+
+
+def test_a_client_that_leaves_mid_stream_frees_its_slot(valle, tmp_path, monkeypatch):
+    import httpx
+    from page_driver import serving
+
+    produced, closed = [], threading.Event()
+
+    def slow_stream(*args, **kwargs):
+        def chunks():
+            try:
+                for i in range(1000):  # 50 s: far longer than the test, however busy the machine
+                    time.sleep(0.05)
+                    produced.append(i)
+                    yield np.zeros(1600, dtype=np.float32)
+            finally:
+                closed.set()
+        return chunks()
+
+    monkeypatch.setattr(valle, "stream", slow_stream)
+    config = ServeConfig(data_dir=tmp_path, max_concurrent=1, max_queue=0)
+    with serving(create_app(config, valle)) as url:
+        form = {"text": "Hi.", "voice_id": next(iter(bundled_prompts())), "stream": "true"}
+        with httpx.stream("POST", f"{url}/v1/synthesize", data=form, timeout=10) as response:
+            assert response.status_code == 200
+            pieces = response.iter_bytes()  # kept: a dropped iterator closes the connection
+            next(pieces)
+            assert httpx.get(f"{url}/health").json()["running"] == 1
+            assert httpx.post(f"{url}/v1/synthesize", data=form).status_code == 503  # its one slot is taken
+        assert closed.wait(10) and len(produced) < 1000  # the stream stopped when the client left
+        deadline = time.time() + 5
+        while httpx.get(f"{url}/health").json()["running"] and time.time() < deadline:
+            time.sleep(0.05)
+        assert httpx.get(f"{url}/health").json()["running"] == 0

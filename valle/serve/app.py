@@ -3,23 +3,26 @@
 Every error is JSON `{"error": message}` with a 4xx that says what to change, or 503
 (busy: retry after the seconds in Retry-After) and 504 (took too long). Audio comes
 back as 16-bit WAV that carries the watermark and says in its metadata that it is
-synthetic.
+synthetic; with `stream=true`, as a WAV of open length whose samples follow as they are
+made, the synthesis slot held until the stream ends or the client leaves.
 """
 
 import tempfile
 import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from valle import __version__
-from valle.audio import load_prompt, wav_bytes
+from valle.audio import load_prompt, pcm16, wav_bytes, wav_header
 from valle.errors import AudioError, ConfigError, DependencyError, TextError
 from valle.infer import VallE
 from valle.model.sampling import SamplingConfig
@@ -60,6 +63,43 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
             except AudioError as e:
                 raise HTTPException(422, str(e).replace(f.name, "the uploaded prompt")) from None
 
+    def busy() -> HTTPException:
+        return HTTPException(503, f"busy: {config.max_concurrent} syntheses running and {config.max_queue} waiting; "
+                                  f"retry in {config.retry_after_seconds} s",
+                             headers={"Retry-After": str(config.retry_after_seconds)})
+
+    async def streamed(start: Callable[[], Iterator[np.ndarray]]) -> StreamingResponse:
+        """A WAV stream of the chunks `start()` yields, holding a slot until it ends or the client leaves.
+
+        Bad input is refused (422) before the first byte; the timeout covers the wait for a slot.
+        """
+        try:
+            await limiter.enter(config.timeout_seconds)
+        except Busy:
+            raise busy() from None
+        except TimeoutError:
+            raise HTTPException(504, f"no synthesis slot came free within {config.timeout_seconds:g} s "
+                                     "(timeout_seconds): retry later") from None
+        try:
+            chunks = await anyio.to_thread.run_sync(start)
+        except (TextError, AudioError, DependencyError) as e:
+            limiter.leave()
+            raise HTTPException(422, str(e)) from None
+        except BaseException:
+            limiter.leave()
+            raise
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                yield wav_header(valle.codec.sample_rate, None, SYNTHETIC_COMMENT)
+                while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
+                    yield pcm16(chunk)  # a client that left cancels this between chunks
+            finally:
+                chunks.close()
+                limiter.leave()
+
+        return StreamingResponse(body(), media_type="audio/wav", headers={"X-Watermarked": "true", "X-Stream": "true"})
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -85,6 +125,7 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
         top_k: Annotated[int, Form(ge=0, le=100000)] = 0,
         top_p: Annotated[float, Form(gt=0, le=1, allow_inf_nan=False)] = 1.0,
         seed: Annotated[int | None, Form(ge=0, le=2**32 - 1)] = None,
+        stream: Annotated[bool, Form(description="answer with a WAV stream (open length) as the audio is made")] = False,
     ) -> Response:
         if len(text) > config.max_text_chars:
             raise HTTPException(413, f"the text has {len(text)} characters; the limit is {config.max_text_chars} "
@@ -101,14 +142,14 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
             sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
         except ConfigError as e:
             raise HTTPException(422, str(e)) from None
+        if stream:
+            return await streamed(lambda: valle.stream(text, samples, prompt_text, sampling, seed))
         started = time.perf_counter()
         try:
             result = await limiter.run(lambda: valle.synthesize(text, samples, prompt_text, sampling, seed),
                                        config.timeout_seconds)
         except Busy:
-            raise HTTPException(503, f"busy: {config.max_concurrent} syntheses running and {config.max_queue} waiting; "
-                                     f"retry in {config.retry_after_seconds} s",
-                                headers={"Retry-After": str(config.retry_after_seconds)}) from None
+            raise busy() from None
         except TimeoutError:
             raise HTTPException(504, f"the synthesis took over {config.timeout_seconds:g} s (timeout_seconds): "
                                      "send shorter text") from None

@@ -41,6 +41,26 @@ class Limiter:
             task.add_done_callback(lambda t: t.cancelled() or t.exception())  # nobody waits for it any more
             raise
 
+    async def enter(self, timeout: float) -> None:
+        """Take a slot for work the caller runs itself (a stream), waiting at most `timeout`; give it back with `leave`.
+
+        `Busy` when the queue is full, TimeoutError when no slot came in time.
+        """
+        if self.admitted >= self.max_concurrent + self.max_queue:
+            raise Busy
+        self.admitted += 1
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout)
+        except BaseException:
+            self.admitted -= 1
+            raise
+        self.running += 1
+
+    def leave(self) -> None:
+        self.running -= 1
+        self.admitted -= 1
+        self._slots.release()
+
     async def _run(self, work: Callable[[], T], started: asyncio.Event) -> T:
         try:
             async with self._slots:
