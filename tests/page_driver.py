@@ -44,10 +44,12 @@ def serving(app) -> Iterator[str]:
         thread.join(10)
 
 
-def clone_in_browser(url: str, prompt: Path | None, prompt_text: str, text: str, screenshot: Path | None = None) -> dict:
+def clone_in_browser(url: str, prompt: Path | None, prompt_text: str, text: str, screenshot: Path | None = None,
+                     stream: bool = True) -> dict:
     """Upload `prompt` (or, without one, record 4 s from the microphone), synthesise `text`, wait for playable audio.
 
-    Returns what the page shows.
+    With `stream` the page plays the audio as it arrives. Returns what the page shows, and
+    when (ms after the click) the first audio was scheduled and the stream ended.
     """
     from playwright.sync_api import sync_playwright
 
@@ -69,6 +71,7 @@ def clone_in_browser(url: str, prompt: Path | None, prompt_text: str, text: str,
         page.fill("#prompt-text", prompt_text)
         page.fill("#text", text)
         page.fill("#seed", "1")
+        page.set_checked("#stream", stream)
         page.click("#synthesize")
         page.wait_for_selector("#result:not([hidden])", timeout=120_000)
         duration = page.evaluate("""() => new Promise((resolve, reject) => {
@@ -77,7 +80,9 @@ def clone_in_browser(url: str, prompt: Path | None, prompt_text: str, text: str,
             if (audio.readyState >= 1) done(); else { audio.onloadedmetadata = done; audio.onerror = () => reject('unplayable'); }
         })""")
         shown = {"status": page.inner_text("#status"), "duration": duration, "errors": errors,
-                 "download": page.get_attribute("#download", "href"), "voices": page.locator("#voice option").count()}
+                 "download": page.get_attribute("#download", "href"), "voices": page.locator("#voice option").count(),
+                 "first_audio_ms": page.evaluate("window.valleFirstAudio ?? null"),
+                 "stream_end_ms": page.evaluate("window.valleStreamEnd ?? null")}
         if screenshot:
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)

@@ -17,15 +17,16 @@ def browser_ready():
         pytest.fail(f"the page test needs Chromium at {CHROMIUM}: `apt-get install chromium` (the README's test command does)")
 
 
-def test_page_clones_a_voice_from_an_upload(browser_ready, model_dir, write_wav, tmp_path):
+def test_page_clones_a_voice_from_an_upload_and_plays_it_as_it_streams(browser_ready, model_dir, write_wav, tmp_path):
     from conftest import speechlike
 
     prompt = write_wav("prompt.wav", speechlike(3.0, 16000))
     app = create_app(ServeConfig(data_dir=tmp_path / "data"), VallE.from_pretrained(model_dir))
     with serving(app) as url:
-        shown = clone_in_browser(url, prompt, "a voice speaking for three seconds", "Hello from the page.",
+        shown = clone_in_browser(url, prompt, "a voice speaking for three seconds", "Hello from the page. It streams along.",
                                  tmp_path / "page.png")
-    assert shown["errors"] == [] and shown["status"].startswith("Done:")
+    assert shown["errors"] == [] and shown["status"].startswith("Done: first audio after")
+    assert 0 < shown["first_audio_ms"] < shown["stream_end_ms"]  # playing before the answer ended
     assert shown["duration"] > 0.2 and shown["download"].startswith("blob:") and shown["voices"] >= 4
     assert (tmp_path / "page.png").stat().st_size > 20_000
 
@@ -34,5 +35,6 @@ def test_page_clones_a_voice_recorded_with_the_microphone(browser_ready, model_d
     """Chromium's fake microphone: MediaRecorder's compressed audio is turned into WAV by the page."""
     app = create_app(ServeConfig(data_dir=tmp_path / "data"), VallE.from_pretrained(model_dir))
     with serving(app) as url:
-        shown = clone_in_browser(url, None, "a beep now and then", "Hello from the microphone.")
+        shown = clone_in_browser(url, None, "a beep now and then", "Hello from the microphone.", stream=False)
     assert shown["errors"] == [] and shown["status"].startswith("Done:") and shown["duration"] > 0.2
+    assert shown["first_audio_ms"] is None  # the whole WAV at once

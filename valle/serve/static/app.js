@@ -107,6 +107,71 @@ $("save-voice").addEventListener("click", async () => {
   }
 });
 
+function concat(parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) { out.set(p, offset); offset += p.length; }
+  return out;
+}
+
+// The sample rate and where the samples start in a WAV header, or null while the header is incomplete.
+function wavLayout(bytes) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const id = (offset) => String.fromCharCode(...bytes.slice(offset, offset + 4));
+  if (bytes.length < 12) return null;
+  if (id(0) !== "RIFF" || id(8) !== "WAVE") throw new Error("the server did not answer with a WAV stream");
+  let offset = 12, rate = null;
+  while (offset + 8 <= bytes.length) {
+    const size = view.getUint32(offset + 4, true);
+    if (id(offset) === "fmt " && offset + 16 <= bytes.length) rate = view.getUint32(offset + 12, true);
+    if (id(offset) === "data") return { rate, dataOffset: offset + 8 };
+    offset += 8 + size + (size % 2);
+  }
+  return null;
+}
+
+// Play a streamed WAV as it arrives (Web Audio, each piece scheduled after the last); returns the whole WAV.
+async function playStream(response, started) {
+  const reader = response.body.getReader();
+  const context = new AudioContext();
+  const parts = [];
+  let layout = null, pending = new Uint8Array(0), next = 0, firstAudio = null;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    pending = concat([pending, value]);
+    if (!layout) {
+      layout = wavLayout(pending);
+      if (!layout) continue;
+      pending = pending.slice(layout.dataOffset);
+    }
+    const usable = pending.length - (pending.length % 2);
+    if (!usable) continue;
+    const pcm = new Int16Array(pending.slice(0, usable).buffer);
+    pending = pending.slice(usable);
+    const buffer = context.createBuffer(1, pcm.length, layout.rate);
+    buffer.getChannelData(0).set(Float32Array.from(pcm, (x) => x / 32768));
+    const node = context.createBufferSource();
+    node.buffer = buffer;
+    node.connect(context.destination);
+    next = Math.max(next, context.currentTime + 0.05);
+    node.start(next);
+    next += buffer.duration;
+    if (firstAudio === null) {
+      firstAudio = performance.now() - started;
+      window.valleFirstAudio = firstAudio;
+      say(`Playing: first audio after ${firstAudio.toFixed(0)} ms...`);
+    }
+  }
+  window.valleStreamEnd = performance.now() - started;
+  const whole = concat(parts);  // a complete WAV for the player and the download: the sizes filled in
+  const view = new DataView(whole.buffer);
+  view.setUint32(4, whole.length - 8, true);
+  if (layout) view.setUint32(layout.dataOffset - 4, whole.length - layout.dataOffset, true);
+  return { blob: new Blob([whole], { type: "audio/wav" }), firstAudio };
+}
+
 $("synthesize").addEventListener("click", async () => {
   const form = new FormData();
   try {
@@ -123,6 +188,8 @@ $("synthesize").addEventListener("click", async () => {
   form.append("top_k", $("top-k").value);
   form.append("top_p", $("top-p").value);
   if ($("seed").value !== "") form.append("seed", $("seed").value);
+  const streaming = $("stream").checked;
+  if (streaming) form.append("stream", "true");
 
   $("synthesize").disabled = true;
   $("result").hidden = true;
@@ -132,11 +199,15 @@ $("synthesize").addEventListener("click", async () => {
   try {
     const response = await fetch("/v1/synthesize", { method: "POST", body: form });
     if (!response.ok) throw new Error(await errorText(response));
-    const url = URL.createObjectURL(await response.blob());
+    if (streaming) clearInterval(tick);
+    const { blob, firstAudio } = streaming ? await playStream(response, started) : { blob: await response.blob() };
+    const url = URL.createObjectURL(blob);
     $("audio").src = url;
     $("download").href = url;
     $("result").hidden = false;
-    say(`Done: ${response.headers.get("X-Audio-Seconds")} s of speech in ${response.headers.get("X-Synthesis-Seconds")} s.`);
+    const took = ((performance.now() - started) / 1000).toFixed(1);
+    say(streaming ? `Done: first audio after ${firstAudio === null ? "-" : firstAudio.toFixed(0)} ms, all in ${took} s.`
+      : `Done: ${response.headers.get("X-Audio-Seconds")} s of speech in ${response.headers.get("X-Synthesis-Seconds")} s.`);
   } catch (e) {
     say(`Synthesis failed: ${e.message}`, true);
   } finally {
