@@ -34,3 +34,71 @@ def test_bad_value_is_one_line_error_without_traceback(tmp_path, capsys):
 def test_console_script_runs_as_a_module():
     result = subprocess.run([sys.executable, "-m", "valle.cli", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("valle ")
+
+
+def test_every_option_with_a_default_shows_it_in_its_help():
+    import argparse
+
+    from valle.cli import _build_parser
+
+    def parsers(parser: argparse.ArgumentParser):
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    checked = 0
+    for parser in parsers(_build_parser()):
+        for action in parser._actions:
+            if action.option_strings and action.default not in (None, argparse.SUPPRESS) and action.default is not False:
+                assert "default" in (action.help or ""), f"{parser.prog} {action.option_strings[0]} hides its default"
+                checked += 1
+        parser.format_help()  # every help renders
+    assert checked > 40
+
+
+def test_an_unknown_prompt_name_suggests_close_names_and_the_list(capsys):
+    assert main(["synthesize", "Hello.", "--prompt", "fl999"]) == 2
+    err = capsys.readouterr().err
+    assert "no audio file or bundled prompt named 'fl999'" in err and "did you mean fl001 or fl000?" in err and "`valle prompts`" in err
+    assert main(["synthesize", "Hello.", "--prompt", "me.wav"]) == 2
+    assert "did you mean" not in capsys.readouterr().err
+
+
+def test_text_over_the_limit_is_refused_before_any_work(capsys):
+    assert main(["synthesize", "Words. " * 3000, "--prompt", "fl001"]) == 2
+    err = capsys.readouterr().err
+    assert "the text has 21000 characters; one command speaks at most 5000 (--max-chars)" in err and "--batch" in err
+
+
+def test_long_text_shows_a_progress_bar(model_dir, tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    from valle.infer.pipeline import VallE
+
+    monkeypatch.setattr(VallE, "speak", lambda self, jobs, batch_size=8: [np.zeros(1600, np.float32)] * len(jobs))
+    text = " ".join(f"Sentence number {i} is here." for i in range(20))
+    assert main(["synthesize", text, "--prompt", "fl001", "--model", str(model_dir), "--batch-size", "4",
+                 "-o", str(tmp_path / "out.wav")]) == 0
+    err = capsys.readouterr().err
+    assert "20/20" in err and "sentences" in err
+
+
+def test_a_long_prompt_is_cut_to_its_best_window_and_says_so(model_dir, tmp_path, capsys, monkeypatch):
+    import numpy as np
+    import soundfile as sf
+
+    from valle.infer.bundled import bundled_prompts
+    from valle.infer.pipeline import VallE
+
+    heard = []
+    monkeypatch.setattr(VallE, "_transcribe", lambda self, samples: heard.append(len(samples)) or "recognised words")
+    prompts = [sf.read(p.path)[0] for p in bundled_prompts().values() if p.speaker.startswith("fl001")]
+    long = np.concatenate([np.concatenate([prompts[0], np.zeros(8000)])] * 4)
+    sf.write(tmp_path / "long.wav", long, 16000)
+    assert main(["synthesize", "Hello.", "--prompt", str(tmp_path / "long.wav"), "--prompt-text", "all of it",
+                 "--model", str(model_dir), "-o", str(tmp_path / "out.wav")]) == 0
+    err = capsys.readouterr().err
+    assert f"prompt {tmp_path / 'long.wav'} is {len(long) / 16000:.1f} s long: prompting with its best" in err
+    assert "recognised" in err and heard and heard[0] <= 6.0 * 16000

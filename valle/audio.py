@@ -128,13 +128,19 @@ def load_prompt(path: str | Path, sample_rate: int, min_seconds: float = 1.0, ma
     The paper prompts with 3 s; under 1 s there is too little voice to clone and
     long prompts cost attention time quadratically, so both ends are bounded.
     """
-    samples = trim_silence(load_audio(path, sample_rate), sample_rate)
+    return prompt_samples(load_audio(path, sample_rate), sample_rate, f"prompt {path}", min_seconds, max_seconds)
+
+
+def prompt_samples(samples: np.ndarray, sample_rate: int, source: str = "the prompt", min_seconds: float = 1.0,
+                   max_seconds: float = 30.0) -> np.ndarray:
+    """`load_prompt` for samples already loaded; `source` names them in errors."""
+    samples = trim_silence(samples, sample_rate)
     seconds = len(samples) / sample_rate
     if seconds < min_seconds:
-        raise AudioError(f"prompt {path} holds {seconds:.2f} s of speech after trimming silence; "
+        raise AudioError(f"{source} holds {seconds:.2f} s of speech after trimming silence; "
                          f"it needs at least {min_seconds:g} s (3 s works best)")
     if seconds > max_seconds:
-        raise AudioError(f"prompt {path} is {seconds:.1f} s long; the limit is {max_seconds:g} s: "
+        raise AudioError(f"{source} is {seconds:.1f} s long; the limit is {max_seconds:g} s: "
                          "cut a 3-10 s excerpt of clean speech")
     return normalize_loudness(samples)
 

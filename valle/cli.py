@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING
 from valle.errors import ConfigError, DependencyError, ValleError
 
 if TYPE_CHECKING:  # the CLI imports torch only for the command that runs
+    import numpy as np
+
     from valle.infer import VallE
+    from valle.infer.prompt_pick import PreparedPrompt
     from valle.model.sampling import SamplingConfig
 
 
@@ -149,9 +152,9 @@ def _add_model_runtime_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=1.0, help="of the sampling; 0 always takes the likeliest code")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest codes only; 0: all")
+    p.add_argument("--top-p", type=float, default=1.0, help="sample among the likeliest codes that make up this probability")
     p.add_argument("--no-ras", action="store_true", help="turn off repetition-aware sampling")
 
 
@@ -161,11 +164,20 @@ def _synthesize(args: argparse.Namespace) -> None:
     from valle.audio import write_audio
     from valle.infer import VallE
     from valle.infer.batch import read_requests, synthesize_batch
+    from valle.infer.bundled import resolve_prompt
     from valle.watermark import SYNTHETIC_COMMENT
 
     if (args.text is None) == (args.batch is None):
         raise ConfigError("give either TEXT (with --prompt) or --batch LIST")
+    if args.text is not None and len(args.text) > args.max_chars:
+        raise ConfigError(f"the text has {len(args.text)} characters; one command speaks at most {args.max_chars} "
+                          f"(--max-chars), about {args.max_chars / CHARS_PER_MINUTE:.0f} minutes of speech: split it "
+                          "into parts (`--batch` takes a list of them) or raise --max-chars")
+    if args.batch is None and args.prompt is None:
+        raise ConfigError("--prompt is required: a 3-10 s recording of the voice to clone, or a bundled prompt's name "
+                          "(`valle prompts` lists them)")
     sampling = _sampling(args)
+    prompt_path, prompt_text = (None, None) if args.batch else resolve_prompt(args.prompt, args.prompt_text)
     valle = VallE.from_pretrained(args.model, args.device, args.dtype)
     if args.no_watermark:
         print("watermark OFF at your request: this audio cannot be identified as synthetic by `valle watermark detect`",
@@ -176,21 +188,61 @@ def _synthesize(args: argparse.Namespace) -> None:
                                    args.batch_size)
         print(f"wrote {len(written)} files to {args.out_dir} in {time.perf_counter() - started:.1f} s")
         return
-    if args.prompt is None:
-        raise ConfigError("--prompt is required: a 3-10 s recording of the voice to clone, or a bundled prompt's name "
-                          "(`valle prompts` lists them)")
+    prompt = _checked_prompt(args.prompt, prompt_path, prompt_text, args.continuation, valle.codec.sample_rate)
     if args.stream:
-        _stream(valle, args, sampling, started)
+        _stream(valle, args, prompt.samples, prompt.text, sampling, started)
         return
-    result = valle.synthesize(args.text, args.prompt, args.prompt_text, sampling, args.seed, watermark=not args.no_watermark,
-                              continuation=args.continuation, batch_size=args.batch_size)
+    with _ProgressBar("sentences") as progress:
+        result = valle.synthesize(args.text, prompt.samples, prompt.text, sampling, args.seed, watermark=not args.no_watermark,
+                                  continuation=args.continuation, batch_size=args.batch_size, progress=progress)
     seconds = time.perf_counter() - started
     write_audio(args.output, result.samples, result.sample_rate, comment=SYNTHETIC_COMMENT)
     print(f"wrote {args.output}: {result.seconds:.2f} s of audio in {seconds:.1f} s "
           f"(real-time factor {seconds / max(result.seconds, 1e-9):.2f})")
 
 
-def _stream(valle: "VallE", args: argparse.Namespace, sampling: "SamplingConfig", started: float) -> None:
+CHARS_PER_MINUTE = 900  # read English: about 15 characters a second
+
+
+class _ProgressBar:
+    """A progress bar on standard error for syntheses of more than one batch of sentences."""
+
+    def __init__(self, unit: str) -> None:
+        self.unit, self.bar = unit, None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None and done < total:
+            self.bar = tqdm(total=total, unit=self.unit, file=sys.stderr, dynamic_ncols=True)
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+
+    def __enter__(self) -> "_ProgressBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _checked_prompt(prompt: str, path: Path, given_text: str | None, continuation: bool, sample_rate: int) -> "PreparedPrompt":
+    """The prompt as it will be used (a long recording cut to its best window), its findings printed as warnings."""
+    from valle.infer.prompt_pick import prepare_prompt
+
+    prepared = prepare_prompt(path, sample_rate, None if continuation else given_text, check=True)
+    if prepared.pick is not None:
+        if continuation:
+            raise ConfigError(f"continuation needs the whole prompt, which begins the text: cut {prompt} to its first "
+                              "3-10 s, or leave out --continuation")
+        print(prepared.describe_pick(f"prompt {prompt}", given_text is not None), file=sys.stderr)
+    for finding in prepared.report.findings:
+        print(f"warning: prompt {prompt}: {finding.advice} ({finding.code})", file=sys.stderr)
+    return prepared
+
+
+def _stream(valle: "VallE", args: argparse.Namespace, prompt: "np.ndarray", prompt_text: str | None, sampling: "SamplingConfig",
+            started: float) -> None:
     """Write the WAV as its chunks come (a valid file after each; `-o -`: a WAV stream on standard output)."""
     import contextlib
     import os
@@ -199,7 +251,7 @@ def _stream(valle: "VallE", args: argparse.Namespace, sampling: "SamplingConfig"
     from valle.audio import WavStreamWriter
     from valle.watermark import SYNTHETIC_COMMENT
 
-    chunks = valle.stream(args.text, args.prompt, args.prompt_text, sampling, args.seed, watermark=not args.no_watermark,
+    chunks = valle.stream(args.text, prompt, prompt_text, sampling, args.seed, watermark=not args.no_watermark,
                           continuation=args.continuation)
     to_stdout = str(args.output) == "-"
     first, seconds = None, 0.0
@@ -267,6 +319,45 @@ def _prompts(args: argparse.Namespace) -> None:
     for prompt in bundled_prompts().values():
         print(f"{prompt.name:10s} {audio_duration(prompt.path):4.1f} s  {prompt.description}: \"{prompt.text}\"")
     print("use one with `valle synthesize TEXT --prompt NAME`; its transcript comes with it")
+
+
+def _prompt_check(args: argparse.Namespace) -> int:
+    import json
+
+    from valle.infer.prompt_pick import prepare_prompt
+    from valle.infer.prompt_signal import RATE
+
+    prepared = prepare_prompt(args.file, RATE, args.text, check=True)
+    report = prepared.report
+    if args.json:
+        print(json.dumps(prepared.to_dict(), indent=1))
+        return 0 if report.ok else 1
+    print(f"{args.file}: {prepared.seconds:.1f} s, {report.speech_seconds:.1f} s of speech"
+          + (f"; a prompt would be its best window, {prepared.pick.describe()}, checked here" if prepared.pick else ""))
+    for finding in report.findings:
+        print(f"  {finding.code}: {finding.advice}")
+    if report.ok:
+        print("  ok: nothing found that would spoil the cloned voice")
+    shown = ", ".join(f"{name} {value}" for name, value in report.measures.items() if value is not None)
+    print(f"measures: {shown}")
+    for code, why in report.not_checked.items():
+        print(f"not checked: {code}: {why}")
+    return 0 if report.ok else 1
+
+
+def _prompt_pick(args: argparse.Namespace) -> None:
+    from valle.audio import read_audio, to_mono, write_audio
+    from valle.infer.prompt_check import check_prompt
+    from valle.infer.prompt_pick import pick_window
+
+    samples, rate = read_audio(args.file)
+    samples = to_mono(samples)
+    pick = pick_window(samples, rate)
+    window = pick.cut(samples, rate)
+    write_audio(args.output, window, rate)
+    print(f"wrote {args.output}: {pick.describe()} of {args.file} ({len(samples) / rate:.1f} s)")
+    for finding in check_prompt(window, rate).findings:
+        print(f"warning: {finding.advice} ({finding.code})", file=sys.stderr)
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -377,6 +468,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=Path, help="CSV or JSONL with text,prompt[,prompt_text][,out] per line")
     p.add_argument("--out-dir", type=Path, default=Path("synthesized"), help="where --batch writes")
     p.add_argument("--batch-size", type=int, default=8, help="sentences decoded at once (default: 8; the output is the same)")
+    p.add_argument("--max-chars", type=int, default=5000, help="refuse longer text (about 5 minutes of speech), "
+                   "which would run for long: split it, or raise this")
     _add_sampling_options(p)
     p.add_argument("--seed", type=int, help="makes the output reproducible")
     p.add_argument("--no-watermark", action="store_true", help="leave out the inaudible watermark (not recommended)")
@@ -402,7 +495,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p = command(groups, "serve", _serve, "an HTTP API and a web page for voice cloning")
     p.add_argument("--model", default="default", help="the bundled model's name or a model folder (default: the bundled model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
     p.add_argument("--data-dir", type=Path, default=Path("valle-data"), help="where saved voices are kept")
     p.add_argument("--concurrency", type=int, default=1, help="syntheses at once (default: 1)")
     p.add_argument("--queue", type=int, default=8, help="requests that may wait; more get 503 (default: 8)")
@@ -410,6 +503,19 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_model_runtime_options(p)
 
     command(groups, "prompts", _prompts, "list the bundled voice prompts (unseen speakers) to clone")
+    prompt = groups.add_parser("prompt", help="check a recording before it prompts; pick the best seconds of a long one"
+                               ).add_subparsers(dest="command", required=True)
+    p = command(prompt, "check", _prompt_check, "say what in a recording would spoil a cloned voice: too little speech, "
+                "noise, clipping, music, several speakers, echo, few distinct sounds, too quiet (exit status 1 if any)")
+    p.add_argument("file", type=Path, help="the recording (wav, flac, ogg, mp3); a long one is checked where it would "
+                   "prompt, its best window")
+    p.add_argument("--text", help="what the recording says, to check its phonemes")
+    p.add_argument("--json", action="store_true", help='print {"ok": ..., "findings": [{"code", "value", "threshold", '
+                   '"advice"}], "measures": ...}')
+    p = command(prompt, "pick", _prompt_pick, "write the best 3-6 s of a long recording (speech-dense, one voice, clean) "
+                "as a prompt, and say which seconds they are")
+    p.add_argument("file", type=Path, help="the recording (up to 2 minutes)")
+    p.add_argument("-o", "--output", type=Path, default=Path("prompt.wav"), help="where to write the window")
     p = command(groups, "export", _export, "join a trained AR and NAR stage into one model folder for synthesis")
     p.add_argument("ar", type=Path, help="the AR stage (RUN/model of `valle train --stage ar`)")
     p.add_argument("nar", type=Path, help="the NAR stage (RUN/model of `valle train --stage nar`)")
@@ -454,21 +560,33 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("metrics", type=Path, nargs="+")
     p.add_argument("--keys", nargs="+", default=["loss"], help="metrics to plot, one panel each (default: loss)")
     p.add_argument("-o", "--output", type=Path, default=Path("training_curves.png"))
-    p.add_argument("--title", default="")
+    p.add_argument("--title", default="", help="a title above the panels (default: none)")
+    _show_defaults(parser)
     return parser
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """End every option's help with its default, unless it says it already or the default is nothing."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _show_defaults(sub)
+        elif action.option_strings and not any(action.default is nothing for nothing in (None, False, argparse.SUPPRESS)) \
+                and action.default != "" and "default" not in (action.help or ""):
+            value = " ".join(map(str, action.default)) if isinstance(action.default, list) else str(action.default)
+            action.help = f"{action.help or ''} (default: {value.replace('%', '%%')})".lstrip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
-        args.run(args)
+        return args.run(args) or 0
     except ValleError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -6,12 +6,13 @@ held-out test speakers, which the model never heard, each with its transcript, s
 that `valle synthesize "..." --prompt NAME` works offline with nothing else.
 """
 
+import difflib
 import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from valle.errors import ConfigError
+from valle.errors import AudioError, ConfigError
 
 BUNDLED = Path(__file__).parent / "pretrained"
 PROMPTS = BUNDLED / "prompts"
@@ -55,7 +56,13 @@ def bundled_prompts() -> dict[str, BundledPrompt]:
 def resolve_prompt(prompt: str | Path, prompt_text: str | None) -> tuple[Path, str | None]:
     """A prompt file as given, or a bundled prompt's file and transcript (unless one is given)."""
     prompts = bundled_prompts()
-    if not Path(prompt).exists() and str(prompt) in prompts:
+    if Path(prompt).exists():
+        return Path(prompt), prompt_text
+    if str(prompt) in prompts:
         bundled = prompts[str(prompt)]
         return bundled.path, prompt_text if prompt_text is not None else bundled.text
-    return Path(prompt), prompt_text
+    looks_like_a_name = not Path(prompt).suffix and len(Path(prompt).parts) == 1
+    close = difflib.get_close_matches(str(prompt), prompts, n=3, cutoff=0.4) if looks_like_a_name else []
+    guess = f"did you mean {' or '.join(close)}? " if close else ""
+    raise AudioError(f"no audio file or bundled prompt named {str(prompt)!r}: {guess}give a recording (wav, flac, ogg, "
+                     "mp3) or a bundled prompt's name (`valle prompts` lists them)")

@@ -12,17 +12,17 @@ unless the caller turns it off explicitly.
 import json
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from valle.audio import load_prompt
 from valle.codec import Codec, load_codec
 from valle.errors import ConfigError, TextError
 from valle.infer.bundled import model_folder, resolve_prompt
+from valle.infer.prompt_pick import prepare_prompt
 from valle.infer.stream import StreamConfig, stream_jobs
 from valle.model.ar import ARModel, Chooser
 from valle.model.nar import NARModel
@@ -171,8 +171,11 @@ class VallE:
         if isinstance(request.prompt, np.ndarray):
             samples, prompt_text = request.prompt, request.prompt_text
         else:
-            path, prompt_text = resolve_prompt(request.prompt, request.prompt_text)
-            samples = load_prompt(path, self.codec.sample_rate)
+            path, given_text = resolve_prompt(request.prompt, request.prompt_text)
+            prompt = prepare_prompt(path, self.codec.sample_rate, given_text)
+            if prompt.pick is not None:
+                log.warning(prompt.describe_pick(f"prompt {path}", given_text is not None))
+            samples, prompt_text = prompt.samples, prompt.text
         codes = self.encode_prompt(samples)
         device, frames = codes.device, codes.shape[1]
 
@@ -224,7 +227,7 @@ class VallE:
     def synthesize(self, text: str, prompt: str | Path | np.ndarray, prompt_text: str | None = None,
                    sampling: SamplingConfig = SamplingConfig(), seed: int | None = None, language: str = "en-us",
                    watermark: bool = True, watermark_key: int | str = DEFAULT_KEY, continuation: bool = False,
-                   batch_size: int = 8) -> Synthesis:
+                   batch_size: int = 8, progress: Callable[[int, int], None] | None = None) -> Synthesis:
         """Speak `text` in the voice of `prompt` (a file, a bundled prompt's name, or samples at the codec's rate).
 
         Cross-sentence (the default, the paper's main setting): the output is `text` alone,
@@ -233,18 +236,28 @@ class VallE:
         (the paper's other setting): `text` is the whole transcript of what the prompt begins
         to say, and the output is the prompt followed by the rest; no prompt transcript is
         needed. The output is watermarked with `watermark_key` unless `watermark=False`.
+        `progress(done, total)` is called with the sentences spoken so far, before the first
+        batch and after each.
         """
         request = SynthesisRequest(text, prompt, prompt_text, seed, continuation)
-        return self.synthesize_many([request], sampling, language, watermark, watermark_key, batch_size)[0]
+        return self.synthesize_many([request], sampling, language, watermark, watermark_key, batch_size, progress)[0]
 
     def synthesize_many(self, requests: list[SynthesisRequest], sampling: SamplingConfig = SamplingConfig(),
                         language: str = "en-us", watermark: bool = True, watermark_key: int | str = DEFAULT_KEY,
-                        batch_size: int = 8) -> list[Synthesis]:
+                        batch_size: int = 8, progress: Callable[[int, int], None] | None = None) -> list[Synthesis]:
         """Several requests, their sentences decoded `batch_size` at a time; each result is what `synthesize` gives."""
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         plans = [self.plan(r, sampling, language) for r in requests]
-        pieces = iter(self.speak([job for jobs, _ in plans for job in jobs], batch_size))
+        every = [job for jobs, _ in plans for job in jobs]
+        spoken: list[np.ndarray] = []
+        for start in range(0, len(every), batch_size):
+            if progress:
+                progress(start, len(every))
+            spoken += self.speak(every[start:start + batch_size], batch_size)
+        if progress:
+            progress(len(every), len(every))
+        pieces = iter(spoken)
         results = []
         for jobs, prompt_text in plans:
             samples = join_with_pauses([next(pieces) for _ in jobs], self.codec.sample_rate)

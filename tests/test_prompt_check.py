@@ -1,0 +1,159 @@
+"""Prompt checks and the picker on speech spoken by espeak-ng, each defect made by the test itself."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from valle.data.synthetic.voices import Voice, render
+from valle.infer.prompt_check import CODES, RULES, CheckConfig, check_prompt
+from valle.infer.prompt_pick import pick_window, prepare_prompt
+
+RATE = 16000
+TEXT = "The quick brown fox jumps over the lazy dog, while six children watch from the garden wall."
+ONE = Voice("one", "espeak", "en-us+m3", 35, 50, 165, 1.0, 0.0)
+OTHER = Voice("other", "espeak", "en+f4", 80, 70, 150, 0.9, 0.0)
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return render(ONE, TEXT, RATE)
+
+
+def codes_of(samples: np.ndarray, text: str | None = TEXT) -> list[str]:
+    return check_prompt(samples, RATE, text).codes
+
+
+def tones(n: int, level: float) -> np.ndarray:
+    """A held major chord of harmonic notes: what music under a voice looks like to the check."""
+    t = np.arange(n) / RATE
+    return level * sum(np.sin(2 * np.pi * k * f * t) / k for f in (220.0, 277.2, 329.6) for k in (1, 2, 3))
+
+
+def reverberate(x: np.ndarray, rt60: float, seed: int = 0) -> np.ndarray:
+    n = int(rt60 * RATE)
+    tail = np.random.default_rng(seed).standard_normal(n) * np.exp(-6.91 * np.arange(n) / (rt60 * RATE))
+    tail[0] = 4.0
+    y = np.convolve(x, tail)[: len(x) + n // 2]
+    return 0.9 * y / np.abs(y).max()
+
+
+def test_clean_speech_has_no_finding_and_every_check_ran(speech):
+    report = check_prompt(speech, RATE, TEXT)
+    assert report.ok and report.findings == [] and report.not_checked == {}
+    assert 4.0 < report.speech_seconds <= report.seconds and report.measures["phonemes"] >= CheckConfig().min_phonemes
+    as_json = json.loads(json.dumps(report.to_dict()))
+    assert as_json["ok"] is True and as_json["findings"] == [] and set(as_json["measures"]) == {r.measure for r in RULES.values()}
+
+
+def test_too_little_speech_even_padded_with_silence(speech):
+    padded = np.concatenate([np.zeros(RATE), speech[: int(1.2 * RATE)], np.zeros(3 * RATE)])
+    report = check_prompt(padded, RATE, None)
+    assert report.codes == ["too_short"] and report.findings[0].value < 1.5 and report.seconds > 5
+
+
+def test_noise(speech):
+    noisy = speech + np.random.default_rng(0).standard_normal(len(speech)) * np.sqrt(np.mean(speech**2))  # 0 dB
+    assert "noise" in codes_of(noisy)
+
+
+def test_clipping(speech):
+    assert codes_of(np.clip(speech * 8, -1, 1)) == ["clipping"]
+
+
+def test_music_under_the_voice(speech):
+    assert "not_speech" in codes_of(speech + tones(len(speech), 0.03))
+
+
+def test_two_speakers_one_after_the_other(speech):
+    other = render(OTHER, "Seven silver spoons lay beside the blue bowl on the kitchen table.", RATE)
+    report = check_prompt(np.concatenate([speech, np.zeros(RATE // 4), other]), RATE, None)
+    assert "several_speakers" in report.codes and "several_speakers" not in codes_of(speech)
+
+
+def test_echo_of_a_large_room(speech):
+    assert "reverberant" in codes_of(reverberate(speech, 1.2))
+
+
+def test_few_distinct_sounds_in_the_transcript():
+    words = "No, no, no, no, no, no, no, no, no, no, no, no."
+    report = check_prompt(render(ONE, words, RATE), RATE, words)
+    assert "low_coverage" in report.codes and report.measures["phonemes"] <= 4
+
+
+def test_too_quiet(speech):
+    assert codes_of(speech * 10 ** (-35 / 20)) == ["too_quiet"]
+
+
+def test_each_finding_says_value_threshold_and_advice(speech):
+    report = check_prompt(np.clip(speech * 8, -1, 1)[: int(1.5 * RATE)], RATE, "no no no")
+    assert {"too_short", "clipping", "low_coverage"} <= set(report.codes) <= set(CODES)
+    for finding in report.findings:
+        rule = RULES[finding.code]
+        assert finding.value == report.measures[rule.measure] and finding.threshold == getattr(CheckConfig(), rule.limit)
+        assert (finding.value < finding.threshold) == rule.below and len(finding.advice) > 40
+
+
+def long_recording(speech: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """Another voice, music, then the main voice clean, then the main voice in noise; where the clean part lies."""
+    rng = np.random.default_rng(1)
+    other = render(OTHER, "Seven silver spoons lay beside the blue bowl. Nobody knew who had left them there.", RATE)
+    more = render(ONE, "Then the bell rang twice, and everyone hurried back inside for supper.", RATE)
+    music = tones(3 * RATE, 0.1)
+    noisy = more + rng.standard_normal(len(more)) * 0.3 * np.sqrt(np.mean(more**2))
+    pause = np.zeros(RATE // 2)
+    parts = [other, pause, music, pause, speech, pause, noisy]
+    clean_start = sum(map(len, parts[:4])) / RATE
+    x = np.concatenate(parts) + rng.standard_normal(sum(map(len, parts))) * 1e-4
+    return x.astype(np.float32), (clean_start, clean_start + len(speech) / RATE)
+
+
+def test_the_picker_takes_the_clean_main_voice(speech):
+    recording, (start, end) = long_recording(speech)
+    assert len(recording) / RATE > 15
+    pick = pick_window(recording, RATE)
+    assert 3.0 <= pick.seconds <= 6.0 and start - 0.15 <= pick.start and pick.end <= end + 0.15
+    assert pick.speech_seconds > 2.5 and pick.speaker_similarity > 0.8
+    assert check_prompt(pick.cut(recording, RATE), RATE).ok
+
+
+def test_short_recordings_are_used_whole_and_long_ones_cut(speech, tmp_path):
+    sf.write(tmp_path / "short.wav", speech, RATE)
+    whole = prepare_prompt(tmp_path / "short.wav", 24000, TEXT, check=True)
+    assert whole.pick is None and whole.text == TEXT and whole.report.ok and whole.to_dict()["picked"] is None
+    recording, _ = long_recording(speech)
+    sf.write(tmp_path / "long.wav", recording, RATE)
+    cut = prepare_prompt(tmp_path / "long.wav", 24000, "words of the whole recording", check=True)
+    assert cut.pick is not None and cut.text is None  # the transcript covered all of it: the window's is recognised
+    assert len(cut.samples) / 24000 <= cut.pick.seconds and cut.to_dict()["picked"]["start"] == round(cut.pick.start, 3)
+    assert "best" in cut.describe_pick("prompt long.wav", True) and f"{cut.pick.start:.2f}" in cut.describe_pick("x", True)
+
+
+def test_cli_check_prints_json_and_exits_1_on_findings(speech, tmp_path, capsys):
+    from valle.cli import main
+
+    sf.write(tmp_path / "clean.wav", speech, RATE)
+    sf.write(tmp_path / "clipped.wav", np.clip(speech * 8, -1, 1), RATE)
+    assert main(["prompt", "check", str(tmp_path / "clean.wav"), "--text", TEXT, "--json"]) == 0
+    clean = json.loads(capsys.readouterr().out)
+    assert clean["ok"] is True and clean["findings"] == [] and clean["picked"] is None
+    assert main(["prompt", "check", str(tmp_path / "clipped.wav"), "--json"]) == 1
+    clipped = json.loads(capsys.readouterr().out)
+    assert clipped["ok"] is False and [f["code"] for f in clipped["findings"]] == ["clipping"]
+    assert set(clipped["findings"][0]) == {"code", "value", "threshold", "advice"}
+    assert "low_coverage" in clipped["not_checked"]  # no transcript given
+    assert main(["prompt", "check", str(tmp_path / "clipped.wav")]) == 1
+    assert "clipping: clipped:" in capsys.readouterr().out
+
+
+def test_cli_pick_writes_the_window_and_says_which_seconds(speech, tmp_path, capsys):
+    from valle.cli import main
+
+    recording, (start, end) = long_recording(speech)
+    sf.write(tmp_path / "long.wav", recording, RATE)
+    assert main(["prompt", "pick", str(tmp_path / "long.wav"), "-o", str(tmp_path / "best.wav")]) == 0
+    printed = capsys.readouterr().out
+    best, rate = sf.read(tmp_path / "best.wav")
+    pick = pick_window(recording, RATE)
+    assert rate == RATE and len(best) == len(pick.cut(recording, RATE)) and f"{pick.start:.2f}-{pick.end:.2f} s" in printed

@@ -1,0 +1,209 @@
+"""Is a recording fit to be a voice prompt? Findings in plain words, before any synthesis.
+
+VALL-E clones whatever its prompt holds: background noise, music, a second voice, the
+echo of a room and the crackle of clipping come back in every sentence it speaks, and
+a prompt with little speech or few distinct sounds gives it little voice to go on.
+`check_prompt` measures each of these (`valle.infer.prompt_signal`; speaker embeddings
+of the prompt's windows with Resemblyzer when it is installed; phoneme coverage when
+the transcript is known) and reports each problem as a finding with its measured
+value, the threshold it crossed and what to do about it. The thresholds were set with
+`benchmarks/prompt_check.py` on degraded speech of held-out corpus speakers.
+"""
+
+import functools
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from valle.audio import resample
+from valle.errors import DependencyError, TextError
+from valle.infer import prompt_signal as signal
+from valle.infer.prompt_coverage import phoneme_coverage
+
+CODES = ("too_short", "noise", "clipping", "not_speech", "several_speakers", "reverberant", "low_coverage", "too_quiet")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: `code` (one of `CODES`), the measured `value`, the `threshold` it crossed, and `advice`."""
+
+    code: str
+    value: float
+    threshold: float
+    advice: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """Where a measure becomes a finding (tuned by `benchmarks/prompt_check.py` on validation speakers)."""
+
+    min_speech_seconds: float = 2.5
+    min_snr_db: float = 15.0
+    max_clipped_percent: float = 0.1
+    max_not_speech_percent: float = 20.0
+    min_speaker_similarity: float = 0.86  # cosine between the two groups of speech windows (`speaker_similarity`)
+    max_reverb_seconds: float = 0.5
+    min_phonemes: int = 16  # distinct phonemes: below the sparsest 1 % of 3 s stretches of the corpus's read speech
+    min_level_dbfs: float = -40.0
+    speaker_window_seconds: float = 1.0  # short enough that a second voice has windows of its own
+    speaker_hop_seconds: float = 0.5
+    language: str = "en-us"
+
+
+@dataclass
+class PromptReport:
+    """What `check_prompt` found: `ok` when nothing; `not_checked` names the checks that could not run, and why."""
+
+    findings: list[Finding]
+    seconds: float
+    speech_seconds: float
+    measures: dict[str, float | None]
+    not_checked: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def codes(self) -> list[str]:
+        return [f.code for f in self.findings]
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "findings": [f.to_dict() for f in self.findings], "seconds": round(self.seconds, 3),
+                "speech_seconds": round(self.speech_seconds, 3), "measures": self.measures, "not_checked": self.not_checked}
+
+
+@functools.cache
+def _speaker_encoder() -> tuple[object | None, str]:
+    """Resemblyzer's encoder (loaded once) or None with the reason it is missing."""
+    from valle.eval.speaker import SpeakerEncoder
+
+    try:
+        return SpeakerEncoder(), ""
+    except DependencyError as e:
+        return None, str(e)
+
+
+def speaker_embeddings(pieces: list[np.ndarray]) -> np.ndarray | None:
+    """Unit d-vectors `[pieces, 256]` of pieces of audio at 16 kHz, or None without Resemblyzer."""
+    encoder, _ = _speaker_encoder()
+    if encoder is None:
+        return None
+    vectors = np.stack([encoder.embed(piece, signal.RATE) for piece in pieces])
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def speaker_similarity(speech: np.ndarray, window_seconds: float, hop_seconds: float) -> tuple[float | None, str]:
+    """How alike the two most different groups of the prompt's speech windows sound (cosine of d-vectors).
+
+    The windows (pauses cut out) are split in two around the pair least alike, each
+    window joining the nearer of the two, and the groups' mean d-vectors compared: one
+    voice gives two groups that still sound alike; a second voice that takes over part
+    of the recording forms a group of its own. None (and the reason) when Resemblyzer
+    is not installed or there is too little speech for two windows.
+    """
+    size, hop = round(window_seconds * signal.RATE), round(hop_seconds * signal.RATE)
+    if len(speech) < size + hop:
+        return None, f"under {window_seconds + hop_seconds:.1f} s of speech: too little to compare two windows"
+    starts = np.unique(np.append(np.arange(0, len(speech) - size + 1, hop), len(speech) - size))
+    vectors = speaker_embeddings([speech[s:s + size] for s in starts])
+    if vectors is None:
+        return None, _speaker_encoder()[1]
+    cosines = vectors @ vectors.T
+    a, b = np.unravel_index(np.argmin(cosines), cosines.shape)
+    first = cosines[:, a] >= cosines[:, b]
+    one, other = vectors[first].mean(axis=0), vectors[~first].mean(axis=0)
+    return float(one @ other / (np.linalg.norm(one) * np.linalg.norm(other))), ""
+
+
+def check_prompt(samples: np.ndarray, sample_rate: int, text: str | None = None, config: CheckConfig = CheckConfig()) -> PromptReport:
+    """Measure a prompt recording (mono float samples, as recorded: not normalised) and report its problems.
+
+    `text`, what the recording says, lets the phoneme coverage be checked; without it
+    that check is listed in `not_checked`.
+    """
+    x = resample(np.asarray(samples, dtype=np.float32), sample_rate, signal.RATE)
+    power = signal.power_spectrogram(x)
+    level = signal.band_level_db(power)
+    speech = signal.speech_mask(level)
+    speech_seconds = signal.frame_seconds(int(speech.sum()))
+    samples_of_speech = np.repeat(speech, signal.HOP)[: len(x)]
+    tonal = signal.tonal_frames(x)[: len(speech)]
+    not_checked: dict[str, str] = {}
+
+    similarity, why = speaker_similarity(x[: len(samples_of_speech)][samples_of_speech], config.speaker_window_seconds,
+                                         config.speaker_hop_seconds)
+    if similarity is None:
+        not_checked["several_speakers"] = why
+    reverb = signal.decay_seconds(level, speech, signal.noise_level_db(power))
+    if reverb is None:
+        not_checked["reverberant"] = "too few places where the speech stops cleanly to measure the room's decay"
+    phonemes = None
+    if text is None:
+        not_checked["low_coverage"] = "no transcript given: give what the prompt says to check its phonemes"
+    else:
+        try:
+            phonemes = phoneme_coverage(text, config.language).distinct
+        except TextError as e:
+            not_checked["low_coverage"] = str(e)
+    measures = {
+        "speech_seconds": round(speech_seconds, 3),
+        "level_dbfs": round(signal.active_level_db(x, speech), 2),
+        "snr_db": round(signal.snr_db(power, speech), 2),
+        "clipped_percent": round(100 * signal.clipped_share(x), 4),
+        "not_speech_percent": round(100 * float(tonal[speech].mean()) if speech.any() else 0.0, 2),
+        "speaker_similarity": None if similarity is None else round(similarity, 4),
+        "reverb_seconds": None if reverb is None else round(reverb, 3),
+        "phonemes": phonemes,
+    }
+    return PromptReport(_findings(measures, config), len(x) / signal.RATE, speech_seconds, measures, not_checked)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A finding is raised when `measure` is on the wrong side (`below` or above) of `CheckConfig.<limit>`."""
+
+    measure: str
+    limit: str
+    below: bool
+
+
+RULES = {
+    "too_short": Rule("speech_seconds", "min_speech_seconds", True),
+    "noise": Rule("snr_db", "min_snr_db", True),
+    "clipping": Rule("clipped_percent", "max_clipped_percent", False),
+    "not_speech": Rule("not_speech_percent", "max_not_speech_percent", False),
+    "several_speakers": Rule("speaker_similarity", "min_speaker_similarity", True),
+    "reverberant": Rule("reverb_seconds", "max_reverb_seconds", False),
+    "low_coverage": Rule("phonemes", "min_phonemes", True),
+    "too_quiet": Rule("level_dbfs", "min_level_dbfs", True),
+}
+ADVICE = {
+    "too_short": "only {value:.1f} s of speech (at least {threshold:g} s needed): record 3-10 s of continuous speech",
+    "noise": "background noise: the speech is only {value:.0f} dB above it (at least {threshold:g} dB needed); record "
+             "in a quiet room, close to the microphone, with fans and traffic away",
+    "clipping": "clipped: {value:.2f} % of the samples sit flat at the peak (at most {threshold:g} %); record with the input "
+                "level lower so that the loudest words stay below the top",
+    "not_speech": "{value:.0f} % of the speech has music or steady tones under it (at most {threshold:g} %); record "
+                  "without music, ringing or beeps in the background",
+    "several_speakers": "more than one voice: parts of the recording sound like different people (similarity {value:.2f}, "
+                        "at least {threshold:g} wanted); keep only the one speaker (`valle prompt pick` finds a stretch)",
+    "reverberant": "echo: the room rings for about {value:.2f} s (at most {threshold:g} s wanted); record closer to the "
+                   "microphone, in a smaller or furnished room",
+    "low_coverage": "the transcript has only {value:.0f} distinct sounds (3 s of read speech usually has {threshold:g} or "
+                    "more): read a varied sentence rather than repeated words",
+    "too_quiet": "too quiet: the speech is at {value:.0f} dBFS (at least {threshold:g} dBFS wanted); speak closer to the "
+                 "microphone or raise its input level",
+}
+
+
+def _findings(measures: dict[str, float | None], config: CheckConfig) -> list[Finding]:
+    findings = []
+    for code, rule in RULES.items():
+        value, threshold = measures[rule.measure], getattr(config, rule.limit)
+        if value is not None and (value < threshold if rule.below else value > threshold):
+            findings.append(Finding(code, value, threshold, ADVICE[code].format(value=value, threshold=threshold)))
+    return findings
