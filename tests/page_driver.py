@@ -90,6 +90,36 @@ def clone_in_browser(url: str, prompt: Path | None, prompt_text: str, text: str,
     return shown
 
 
+def check_and_save_in_browser(url: str, prompt: Path, name: str) -> dict:
+    """Choose `prompt` for upload, wait for the page's check of it, then save it as a voice called `name`.
+
+    Returns what the page shows: the first voice's full name before anything is chosen, the
+    check's text and finding codes, the status after saving, and the saved voice's name as shown.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 900, "height": 1100})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.wait_for_function("document.querySelectorAll('#voice option').length > 0")
+        first_voice = page.inner_text("#voice-info")
+        page.set_input_files("#file", str(prompt))
+        page.wait_for_selector("#prompt-check:has-text('Recording checked')", timeout=60_000)
+        shown = {"first_voice": first_voice, "check": page.inner_text("#prompt-check"), "errors": errors,
+                 "codes": page.eval_on_selector_all("#prompt-check li", "items => items.map(i => i.dataset.code)"),
+                 "suggested_name": page.input_value("#voice-name")}
+        page.fill("#voice-name", name)
+        page.click("#save-voice")
+        page.wait_for_selector("#status:has-text('Saved the voice')", timeout=60_000)
+        shown.update(status=page.inner_text("#status"), voice_info=page.inner_text("#voice-info"),
+                     selected=page.eval_on_selector("#voice", "s => s.options[s.selectedIndex].text"))
+        browser.close()
+    return shown
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default")

@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import json
 import threading
 import time
 
@@ -101,7 +102,7 @@ def test_bad_requests_get_a_4xx_that_says_what_to_change(client, data, files, st
     (wav(seconds=20.0), 413, "over the limit of 600000 bytes (max_upload_bytes)"),
     (wav(seconds=9.0, rate=8000), 422, "the limit is 8 s"),
     (wav(seconds=0.5), 422, "at least 1 s"),
-    (b"RIFF not really a wav", 422, "cannot read audio file the uploaded prompt"),
+    (b"RIFF not really a wav", 422, "cannot read the uploaded prompt: "),
     (np.zeros(16000 * 3, np.int16).tobytes(), 422, "the uploaded prompt"),
 ])
 def test_bad_prompts_get_a_4xx_naming_the_limit(client, upload, status, message):
@@ -206,3 +207,39 @@ def test_a_client_that_leaves_mid_stream_frees_its_slot(valle, tmp_path, monkeyp
         while httpx.get(f"{url}/health").json()["running"] and time.time() < deadline:
             time.sleep(0.05)
         assert httpx.get(f"{url}/health").json()["running"] == 0
+
+
+def test_a_prompt_is_checked_on_its_own_with_the_result_and_when_saved(client):
+    clipped = io.BytesIO()
+    sf.write(clipped, np.clip(speechlike(3.0, 16000) * 20, -1, 1), 16000, format="WAV")
+    files = {"prompt": ("take 2.wav", clipped.getvalue(), "audio/wav")}
+    report = client.post("/v1/prompt/check", files=files, data={"transcript": PROMPT_TEXT}).json()
+    assert report["ok"] is False and "clipping" in [f["code"] for f in report["findings"]] and report["picked"] is None
+    assert set(report["findings"][0]) == {"code", "value", "threshold", "advice"} and "speaker_similarity" in report["measures"]
+    spoken = client.post("/v1/synthesize", data={"text": "Hi.", "prompt_text": PROMPT_TEXT, "seed": "1"}, files=files)
+    assert spoken.status_code == 200 and json.loads(spoken.headers["X-Prompt-Check"])["findings"] == report["findings"]
+    saved = client.post("/v1/voices", files=files).json()
+    assert saved["name"] == "take 2" and saved["prompt_check"]["findings"] == report["findings"]  # named after the file
+    named = client.post("/v1/voices", files=files, data={"name": "Anna at home"}).json()
+    assert named["name"] == "Anna at home" and named["id"] in {v["id"] for v in client.get("/v1/voices").json()}
+    again = client.post("/v1/synthesize", data={"text": "Hi.", "voice_id": named["id"], "seed": "1"})
+    assert json.loads(again.headers["X-Prompt-Check"])["findings"] == report["findings"]
+
+
+def test_a_long_upload_prompts_with_its_best_window(valle, tmp_path):
+    buffer = io.BytesIO()
+    sf.write(buffer, np.concatenate([speechlike(4.0, 16000, seed=i) for i in range(4)]), 16000, format="WAV")
+    with TestClient(create_app(ServeConfig(data_dir=tmp_path), valle)) as client:
+        report = client.post("/v1/prompt/check", files={"prompt": ("long.wav", buffer.getvalue(), "audio/wav")}).json()
+    assert report["recording_seconds"] == 16.0 and 3.0 <= report["picked"]["end"] - report["picked"]["start"] <= 6.0
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({}, "the text is empty: give the words to speak"),
+    ({"text": "   "}, "the text is empty: give the words to speak"),
+    ({"text": "Hi.", "temperature": "-1"}, "temperature must be >= 0 (got '-1')"),
+    ({"text": "Hi.", "top_k": "many"}, "top_k: input should be a valid integer"),
+])
+def test_server_messages_read_like_the_cli(client, data, message):
+    response = client.post("/v1/synthesize", data={"prompt_text": "p", **data}, files={"prompt": ("p.wav", wav(), "audio/wav")})
+    assert response.status_code == 422 and response.json()["error"].startswith(message)

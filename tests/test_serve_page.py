@@ -3,7 +3,7 @@
 import shutil
 
 import pytest
-from page_driver import CHROMIUM, clone_in_browser, serving
+from page_driver import CHROMIUM, check_and_save_in_browser, clone_in_browser, serving
 
 from valle.infer import VallE
 from valle.serve import ServeConfig, create_app
@@ -38,3 +38,21 @@ def test_page_clones_a_voice_recorded_with_the_microphone(browser_ready, model_d
         shown = clone_in_browser(url, None, "a beep now and then", "Hello from the microphone.", stream=False)
     assert shown["errors"] == [] and shown["status"].startswith("Done:") and shown["duration"] > 0.2
     assert shown["first_audio_ms"] is None  # the whole WAV at once
+
+
+def test_page_checks_a_chosen_recording_before_synthesis_and_saves_it_under_its_name(browser_ready, model_dir, write_wav,
+                                                                                      tmp_path):
+    import numpy as np
+    from conftest import speechlike
+
+    from valle.infer.bundled import bundled_prompts
+
+    clipped = write_wav("loud take.wav", np.clip(speechlike(4.0, 16000) * 20, -1, 1))
+    app = create_app(ServeConfig(data_dir=tmp_path / "data"), VallE.from_pretrained(model_dir))
+    with serving(app) as url:
+        shown = check_and_save_in_browser(url, clipped, "Anna, read in the kitchen")
+    first = next(iter(bundled_prompts().values()))
+    assert shown["errors"] == [] and shown["first_voice"].startswith(first.description)  # the whole name, not cut
+    assert "clipping" in shown["codes"] and "record with the input level lower" in shown["check"]
+    assert shown["suggested_name"] == "loud take" and shown["status"] == 'Saved the voice as "Anna, read in the kitchen".'
+    assert shown["voice_info"] == "Anna, read in the kitchen" and shown["selected"].startswith("Anna, read in the kitchen (saved")

@@ -7,6 +7,7 @@ synthetic; with `stream=true`, as a WAV of open length whose samples follow as t
 made, the synthesis slot held until the stream ends or the client leaves.
 """
 
+import json
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,9 +23,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from valle import __version__
-from valle.audio import load_prompt, pcm16, wav_bytes, wav_header
+from valle.audio import audio_duration, load_prompt, pcm16, wav_bytes, wav_header
 from valle.errors import AudioError, ConfigError, DependencyError, TextError
 from valle.infer import VallE
+from valle.infer.prompt_pick import PreparedPrompt, prepare_prompt
 from valle.model.sampling import SamplingConfig
 from valle.serve.config import ServeConfig
 from valle.serve.limiter import Busy, Limiter
@@ -46,11 +48,11 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in error.errors())
-        return JSONResponse({"error": f"invalid request: {problems}"}, 422)
+        return JSONResponse({"error": "; ".join(_phrase(e) for e in error.errors())}, 422)
 
-    async def read_prompt(upload: UploadFile) -> np.ndarray:
-        """The uploaded prompt, checked like any prompt, within the size and duration limits."""
+    async def read_prompt(upload: UploadFile, text: str | None) -> PreparedPrompt:
+        """The uploaded prompt, checked like any prompt, within the size and duration limits; a long one cut to its
+        best window."""
         data = await upload.read(config.max_upload_bytes + 1)
         if len(data) > config.max_upload_bytes:
             raise HTTPException(413, f"the prompt upload is over the limit of {config.max_upload_bytes} bytes "
@@ -59,16 +61,23 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
             f.write(data)
             f.flush()
             try:
-                return load_prompt(f.name, valle.codec.sample_rate, max_seconds=config.max_prompt_seconds)
+                if (seconds := audio_duration(f.name)) > config.max_prompt_seconds:
+                    raise AudioError(f"the uploaded prompt is {seconds:.1f} s long; the limit is "
+                                     f"{config.max_prompt_seconds:g} s (max_prompt_seconds): send a 3-10 s recording")
+                return await anyio.to_thread.run_sync(
+                    lambda: prepare_prompt(f.name, valle.codec.sample_rate, text, check=True))
             except AudioError as e:
-                raise HTTPException(422, str(e).replace(f.name, "the uploaded prompt")) from None
+                message = str(e)
+                for named in (f"audio file {f.name}", f"prompt {f.name}", f.name):
+                    message = message.replace(named, "the uploaded prompt")
+                raise HTTPException(422, message) from None
 
     def busy() -> HTTPException:
         return HTTPException(503, f"busy: {config.max_concurrent} syntheses running and {config.max_queue} waiting; "
                                   f"retry in {config.retry_after_seconds} s",
                              headers={"Retry-After": str(config.retry_after_seconds)})
 
-    async def streamed(start: Callable[[], Iterator[np.ndarray]]) -> StreamingResponse:
+    async def streamed(start: Callable[[], Iterator[np.ndarray]], headers: dict[str, str]) -> StreamingResponse:
         """A WAV stream of the chunks `start()` yields, holding a slot until it ends or the client leaves.
 
         Bad input is refused (422) before the first byte; the timeout covers the wait for a slot.
@@ -98,7 +107,8 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
                 chunks.close()
                 limiter.leave()
 
-        return StreamingResponse(body(), media_type="audio/wav", headers={"X-Watermarked": "true", "X-Stream": "true"})
+        return StreamingResponse(body(), media_type="audio/wav",
+                                 headers={"X-Watermarked": "true", "X-Stream": "true", **headers})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -115,9 +125,10 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
                            "max_prompt_seconds": config.max_prompt_seconds, "timeout_seconds": config.timeout_seconds}}
 
     @app.post("/v1/synthesize", response_class=Response,
-              responses={200: {"content": {"audio/wav": {}}, "description": "watermarked 16-bit WAV"}})
+              responses={200: {"content": {"audio/wav": {}}, "description": "watermarked 16-bit WAV; the prompt's check "
+                               "(as POST /v1/prompt/check answers) in the X-Prompt-Check header"}})
     async def synthesize(
-        text: Annotated[str, Form(description="what to say")],
+        text: Annotated[str, Form(description="what to say")] = "",
         prompt: Annotated[UploadFile | None, File(description="a 3-10 s recording of the voice (wav, flac, ogg, mp3)")] = None,
         voice_id: Annotated[str | None, Form(description="a saved or bundled voice instead of a prompt upload")] = None,
         prompt_text: Annotated[str | None, Form(description="what the prompt says (recognised when left out)")] = None,
@@ -127,23 +138,27 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
         seed: Annotated[int | None, Form(ge=0, le=2**32 - 1)] = None,
         stream: Annotated[bool, Form(description="answer with a WAV stream (open length) as the audio is made")] = False,
     ) -> Response:
+        if not text.strip():
+            raise HTTPException(422, "the text is empty: give the words to speak")
         if len(text) > config.max_text_chars:
             raise HTTPException(413, f"the text has {len(text)} characters; the limit is {config.max_text_chars} "
                                      "(max_text_chars): send it in parts")
         if (prompt is None) == (voice_id is None):
             raise HTTPException(422, "give either a prompt recording (prompt) or a saved voice (voice_id)")
         if prompt is not None:
-            samples = await read_prompt(prompt)
+            prepared = await read_prompt(prompt, prompt_text)
+            samples, prompt_text, check = prepared.samples, prepared.text, prepared.to_dict()
         else:
             voice, path = _voice(voices, voice_id)
             samples = load_prompt(path, valle.codec.sample_rate)  # checked when it was saved
-            prompt_text = prompt_text if prompt_text is not None else voice.transcript
+            prompt_text, check = prompt_text if prompt_text is not None else voice.transcript, voice.prompt_check
         try:
             sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
         except ConfigError as e:
             raise HTTPException(422, str(e)) from None
+        checked = {"X-Prompt-Check": json.dumps(check, separators=(",", ":"))} if check else {}
         if stream:
-            return await streamed(lambda: valle.stream(text, samples, prompt_text, sampling, seed))
+            return await streamed(lambda: valle.stream(text, samples, prompt_text, sampling, seed), checked)
         started = time.perf_counter()
         try:
             result = await limiter.run(lambda: valle.synthesize(text, samples, prompt_text, sampling, seed),
@@ -158,16 +173,25 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
         seconds = time.perf_counter() - started
         return Response(wav_bytes(result.samples, result.sample_rate, SYNTHETIC_COMMENT), media_type="audio/wav",
                         headers={"X-Audio-Seconds": f"{result.seconds:.3f}", "X-Synthesis-Seconds": f"{seconds:.3f}",
-                                 "X-Watermarked": str(result.watermarked).lower()})
+                                 "X-Watermarked": str(result.watermarked).lower(), **checked})
+
+    @app.post("/v1/prompt/check")
+    async def check_prompt(
+        prompt: Annotated[UploadFile, File(description="a recording to prompt with")],
+        transcript: Annotated[str | None, Form(max_length=1000, description="what the recording says")] = None,
+    ) -> dict:
+        """What in the recording would spoil a cloned voice (`valle prompt check`), before any synthesis."""
+        return (await read_prompt(prompt, transcript)).to_dict()
 
     @app.post("/v1/voices", status_code=201)
     async def add_voice(
         prompt: Annotated[UploadFile, File(description="a 3-10 s recording of the voice")],
-        name: Annotated[str, Form(max_length=100)] = "my voice",
+        name: Annotated[str | None, Form(max_length=100, description="the default: the upload's file name")] = None,
         transcript: Annotated[str | None, Form(max_length=1000, description="what the recording says")] = None,
     ) -> Voice:
-        samples = await read_prompt(prompt)
-        return voices.add(samples, valle.codec.sample_rate, name, transcript)
+        prepared = await read_prompt(prompt, transcript)
+        name = (name or "").strip() or Path(prompt.filename or "").stem or "my voice"
+        return voices.add(prepared.samples, valle.codec.sample_rate, name, prepared.text, prepared.to_dict())
 
     @app.get("/v1/voices")
     async def list_voices() -> list[Voice]:
@@ -184,6 +208,21 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
         return Response(status_code=204)
 
     return app
+
+
+def _phrase(error: dict) -> str:
+    """A request validation error as the CLI would say it: the field, what it must be, what came."""
+    field = ".".join(map(str, error["loc"][1:])) or "the request"
+    limits = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+    context = error.get("ctx") or {}
+    if error["type"] == "missing":
+        return f"{field} is missing: send it as a form field"
+    if error["type"] in limits:
+        bound = next(iter(context.values()), "")
+        return f"{field} must be {limits[error['type']]} {bound:g} (got {error.get('input')!r})"
+    if error["type"] == "string_too_long":
+        return f"{field} is too long: at most {context.get('max_length')} characters"
+    return f"{field}: {error['msg'].lower()} (got {error.get('input')!r})"
 
 
 def _voice(voices: VoiceStore, voice_id: str | None) -> tuple[Voice, Path]:

@@ -38,6 +38,7 @@ class Voice:
     transcript: str | None
     seconds: float
     bundled: bool
+    prompt_check: dict | None = None  # what `POST /v1/prompt/check` found when it was saved
 
 
 class VoiceStore:
@@ -47,8 +48,9 @@ class VoiceStore:
         self._bundled = {p.name: (Voice(p.name, p.description, p.text, round(audio_duration(p.path), 2), True), p.path)
                          for p in bundled_prompts().values()}
 
-    def add(self, samples: np.ndarray, sample_rate: int, name: str, transcript: str | None) -> Voice:
-        voice = Voice(uuid.uuid4().hex, name, transcript, len(samples) / sample_rate, bundled=False)
+    def add(self, samples: np.ndarray, sample_rate: int, name: str, transcript: str | None,
+            prompt_check: dict | None = None) -> Voice:
+        voice = Voice(uuid.uuid4().hex, name, transcript, round(len(samples) / sample_rate, 2), False, prompt_check)
         folder = self.root / voice.id
         write_audio(folder / "prompt.wav", samples, sample_rate)
         with atomic_write(folder / "voice.json") as f:  # written last: a voice without it is not listed

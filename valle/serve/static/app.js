@@ -19,16 +19,75 @@ async function errorText(response) {
   }
 }
 
+let voices = [];
+
 async function loadVoices(select) {
   const response = await fetch("/v1/voices");
-  const voices = await response.json();
+  voices = await response.json();
   $("voice").innerHTML = "";
   for (const v of voices) {
-    const option = new Option(`${v.bundled ? "bundled" : "saved"}: ${v.id.slice(0, 12)} (${v.seconds} s) ${v.name}`, v.id);
+    const label = v.bundled ? `${v.id}: ${v.name}` : v.name;
+    const option = new Option(`${label} (${v.bundled ? "bundled" : "saved"}, ${v.seconds} s)`, v.id);
+    option.title = label;
     $("voice").add(option);
   }
   if (select) $("voice").value = select;
+  showVoice();
 }
+
+// The chosen voice's whole name and transcript, which the list may cut short.
+function showVoice() {
+  const v = voices.find((v) => v.id === $("voice").value);
+  $("voice-info").textContent = v ? `${v.name}${v.transcript ? `: "${v.transcript}"` : ""}` : "";
+}
+$("voice").addEventListener("change", showVoice);
+
+// What the server's check found in a recording (POST /v1/prompt/check), shown before any synthesis.
+function showCheck(report) {
+  const box = $("prompt-check");
+  box.innerHTML = "";
+  box.className = report.ok ? "note" : "note problems";
+  const head = document.createElement("div");
+  const picked = report.picked ? ` It is long: its best ${(report.picked.end - report.picked.start).toFixed(1)} s, ` +
+    `${report.picked.start.toFixed(2)}-${report.picked.end.toFixed(2)} s, will prompt.` : "";
+  head.textContent = (report.ok ? `Recording checked: ${report.speech_seconds.toFixed(1)} s of speech, nothing found ` +
+    "that would spoil the voice." : "Recording checked: this would spoil the cloned voice:") + picked;
+  box.append(head);
+  if (!report.ok) {
+    const list = document.createElement("ul");
+    for (const f of report.findings) {
+      const item = document.createElement("li");
+      item.dataset.code = f.code;
+      item.textContent = f.advice;
+      list.append(item);
+    }
+    box.append(list);
+  }
+}
+
+async function checkPrompt(blob) {
+  $("prompt-check").className = "note";
+  $("prompt-check").textContent = "Checking the recording...";
+  const form = new FormData();
+  form.append("prompt", blob, blob.name || "prompt.wav");
+  if ($("prompt-text").value.trim()) form.append("transcript", $("prompt-text").value.trim());
+  try {
+    const response = await fetch("/v1/prompt/check", { method: "POST", body: form });
+    if (!response.ok) throw new Error(await errorText(response));
+    showCheck(await response.json());
+  } catch (e) {
+    $("prompt-check").className = "note problems";
+    $("prompt-check").textContent = `This recording cannot prompt: ${e.message}`;
+  }
+}
+
+$("file").addEventListener("change", () => {
+  if (!$("file").files.length) return;
+  const file = $("file").files[0];
+  document.querySelector("input[value=upload]").checked = true;
+  $("voice-name").value = file.name.replace(/\.[^.]*$/, "");
+  checkPrompt(file);
+});
 
 function source() {
   return document.querySelector("input[name=source]:checked").value;
@@ -80,6 +139,8 @@ $("record").addEventListener("click", async () => {
       $("record").textContent = "Record again";
       $("recorded").textContent = "recorded";
       document.querySelector("input[value=record]").checked = true;
+      if (!$("voice-name").value) $("voice-name").value = "my recording";
+      checkPrompt(recording);
     };
     recorder.start();
     $("record").textContent = "Stop recording";
@@ -96,12 +157,13 @@ $("save-voice").addEventListener("click", async () => {
     const form = new FormData();
     form.append("prompt", blob, blob.name || "prompt.wav");
     if ($("prompt-text").value.trim()) form.append("transcript", $("prompt-text").value.trim());
+    if ($("voice-name").value.trim()) form.append("name", $("voice-name").value.trim());
     const response = await fetch("/v1/voices", { method: "POST", body: form });
     if (!response.ok) throw new Error(await errorText(response));
     const voice = await response.json();
     await loadVoices(voice.id);
     document.querySelector("input[value=saved]").checked = true;
-    say(`Saved the voice as ${voice.id}.`);
+    say(`Saved the voice as "${voice.name}".`);
   } catch (e) {
     say(e.message, true);
   }
