@@ -4,7 +4,9 @@ The AR stage runs step by step (`ARModel.decode_steps`), with the same sampler a
 synthesis, so it chooses the same codes. Whenever enough new frames exist, the NAR stage
 fills in the upper levels of a window of them and the codec decodes the window; both see
 `context` frames before the chunk again (decided before, kept as they are) and a short
-`lookahead` after it, held back until it exists. A chunk is the audio of its own frames; its
+`lookahead` after it, held back until it exists. The look-ahead's levels are settled with
+the chunk, so that the codec decoded the chunk's end from the codes that will follow it
+and the next window only adds to them. A chunk is the audio of its own frames; its
 first `overlap` frames are cross-faded with what the previous chunk decoded past its end,
 so that chunks join without a click. The first chunk is small, so that sound starts early;
 later ones double up to `max_frames`, so that the total cost stays near whole synthesis.
@@ -31,9 +33,9 @@ if TYPE_CHECKING:
 class StreamConfig:
     first_frames: int = 10  # the first chunk (200 ms at 50 frames/s)
     max_frames: int = 160  # chunks double up to this
-    lookahead: int = 4  # frames past a chunk that the NAR stage and the codec see before it is decoded
+    lookahead: int = 8  # frames past a chunk that the NAR stage and the codec see before it is decoded
     context: int = 32  # frames before a chunk that they see again (the compact codec's decoder reaches 27)
-    overlap: int = 1  # frames of audio cross-faded between chunks
+    overlap: int = 2  # frames of audio cross-faded between chunks
 
     def __post_init__(self) -> None:
         if not 1 <= self.first_frames <= self.max_frames:
@@ -91,8 +93,8 @@ class JobStream:
             codes = torch.cat([self.settled[:, low:first], filled], dim=1)
         else:
             codes = self.settled[:, low:stop]
-        if end > decided:
-            self.settled = torch.cat([self.settled, codes[:, decided - low:end - low]], dim=1)
+        if stop > decided:  # the look-ahead is settled too, so that this decode saw the codes that will be spoken
+            self.settled = torch.cat([self.settled, codes[:, decided - low:]], dim=1)
         audio = valle.codec.decode(codes[None])[0].float().cpu().numpy()
         chunk = audio[(start - low) * hop:(end - low) * hop].copy()
         if self.tail is not None:  # fade from what the last chunk decoded past its end into this decode

@@ -1,0 +1,153 @@
+"""Streaming synthesis: time to first audio, total cost against whole synthesis, and the quality of the joins.
+
+Requests of 1-3 sentences (from the synthetic corpus's sentence pool), bundled voices, seeds
+fixed, `--threads` CPU threads:
+- in process: time from the call to the first chunk (p50, p95), and the time to the last
+  chunk against `synthesize` of the same request (same seed, so the same AR codes);
+- through the HTTP server on loopback (uvicorn in this process, `stream=true`): time from
+  sending the request to the first audio bytes after the WAV header;
+- joins: each sentence's streamed audio against one decode of the very codes it streamed,
+  mean log-mel distance (dB) on frames within 2 of a join against all other frames (a join
+  no worse than elsewhere means the windows and cross-fades are seamless).
+Targets: first audio p50 <= 200 ms and p95 <= 300 ms in process, p50 <= 250 ms over HTTP,
+total time within 1.2x of whole synthesis, joins no worse than elsewhere: within 1.2x of
+it, or below 0.1 dB, a tenth of the smallest change of level a listener can hear, where
+both are so near zero that their ratio means nothing.
+
+    python benchmarks/streaming.py --requests 20 --threads 2
+"""
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from targets import report
+
+from valle.codec.spectral import LogMel
+from valle.data.synthetic.sentences import load_sentences
+from valle.infer import VallE
+from valle.infer.bundled import bundled_prompts
+from valle.infer.pipeline import SynthesisRequest
+from valle.infer.stream import JobStream, StreamConfig
+from valle.model.sampling import SamplingConfig
+
+
+def requests(n: int, seed: int) -> list[tuple[str, str]]:
+    """`n` (text of 1-3 sentences, bundled voice) pairs."""
+    rng = random.Random(seed)
+    pool = [s for s in load_sentences() if 30 <= len(s) <= 90]
+    voices = sorted(bundled_prompts())
+    return [(" ".join(rng.sample(pool, rng.randint(1, 3))), voices[i % len(voices)]) for i in range(n)]
+
+
+def in_process(valle: VallE, items: list[tuple[str, str]]) -> dict:
+    first, ratios = [], []
+    for i, (text, voice) in enumerate(items):
+        started = time.perf_counter()
+        whole = valle.synthesize(text, voice, seed=i)
+        whole_seconds = time.perf_counter() - started
+        started, got = time.perf_counter(), None
+        samples = 0
+        for chunk in valle.stream(text, voice, seed=i):
+            got = time.perf_counter() - started if got is None else got
+            samples += len(chunk)
+        ratios.append((time.perf_counter() - started) / whole_seconds)
+        first.append(got)
+        assert abs(samples - len(whole.samples)) <= int(0.5 * valle.codec.sample_rate)  # the same speech
+    return {"first_audio_ms": [1e3 * f for f in first], "total_ratio": ratios}
+
+
+def over_http(valle: VallE, items: list[tuple[str, str]]) -> list[float]:
+    import httpx
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import tempfile
+
+    from page_driver import serving
+
+    from valle.serve import ServeConfig, create_app
+
+    first = []
+    with tempfile.TemporaryDirectory() as data, serving(create_app(ServeConfig(data_dir=Path(data)), valle)) as url:
+        for i, (text, voice) in enumerate(items):
+            started, header, got = time.perf_counter(), b"", None
+            with httpx.stream("POST", f"{url}/v1/synthesize", timeout=120,
+                              data={"text": text, "voice_id": voice, "seed": str(i), "stream": "true"}) as response:
+                for piece in response.iter_bytes():
+                    header += piece
+                    if got is None and b"data" in header and len(header) > header.index(b"data") + 8:
+                        got = time.perf_counter() - started  # audio bytes after the header
+            first.append(1e3 * got)
+    return first
+
+
+DB_PER_NEPER = 10 / np.log(10)  # log-mel is the natural log of power
+
+
+def joins(valle: VallE, items: list[tuple[str, str]], config: StreamConfig = StreamConfig()) -> dict:
+    """Mean log-mel distance (dB) of streamed audio to one decode of the same codes: near joins and elsewhere."""
+    rate = valle.codec.sample_rate
+    hop = round(rate / valle.codec.frame_rate)
+    log_mel = LogMel(rate, 4 * hop, hop, 80)
+    near, far = [], []
+    for i, (text, voice) in enumerate(items):
+        jobs, _ = valle.plan(SynthesisRequest(text, voice, None, i), SamplingConfig())
+        for job in jobs:
+            stream = JobStream(valle, job, config)
+            chunks = [chunk for chunk, _ in stream.chunks()]
+            streamed = np.concatenate(chunks)
+            with torch.inference_mode():
+                whole = valle.codec.decode(stream.settled[None])[0].float().numpy()
+            a, b = (log_mel(torch.from_numpy(x[:len(streamed)].copy())[None])[0] for x in (streamed, whole))
+            distance = DB_PER_NEPER * (a - b).abs().mean(0).numpy()
+            seams = np.cumsum([len(c) // hop for c in chunks])[:-1]
+            mask = np.zeros(len(distance), bool)
+            for s in seams:
+                mask[max(0, s - 2):s + 3] = True
+            near += distance[mask[:len(distance)]].tolist()
+            far += distance[~mask[:len(distance)]].tolist()
+    near_db, far_db = float(np.mean(near)), float(np.mean(far))
+    return {"near_joins_db": near_db, "elsewhere_db": far_db, "ratio": near_db / max(far_db, 1e-9), "join_frames": len(near)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/streaming.json"))
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    valle = VallE.from_pretrained(args.model)
+    items = requests(args.requests, args.seed)
+    valle.synthesize("Warm up.", items[0][1], seed=0)
+    local = in_process(valle, items)
+    http = over_http(valle, items)
+    seams = joins(valle, items[: max(3, args.requests // 4)])
+    p = {name: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95))}
+         for name, v in (("in_process", local["first_audio_ms"]), ("http", http))}
+    ratio = float(np.median(local["total_ratio"]))
+    print("\n| where | first audio p50 | first audio p95 | total vs whole synthesis (median) |")
+    print("|---|---:|---:|---:|")
+    print(f"| in process | {p['in_process']['p50']:.0f} ms | {p['in_process']['p95']:.0f} ms | {ratio:.2f}x |")
+    print(f"| HTTP, loopback | {p['http']['p50']:.0f} ms | {p['http']['p95']:.0f} ms | |")
+    print(f"\njoins: log-mel distance {seams['near_joins_db']:.4f} dB within 2 frames of a join, {seams['elsewhere_db']:.4f} dB "
+          f"elsewhere ({seams['join_frames']} frames); {args.requests} requests of 1-3 sentences, "
+          f"model {args.model}, {torch.get_num_threads()} threads")
+    checks = {"first audio p50 <= 200 ms in process": p["in_process"]["p50"] <= 200,
+              "first audio p95 <= 300 ms in process": p["in_process"]["p95"] <= 300,
+              "first audio p50 <= 250 ms over HTTP": p["http"]["p50"] <= 250,
+              "total within 1.2x of whole synthesis": ratio <= 1.2,
+              "joins no worse than elsewhere (<= 1.2x, or < 0.1 dB)": seams["ratio"] <= 1.2 or seams["near_joins_db"] < 0.1}
+    return report(checks, {"model": args.model, "requests": args.requests, "first_audio_ms": p, "total_ratio": ratio,
+                           "total_ratios": local["total_ratio"], "joins": seams}, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
