@@ -81,6 +81,15 @@ async function checkPrompt(blob) {
   }
 }
 
+$("prompt-text").addEventListener("change", () => {  // the transcript lets the check count its sounds
+  try {
+    const blob = promptBlob();
+    if (blob) checkPrompt(blob);
+  } catch {
+    // nothing chosen yet: checked when it is
+  }
+});
+
 $("file").addEventListener("change", () => {
   if (!$("file").files.length) return;
   const file = $("file").files[0];
