@@ -8,7 +8,9 @@ the table says how many levels the stage that knows the alignment must predict.
 
 With `--nar STAGE`, a trained NAR stage fills in the levels above its AR's from the true
 lower ones (prompt: the first 3 s of another utterance of the same speaker, as in
-zero-shot synthesis), and its row says whether those levels improve on leaving them out.
+zero-shot synthesis), choosing codes greedily and nearest in expectation to the codec's
+vectors (`SamplingConfig.nar_decoding`); its rows say whether those levels improve on
+leaving them out.
 Every row also gives the log-mel distance to the original, which hears detail that WER
 and SIM miss.
 
@@ -33,22 +35,25 @@ from valle.data.shards import TokenizedCorpus
 from valle.eval.asr import load_recognizer, word_error_rate
 from valle.eval.speaker import ENCODER_RATE, SpeakerEncoder, cosine
 from valle.model.pretrained import load_stage
+from valle.model.sampling import NearestInExpectation
 
 
 class NARFill:
     """A NAR stage that fills in the upper levels of true lower ones, prompted by another utterance of the speaker."""
 
-    def __init__(self, stage: Path, tokens: Path, frame_rate: float, prompt_seconds: float = 3.0) -> None:
+    def __init__(self, stage: Path, tokens: Path, frame_rate: float, choose: NearestInExpectation | None,
+                 prompt_seconds: float = 3.0) -> None:
         self.model, _ = load_stage(stage)
         self.corpus = TokenizedCorpus(tokens)
         self.prompt_frames = round(prompt_seconds * frame_rate)
-        self.name = f"1-{self.model.first_level} + NAR"
+        self.choose = choose
+        self.name = f"1-{self.model.first_level} + NAR, {'greedy' if choose is None else 'nearest'}"
 
     def __call__(self, id_: str, codes: torch.Tensor) -> torch.Tensor:
         utterance = self.corpus[id_]
         others = [i for i in self.corpus.ids if i != id_ and i.split("_")[0] == utterance.speaker]
         prompt = self.corpus[others[0]].codes[:, :self.prompt_frames]
-        return self.model.generate(utterance.phonemes, prompt, codes[0, :self.model.first_level])[None]
+        return self.model.generate(utterance.phonemes, prompt, codes[0, :self.model.first_level], choose=self.choose)[None]
 
 
 def main() -> int:
@@ -74,8 +79,9 @@ def main() -> int:
     if args.nar:
         if args.tokens is None:
             parser.error("--nar needs --tokens: the split tokenised, for the phonemes and the prompts")
-        fill = NARFill(args.nar, args.tokens, codec.frame_rate)
-        systems[fill.name] = fill
+        for choose in (None, NearestInExpectation(codec.codebooks())):
+            fill = NARFill(args.nar, args.tokens, codec.frame_rate, choose)
+            systems[fill.name] = fill
     hypotheses: dict[str, list[str]] = {name: [] for name in [*systems, "original"]}
     sims: dict[str, list[float]] = {name: [] for name in systems}
     distances: dict[str, list[float]] = {name: [] for name in systems}

@@ -29,7 +29,7 @@ from valle.eval.evaluate import Scorers, evaluate, summarize
 from valle.eval.protocol import EvalConfig, plan
 from valle.eval.speaker import SpeakerEncoder
 from valle.infer import VallE
-from valle.model.sampling import SamplingConfig
+from valle.model.sampling import NAR_DECODINGS, SamplingConfig
 
 
 def main() -> int:
@@ -44,6 +44,7 @@ def main() -> int:
     parser.add_argument("--top-p", type=float, default=SamplingConfig.top_p)
     parser.add_argument("--upper-temperature", type=float, default=SamplingConfig.upper_temperature,
                         help="temperature of the AR's levels above the first (default: as level 1)")
+    parser.add_argument("--nar-decoding", default=SamplingConfig.nar_decoding, choices=NAR_DECODINGS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--asr", default="auto", help="the WER judge, as for `valle eval --asr` (default: auto)")
@@ -57,7 +58,7 @@ def main() -> int:
     items = plan(read_manifest(args.corpus / f"{args.split}.jsonl"), EvalConfig(modes=("cross-sentence",), n=args.n, seed=args.seed))
     scorers = Scorers(load_recognizer(args.asr, threads=args.threads), SpeakerEncoder())
     sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                              upper_temperature=args.upper_temperature)
+                              upper_temperature=args.upper_temperature, nar_decoding=args.nar_decoding)
     records = evaluate(valle, items, scorers, sampling, seed=args.seed)
     truth, model = summarize(records)
     flite = [r for r in records if r["speaker"].startswith("fl")]

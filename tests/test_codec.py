@@ -52,6 +52,18 @@ def test_protocol_shapes_rates_and_round_trip(codec, tmp_path):
     assert torch.equal(codec.encode(wav), codes)  # deterministic
 
 
+def test_codebooks_are_the_vectors_the_decoder_sums(codec):
+    codes = codec.encode(torch.from_numpy(speechlike(0.5, codec.sample_rate))[None])
+    books = codec.codebooks()
+    assert books.shape[:2] == (codec.n_codebooks, codec.codebook_size)
+    summed = sum(books[level][codes[0, level]] for level in range(codec.n_codebooks))  # [T, D]
+    if isinstance(codec, CompactCodec):
+        latent = codec.quantizer.decode(codes)[0]
+    else:  # transformers' EnCodec: levels first, then [B, D, T]
+        latent = codec.model.quantizer.decode(codes.transpose(0, 1))[0].T
+    assert torch.allclose(summed, latent, atol=1e-5)
+
+
 def test_encodec_has_the_papers_token_layout(tmp_path):
     codec = load_codec(tiny_encodec_folder(tmp_path / "e"))
     assert (codec.sample_rate, codec.frame_rate, codec.n_codebooks, codec.codebook_size) == (24000, 75.0, 8, 1024)

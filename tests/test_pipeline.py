@@ -51,6 +51,16 @@ def test_a_model_that_never_stops_is_cut_at_the_cap_and_one_that_stops_at_once_i
     assert len(eager.samples) // 320 == low
 
 
+def test_the_nar_decodes_greedily_or_nearest_to_the_codecs_vectors(valle, prompt, monkeypatch):
+    chosen = []
+    generate = valle.nar.generate
+    monkeypatch.setattr(valle.nar, "generate", lambda *a, **k: chosen.append(k["choose"]) or generate(*a, **k))
+    for decoding in ("greedy", "nearest"):
+        valle.synthesize("Go home now.", prompt, PROMPT_TEXT, seed=0, sampling=SamplingConfig(nar_decoding=decoding))
+    greedy, nearest = chosen
+    assert greedy is None and torch.equal(nearest.codebooks, valle.codec.codebooks())
+
+
 def test_same_seed_same_audio_other_seed_other_audio(valle, prompt):
     a = valle.synthesize("Seeds make it repeatable.", prompt, PROMPT_TEXT, seed=3)
     b = valle.synthesize("Seeds make it repeatable.", prompt, PROMPT_TEXT, seed=3)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from valle.errors import ConfigError
-from valle.model.sampling import Sampler, SamplingConfig, filter_logits
+from valle.model.sampling import NearestInExpectation, Sampler, SamplingConfig, filter_logits
 
 LOGITS = torch.tensor([4.0, 3.0, 2.0, 1.0, 0.0])
 
@@ -80,3 +80,16 @@ def test_upper_levels_can_be_sampled_at_their_own_temperature():
     assert len({same(logits, [], level=2) for _ in range(50)}) > 1  # by default every level is sampled alike
     with pytest.raises(ConfigError, match="upper_temperature must be a finite number >= 0"):
         SamplingConfig(upper_temperature=-1.0)
+
+
+def test_the_nar_picks_the_code_nearest_on_average_to_the_true_one():
+    # One level, four codes on a line: a small vector at 0 and three far from it.
+    codebooks = torch.tensor([[[0.1], [3.0], [-3.0], [2.0]]])
+    choose = NearestInExpectation(codebooks)
+    sure = torch.tensor([[0.0, 9.0, 0.0, 0.0]])  # code 1 all but certain
+    torn = torch.tensor([[0.0, 1.0, 1.0, 0.0]])  # 3 or -3: the likeliest alone (code 1) misses by 6 half the time
+    assert choose(sure, 0).tolist() == [1]
+    assert int(torn.argmax()) == 1 and choose(torn, 0).tolist() == [0]  # the small vector in between misses by 3
+    assert choose(torch.cat([sure, torn]), 0).tolist() == [1, 0]  # frame by frame
+    with pytest.raises(ConfigError, match="nar_decoding must be one of nearest, greedy"):
+        SamplingConfig(nar_decoding="beam")

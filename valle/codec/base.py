@@ -34,6 +34,10 @@ class Codec(Protocol):
         """`[B, K, T]` codes -> `[B, S']` float samples."""
         ...
 
+    def codebooks(self) -> Tensor:
+        """`[K, codebook_size, D]`: the vector each code stands for; the decoder hears the sum over levels."""
+        ...
+
 
 def _compact(path: Path, device: str) -> Codec:
     from valle.codec.compact import CompactCodec

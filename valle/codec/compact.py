@@ -121,6 +121,9 @@ class CompactCodec(nn.Module):
         """`[B, K', T]` codes (the first K' <= K levels) -> `[B, T * hop]` samples."""
         return self._synthesise(self.quantizer.decode(codes))
 
+    def codebooks(self) -> Tensor:
+        return torch.stack([level.codebook for level in self.quantizer.levels])
+
     # -- training ----------------------------------------------------------------------
     def forward(self, wav: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Reconstruct `wav` through the quantiser: (reconstruction, codes, commitment loss)."""

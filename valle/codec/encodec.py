@@ -64,6 +64,9 @@ class EncodecCodec:
     def decode(self, codes: Tensor) -> Tensor:
         return self.model.decode(codes[None], [None]).audio_values[:, 0]
 
+    def codebooks(self) -> Tensor:
+        return torch.stack([layer.codebook.embed for layer in self.model.quantizer.layers[:self.n_codebooks]])
+
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> "EncodecCodec":
         """From a snapshot folder or a weights file; given no path, the local caches.

@@ -27,7 +27,7 @@ from valle.infer.stream import StreamConfig, stream_jobs
 from valle.model.ar import ARModel, Chooser
 from valle.model.nar import NARModel
 from valle.model.pretrained import load_stage, save_stage
-from valle.model.sampling import Sampler, SamplingConfig
+from valle.model.sampling import NearestInExpectation, Sampler, SamplingConfig
 from valle.text import PhonemeTokenizer, PhonemeVocab, split_sentences
 from valle.watermark import DEFAULT_KEY, MIN_SECONDS, embed
 
@@ -95,6 +95,7 @@ class VallE:
         self.tokenizer = PhonemeTokenizer(vocab)
         self.guard = LengthGuard()
         self._recognizer = None  # for prompts given without a transcript
+        self._nearest: NearestInExpectation | None = None  # the NAR's chooser, made from the codebooks when first needed
 
     # -- persistence -------------------------------------------------------------------
     @classmethod
@@ -205,11 +206,19 @@ class VallE:
             for job, lower in zip(chunk, lowers):
                 if lower.shape[1] == job.high:
                     log.warning("the AR stage reached the length cap (%d frames) without an end token", job.high)
-                codes = self.nar.generate(job.phonemes, job.prompt_codes, lower)
+                codes = self.nar.generate(job.phonemes, job.prompt_codes, lower, choose=self.nar_chooser(job))
                 if job.keep_prompt:  # decoded together, the prompt and what follows join with no seam
                     codes = torch.cat([job.prompt_codes, codes], dim=1)
                 pieces.append(self.codec.decode(codes[None])[0].float().cpu().numpy())
         return pieces
+
+    def nar_chooser(self, job: Job) -> NearestInExpectation | None:
+        """How the NAR stage picks the job's codes: None is the likeliest code (`nar_decoding="greedy"`)."""
+        if job.sampler.config.nar_decoding == "greedy":
+            return None
+        if self._nearest is None:
+            self._nearest = NearestInExpectation(self.codec.codebooks())
+        return self._nearest
 
     def _chooser(self, job: Job) -> Chooser:
         """The job's sampler, with the end token forbidden until `job.low` new frames exist."""

@@ -89,7 +89,8 @@ class JobStream:
         if stop > decided:  # the NAR stage fills in the window; decided frames stay as they are
             first = max(low, self.offset)  # in continuation, the prompt's frames are not the NAR's to fill
             filled = valle.nar.generate(self.job.phonemes, self.job.prompt_codes, self.lower[:, first:stop],
-                                        offset=first - self.offset, settled=self.settled[:, first:decided])
+                                        offset=first - self.offset, settled=self.settled[:, first:decided],
+                                        choose=valle.nar_chooser(self.job))
             codes = torch.cat([self.settled[:, low:first], filled], dim=1)
         else:
             codes = self.settled[:, low:stop]

@@ -12,6 +12,7 @@ utterance as the prompt; the rest of the utterance is the target.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -123,12 +124,13 @@ class NARModel(nn.Module):
 
     @torch.no_grad()
     def generate(self, phonemes: Tensor, prompt: Tensor, lower: Tensor, offset: int = 0,
-                 settled: Tensor | None = None) -> Tensor:
-        """Greedy levels above the AR's for the target's lower levels `[ar_levels, T]`, given the full `prompt` `[K, T_p]`.
+                 settled: Tensor | None = None, choose: Callable[[Tensor, int], Tensor] | None = None) -> Tensor:
+        """The levels above the AR's for the target's lower levels `[ar_levels, T]`, given the full `prompt` `[K, T_p]`.
 
-        Returns all K levels of the target, `[K, T]`. A streaming caller passes a window of the
-        target: `offset` frames into it, with the first frames' levels already decided
-        (`settled`, `[K, n]`), which are kept and seen as they are.
+        Returns all K levels of the target, `[K, T]`, each level chosen from its logits by
+        `choose(logits [T, V], level)` (default: the likeliest code). A streaming caller passes
+        a window of the target: `offset` frames into it, with the first frames' levels already
+        decided (`settled`, `[K, n]`), which are kept and seen as they are.
         """
         k = self.config.n_codebooks
         target = torch.zeros(k, lower.shape[1], dtype=torch.long, device=lower.device)
@@ -138,7 +140,7 @@ class NARModel(nn.Module):
         for level in range(self.first_level, k):
             logits = self.logits(phonemes[None], one * phonemes.shape[0], prompt[None], one * prompt.shape[1],
                                  target[None], one * target.shape[1], one * level, offset)
-            target[level] = logits[0].argmax(-1)
+            target[level] = logits[0].argmax(-1) if choose is None else choose(logits[0], level)
             if n_settled:
                 target[level, :n_settled] = settled[level]
         return target

@@ -1,10 +1,15 @@
-"""Choosing the next AR token: temperature, top-k, top-p, and VALL-E 2's repetition-aware sampling.
+"""Choosing codes: the AR's next token (temperature, top-k, top-p, VALL-E 2's repetition-aware
+sampling) and the NAR's codes of a whole level at once.
 
 Plain nucleus sampling lets a codec language model fall into loops (a token
 repeated until the length cap) because repeated frames make themselves more likely.
 Repetition-aware sampling (Chen et al., 2024) samples from the nucleus, and if the
 chosen token already fills more than `ras_threshold` of the last `ras_window`
 tokens, samples again from the whole distribution instead.
+
+The NAR stage fills its levels greedily in the paper. Its top levels carry fine detail
+that it predicts poorly, and there the likeliest code is often far from the true one:
+`NearestInExpectation` takes the code the codec's decoder misses by least on average.
 """
 
 import math
@@ -14,6 +19,8 @@ import torch
 from torch import Tensor
 
 from valle.errors import ConfigError
+
+NAR_DECODINGS = ("nearest", "greedy")
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,9 @@ class SamplingConfig:
     # The AR's levels above the first (models with ar_levels > 1): None samples them as level 1;
     # a number samples them at that temperature (0: greedy) without the repetition check.
     upper_temperature: float | None = None
+    # How the NAR stage turns a level's distributions into codes: "nearest" (`NearestInExpectation`)
+    # or "greedy", the likeliest code (the paper's choice).
+    nar_decoding: str = "nearest"
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.temperature) or self.temperature < 0:
@@ -39,6 +49,8 @@ class SamplingConfig:
             raise ConfigError(f"upper_temperature must be a finite number >= 0 (0 is greedy), got {self.upper_temperature}")
         if self.ras_window < 1 or not 0 <= self.ras_threshold <= 1:
             raise ConfigError("ras_window must be >= 1 and ras_threshold in [0, 1]")
+        if self.nar_decoding not in NAR_DECODINGS:
+            raise ConfigError(f"nar_decoding must be one of {', '.join(NAR_DECODINGS)}, got {self.nar_decoding!r}")
 
 
 def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
@@ -86,3 +98,23 @@ class Sampler:
             if window.count(token) / c.ras_window > c.ras_threshold:
                 token = self._draw(logits, c.temperature)
         return token
+
+
+class NearestInExpectation:
+    """`choose(logits [T, V], level) -> codes [T]`: per frame, the code nearest on average to the true one.
+
+    The codec's decoder hears the sum of the chosen codes' vectors (`codebooks`,
+    `[K, V, D]`). The code v that minimises the expected squared distance to the true
+    vector is argmin |e_v|^2 - 2 e_v . E[e]: the likeliest code when the distribution is
+    sharp, and a code near the level's small vectors (close to leaving the level out)
+    when it is flat, where a confident-looking wrong code would add a full vector of error.
+    """
+
+    def __init__(self, codebooks: Tensor) -> None:
+        self.codebooks = codebooks.float()
+        self.norms = self.codebooks.pow(2).sum(-1)  # [K, V]
+
+    def __call__(self, logits: Tensor, level: int) -> Tensor:
+        book = self.codebooks[level]
+        expected = logits.float().softmax(-1) @ book  # [T, D]
+        return (self.norms[level] - 2 * expected @ book.T).argmin(-1)
