@@ -17,8 +17,9 @@ one defect each, at several levels:
 - low coverage: the speaker saying a phrase / two words / one word over and over
   (rendered in the speaker's corpus voice).
 
-Clean prompts come as recorded, with 1 s of near-silence on both sides, and in a quiet
-room (noise at 40 dB, RT60 0.15 s); any finding on them is a false alarm. Every prompt
+Clean prompts come as recorded, with 1 s of near-silence on both sides, in a quiet
+room (noise at 40 dB, RT60 0.15 s), and as their first 3 s (the length VALL-E prompts
+with; no transcript); any finding on them is a false alarm. Every prompt
 is written as 16-bit PCM would hold it. Recall is the share of defective prompts whose
 report has the defect's code. Targets: recall >= 90 % at each defect's harshest level,
 false alarms <= 10 % on each kind of clean prompt.
@@ -27,10 +28,17 @@ false alarms <= 10 % on each kind of clean prompt.
     python benchmarks/prompt_check.py --split valid --n 60 --tune  # validation speakers: thresholds
 
 With `--tune`, each `CheckConfig` threshold is placed from the measures themselves:
-halfway between the clean prompts' 2.5 % quantile (toward the defect) and the 90 %
-quantile of the defect's harshest level (toward clean), so that a clean prompt seldom
-crosses it and nine harshest cases in ten do; where the two overlap, at the clean
-quantile, false alarms coming first.
+halfway between the clean prompts' edge (their 2.5 % quantile toward the defect) and
+the 90 % quantile toward clean of the defect's harshest level, so that a clean prompt
+seldom crosses it and nine harshest cases in ten do; but no further from the clean
+prompts than the 90 % quantile of the defect's mildest level that lies clear of them
+(beyond the edge by the clean prompts' own spread, edge to median), so that a measure
+whose clean values sit at zero (clipping, tones) is not placed far out. Where
+the harshest level overlaps the clean prompts, at the edge: false alarms come first.
+With several defects for one finding, the threshold that catches them all is taken.
+The phoneme count is placed at the 1 % quantile of distinct phonemes in 3 s stretches
+of the split's transcripts (read speech). `--retune RESULT.json` does this again from
+a saved run.
 
 Writes benchmarks/results/prompt_check[_valid].json (every prompt's measures and codes).
 """
@@ -56,6 +64,7 @@ from valle.data.manifest import Utterance, read_manifest  # noqa: E402
 from valle.data.synthetic.voices import Voice, render  # noqa: E402
 from valle.infer import prompt_signal as signal  # noqa: E402
 from valle.infer.prompt_check import CODES, RULES, CheckConfig, check_prompt  # noqa: E402
+from valle.infer.prompt_coverage import phones_of  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from targets import report  # noqa: E402
@@ -175,6 +184,9 @@ def conditions() -> list[Condition]:
     def clean(s: Source) -> tuple[np.ndarray, str | None]:
         return audio(s.main), s.main.text
 
+    def excerpt(s: Source) -> tuple[np.ndarray, str | None]:
+        return speech_start(audio(s.main))[: 3 * RATE], None
+
     def with_silence(s: Source) -> tuple[np.ndarray, str | None]:
         x = audio(s.main)
         pad = np.zeros(RATE)
@@ -230,6 +242,7 @@ def conditions() -> list[Condition]:
         Condition("clean", "as recorded", None, clean),
         Condition("clean", "1 s of silence around", None, with_silence),
         Condition("clean", "quiet room", None, quiet_room),
+        Condition("clean", "first 3 s", None, excerpt),
         *[Condition("white noise", f"{snr} dB", "noise", white(snr)) for snr in (20, 10, 5)],
         *[Condition("babble", f"{snr} dB", "noise", babbled(snr)) for snr in (20, 10, 5)],
         *[Condition("music", f"{r} dB", "not_speech", with_music(r)) for r in (-20, -10, 0)],
@@ -272,7 +285,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--tune", action="store_true", help="print the thresholds these prompts suggest (use --split valid)")
+    parser.add_argument("--retune", type=Path, help="only print the thresholds a saved result suggests")
     args = parser.parse_args()
+    if args.retune:
+        saved = json.loads(args.retune.read_text())
+        print(tune(saved["prompts"], saved["rows"], read_manifest(args.corpus / f"{saved['split']}.jsonl")))
+        return 0
     out = args.out or Path(f"benchmarks/results/prompt_check{'' if args.split == 'test' else '_' + args.split}.json")
 
     chosen = sources(args.corpus, args.split, args.n, args.seed)
@@ -304,31 +322,62 @@ def main() -> int:
                    for r in rows if r["code"] is None})
     print(f"\n{len(chosen)} prompts per condition, {args.split} speakers; {time.perf_counter() - started:.0f} s")
     if args.tune:
-        print(tune(records, rows))
+        print(tune(records, rows, read_manifest(args.corpus / f"{args.split}.jsonl")))
     return report(checks, {"split": args.split, "n": args.n, "seed": args.seed, "rows": rows, "prompts": records}, out)
 
 
-def tune(records: list[dict], rows: list[dict]) -> str:
-    """Thresholds placed between clean prompts and each defect's harshest level (see the docstring)."""
-    harshest = {}
-    for row in rows:
-        if row["code"]:
-            harshest[row["code"], row["defect"]] = row["level"]
-    lines = ["| finding | measure | clean 2.5 % | harshest 90 % | threshold | now |", "|---|---|---:|---:|---:|---:|"]
+def tune(records: list[dict], rows: list[dict], transcripts: list[Utterance]) -> str:
+    """Thresholds placed between clean prompts and each defect (see the docstring), with the recall they give at
+    every level."""
+    lines = ["| finding | measure | clean edge | threshold | now | recall by level |", "|---|---|---:|---:|---:|---|"]
     for code, rule in RULES.items():
-        clean = [r["measures"][rule.measure] for r in records if r["defect"] == "clean"]
-        defect = [r["measures"][rule.measure] for r in records if (code, r["defect"]) in harshest
-                  and r["level"] == harshest[code, r["defect"]]]
-        clean, defect = [v for v in clean if v is not None], [v for v in defect if v is not None]
-        if not clean or not defect:
+        clean = measured(records, rule.measure, "clean")
+        if not clean:
             continue
         edge = float(np.percentile(clean, 2.5 if rule.below else 97.5))
-        reach = float(np.percentile(defect, 90 if rule.below else 10))
-        apart = reach < edge if rule.below else reach > edge
-        threshold = (edge + reach) / 2 if apart else edge
-        lines.append(f"| {code} | {rule.measure} | {edge:.4g} | {reach:.4g} | {threshold:.4g}{'' if apart else ' (overlap)'} "
-                     f"| {getattr(CheckConfig(), rule.limit):g} |")
+        margin = abs(edge - float(np.median(clean)))
+
+        def beyond(value: float, limit: float) -> bool:
+            return value < limit if rule.below else value > limit  # noqa: B023 (used within this iteration)
+
+        placed = []
+        for defect in dict.fromkeys(row["defect"] for row in rows if row["code"] == code):
+            reaches = [float(np.percentile(level, 90 if rule.below else 10)) if (level := measured(
+                records, rule.measure, defect, row["level"])) else edge for row in rows if row["defect"] == defect]
+            threshold = (edge + reaches[-1]) / 2 if beyond(reaches[-1], edge) else edge  # the harshest level is last
+            mildest = next((r for r in reaches if beyond(r, edge - margin if rule.below else edge + margin)), None)
+            if mildest is not None and beyond(threshold, mildest):
+                threshold = mildest
+            placed.append(threshold)
+        threshold = (max if rule.below else min)(placed)
+        if code == "low_coverage":
+            threshold = coverage_of_3_seconds(transcripts)
+        recalls = []
+        for row in rows:
+            if row["code"] == code:
+                level = [r["measures"][rule.measure] for r in records if (r["defect"], r["level"]) == (row["defect"], row["level"])]
+                recall = np.mean([v is not None and beyond(v, threshold) for v in level])
+                recalls.append(f"{row['defect']} {row['level']} {100 * recall:.0f} %")
+        lines.append(f"| {code} | {rule.measure} | {edge:.4g} | {threshold:.4g} | {getattr(CheckConfig(), rule.limit):g} "
+                     f"| {', '.join(recalls)} |")
     return "\n".join(lines)
+
+
+def measured(records: list[dict], measure: str, defect: str, level: str | None = None) -> list[float]:
+    """The values of `measure` on the prompts of a defect (and level), where it could be measured."""
+    return [v for r in records if r["defect"] == defect and level in (None, r["level"])
+            and (v := r["measures"][measure]) is not None]
+
+
+def coverage_of_3_seconds(utterances: list[Utterance], seconds: float = 3.0) -> float:
+    """The 1 % quantile of distinct phonemes in stretches of `seconds` of read speech (the transcripts, at each
+    utterance's own speaking rate)."""
+    counts = []
+    for u in utterances:
+        phones = phones_of(u.text, u.language)
+        n = round(seconds * len(phones) / u.duration)
+        counts += [len(set(phones[i:i + n])) for i in range(0, max(1, len(phones) - n + 1))]
+    return float(np.percentile(counts, 1))
 
 
 def table_row(row: dict) -> str:

@@ -215,7 +215,7 @@ def test_a_prompt_is_checked_on_its_own_with_the_result_and_when_saved(client):
     files = {"prompt": ("take 2.wav", clipped.getvalue(), "audio/wav")}
     report = client.post("/v1/prompt/check", files=files, data={"transcript": PROMPT_TEXT}).json()
     assert report["ok"] is False and "clipping" in [f["code"] for f in report["findings"]] and report["picked"] is None
-    assert set(report["findings"][0]) == {"code", "value", "threshold", "advice"} and "speaker_similarity" in report["measures"]
+    assert set(report["findings"][0]) == {"code", "value", "threshold", "advice"} and "voice_contrast" in report["measures"]
     spoken = client.post("/v1/synthesize", data={"text": "Hi.", "prompt_text": PROMPT_TEXT, "seed": "1"}, files=files)
     assert spoken.status_code == 200 and json.loads(spoken.headers["X-Prompt-Check"])["findings"] == report["findings"]
     saved = client.post("/v1/voices", files=files).json()
