@@ -4,7 +4,8 @@ Each candidate is an AR stage and the NAR stage that goes with it (they may spli
 levels differently). Both are scored teacher-forced on the same held-out speakers; every
 level's loss is its cross-entropy given all below it in the candidate's order, so the
 sum over levels is the negative log-likelihood of a frame (nats), comparable across
-candidates. Decoded quality (WER, SIM) comes from `zero_shot.py --split valid` on each
+candidates; the AR's `alignment` (its most monotonic head's rank correlation between audio
+step and attended phoneme) says whether it reads the text at all. Decoded quality (WER, SIM) comes from `zero_shot.py --split valid` on each
 candidate exported with `valle export`.
 
     python benchmarks/design_tournament.py --valid runs/tokens/valid \\
@@ -36,13 +37,14 @@ def main() -> int:
     for name, ar, nar in args.candidate:
         stages = validate_stages([ar, nar], args.valid, args.utterances)
         levels = {key: value for metrics in stages for key, value in metrics.items() if "_level" in key}
-        results[name] = {"ar": ar, "nar": nar, **levels, "nats_per_frame": loss_per_frame(stages)}
+        results[name] = {"ar": ar, "nar": nar, **levels, "nats_per_frame": loss_per_frame(stages),
+                         "alignment": stages[0]["alignment"]}
     n_levels = max(int(key.removeprefix("loss_level")) for r in results.values() for key in r if key.startswith("loss_level"))
-    print("\n| candidate | " + " | ".join(f"level {i}" for i in range(1, n_levels + 1)) + " | nats per frame |")
-    print("|---|" + "---:|" * (n_levels + 1))
+    print("\n| candidate | " + " | ".join(f"level {i}" for i in range(1, n_levels + 1)) + " | nats per frame | AR alignment |")
+    print("|---|" + "---:|" * (n_levels + 2))
     for name, r in results.items():
         cells = [f"{r[f'loss_level{i}']:.2f} / {r[f'accuracy_level{i}']:.2f}" for i in range(1, n_levels + 1)]
-        print(f"| {name} | " + " | ".join(cells) + f" | **{r['nats_per_frame']:.2f}** |")
+        print(f"| {name} | " + " | ".join(cells) + f" | **{r['nats_per_frame']:.2f}** | {r['alignment']:.2f} |")
     print("\neach cell: held-out loss (nats) / top-10 accuracy, teacher-forced")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))

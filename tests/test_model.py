@@ -2,13 +2,15 @@
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
 from valle.errors import ConfigError
+from valle.model.alignment import attention_maps, head_monotonicity, spearman
 from valle.model.ar import ARModel
 from valle.model.config import ModelConfig, preset
-from valle.model.layers import LayerCache
+from valle.model.layers import Attention, LayerCache
 from valle.model.linear import ONEDNN, Linear
 from valle.model.nar import NARBatch, NARModel, split_prompt
 
@@ -85,10 +87,11 @@ def test_ar_padding_never_leaks(group_size, ar_levels):
     torch.testing.assert_close(model(noisy_phonemes, p_lens, noisy_codes, c_lens).logits[1, :n], batched[1, :n])
 
 
+@pytest.mark.parametrize("history_levels", [None, 1])
 @pytest.mark.parametrize("group_size,ar_levels", LAYOUTS)
-def test_kv_cache_decoding_matches_full_recomputation(group_size, ar_levels):
+def test_kv_cache_decoding_matches_full_recomputation(group_size, ar_levels, history_levels):
     """Teacher-force `generate` through its chooser and compare every choice with a full forward."""
-    model = ARModel(config(group_size=group_size, ar_levels=ar_levels)).eval()
+    model = ARModel(config(group_size=group_size, ar_levels=ar_levels, history_levels=history_levels)).eval()
     phonemes, _, codes, _ = batch()
     sequence = codes[0, :, :24]
     prompt_len = 8
@@ -105,6 +108,22 @@ def test_kv_cache_decoding_matches_full_recomputation(group_size, ar_levels):
     start = prompt_len * ar_levels
     torch.testing.assert_close(torch.stack(seen), full[start:start + len(seen)], atol=1e-5, rtol=1e-4)
     assert len(seen) == (24 - prompt_len) * ar_levels
+
+
+def test_an_ar_that_reads_level_1_of_the_past_never_sees_the_past_upper_levels():
+    model = ARModel(config(ar_levels=3, history_levels=1)).eval()
+    phonemes, p_lens, codes, c_lens = batch()
+    before = in_depth_order(model(phonemes, p_lens, codes, c_lens).logits)
+    upper = codes.clone()
+    upper[:, 1:3, :12] = (upper[:, 1:3, :12] + 1) % V  # levels 2-3 of the first 12 frames
+    after = in_depth_order(model(phonemes, p_lens, upper, c_lens).logits)
+    torch.testing.assert_close(after[:, 12 * 3:], before[:, 12 * 3:])  # later frames: the transformer never read them
+    assert not torch.allclose(after[:, :12 * 3], before[:, :12 * 3])  # within a frame, the depth decoder does
+    lowest = codes.clone()
+    lowest[:, 0, 11] = (lowest[:, 0, 11] + 1) % V
+    assert not torch.allclose(in_depth_order(model(phonemes, p_lens, lowest, c_lens).logits)[:, 12 * 3:], before[:, 12 * 3:])
+    with pytest.raises(ConfigError, match="history_levels"):
+        config(ar_levels=3, history_levels=4)
 
 
 @pytest.mark.parametrize("group_size,ar_levels", LAYOUTS)
@@ -288,3 +307,27 @@ def test_cpu_inference_linear_equals_the_plain_product_and_follows_every_weight_
     y = layer(x)  # with autograd: the plain weight, so that gradients reach it
     y.sum().backward()
     assert layer.weight.grad is not None and layer.weight.grad.shape == (8, 16)
+
+
+def test_attention_weights_are_what_the_fused_kernel_applies():
+    attention = Attention(32, 4, 0.0).eval()
+    x = torch.randn(2, 9, 32)
+    mask = torch.ones(9, 9, dtype=torch.bool).tril()[None, None].expand(2, 1, 9, 9)
+    weights = attention.weights(x, mask)
+    _, _, v = (t.view(2, 9, 4, -1).transpose(1, 2) for t in attention.qkv(x).split(32, dim=-1))
+    expected = attention.out((weights @ v).transpose(1, 2).reshape(2, 9, 32))
+    torch.testing.assert_close(attention(x, mask), expected, atol=1e-5, rtol=1e-4)
+    assert torch.equal(weights[..., 0, 1:], torch.zeros_like(weights[..., 0, 1:]))  # nothing where the mask forbids
+
+
+def test_alignment_scores_heads_by_how_monotonically_they_read_the_phonemes():
+    assert spearman(np.arange(6), np.arange(6) * 3) == pytest.approx(1.0)
+    assert spearman(np.arange(6), -np.arange(6)) == pytest.approx(-1.0)
+    assert spearman(np.arange(6), np.zeros(6)) == 0.0
+    assert spearman(np.arange(4), np.array([0, 0, 1, 1])) == pytest.approx(0.894, abs=1e-3)  # ties share their rank
+    model = ARModel(config(group_size=2, ar_levels=3))
+    phonemes, _, codes, _ = batch()
+    maps = attention_maps(model, phonemes[0], codes[0, :, :20])
+    assert maps.shape == (2, 2, 11, phonemes.shape[1])  # layers, heads, 20 frames + EOS in groups of 2, phonemes
+    scores = head_monotonicity(model, [(phonemes[0], codes[0, :, :20]), (phonemes[1], codes[1, :, :16])])
+    assert scores.shape == (2, 2) and bool(((scores >= -1) & (scores <= 1)).all())

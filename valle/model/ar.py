@@ -70,7 +70,9 @@ class ARModel(nn.Module):
         self.eos, self.bos, self.pad = v, v + 1, v + 2
         self.embedding_scale = math.sqrt(d) if config.scale_embeddings else 1.0
         self.text_embedding = nn.Embedding(config.n_phonemes, d)
-        self.audio_embedding = nn.Embedding(k * (v + 3), d // g)  # level l's token t is row l * (V + 3) + t
+        self.history_levels = k if config.history_levels is None else config.history_levels
+        # Level l's token t is row l * (V + 3) + t.
+        self.audio_embedding = nn.Embedding(self.history_levels * (v + 3), d // g)
         self.text_positions = SinusoidalPositions(d)
         self.audio_positions = SinusoidalPositions(d)
         self.dropout = nn.Dropout(config.dropout)
@@ -97,7 +99,11 @@ class ARModel(nn.Module):
         return self.text_positions(self.text_embedding(phonemes) * self.embedding_scale)
 
     def _embed_audio(self, frames: Tensor, positions: Tensor) -> Tensor:
-        """Frames `[B, n * g, k]` (codes or BOS/PAD) -> group embeddings `[B, n, d]` at `positions` `[B or 1, n]`."""
+        """Frames `[B, n * g, k]` (codes or BOS/PAD) -> group embeddings `[B, n, d]` at `positions` `[B or 1, n]`.
+
+        Only the first `history_levels` levels of each frame are read.
+        """
+        frames = frames[..., :self.history_levels]
         levels = torch.arange(frames.shape[2], device=frames.device) * (self.config.codebook_size + 3)
         groups = self.audio_embedding(frames + levels).sum(2).view(frames.shape[0], -1, self.config.d_model)
         return self.audio_positions.at(groups * self.embedding_scale, positions)

@@ -111,6 +111,13 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(batch, length, d_model))
 
+    def weights(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """The attention probabilities `[B, H, T, T]` that `forward` applies (the fused kernel never shows them)."""
+        batch, length, d_model = x.shape
+        q, k, _ = (t.view(batch, length, self.n_heads, -1).transpose(1, 2) for t in self.qkv(x).split(d_model, dim=-1))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+        return (scores if mask is None else scores.masked_fill(~mask, float("-inf"))).softmax(-1)
+
 
 class TransformerLayer(nn.Module):
     """Pre-norm self-attention + feed-forward; with `n_stages`, both norms are adaptive."""

@@ -6,7 +6,10 @@ of every utterance, with a prompt slice drawn from a fixed seed. Each level's lo
 the cross-entropy of that level given everything below it in the stage's order, so
 the losses of the AR's levels and the NAR's levels add up to the negative
 log-likelihood of a whole frame (`loss_per_frame`, in nats): a number that compares
-designs that split the levels between the stages differently.
+designs that split the levels between the stages differently. The AR stage is also
+scored by how well it reads the phonemes in order (`alignment`, its most monotonic
+attention head, `valle.model.alignment`): a low loss with no such head is a model
+that predicts audio from audio and will babble.
 """
 
 from collections import defaultdict
@@ -16,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from valle.data.shards import TokenizedCorpus
+from valle.model.alignment import head_monotonicity
 from valle.model.ar import ARModel
 from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.train.batching import BucketBatchSampler, collate
@@ -24,8 +28,9 @@ from valle.train.batching import BucketBatchSampler, collate
 @torch.no_grad()
 def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_tokens: int = 8000,
                     max_utterances: int | None = None, prompt_seconds: float = 3.0, seed: int = 0,
-                    progress: bool = False) -> dict[str, float]:
-    """`loss`, `accuracy` (top-10) and `loss_levelL` / `accuracy_levelL` for each level L (1-based) the stage predicts.
+                    progress: bool = False, alignment_utterances: int = 8) -> dict[str, float]:
+    """`loss`, `accuracy` (top-10) and `loss_levelL` / `accuracy_levelL` for each level L (1-based) the stage predicts;
+    for the AR stage also `alignment`, over `alignment_utterances` of them.
 
     `max_utterances` spread evenly over `corpus` (all by default, so every speaker
     counts), in length-sorted batches of about `max_tokens`.
@@ -53,8 +58,12 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
         for out in outputs:
             for level, values in out.level_sums().items():
                 sums[level] = [a + b for a, b in zip(sums[level], values)]
-    model.train(was_training)
     metrics = {}
+    if isinstance(model, ARModel) and alignment_utterances:
+        picked = [corpus[chosen[round(i * count / min(count, alignment_utterances))]] for i in range(min(count, alignment_utterances))]
+        scores = head_monotonicity(model, [(u.phonemes.to(device), u.codes.to(device)) for u in picked])
+        metrics["alignment"] = float(scores.max())
+    model.train(was_training)
     for level in sorted(sums):
         loss, hits, n = sums[level]
         metrics[f"loss_level{level + 1}"], metrics[f"accuracy_level{level + 1}"] = loss / n, hits / n
