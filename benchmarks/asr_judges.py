@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from targets import report
 
+from valle.asr import load_recognizer, word_error_rate
 from valle.audio import load_audio
 from valle.data.manifest import read_manifest
-from valle.eval.asr import load_recognizer, word_error_rate
 from valle.eval.protocol import EvalConfig, plan
 
 RATE = 16000

@@ -27,12 +27,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from valle.asr import load_recognizer, word_error_rate
 from valle.audio import load_audio
 from valle.codec import load_codec
 from valle.codec.spectral import LogMel
 from valle.data.manifest import read_manifest
 from valle.data.shards import TokenizedCorpus
-from valle.eval.asr import load_recognizer, word_error_rate
 from valle.eval.speaker import ENCODER_RATE, SpeakerEncoder, cosine
 from valle.model.pretrained import load_stage
 from valle.model.sampling import NearestInExpectation

@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from valle.asr import PocketSphinx, word_error_rate
 from valle.audio import load_audio, resample
 from valle.codec import load_codec
 from valle.codec.spectral import LogMel
 from valle.data.manifest import read_manifest
 from valle.data.synthetic import build_synthetic_corpus
-from valle.eval.asr import PocketSphinx, word_error_rate
 from valle.eval.speaker import ENCODER_RATE, SpeakerEncoder, cosine
 
 METRIC_RATE = 16000

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
+from valle.asr import load_recognizer, word_error_rate
 from valle.data.manifest import read_manifest
-from valle.eval.asr import load_recognizer, word_error_rate
 from valle.eval.evaluate import Scorers, evaluate, summarize
 from valle.eval.protocol import EvalConfig, plan
 from valle.eval.speaker import SpeakerEncoder

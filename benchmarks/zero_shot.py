@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from targets import report
 
+from valle.asr import PocketSphinx, load_recognizer, word_error_rate
 from valle.data.manifest import read_manifest
 from valle.data.synthetic import build_synthetic_corpus
-from valle.eval.asr import PocketSphinx, load_recognizer, word_error_rate
 from valle.eval.evaluate import Scorers, evaluate, summarize
 from valle.eval.protocol import EvalConfig, plan
 from valle.eval.speaker import SpeakerEncoder

@@ -4,9 +4,9 @@ import sys
 
 import pytest
 
+from valle.asr import FasterWhisper, PocketSphinx, bundled_whisper, load_recognizer, normalize_for_wer, word_error_rate
 from valle.data.synthetic.voices import design_voices, render
 from valle.errors import ConfigError, DependencyError
-from valle.eval.asr import FasterWhisper, PocketSphinx, bundled_whisper, load_recognizer, normalize_for_wer, word_error_rate
 
 TEXT = "Please check each name on the list. It was completely different from what we expected."
 

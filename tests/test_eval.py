@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from valle.asr import PocketSphinx, normalize_for_wer, word_error_rate
 from valle.data.synthetic.voices import design_voices, render
 from valle.errors import ConfigError
-from valle.eval.asr import PocketSphinx, normalize_for_wer, word_error_rate
 from valle.train.plots import plot_metrics
 
 

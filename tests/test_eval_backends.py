@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import speechlike
 
+from valle.asr import FasterWhisper, load_recognizer
 from valle.errors import ConfigError
-from valle.eval.asr import FasterWhisper, load_recognizer
 from valle.eval.speaker import SpeakerEncoder, cosine, load_speaker_embedder
 
 TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, conv_dim=(16, 16),

@@ -8,8 +8,8 @@ import soundfile as sf
 import torch
 from conftest import speechlike
 
+from valle.asr import word_error_rate
 from valle.errors import AudioError, ConfigError, TextError
-from valle.eval.asr import word_error_rate
 from valle.infer import VallE
 from valle.infer.pipeline import SynthesisRequest, join_with_pauses
 from valle.model.sampling import SamplingConfig

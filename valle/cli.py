@@ -272,8 +272,8 @@ def _stream(valle: "VallE", args: argparse.Namespace, prompt: "np.ndarray", prom
 
 
 def _eval(args: argparse.Namespace) -> None:
+    from valle.asr import load_recognizer
     from valle.data.manifest import read_manifest
-    from valle.eval.asr import load_recognizer
     from valle.eval.evaluate import Scorers, evaluate, summarize
     from valle.eval.mos import DNSMOS
     from valle.eval.protocol import EvalConfig, plan

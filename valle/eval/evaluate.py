@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from valle.asr import Recognizer, word_error_rate
 from valle.audio import load_audio
-from valle.eval.asr import Recognizer, word_error_rate
 from valle.eval.mos import DNSMOS
 from valle.eval.protocol import EvalItem
 from valle.eval.speaker import SpeakerEmbedder, cosine

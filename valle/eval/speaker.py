@@ -55,10 +55,10 @@ class WavLMVerifier:
     RATE = 16000
 
     def __init__(self, path: str | Path, device: str = "cpu") -> None:
-        from valle.eval.asr import _model_type
+        from valle.asr import local_model_type
 
         path = Path(path)
-        if (model_type := _model_type(path, "a WavLM speaker-verification model")) != "wavlm":
+        if (model_type := local_model_type(path, "a WavLM speaker-verification model")) != "wavlm":
             raise ConfigError(f"{path} holds a {model_type!r} model; the speaker backends are resemblyzer and WavLM")
         try:
             import torch

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from valle.asr import load_recognizer
 from valle.codec import Codec, load_codec
 from valle.errors import ConfigError, TextError
 from valle.infer.bundled import model_folder, resolve_prompt
@@ -292,8 +293,6 @@ class VallE:
 
     def _transcribe(self, samples: np.ndarray) -> str:
         """The prompt's words by the best offline recogniser installed (Whisper tiny.en, else PocketSphinx), loaded once."""
-        from valle.eval.asr import load_recognizer
-
         if self._recognizer is None:
             self._recognizer = load_recognizer("auto")
         text = self._recognizer.transcribe(samples, self.codec.sample_rate)

