@@ -33,9 +33,9 @@ from valle.codec import load_codec
 from valle.codec.spectral import LogMel
 from valle.data.manifest import read_manifest
 from valle.data.shards import TokenizedCorpus
-from valle.eval.speaker import ENCODER_RATE, SpeakerEncoder, cosine
 from valle.model.pretrained import load_stage
 from valle.model.sampling import NearestInExpectation
+from valle.speaker import ENCODER_RATE, SpeakerEncoder, cosine
 
 
 class NARFill:

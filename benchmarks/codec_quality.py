@@ -31,7 +31,7 @@ from valle.codec import load_codec
 from valle.codec.spectral import LogMel
 from valle.data.manifest import read_manifest
 from valle.data.synthetic import build_synthetic_corpus
-from valle.eval.speaker import ENCODER_RATE, SpeakerEncoder, cosine
+from valle.speaker import ENCODER_RATE, SpeakerEncoder, cosine
 
 METRIC_RATE = 16000
 

@@ -25,7 +25,7 @@ from valle.audio import load_audio
 from valle.data.manifest import read_manifest
 from valle.data.synthetic import build_synthetic_corpus
 from valle.data.synthetic.corpus import SPLITS
-from valle.eval.speaker import ENCODER_RATE, SpeakerEncoder, speaker_separation
+from valle.speaker import ENCODER_RATE, SpeakerEncoder, speaker_separation
 
 
 def embed_corpus(corpus: Path) -> dict[str, np.ndarray]:

@@ -20,8 +20,8 @@ from valle.asr import load_recognizer, word_error_rate
 from valle.data.manifest import read_manifest
 from valle.eval.evaluate import Scorers, evaluate, summarize
 from valle.eval.protocol import EvalConfig, plan
-from valle.eval.speaker import SpeakerEncoder
 from valle.infer import VallE
+from valle.speaker import SpeakerEncoder
 from valle.train.trainer import CHECKPOINT, LATEST
 
 

@@ -27,9 +27,9 @@ from valle.data.manifest import read_manifest
 from valle.data.synthetic import build_synthetic_corpus
 from valle.eval.evaluate import Scorers, evaluate, summarize
 from valle.eval.protocol import EvalConfig, plan
-from valle.eval.speaker import SpeakerEncoder
 from valle.infer import VallE
 from valle.model.sampling import NAR_DECODINGS, SamplingConfig
+from valle.speaker import SpeakerEncoder
 
 
 def main() -> int:

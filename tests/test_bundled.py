@@ -35,8 +35,8 @@ def test_the_bundled_model_speaks_in_the_voice_it_is_given():
     """Two very different bundled voices (flite slt and rms): each output is nearest its own prompt."""
     import numpy as np
 
-    from valle.eval.speaker import SpeakerEncoder, cosine
     from valle.infer import VallE
+    from valle.speaker import SpeakerEncoder, cosine
     from valle.watermark import detect
 
     valle, encoder, prompts = VallE.from_pretrained("default"), SpeakerEncoder(), bundled_prompts()

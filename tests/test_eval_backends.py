@@ -8,7 +8,7 @@ from conftest import speechlike
 
 from valle.asr import FasterWhisper, load_recognizer
 from valle.errors import ConfigError
-from valle.eval.speaker import SpeakerEncoder, cosine, load_speaker_embedder
+from valle.speaker import SpeakerEncoder, cosine, load_speaker_embedder
 
 TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, conv_dim=(16, 16),
             conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)

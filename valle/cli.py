@@ -278,8 +278,8 @@ def _eval(args: argparse.Namespace) -> None:
     from valle.eval.mos import DNSMOS
     from valle.eval.protocol import EvalConfig, plan
     from valle.eval.report import markdown_table, scored_by, write_report
-    from valle.eval.speaker import load_speaker_embedder
     from valle.infer import VallE
+    from valle.speaker import load_speaker_embedder
 
     config = EvalConfig(modes=tuple(args.modes), prompt_seconds=args.prompt_seconds, n=args.n, seed=args.seed)
     items = plan(read_manifest(args.manifest), config)

@@ -1,1 +1,1 @@
-"""Scoring synthesised speech: speaker similarity (and, later, WER, MOS estimates, speed)."""
+"""Scoring synthesised speech: WER, speaker similarity and identification, DNSMOS, real-time factor."""

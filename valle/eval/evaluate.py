@@ -25,9 +25,9 @@ from valle.asr import Recognizer, word_error_rate
 from valle.audio import load_audio
 from valle.eval.mos import DNSMOS
 from valle.eval.protocol import EvalItem
-from valle.eval.speaker import SpeakerEmbedder, cosine
 from valle.infer.pipeline import VallE
 from valle.model.sampling import SamplingConfig
+from valle.speaker import SpeakerEmbedder, cosine
 
 MIN_SCORED_SECONDS = 0.5
 

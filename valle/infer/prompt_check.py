@@ -19,6 +19,7 @@ from valle.audio import resample
 from valle.errors import DependencyError, TextError
 from valle.infer import prompt_signal as signal
 from valle.infer.prompt_coverage import phoneme_coverage
+from valle.speaker import SpeakerEncoder
 
 CODES = ("too_short", "noise", "clipping", "not_speech", "several_speakers", "reverberant", "low_coverage", "too_quiet")
 
@@ -86,8 +87,6 @@ class PromptReport:
 @functools.cache
 def _speaker_encoder() -> tuple[object | None, str]:
     """Resemblyzer's encoder (loaded once) or None with the reason it is missing."""
-    from valle.eval.speaker import SpeakerEncoder  # here, not above: evaluation comes later in the flow, and is optional
-
     try:
         return SpeakerEncoder(), ""
     except DependencyError as e:

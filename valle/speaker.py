@@ -3,6 +3,8 @@
 The paper scores speaker similarity with WavLM-TDNN; Resemblyzer's d-vector encoder is
 the offline default here because it needs no download. A WavLM speaker-verification
 model (x-vector head) loads from a local `transformers` folder when one is given.
+Prompt checks and evaluation both embed speakers, so the encoders sit below `valle.infer`
+and `valle.eval`.
 """
 
 from pathlib import Path
