@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from valle.errors import ConfigError, DependencyError, ValleError
+from valle.errors import ConfigError, DependencyError, ValleError, exit_status
+from valle.train import command as train_command
 
 if TYPE_CHECKING:  # the CLI imports torch only for the command that runs
     import numpy as np
@@ -102,21 +103,6 @@ def _plot(args: argparse.Namespace) -> None:
     from valle.train.plots import plot_metrics
 
     print(f"wrote {plot_metrics(args.metrics, args.keys, args.output, args.title)}")
-
-
-def _train(args: argparse.Namespace) -> None:
-    from dataclasses import replace
-
-    from valle.train.config import TrainConfig
-    from valle.train.trainer import Trainer
-
-    config = TrainConfig.load(args.config) if args.config else TrainConfig()
-    overrides = {k: v for k, v in (("stage", args.stage), ("steps", args.steps)) if v is not None}
-    trainer = Trainer(replace(config, **overrides), args.data, args.out, device=args.device, valid=args.valid)
-    trainer.fit(resume=args.resume, time_limit=args.time_limit and args.time_limit * 60, cpu_time=args.cpu_time)
-    if trainer.rank == 0:
-        print(f"trained {trainer.config.stage} to step {trainer.step}: model in {args.out / 'model'}, "
-              f"metrics in {args.out / 'metrics.jsonl'} (plot them with `valle plot`)")
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -523,18 +509,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", help="codec name or folder (default: the one the stages were trained with)")
     p.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
 
-    p = command(groups, "train", _train, "train the AR or NAR stage on tokenised shards (also under torchrun)")
-    p.add_argument("--stage", choices=["ar", "nar"], help="overrides the config's stage")
-    p.add_argument("--config", type=Path, help="JSON with TrainConfig fields (default: the built-in config)")
-    p.add_argument("--data", type=Path, required=True, help="a folder written by `valle data tokenize`")
-    p.add_argument("--valid", type=Path, help="tokenised held-out speakers, scored every valid_every steps and at the end")
-    p.add_argument("--out", type=Path, required=True, help="folder for checkpoints, metrics and the final model")
-    p.add_argument("--steps", type=int, help="overrides the config's steps")
-    p.add_argument("--device", help="cpu, cuda, ... (default: this process's GPU when there is one)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--time-limit", type=float, help="stop after this many minutes with a checkpoint and the model as it is")
-    p.add_argument("--cpu-time", action="store_true", help="count --time-limit in this process's CPU time (equal budgets "
-                   "for runs that share a machine)")
+    train_command.add_arguments(command(groups, "train", train_command.run, train_command.HELP))
 
     p = command(groups, "validate", _validate, "held-out loss and top-10 accuracy per codebook level of trained stages")
     p.add_argument("stages", type=Path, nargs="+", help="stage folders (RUN/model), e.g. an AR and the NAR that goes with it")
@@ -579,14 +554,7 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    try:
-        return args.run(args) or 0
-    except ValleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return exit_status(lambda: args.run(args))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,11 @@
 
 Every failure caused by input, configuration or environment is raised as a
 `ValleError` subclass whose message names the problem and the fix. The CLI prints
-these without a traceback; anything else is a bug in valle.
+these without a traceback (`exit_status`); anything else is a bug in valle.
 """
+
+import sys
+from collections.abc import Callable
 
 
 class ValleError(Exception):
@@ -28,3 +31,15 @@ class ConfigError(ValleError):
 
 class DependencyError(ValleError):
     """A system program or optional package that a feature needs is not installed."""
+
+
+def exit_status(command: Callable[[], int | None]) -> int:
+    """Run a command for a shell: a `ValleError` becomes one line on standard error and status 2, Ctrl-C status 130."""
+    try:
+        return command() or 0
+    except ValleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

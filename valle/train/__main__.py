@@ -3,8 +3,13 @@
     torchrun --nproc_per_node 8 -m valle.train --stage ar --data shards --out runs/ar
 """
 
+import argparse
 import sys
 
-from valle.cli import main
+from valle.errors import exit_status
+from valle.train.command import HELP, add_arguments, run
 
-sys.exit(main(["train", *sys.argv[1:]]))
+parser = argparse.ArgumentParser(prog="valle train", description=HELP)
+add_arguments(parser)
+args = parser.parse_args()
+sys.exit(exit_status(lambda: run(args)))
