@@ -12,9 +12,9 @@ from valle.codec import Codec, load_codec
 from valle.codec.compact import CompactCodec, CompactCodecConfig
 from valle.codec.rvq import ResidualVectorQuantizer, VectorQuantizer, kmeans
 from valle.codec.spectral import STFT, LogMel, mel_filters, pad_to_hop
-from valle.codec.train import CodecTrainConfig, train_codec
 from valle.data.manifest import Utterance, write_manifest
 from valle.errors import ConfigError
+from valle.train.codec import CodecTrainConfig, train_codec
 
 TINY = CompactCodecConfig(encoder_dim=32, encoder_layers=1, latent_dim=16, decoder_dim=32, decoder_layers=1,
                           n_codebooks=4, codebook_size=32)

@@ -69,7 +69,7 @@ def _codec_train(args: argparse.Namespace) -> None:
     import json
 
     from valle.codec.compact import CompactCodecConfig
-    from valle.codec.train import CodecTrainConfig, train_codec
+    from valle.train.codec import CodecTrainConfig, train_codec
 
     model_config = CompactCodecConfig.from_dict(json.loads(args.config.read_text())) if args.config else CompactCodecConfig()
     options = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v is not None}

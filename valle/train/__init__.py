@@ -1,1 +1,1 @@
-"""Training the AR and NAR stages: batching, the trainer, metrics and their plots."""
+"""Training the codec and the AR and NAR stages: batching, the trainers, metrics and their plots."""

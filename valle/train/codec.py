@@ -5,6 +5,7 @@ codec reconstructs them through its quantiser, and multi-resolution spectral los
 plus the commitment loss drive the encoder and decoder; codebooks follow by EMA.
 Checkpoints (model, optimiser, step, random states) are written atomically every
 `checkpoint_every` steps, so `--resume` continues an interrupted run.
+It sits with the other training, after `valle.data`, whose manifests it reads.
 """
 
 import json
