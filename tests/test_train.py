@@ -77,6 +77,22 @@ def test_stage_trains_and_saves_a_self_describing_model(shards, tmp_path, stage,
                           else {f"accuracy_level{i}" for i in range(1, ar_levels + 1)})
 
 
+def test_a_run_can_start_from_a_trained_stage_of_another_layout(shards, tmp_path, capsys):
+    """The paper's AR (level 1) gives its transformer to an AR that predicts two levels through a new depth decoder."""
+    Trainer(replace(CONFIG, stage="ar"), shards, tmp_path / "paper").fit()
+    source, _ = load_stage(tmp_path / "paper" / "model")
+    config = replace(CONFIG, stage="ar", model={"ar_levels": 2, "history_levels": 1}, init=str(tmp_path / "paper" / "model"))
+    started = Trainer(config, shards, tmp_path / "depth").model.state_dict()
+    assert "started from" in capsys.readouterr().out
+    theirs = source.state_dict()
+    shared = [name for name in started if name in theirs]
+    assert "audio_embedding.weight" in shared and any(name.startswith("layers.") for name in shared)
+    assert all(torch.equal(started[name], theirs[name]) for name in shared)
+    assert any(name.startswith("depth.") for name in started) and "head.weight" not in started
+    with pytest.raises(ConfigError, match="shares no weight matrix"):
+        Trainer(replace(CONFIG, stage="ar", init=str(tmp_path / "paper" / "model"), preset="small"), shards, tmp_path / "x")
+
+
 @pytest.mark.parametrize("stage,ar_levels", STAGES)
 def test_interrupted_run_resumes_exactly(shards, tmp_path, stage, ar_levels):
     config = replace(CONFIG, stage=stage, model={"ar_levels": ar_levels})

@@ -30,6 +30,10 @@ class TrainConfig(DictConfig):
     checkpoint_every: int = 500
     valid_every: int = 0  # steps between held-out scores (with `--valid`; 0: only at the end)
     valid_utterances: int = 100  # held-out utterances scored, spread over the held-out corpus
+    # A trained stage folder (RUN/model) to start from: its tensors whose names and shapes match
+    # this model's are copied in, the rest start fresh (e.g. an AR that reads the text in order,
+    # given a new depth decoder).
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.stage not in ("ar", "nar"):

@@ -27,7 +27,7 @@ from valle.files import atomic_write
 from valle.model.ar import ARModel
 from valle.model.config import preset
 from valle.model.nar import NARBatch, NARModel, split_prompt
-from valle.model.pretrained import save_stage
+from valle.model.pretrained import load_stage, save_stage
 from valle.train.batching import BucketBatchSampler, SamplerState, collate
 from valle.train.config import TrainConfig
 from valle.train.validate import heldout_metrics
@@ -53,6 +53,22 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     return config.learning_rate * max(0.0, (config.steps - step) / max(1, config.steps - config.warmup_steps))
 
 
+def warm_start(model: nn.Module, stage: str | Path) -> dict[str, list[str]]:
+    """Copy into `model` every tensor of the trained `stage` folder with the same name and shape.
+
+    Returns the names `copied` and those left `fresh`; refuses a source that shares no
+    weight matrix (another size: only a bias or a scale would match).
+    """
+    source, _ = load_stage(stage)
+    theirs, mine = source.state_dict(), model.state_dict()
+    copied = [name for name, tensor in mine.items() if name in theirs and theirs[name].shape == tensor.shape]
+    if not any(mine[name].ndim >= 2 for name in copied):
+        raise ConfigError(f"init: {stage} shares no weight matrix with this model (names and shapes); start from a "
+                          "stage of the same preset and stage kind")
+    model.load_state_dict({name: theirs[name] for name in copied}, strict=False)
+    return {"copied": copied, "fresh": [name for name in mine if name not in copied]}
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, data: str | Path, out: str | Path, device: str | None = None,
                  valid: str | Path | None = None) -> None:
@@ -72,6 +88,12 @@ class Trainer:
         self.model_config = preset(config.preset, n_phonemes=len(self.corpus.vocab), n_codebooks=codec["n_codebooks"],
                                    codebook_size=codec["codebook_size"], **config.model)
         self.model = (ARModel if config.stage == "ar" else NARModel)(self.model_config).to(self.device)
+        if config.init is not None:  # a resumed run's checkpoint replaces these weights again
+            started = warm_start(self.model, config.init)
+            if self.rank == 0:
+                fresh = sorted({name.split(".")[0] for name in started["fresh"]})
+                tqdm.write(f"started from {config.init}: {len(started['copied'])} tensors copied; "
+                           f"fresh: {', '.join(fresh) or 'none'}")
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         self.ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids) if self.world_size > 1 else self.model
         decay = [p for p in self.model.parameters() if p.ndim >= 2]
