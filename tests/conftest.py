@@ -1,4 +1,4 @@
-"""Shared fixtures: small signals written by the tests themselves, never downloaded."""
+"""Shared fixtures: small signals and models made by the tests themselves, never downloaded."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -6,6 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
+from valle.codec.compact import CompactCodecConfig
+
+TINY = CompactCodecConfig(encoder_dim=32, encoder_layers=1, latent_dim=16, decoder_dim=32, decoder_layers=1,
+                          n_codebooks=4, codebook_size=32)  # a compact codec that trains in seconds
 
 
 def speechlike(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
@@ -33,11 +38,20 @@ def write_wav(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+def tiny_encodec_folder(path: Path) -> Path:
+    """A randomly initialised EnCodec with the 24 kHz model's rates and quantiser, small layers."""
+    import torch
+    from transformers import EncodecConfig, EncodecModel
+
+    torch.manual_seed(0)
+    EncodecModel(EncodecConfig(num_filters=4, hidden_size=16, codebook_dim=16, num_lstm_layers=1)).save_pretrained(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete model folder (tiny random AR, NAR and codec): the pipeline's wiring, not its quality."""
     import torch
-    from test_codec import TINY
 
     from valle.codec import load_codec
     from valle.codec.compact import CompactCodec

@@ -6,27 +6,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import speechlike
+from conftest import TINY, speechlike, tiny_encodec_folder
 
 from valle.codec import Codec, load_codec
-from valle.codec.compact import CompactCodec, CompactCodecConfig
+from valle.codec.compact import CompactCodec
 from valle.codec.rvq import ResidualVectorQuantizer, VectorQuantizer, kmeans
 from valle.codec.spectral import STFT, LogMel, mel_filters, pad_to_hop
 from valle.data.manifest import Utterance, write_manifest
 from valle.errors import ConfigError
 from valle.train.codec import CodecTrainConfig, train_codec
-
-TINY = CompactCodecConfig(encoder_dim=32, encoder_layers=1, latent_dim=16, decoder_dim=32, decoder_layers=1,
-                          n_codebooks=4, codebook_size=32)
-
-
-def tiny_encodec_folder(path: Path) -> Path:
-    """A randomly initialised EnCodec with the 24 kHz model's rates and quantiser, small layers."""
-    from transformers import EncodecConfig, EncodecModel
-
-    torch.manual_seed(0)
-    EncodecModel(EncodecConfig(num_filters=4, hidden_size=16, codebook_dim=16, num_lstm_layers=1)).save_pretrained(path)
-    return path
 
 
 @pytest.fixture(params=["compact", "encodec"])

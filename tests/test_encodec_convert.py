@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import speechlike
-from test_codec import tiny_encodec_folder
+from conftest import speechlike, tiny_encodec_folder
 
 from valle.codec import load_codec
 from valle.codec.encodec import EncodecCodec

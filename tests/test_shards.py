@@ -12,21 +12,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import speechlike
+from conftest import TINY, speechlike
 from safetensors import safe_open
 
 from valle.audio import load_audio
 from valle.cli import main
 from valle.codec import load_codec
-from valle.codec.compact import CompactCodec, CompactCodecConfig
+from valle.codec.compact import CompactCodec
 from valle.data.manifest import Utterance, write_manifest
 from valle.data.shards import INDEX_FILE, TokenizedCorpus, read_shard, shard_name
 from valle.data.tokenize import summary, tokenize_manifest
 from valle.errors import ConfigError, CorpusError
 from valle.text import PhonemeTokenizer
 
-TINY = CompactCodecConfig(encoder_dim=32, encoder_layers=1, latent_dim=16, decoder_dim=32, decoder_layers=1,
-                          n_codebooks=4, codebook_size=32)
 TEXTS = ["Hello world.", "The quick brown fox jumps.", "Good morning, Sam!", "It costs 5 dollars.", "Where is it?",
          "Thank you."]
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from conftest import speechlike
-from test_codec import TINY
+from conftest import TINY, speechlike
 
 from valle.codec.compact import CompactCodec
 from valle.data.manifest import Utterance, write_manifest
