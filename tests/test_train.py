@@ -259,6 +259,7 @@ def test_validate_command_prints_each_level_and_writes_json(shards, tmp_path, ca
                  "--json", str(tmp_path / "v.json")]) == 0
     printed = capsys.readouterr().out
     assert "level 1 loss / top-10" in printed and "level 4 loss / top-10" in printed and "nats per frame" in printed
+    assert f"{tmp_path / 'ar' / 'model'}: alignment" in printed and f"{tmp_path / 'nar' / 'model'}: alignment" not in printed
     saved = json.loads((tmp_path / "v.json").read_text())
-    assert set(saved[str(tmp_path / "ar" / "model")]) >= {"loss_level1", "loss_level2"}
+    assert set(saved[str(tmp_path / "ar" / "model")]) >= {"loss_level1", "loss_level2", "alignment"}
     assert set(saved[str(tmp_path / "nar" / "model")]) >= {"loss_level3", "loss_level4"}

@@ -119,6 +119,10 @@ def _validate(args: argparse.Namespace) -> None:
                  if f"loss_level{level}" in metrics else "" for level in levels]
         print(f"| {stage} | " + " | ".join(cells) + " |")
     print(f"\nsum of the levels' losses: {loss_per_frame(results):.3f} nats per frame")
+    for stage, metrics in zip(args.stages, results):
+        if "alignment" in metrics:
+            print(f"{stage}: alignment {metrics['alignment']:.2f} (its most monotonic attention head; near 0: it does not "
+                  "read the phonemes in order)")
     if args.json:
         args.json.write_text(json.dumps({str(stage): metrics for stage, metrics in zip(args.stages, results)}, indent=1))
         print(f"wrote {args.json}")
