@@ -15,6 +15,7 @@ it, or below 0.1 dB, a tenth of the smallest change of level a listener can hear
 both are so near zero that their ratio means nothing.
 
     python benchmarks/streaming.py --requests 20 --threads 2
+    python benchmarks/streaming.py --requests 16 --joins-only --lookahead 4 --overlap 1
 """
 
 import argparse
@@ -44,7 +45,7 @@ def requests(n: int, seed: int) -> list[tuple[str, str]]:
     return [(" ".join(rng.sample(pool, rng.randint(1, 3))), voices[i % len(voices)]) for i in range(n)]
 
 
-def in_process(valle: VallE, items: list[tuple[str, str]]) -> dict:
+def in_process(valle: VallE, items: list[tuple[str, str]], config: StreamConfig) -> dict:
     first, ratios = [], []
     for i, (text, voice) in enumerate(items):
         started = time.perf_counter()
@@ -52,7 +53,7 @@ def in_process(valle: VallE, items: list[tuple[str, str]]) -> dict:
         whole_seconds = time.perf_counter() - started
         started, got = time.perf_counter(), None
         samples = 0
-        for chunk in valle.stream(text, voice, seed=i):
+        for chunk in valle.stream(text, voice, seed=i, config=config):
             got = time.perf_counter() - started if got is None else got
             samples += len(chunk)
         ratios.append((time.perf_counter() - started) / whole_seconds)
@@ -120,16 +121,24 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lookahead", type=int, default=StreamConfig.lookahead, help="frames (in process and joins)")
+    parser.add_argument("--overlap", type=int, default=StreamConfig.overlap, help="frames (in process and joins)")
+    parser.add_argument("--joins-only", action="store_true", help="measure only the joins (no timing)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/streaming.json"))
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     valle = VallE.from_pretrained(args.model)
     items = requests(args.requests, args.seed)
+    config = StreamConfig(lookahead=args.lookahead, overlap=args.overlap)
+    seams = joins(valle, items[: max(3, args.requests // 4)], config)
+    if args.joins_only:
+        print(f"joins: {seams['near_joins_db']:.4f} dB within 2 frames of a join, {seams['elsewhere_db']:.4f} dB elsewhere "
+              f"(look-ahead {args.lookahead}, overlap {args.overlap})")
+        return 0
     valle.synthesize("Warm up.", items[0][1], seed=0)
-    local = in_process(valle, items)
+    local = in_process(valle, items, config)
     http = over_http(valle, items)
-    seams = joins(valle, items[: max(3, args.requests // 4)])
     p = {name: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95))}
          for name, v in (("in_process", local["first_audio_ms"]), ("http", http))}
     ratio = float(np.median(local["total_ratio"]))
