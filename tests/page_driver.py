@@ -12,6 +12,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CHROMIUM = "/usr/bin/chromium"
 # As root in a closed network: no sandbox, and none of Chromium's background connections; a fake
@@ -44,13 +48,9 @@ def serving(app) -> Iterator[str]:
         thread.join(10)
 
 
-def clone_in_browser(url: str, prompt: Path | None, prompt_text: str, text: str, screenshot: Path | None = None,
-                     stream: bool = True) -> dict:
-    """Upload `prompt` (or, without one, record 4 s from the microphone), synthesise `text`, wait for playable audio.
-
-    With `stream` the page plays the audio as it arrives. Returns what the page shows, and
-    when (ms after the click) the first audio was scheduled and the stream ended.
-    """
+@contextmanager
+def open_page(url: str) -> Iterator[tuple["Page", list[str]]]:
+    """The page at `url` in headless Chromium, its voices listed; yields it with the script errors it raises."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -60,6 +60,20 @@ def clone_in_browser(url: str, prompt: Path | None, prompt_text: str, text: str,
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url)
         page.wait_for_function("document.querySelectorAll('#voice option').length > 0")
+        try:
+            yield page, errors
+        finally:
+            browser.close()
+
+
+def clone_in_browser(url: str, prompt: Path | None, prompt_text: str, text: str, screenshot: Path | None = None,
+                     stream: bool = True) -> dict:
+    """Upload `prompt` (or, without one, record 4 s from the microphone), synthesise `text`, wait for playable audio.
+
+    With `stream` the page plays the audio as it arrives. Returns what the page shows, and
+    when (ms after the click) the first audio was scheduled and the stream ended.
+    """
+    with open_page(url) as (page, errors):
         if prompt is None:
             page.click("#record")
             page.wait_for_timeout(4000)
@@ -86,7 +100,6 @@ def clone_in_browser(url: str, prompt: Path | None, prompt_text: str, text: str,
         if screenshot:
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
-        browser.close()
     return shown
 
 
@@ -96,15 +109,7 @@ def check_and_save_in_browser(url: str, prompt: Path, name: str) -> dict:
     Returns what the page shows: the first voice's full name before anything is chosen, the
     check's text and finding codes, the status after saving, and the saved voice's name as shown.
     """
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 900, "height": 1100})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url)
-        page.wait_for_function("document.querySelectorAll('#voice option').length > 0")
+    with open_page(url) as (page, errors):
         first_voice = page.inner_text("#voice-info")
         page.set_input_files("#file", str(prompt))
         page.wait_for_selector("#prompt-check:has-text('Recording checked')", timeout=60_000)
@@ -116,7 +121,6 @@ def check_and_save_in_browser(url: str, prompt: Path, name: str) -> dict:
         page.wait_for_selector("#status:has-text('Saved the voice')", timeout=60_000)
         shown.update(status=page.inner_text("#status"), voice_info=page.inner_text("#voice-info"),
                      selected=page.eval_on_selector("#voice", "s => s.options[s.selectedIndex].text"))
-        browser.close()
     return shown
 
 
