@@ -26,7 +26,8 @@ def attention_maps(model: ARModel, phonemes: Tensor, codes: Tensor) -> Tensor:
     hooks = [layer.attention.register_forward_pre_hook(lambda _, args: inputs.append((args[0], args[1])))
              for layer in model.layers]
     try:
-        model(phonemes[None], torch.tensor([len(phonemes)]), codes[None], torch.tensor([codes.shape[1]]))
+        lengths = torch.tensor([len(phonemes), codes.shape[1]], device=phonemes.device)
+        model(phonemes[None], lengths[:1], codes[None], lengths[1:])
     finally:
         for hook in hooks:
             hook.remove()
