@@ -1,5 +1,6 @@
 """The `valle` command: sub-commands reach the library, errors are one line and exit 2."""
 
+import json
 import subprocess
 import sys
 
@@ -23,6 +24,15 @@ def test_synth_corpus_reports_where_it_wrote(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"wrote the synthetic corpus to {out}" in printed
     assert str(out / "test.jsonl") in printed and (out / "test.jsonl").is_file()
+
+
+def test_synth_corpus_takes_the_number_of_speakers(tmp_path, capsys):
+    out = tmp_path / "corpus"
+    assert main(["data", "synth-corpus", str(out), "--hours", "0.005", "--speakers", "16", "--workers", "1"]) == 0
+    speakers = {json.loads(line)["speaker"] for split in ("train", "valid", "test") for line in open(out / f"{split}.jsonl")}
+    assert len(speakers) == 16
+    assert main(["data", "synth-corpus", str(tmp_path / "few"), "--speakers", "5"]) == 2
+    assert "at least 12 speakers" in capsys.readouterr().err
 
 
 def test_bad_value_is_one_line_error_without_traceback(tmp_path, capsys):

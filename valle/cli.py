@@ -54,7 +54,8 @@ def _data_install_sources(args: argparse.Namespace) -> None:
 def _data_synth_corpus(args: argparse.Namespace) -> None:
     from valle.data.synthetic import build_synthetic_corpus
 
-    summary = build_synthetic_corpus(args.out, hours=args.hours, seed=args.seed, workers=args.workers)
+    summary = build_synthetic_corpus(args.out, hours=args.hours, seed=args.seed, workers=args.workers,
+                                     n_speakers=args.speakers)
     print(summary)
 
 
@@ -416,6 +417,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path)
     p.add_argument("--hours", type=float, default=1.0, help="total audio to generate (default: 1.0)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--speakers", type=int, default=80, help="voices, held-out ones included (default: 80)")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     p = command(data, "tokenize", _data_tokenize, "turn a manifest into phoneme ids and codec codes, stored in shards "
                 "(rerun the same command to resume)")
