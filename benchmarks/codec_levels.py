@@ -33,7 +33,7 @@ from valle.codec import load_codec
 from valle.codec.spectral import LogMel
 from valle.data.manifest import read_manifest
 from valle.data.shards import TokenizedCorpus
-from valle.model.pretrained import load_stage
+from valle.model.nar import NARModel
 from valle.model.sampling import NearestInExpectation
 from valle.speaker import ENCODER_RATE, SpeakerEncoder, cosine
 
@@ -43,7 +43,7 @@ class NARFill:
 
     def __init__(self, stage: Path, tokens: Path, frame_rate: float, choose: NearestInExpectation | None,
                  prompt_seconds: float = 3.0) -> None:
-        self.model, _ = load_stage(stage)
+        self.model = NARModel.from_pretrained(stage)
         self.corpus = TokenizedCorpus(tokens)
         self.prompt_frames = round(prompt_seconds * frame_rate)
         self.choose = choose

@@ -37,7 +37,7 @@ from targets import report
 from torch import nn
 
 from valle.model import ARModel, ModelConfig, preset
-from valle.model.pretrained import DTYPES
+from valle.pretrained import DTYPES
 
 PROMPT_SECONDS, PHONEMES, FRAME_RATE = 3.0, 100, 50.0
 ROUNDS = 3

@@ -76,15 +76,14 @@ python3 - "$out" "${configs[@]}" <<'PY'
 import sys
 from pathlib import Path
 import torch
-from valle.model.pretrained import load_stage, save_stage
-from valle.text.vocab import PhonemeVocab
+from valle.model.stage import Stage
 out = Path(sys.argv[1])
 for config in sys.argv[2:]:
     folder = out / Path(config).stem
     if not (folder / "model").exists():  # that stage failed: its log says why; pack the others
         continue
-    model, info = load_stage(folder / "model")
-    save_stage(model, folder / "half", PhonemeVocab.from_dict(info["vocab"]), info["codec"], torch.float16)
+    model = Stage.from_pretrained(folder / "model")
+    model.save_pretrained(folder / "half", model.trained_on, torch.float16)
 PY
 packed=()
 for config in "${configs[@]}"; do n=$(name "$config"); packed+=("$n.json" "$n.log"); [ -d "$out/$n/half" ] && packed+=("$n/half" "$n/metrics.jsonl"); done

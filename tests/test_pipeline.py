@@ -194,7 +194,7 @@ def test_stages_join_into_a_half_size_model_folder(model_dir, tmp_path, capsys):
     assert (tmp_path / "half" / "ar" / "model.safetensors").stat().st_size < 0.6 * (model_dir / "ar" / "model.safetensors").stat().st_size
     for a, b in ((full.ar, half.ar), (full.nar, half.nar)):
         assert all(torch.allclose(x, y, atol=1e-3) and y.dtype == x.dtype for x, y in zip(a.state_dict().values(), b.state_dict().values()))
-    assert half.codec_info == full.codec_info
+    assert half.codec_record == full.codec_record
     with pytest.raises(ConfigError, match="give the AR stage first"):
         VallE.from_stages(model_dir / "nar", model_dir / "ar")
     with pytest.raises(ConfigError, match="no model folder or bundled model named 'nowhere'"):

@@ -83,7 +83,7 @@ def test_round_trip_gives_the_tokenizers_phonemes_and_the_codecs_codes(tmp_path,
         assert item.duration == pytest.approx(len(samples) / 16000, abs=1e-4)
         assert corpus[i].id == id_
     assert corpus[-1].id == "utt008"
-    assert corpus.vocab == tokenizer.vocab and corpus.codec["n_codebooks"] == 4 and corpus.codec["name"] == str(codec_dir)
+    assert corpus.vocab == tokenizer.vocab and corpus.codec.n_codebooks == 4 and corpus.codec.name == str(codec_dir)
     assert corpus.n_frames == [corpus[i].codes.shape[1] for i in range(9)]
     with pytest.raises(KeyError, match="no utterance 'nope'"):
         corpus["nope"]

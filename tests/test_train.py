@@ -20,7 +20,7 @@ from valle.data.manifest import Utterance, write_manifest
 from valle.data.shards import TokenizedCorpus
 from valle.data.tokenize import tokenize_manifest
 from valle.errors import ConfigError
-from valle.model.pretrained import load_stage
+from valle.model import Stage
 from valle.train.batching import BucketBatchSampler, collate
 from valle.train.config import TrainConfig
 from valle.train.trainer import Trainer
@@ -63,8 +63,8 @@ STAGES = [("ar", 1), ("nar", 1), ("ar", 2), ("nar", 2)]
 @pytest.mark.parametrize("stage,ar_levels", STAGES)
 def test_stage_trains_and_saves_a_self_describing_model(shards, tmp_path, stage, ar_levels):
     trained = Trainer(replace(CONFIG, stage=stage, model={"ar_levels": ar_levels}), shards, tmp_path / "run").fit()
-    model, saved = load_stage(tmp_path / "run" / "model")
-    assert saved["stage"] == stage and saved["codec"]["n_codebooks"] == 4 and saved["vocab"]["version"]
+    model = Stage.from_pretrained(tmp_path / "run" / "model")
+    assert model.kind == stage and model.trained_on.codec.n_codebooks == 4 and model.trained_on.vocab.version
     assert type(model) is type(trained) and not model.training
     assert all(torch.equal(v, trained.state_dict()[k]) for k, v in model.state_dict().items())
     assert [s for s, _ in _losses(tmp_path / "run")] == list(range(1, 7))
@@ -79,7 +79,7 @@ def test_stage_trains_and_saves_a_self_describing_model(shards, tmp_path, stage,
 def test_a_run_can_start_from_a_trained_stage_of_another_layout(shards, tmp_path, capsys):
     """The paper's AR (level 1) gives its transformer to an AR that predicts two levels through a new depth decoder."""
     Trainer(replace(CONFIG, stage="ar"), shards, tmp_path / "paper").fit()
-    source, _ = load_stage(tmp_path / "paper" / "model")
+    source = Stage.from_pretrained(tmp_path / "paper" / "model")
     config = replace(CONFIG, stage="ar", model={"ar_levels": 2, "history_levels": 1}, init=str(tmp_path / "paper" / "model"))
     started = Trainer(config, shards, tmp_path / "depth").model.state_dict()
     assert "started from" in capsys.readouterr().out
@@ -99,7 +99,7 @@ def test_interrupted_run_resumes_exactly(shards, tmp_path, stage, ar_levels):
     straight.fit()
     stopped = Trainer(config, shards, tmp_path / "resumed")
     stopped.fit(stop_after=3)
-    latest, _ = load_stage(tmp_path / "resumed" / "latest")  # the run so far, ready to try out
+    latest = Stage.from_pretrained(tmp_path / "resumed" / "latest")  # the run so far, ready to try out
     assert all(torch.equal(v, stopped.model.state_dict()[k]) for k, v in latest.state_dict().items())
     resumed = Trainer(config, shards, tmp_path / "resumed")
     resumed.fit(resume=True)
@@ -158,12 +158,12 @@ def test_torchrun_launches_the_same_command(shards, tmp_path):
                             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "trained ar to step 2" in result.stdout and result.stdout.count("trained ar") == 1  # rank 0 reports
-    assert load_stage(tmp_path / "run" / "model")[1]["stage"] == "ar"
+    assert Stage.from_pretrained(tmp_path / "run" / "model").kind == "ar"
 
 
 def test_saved_stage_errors(tmp_path):
     with pytest.raises(ConfigError, match="config.json is missing"):
-        load_stage(tmp_path)
+        Stage.from_pretrained(tmp_path)
 
 
 def test_bucket_batches_respect_the_budget_and_split_ranks():
@@ -187,7 +187,7 @@ def test_a_finished_run_can_be_resumed_to_train_longer(shards, tmp_path):
     longer = Trainer(replace(CONFIG, steps=9, checkpoint_every=9), shards, tmp_path / "run")
     longer.fit(resume=True)
     assert longer.step == 9 and [s for s, _ in _losses(tmp_path / "run")] == list(range(1, 10))
-    model, _ = load_stage(tmp_path / "run" / "model")  # the final model is rewritten at the new end
+    model = Stage.from_pretrained(tmp_path / "run" / "model")  # the final model is rewritten at the new end
     assert all(torch.equal(v, longer.model.state_dict()[k]) for k, v in model.state_dict().items())
 
 
@@ -235,7 +235,7 @@ def test_training_scores_held_out_speakers_and_stops_at_its_time_limit(shards, t
     assert scored == [2, 4, 6]
     stopped = Trainer(config, shards, tmp_path / "limited", valid=shards)
     stopped.fit(time_limit=0.0, cpu_time=cpu_time)
-    assert stopped.step == 0 and load_stage(tmp_path / "limited" / "model")[1]["stage"] == "ar"
+    assert stopped.step == 0 and Stage.from_pretrained(tmp_path / "limited" / "model").kind == "ar"
     part = Trainer(replace(config, log_every=4), shards, tmp_path / "part")
     part.fit(stop_after=3)
     part.fit(resume=True, time_limit=0.0, cpu_time=cpu_time)  # stops before its first step: nothing new to log

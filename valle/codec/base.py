@@ -15,6 +15,7 @@ from torch import Tensor
 
 from valle.codec.encodec_convert import WEIGHT_FILE_SUFFIXES
 from valle.errors import ConfigError
+from valle.pretrained import CONFIG_FILE
 
 PRETRAINED = Path(__file__).parent / "pretrained"
 
@@ -69,7 +70,7 @@ def load_codec(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
     path = Path(name_or_path)
     if path.suffix in WEIGHT_FILE_SUFFIXES and not path.is_dir():  # a lone EnCodec weights file
         return _encodec(path, device)
-    config = path / "config.json"
+    config = path / CONFIG_FILE
     if not config.is_file():
         raise ConfigError(f"unknown codec {name!r}: give one of {', '.join(_LOADERS)}, "
                           "a folder with a config.json (a trained compact codec or an EnCodec snapshot) "

@@ -9,21 +9,19 @@ Everything between the spectrogram and its inverse runs at the frame rate (50 Hz
 times faster than real time.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from valle.codec.rvq import ResidualVectorQuantizer
 from valle.codec.spectral import STFT, LogMel, pad_to_hop
 from valle.config import DictConfig
 from valle.errors import ConfigError
-from valle.files import atomic_write
+from valle.pretrained import load_weights, read_config, save_folder
 
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+EMA_SUMS = ("embed_sum",)  # not saved: each is its codebook times its cluster sizes
 
 
 @dataclass(frozen=True)
@@ -130,6 +128,16 @@ class CompactCodec(nn.Module):
         quantized, codes, commitment = self.quantizer(self._latents(wav))
         return self._synthesise(quantized), codes, commitment
 
+    def first_level(self, wav: Tensor) -> Tensor:
+        """`[B, T, dim]`: level 1's quantised latents of `wav`, gradients straight through to the encoder.
+
+        What a content loss reads to make level 1 carry the words; the codebooks are left as they are.
+        """
+        latents = self._latents(wav).float()
+        level = self.quantizer.levels[0]
+        quantized = level.lookup(level.assign(latents.detach().reshape(-1, latents.shape[-1]))).view_as(latents)
+        return latents + (quantized - latents).detach()
+
     def _latents(self, wav: Tensor) -> Tensor:
         return self.encoder(self.features(pad_to_hop(wav, self.config.hop_length)))
 
@@ -141,40 +149,17 @@ class CompactCodec(nn.Module):
 
     # -- persistence -------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype = torch.float32) -> Path:
-        """Write `config.json` and `model.safetensors` atomically.
-
-        The EMA sums are left out: they are the codebook times the cluster sizes.
-        """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
-                   for k, v in self.state_dict().items() if not k.endswith("embed_sum")}
-        with atomic_write(directory / WEIGHTS_FILE, "wb") as f:
-            f.write(save(tensors, metadata={"format": "pt", "codec": "compact"}))
-        with atomic_write(directory / CONFIG_FILE) as f:
-            json.dump({"codec": "compact", **self.config.to_dict()}, f, indent=1)
-        return directory
+        """Write the folder `from_pretrained` reads; `dtype=torch.float16` halves it (it loads back as float32)."""
+        tensors = {k: v for k, v in self.state_dict().items() if not k.endswith(EMA_SUMS)}
+        return save_folder(directory, {"codec": "compact", **self.config.to_dict()}, tensors, {"codec": "compact"}, dtype)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "CompactCodec":
-        directory = Path(directory)
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            if not (directory / name).is_file():
-                raise ConfigError(f"{directory} holds no compact codec: {name} is missing "
-                                  "(train one with `valle codec train` or use the bundled one by name)")
-        values = json.loads((directory / CONFIG_FILE).read_text())
+        values = read_config(directory, "compact codec",
+                             "train one with `valle codec train` or use the bundled one by name")
         values.pop("codec", None)
         model = cls(CompactCodecConfig.from_dict(values))
-        weights = load_file(directory / WEIGHTS_FILE)
-        mismatch = f"weights in {directory} do not match its config.json; the folder mixes two codecs, train or copy it again"
-        try:
-            missing, unexpected = model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()},
-                                                        strict=False)
-        except RuntimeError:  # tensors of the wrong shape
-            raise ConfigError(mismatch) from None
-        if unexpected or any(not k.endswith("embed_sum") for k in missing):
-            raise ConfigError(f"{mismatch} (missing {missing}, unexpected {unexpected})")
+        load_weights(model, directory, derived=EMA_SUMS)
         for level in model.quantizer.levels:
             level.embed_sum.copy_(level.codebook * level.cluster_size[:, None])
         return model.to(device).eval()
-

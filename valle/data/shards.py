@@ -38,6 +38,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import Tensor
 
+from valle.codec.record import CodecRecord
 from valle.errors import CorpusError
 from valle.text.vocab import PhonemeVocab
 
@@ -165,7 +166,7 @@ class TokenizedCorpus:
         if self.index.get("format") != FORMAT_VERSION:
             raise CorpusError(f"{path} has format {self.index.get('format')!r}; this valle reads format "
                               f"{FORMAT_VERSION}: run `valle data tokenize` again into a new folder")
-        self.codec: dict[str, Any] = self.index["codec"]
+        self.codec = CodecRecord.from_dict(self.index["codec"])
         self.vocab = PhonemeVocab.from_dict(self.index["vocab"])
         self.ids: list[str] = []
         self.n_frames: list[int] = []

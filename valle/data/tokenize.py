@@ -33,7 +33,7 @@ import torch
 from tqdm import tqdm
 
 from valle.audio import ClippingWarning, load_audio
-from valle.codec import Codec, load_codec
+from valle.codec import Codec, CodecRecord, load_codec
 from valle.data.manifest import Utterance, read_manifest
 from valle.data.shards import FORMAT_VERSION, INDEX_FILE, encode_shard, read_shard, read_shard_metadata, shard_name
 from valle.errors import ConfigError, CorpusError, ValleError
@@ -49,26 +49,6 @@ def file_sha256(path: str | Path) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def codec_identity(codec: Codec) -> dict[str, Any]:
-    """What makes two codecs give the same codes: the token layout and a hash of the weights.
-
-    A registered name and the folder it stands for are the same codec; a retrained
-    codec in the same folder is not.
-    """
-    module = codec if isinstance(codec, torch.nn.Module) else getattr(codec, "model", None)
-    digest = hashlib.sha256()
-    if isinstance(module, torch.nn.Module):
-        for name, tensor in sorted(module.state_dict().items()):
-            tensor = tensor.detach().cpu().contiguous()
-            digest.update(f"{name}:{tensor.dtype}:{list(tensor.shape)};".encode())
-            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    else:
-        digest.update(type(codec).__qualname__.encode())
-    return {"sample_rate": int(codec.sample_rate), "frame_rate": float(codec.frame_rate),
-            "n_codebooks": int(codec.n_codebooks), "codebook_size": int(codec.codebook_size),
-            "weights_sha256": digest.hexdigest()}
 
 
 def _vocab_sha256(tokenizer: PhonemeTokenizer) -> str:
@@ -93,7 +73,7 @@ _LOADED: dict[str, tuple[Codec, PhonemeTokenizer]] = {}  # per worker process: l
 def _worker_tools(job: "_ShardJob") -> tuple[Codec, PhonemeTokenizer]:
     if job.codec not in _LOADED:
         codec = load_codec(job.codec)
-        if codec_identity(codec) != job.key["codec"]:
+        if CodecRecord.of(codec, job.codec).identity() != job.key["codec"]:
             raise ConfigError(f"codec {job.codec} changed while tokenising; run the command again")
         _LOADED[job.codec] = (codec, PhonemeTokenizer())
     return _LOADED[job.codec]
@@ -231,9 +211,9 @@ def tokenize_manifest(manifest: str | Path, codec: str | Path = "compact", out: 
     if loaded.codebook_size > MAX_CODEBOOK_SIZE:
         raise ConfigError(f"codec {codec} has {loaded.codebook_size} codes per codebook; shards store int16 codes, "
                           f"which hold at most {MAX_CODEBOOK_SIZE}")
-    identity = codec_identity(loaded)
+    record = CodecRecord.of(loaded, str(codec))
     manifest_sha256 = file_sha256(manifest)
-    key = {"format": FORMAT_VERSION, "manifest_sha256": manifest_sha256, "codec": identity,
+    key = {"format": FORMAT_VERSION, "manifest_sha256": manifest_sha256, "codec": record.identity(),
            "vocab_sha256": _vocab_sha256(tokenizer), "shard_size": shard_size}
     n_shards = math.ceil(len(rows) / shard_size)
     jobs = [_ShardJob(s, s * shard_size, tuple(rows[s * shard_size:(s + 1) * shard_size]), out / shard_name(s), str(codec), key)
@@ -272,7 +252,7 @@ def tokenize_manifest(manifest: str | Path, codec: str | Path = "compact", out: 
     shards = [metadata[s] for s in range(n_shards)]
     index = {
         "format": FORMAT_VERSION,
-        "codec": {"name": str(codec), **identity},
+        "codec": record.to_dict(),
         "vocab": tokenizer.vocab.to_dict(),
         "manifest": {"path": str(manifest), "sha256": manifest_sha256, "rows": len(rows)},
         "shard_size": shard_size,

@@ -20,15 +20,16 @@ import numpy as np
 import torch
 
 from valle.asr import load_recognizer
-from valle.codec import Codec, load_codec
+from valle.codec import Codec, CodecRecord, load_codec
 from valle.errors import ConfigError, TextError
+from valle.files import atomic_write
 from valle.infer.bundled import model_folder, resolve_prompt
 from valle.infer.prompt_pick import prepare_prompt
 from valle.infer.stream import StreamConfig, stream_jobs
 from valle.model.ar import ARModel, Chooser
 from valle.model.nar import NARModel
-from valle.model.pretrained import load_stage, save_stage
 from valle.model.sampling import NearestInExpectation, Sampler, SamplingConfig
+from valle.model.stage import Stage, TrainedOn
 from valle.text import PhonemeTokenizer, PhonemeVocab, split_sentences
 from valle.watermark import DEFAULT_KEY, MIN_SECONDS, embed
 
@@ -85,14 +86,13 @@ class VallE:
     """The AR and NAR stages with the codec and phoneme vocabulary they were trained on."""
 
     def __init__(self, ar: ARModel, nar: NARModel, codec: Codec, vocab: PhonemeVocab, codec_name: str,
-                 codec_info: dict | None = None) -> None:
+                 codec_record: CodecRecord | None = None) -> None:
         if ar.config.n_codebooks != codec.n_codebooks or ar.config.codebook_size != codec.codebook_size:
             raise ConfigError(f"the model speaks {ar.config.n_codebooks} x {ar.config.codebook_size} codes but codec "
                               f"{codec_name!r} has {codec.n_codebooks} x {codec.codebook_size}")
         self.ar, self.nar, self.codec, self.codec_name = ar.eval(), nar.eval(), codec, codec_name
-        # What the stages record about their codec (a checksum of its weights among it), kept when saved again.
-        self.codec_info = codec_info or {"name": codec_name, "sample_rate": codec.sample_rate, "frame_rate": codec.frame_rate,
-                                         "n_codebooks": codec.n_codebooks, "codebook_size": codec.codebook_size}
+        # What the stages record of their codec (a hash of its weights among it), kept when saved again.
+        self.codec_record = codec_record or CodecRecord.of(codec, codec_name)
         self.tokenizer = PhonemeTokenizer(vocab)
         self.guard = LengthGuard()
         self._recognizer = None  # for prompts given without a transcript
@@ -123,22 +123,23 @@ class VallE:
     def from_stages(cls, ar_dir: str | Path, nar_dir: str | Path, codec: str | Path | None = None,
                     device: str = "cpu", dtype: torch.dtype | str = torch.float32) -> "VallE":
         """Join two trained stages (`valle train` writes RUN/model); the codec defaults to the one they name."""
-        ar, ar_info = load_stage(ar_dir, device, dtype)
-        nar, nar_info = load_stage(nar_dir, device, dtype)
-        if ar_info["stage"] != "ar" or nar_info["stage"] != "nar":
-            raise ConfigError(f"{ar_dir} holds a {ar_info['stage']} stage and {nar_dir} a {nar_info['stage']} stage; "
+        ar, nar = Stage.from_pretrained(ar_dir, device, dtype), Stage.from_pretrained(nar_dir, device, dtype)
+        if not isinstance(ar, ARModel) or not isinstance(nar, NARModel):
+            raise ConfigError(f"{ar_dir} holds a {ar.kind} stage and {nar_dir} a {nar.kind} stage; "
                               "give the AR stage first, then the NAR stage")
-        if ar_info["vocab"] != nar_info["vocab"] or ar_info["codec"] != nar_info["codec"]:
+        trained_on = ar.trained_on
+        if trained_on is None or trained_on != nar.trained_on:
             raise ConfigError(f"the AR and NAR stages ({ar_dir}, {nar_dir}) were trained on different vocabularies or codecs")
-        codec = codec if codec is not None else ar_info["codec"]["name"]
-        return cls(ar, nar, load_codec(codec, device), PhonemeVocab.from_dict(ar_info["vocab"]), str(codec), ar_info["codec"])
+        codec = codec if codec is not None else trained_on.codec.name
+        return cls(ar, nar, load_codec(codec, device), trained_on.vocab, str(codec), trained_on.codec)
 
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype = torch.float32) -> Path:
         """Write the folder `from_pretrained` reads; `dtype=torch.float16` halves it (it loads back as float32)."""
-        directory = Path(directory)
-        save_stage(self.ar, directory / "ar", self.tokenizer.vocab, self.codec_info, dtype)
-        save_stage(self.nar, directory / "nar", self.tokenizer.vocab, self.codec_info, dtype)
-        (directory / PIPELINE_FILE).write_text(json.dumps({"codec": self.codec_name}, indent=1))
+        directory, trained_on = Path(directory), TrainedOn(self.tokenizer.vocab, self.codec_record)
+        self.ar.save_pretrained(directory / "ar", trained_on, dtype)
+        self.nar.save_pretrained(directory / "nar", trained_on, dtype)
+        with atomic_write(directory / PIPELINE_FILE) as f:
+            json.dump({"codec": self.codec_name}, f, indent=1)
         return directory
 
     # -- synthesis ---------------------------------------------------------------------
@@ -223,8 +224,7 @@ class VallE:
 
     def _chooser(self, job: Job) -> Chooser:
         """The job's sampler, with the end token forbidden until `job.low` new frames exist."""
-        group = self.ar.config.group_size
-        prompt_len = job.prompt_codes.shape[1] - job.prompt_codes.shape[1] % group  # the AR keeps whole groups
+        prompt_len = self.ar.trim_prompt(job.prompt_codes).shape[1]
 
         def choose(logits: torch.Tensor, history: list[int], level: int) -> int:
             if level == 0 and len(history) - prompt_len < job.low:

@@ -3,5 +3,6 @@
 from valle.model.ar import ARModel
 from valle.model.config import PRESETS, ModelConfig, preset
 from valle.model.nar import NARBatch, NARModel
+from valle.model.stage import Stage, TrainedOn
 
-__all__ = ["ARModel", "NARModel", "NARBatch", "ModelConfig", "PRESETS", "preset"]
+__all__ = ["ARModel", "NARModel", "NARBatch", "ModelConfig", "PRESETS", "preset", "Stage", "TrainedOn"]

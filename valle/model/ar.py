@@ -14,68 +14,31 @@ another from the step's state (`valle.model.depth`); with k = 1 (the paper) a li
 head predicts the step's level-1 codes at once.
 """
 
-import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from valle.model.config import ModelConfig
 from valle.model.depth import DepthDecoder
-from valle.model.layers import (
-    KVCache,
-    LayerCache,
-    SinusoidalPositions,
-    TransformerLayer,
-    init_weights,
-    lengths_to_mask,
-    top_k_accuracy,
-)
+from valle.model.layers import KVCache, LayerCache, TransformerLayer, init_weights, lengths_to_mask
 from valle.model.linear import Linear
+from valle.model.stage import IGNORE, Stage, StageOutput
 
-IGNORE = -100
 # choose(logits [V + 1], history of this level's codes, level) -> the next code (or EOS at level 0).
 Chooser = Callable[[Tensor, list[int], int], int]
 
 
-@dataclass
-class StageOutput:
-    loss: Tensor
-    accuracy: Tensor  # top-10
-    logits: Tensor  # [..., V(+1)]
-    targets: Tensor  # logits' shape without the last dim; IGNORE where nothing is predicted
-    levels: Tensor  # targets' shape: the 0-based codebook level of each target
+class ARModel(Stage):
+    kind = "ar"
 
-    @torch.no_grad()
-    def level_sums(self) -> dict[int, tuple[float, float, int]]:
-        """Per 0-based level: (summed cross-entropy in nats, top-10 hits, targets), to average over many batches."""
-        logits, targets = self.logits.reshape(-1, self.logits.shape[-1]).float(), self.targets.reshape(-1)
-        levels, valid = self.levels.reshape(-1), targets != IGNORE
-        losses = F.cross_entropy(logits, targets.clamp(min=0), reduction="none")
-        hits = (logits.topk(min(10, logits.shape[-1]), dim=-1).indices == targets[:, None]).any(-1)
-        sums = {}
-        for level in levels[valid].unique().tolist():
-            rows = valid & (levels == level)
-            sums[level] = (float(losses[rows].sum()), float(hits[rows].sum()), int(rows.sum()))
-        return sums
-
-
-class ARModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         d, g, v, k = config.d_model, config.group_size, config.codebook_size, config.ar_levels
         self.eos, self.bos, self.pad = v, v + 1, v + 2
-        self.embedding_scale = math.sqrt(d) if config.scale_embeddings else 1.0
-        self.text_embedding = nn.Embedding(config.n_phonemes, d)
         self.history_levels = k if config.history_levels is None else config.history_levels
         # Level l's token t is row l * (V + 3) + t.
         self.audio_embedding = nn.Embedding(self.history_levels * (v + 3), d // g)
-        self.text_positions = SinusoidalPositions(d)
-        self.audio_positions = SinusoidalPositions(d)
-        self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(TransformerLayer(d, config.n_heads, config.d_ff, config.dropout) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(d)
         if k == 1:
@@ -94,9 +57,6 @@ class ARModel(nn.Module):
             targets[b, :length] = codes[b, :k, :length].T
             targets[b, length, 0] = self.eos
         return targets.view(codes.shape[0], n, g, k)
-
-    def _embed_text(self, phonemes: Tensor) -> Tensor:
-        return self.text_positions(self.text_embedding(phonemes) * self.embedding_scale)
 
     def _embed_audio(self, frames: Tensor, positions: Tensor) -> Tensor:
         """Frames `[B, n * g, k]` (codes or BOS/PAD) -> group embeddings `[B, n, d]` at `positions` `[B or 1, n]`.
@@ -152,11 +112,16 @@ class ARModel(nn.Module):
             logits = self.head(hidden).view(batch, n_groups, g, 1, -1)
         else:
             logits = self.depth(hidden, frames.view(batch, n_groups, g * k)).view(batch, n_groups, g, k, -1)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
-        levels = torch.arange(k, device=codes.device).expand_as(targets)
-        return StageOutput(loss, top_k_accuracy(logits, targets, 10, IGNORE), logits, targets, levels)
+        return StageOutput.scored(logits, targets, torch.arange(k, device=codes.device).expand_as(targets))
 
     # -- inference ---------------------------------------------------------------------
+    def trim_prompt(self, prompt: Tensor) -> Tensor:
+        """What the AR continues of `prompt` codes `[K', T_p]`: its first `ar_levels` levels, in whole groups.
+
+        A group is read whole, so the oldest frames that do not fill one are dropped.
+        """
+        return prompt[:self.config.ar_levels, prompt.shape[1] % self.config.group_size:]
+
     @torch.no_grad()
     def generate(self, phonemes: Tensor, prompt: Tensor, max_frames: int, choose: Chooser) -> Tensor:
         """Continue the `prompt` codes `[K', T_p]` (K' >= ar_levels) for `phonemes` `[P]` (prompt's + target's).
@@ -197,7 +162,7 @@ class ARModel(nn.Module):
         What a streaming caller decodes while the AR stage goes on.
         """
         g, k, batch, device = self.config.group_size, self.config.ar_levels, len(phonemes), phonemes[0].device
-        prompts = [p[:k, p.shape[1] % g:] for p in prompts]  # whole groups only: drop the oldest frames
+        prompts = [self.trim_prompt(p) for p in prompts]
         phoneme_lens = torch.tensor([len(p) for p in phonemes], device=device)
         group_lens = torch.tensor([1 + p.shape[1] // g for p in prompts], device=device)  # BOS group + the prompt's
         text = torch.zeros(batch, int(phoneme_lens.max()), dtype=torch.long, device=device)

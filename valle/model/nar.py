@@ -11,17 +11,15 @@ Training picks a level uniformly per utterance (among those above the AR stage's
 utterance as the prompt; the rest of the utterance is the target.
 """
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from valle.model.ar import IGNORE, StageOutput
 from valle.model.config import ModelConfig
-from valle.model.layers import SinusoidalPositions, TransformerLayer, init_weights, lengths_to_mask, top_k_accuracy
+from valle.model.layers import TransformerLayer, init_weights, lengths_to_mask
+from valle.model.stage import IGNORE, Stage, StageOutput
 
 
 @dataclass
@@ -63,17 +61,13 @@ def _pad(pieces: list[Tensor], device: torch.device) -> tuple[Tensor, Tensor]:
     return out, lengths
 
 
-class NARModel(nn.Module):
+class NARModel(Stage):
+    kind = "nar"
+
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         d, k, v = config.d_model, config.n_codebooks, config.codebook_size
-        self.embedding_scale = math.sqrt(d) if config.scale_embeddings else 1.0
-        self.text_embedding = nn.Embedding(config.n_phonemes, d)
         self.level_embeddings = nn.ModuleList(nn.Embedding(v, d) for _ in range(k))
-        self.text_positions = SinusoidalPositions(d)
-        self.audio_positions = SinusoidalPositions(d)
-        self.dropout = nn.Dropout(config.dropout)
         self.first_level = config.ar_levels  # 0-based: the lowest level this stage predicts
         self.layers = nn.ModuleList(TransformerLayer(d, config.n_heads, config.d_ff, config.dropout, n_stages=k - config.ar_levels)
                                     for _ in range(config.n_layers))
@@ -96,7 +90,7 @@ class NARModel(nn.Module):
         """
         k = self.config.n_codebooks
         p, t_p, t = phonemes.shape[1], prompt.shape[2], target.shape[2]
-        text = self.text_positions(self.text_embedding(phonemes) * self.embedding_scale)
+        text = self._embed_text(phonemes)
         prompt_x = self._embed_codes(prompt, torch.full_like(level, k)) * self.embedding_scale
         target_x = self._embed_codes(target, level) * self.embedding_scale
         # The prompt and the target are one audio stream: the target's positions go on
@@ -119,8 +113,7 @@ class NARModel(nn.Module):
                              batch.target, batch.target_lens, batch.level)
         targets = batch.target[torch.arange(len(batch.level)), batch.level]  # [B, T]
         targets = targets.masked_fill(~lengths_to_mask(batch.target_lens, targets.shape[1]), IGNORE)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
-        return StageOutput(loss, top_k_accuracy(logits, targets, 10, IGNORE), logits, targets, batch.level[:, None].expand_as(targets))
+        return StageOutput.scored(logits, targets, batch.level[:, None].expand_as(targets))
 
     @torch.no_grad()
     def generate(self, phonemes: Tensor, prompt: Tensor, lower: Tensor, offset: int = 0,

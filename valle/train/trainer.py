@@ -27,7 +27,7 @@ from valle.files import atomic_write
 from valle.model.ar import ARModel
 from valle.model.config import preset
 from valle.model.nar import NARBatch, NARModel, split_prompt
-from valle.model.pretrained import load_stage, save_stage
+from valle.model.stage import Stage, TrainedOn
 from valle.train.batching import BucketBatchSampler, SamplerState, collate
 from valle.train.config import TrainConfig
 from valle.train.validate import heldout_metrics
@@ -59,7 +59,7 @@ def warm_start(model: nn.Module, stage: str | Path) -> dict[str, list[str]]:
     Returns the names `copied` and those left `fresh`; refuses a source that shares no
     weight matrix (another size: only a bias or a scale would match).
     """
-    source, _ = load_stage(stage)
+    source = Stage.from_pretrained(stage)
     theirs, mine = source.state_dict(), model.state_dict()
     copied = [name for name, tensor in mine.items() if name in theirs and theirs[name].shape == tensor.shape]
     if not any(mine[name].ndim >= 2 for name in copied):
@@ -85,8 +85,8 @@ class Trainer:
         self.corpus = TokenizedCorpus(data)
         self.valid = TokenizedCorpus(valid) if valid is not None and self.rank == 0 else None
         codec = self.corpus.codec
-        self.model_config = preset(config.preset, n_phonemes=len(self.corpus.vocab), n_codebooks=codec["n_codebooks"],
-                                   codebook_size=codec["codebook_size"], **config.model)
+        self.model_config = preset(config.preset, n_phonemes=len(self.corpus.vocab), n_codebooks=codec.n_codebooks,
+                                   codebook_size=codec.codebook_size, **config.model)
         self.model = (ARModel if config.stage == "ar" else NARModel)(self.model_config).to(self.device)
         if config.init is not None:  # a resumed run's checkpoint replaces these weights again
             started = warm_start(self.model, config.init)
@@ -108,7 +108,7 @@ class Trainer:
         self.sampler = BucketBatchSampler(self.corpus.n_phonemes, self.corpus.n_frames, config.max_tokens, config.seed,
                                           self.rank, self.world_size, config.max_frames)
         self.generator = torch.Generator().manual_seed(config.seed * 7919 + self.rank)  # NAR prompts and levels
-        self.max_prompt = max(1, round(config.nar_prompt_seconds * codec["frame_rate"]))
+        self.max_prompt = max(1, round(config.nar_prompt_seconds * codec.frame_rate))
         self.step = 0
         self.hours = 0.0  # of training steps so far, over every resumed part of the run: curves against time
 
@@ -208,7 +208,7 @@ class Trainer:
                     metrics.write(json.dumps({"step": self.step, "hours": self.hours, **self.validate()}) + "\n")
         bar.close()
         if self.rank == 0 and (self.step == self.config.steps or timed_out):
-            save_stage(self.model, self.out / "model", self.corpus.vocab, self.corpus.codec)
+            self.model.save_pretrained(self.out / "model", TrainedOn(self.corpus.vocab, self.corpus.codec))
         return self.model
 
     def validate(self) -> dict[str, float]:
@@ -236,7 +236,7 @@ class Trainer:
                  "config": json.dumps(self.config.to_dict()), "world_size": self.world_size}
         with atomic_write(self.out / CHECKPOINT, "wb") as f:
             torch.save(state, f)
-        save_stage(self.model, self.out / LATEST, self.corpus.vocab, self.corpus.codec)
+        self.model.save_pretrained(self.out / LATEST, TrainedOn(self.corpus.vocab, self.corpus.codec))
 
     def load_checkpoint(self) -> None:
         path = self.out / CHECKPOINT

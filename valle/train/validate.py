@@ -22,6 +22,7 @@ from valle.data.shards import TokenizedCorpus
 from valle.model.alignment import head_monotonicity
 from valle.model.ar import ARModel
 from valle.model.nar import NARBatch, NARModel, split_prompt
+from valle.model.stage import Stage
 from valle.train.batching import BucketBatchSampler, collate
 
 
@@ -43,7 +44,7 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
     n_phonemes, n_frames = [corpus.n_phonemes[i] for i in chosen], [corpus.n_frames[i] for i in chosen]
     budget = max(max_tokens, *(p + f for p, f in zip(n_phonemes, n_frames)))  # the longest utterance fits alone
     batches = BucketBatchSampler(n_phonemes, n_frames, budget).batches
-    prompt_frames = max(1, round(prompt_seconds * corpus.codec["frame_rate"]))
+    prompt_frames = max(1, round(prompt_seconds * corpus.codec.frame_rate))
     generator = torch.Generator().manual_seed(seed)
     sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     for batch in tqdm(batches, desc="held-out", unit="batch", disable=not progress, leave=False):
@@ -79,11 +80,9 @@ def loss_per_frame(metrics: list[dict[str, float]]) -> float:
 def validate_stages(stages: list[str | Path], data: str | Path, max_utterances: int | None = None,
                     device: str = "cpu") -> list[dict[str, float]]:
     """`heldout_metrics` of each saved stage (RUN/model folders) on one tokenised corpus."""
-    from valle.model.pretrained import load_stage
-
     corpus = TokenizedCorpus(data)
     results = []
     for path in stages:
-        model, _ = load_stage(path, device)
+        model = Stage.from_pretrained(path, device)
         results.append(heldout_metrics(model, corpus, max_utterances=max_utterances, progress=True))
     return results
