@@ -14,7 +14,7 @@ from valle.codec.rvq import ResidualVectorQuantizer, VectorQuantizer, kmeans
 from valle.codec.spectral import STFT, LogMel, mel_filters, pad_to_hop
 from valle.data.manifest import Utterance, write_manifest
 from valle.errors import ConfigError
-from valle.train.codec import CodecTrainConfig, train_codec
+from valle.train.codec import CodecTrainConfig, phones, train_codec
 
 
 @pytest.fixture(params=["compact", "encodec"])
@@ -193,7 +193,8 @@ def test_residual_levels_refine_and_dropout_uses_fewer_levels():
 
 @pytest.fixture
 def manifest(tmp_path, write_wav) -> Path:
-    rows = [Utterance(f"u{i}", write_wav(f"a/u{i}.wav", speechlike(1.5, 16000, seed=i)), "text", "s") for i in range(3)]
+    texts = ["a cat sat", "the dog ran off", "we see it"]
+    rows = [Utterance(f"u{i}", write_wav(f"a/u{i}.wav", speechlike(1.5, 16000, seed=i)), text, "s") for i, text in enumerate(texts)]
     write_manifest(rows, tmp_path / "m.jsonl")
     return tmp_path / "m.jsonl"
 
@@ -206,8 +207,23 @@ def test_training_lowers_the_loss(manifest, tmp_path):
     assert load_codec(tmp_path / "run" / "model").n_codebooks == 4
 
 
-def test_interrupted_training_resumes_exactly(manifest, tmp_path):
-    config = CodecTrainConfig(steps=6, batch_size=2, segment_frames=16, warmup_steps=2, log_every=1, checkpoint_every=3)
+def test_content_loss_teaches_the_first_level_the_phones(manifest, tmp_path):
+    config = CodecTrainConfig(steps=40, batch_size=2, segment_frames=16, warmup_steps=5, log_every=5, learning_rate=2e-3,
+                              content_weight=1.0, content_batch_size=3)
+    train_codec([manifest], tmp_path / "run", TINY, config, device="cpu")
+    content = [json.loads(line)["content"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert content[-1] < 0.7 * content[0]
+    assert load_codec(tmp_path / "run" / "model").n_codebooks == 4  # the phone head is not part of the codec
+
+
+def test_phones_are_the_tokens_that_take_time():
+    assert phones(["h", "ə", "ˈ", "oʊ", "_", "ð", "ˌ", "ɛɹ", ",", "."]) == ["h", "ə", "oʊ", "ð", "ɛɹ"]
+
+
+@pytest.mark.parametrize("content_weight", [0.0, 0.5])
+def test_interrupted_training_resumes_exactly(manifest, tmp_path, content_weight):
+    config = CodecTrainConfig(steps=6, batch_size=2, segment_frames=16, warmup_steps=2, log_every=1, checkpoint_every=3,
+                              content_weight=content_weight, content_batch_size=2)
     train_codec([manifest], tmp_path / "straight", TINY, config, device="cpu")
     half = CodecTrainConfig(**{**config.__dict__, "steps": 3})
     train_codec([manifest], tmp_path / "resumed", TINY, half, device="cpu")
