@@ -112,3 +112,11 @@ def test_a_long_prompt_is_cut_to_its_best_window_and_says_so(model_dir, tmp_path
     err = capsys.readouterr().err
     assert f"prompt {tmp_path / 'long.wav'} is {len(long) / 16000:.1f} s long: prompting with its best" in err
     assert "recognised" in err and heard and heard[0] <= 6.0 * 16000
+
+
+def test_sampling_options_default_to_the_sampling_config():
+    from valle.cli import _build_parser
+    from valle.model.sampling import SamplingConfig
+
+    args = _build_parser().parse_args(["synthesize", "hello", "--prompt", "fl001"])
+    assert (args.temperature, args.top_k, args.top_p) == (SamplingConfig.temperature, SamplingConfig.top_k, SamplingConfig.top_p)

@@ -25,7 +25,7 @@ def test_top_p_keeps_the_smallest_set_reaching_the_mass():
 
 def test_temperature_zero_is_greedy_and_sampling_follows_the_distribution():
     assert Sampler(SamplingConfig(temperature=0, repetition_aware=False))(LOGITS, []) == 0
-    sampler = Sampler(SamplingConfig(repetition_aware=False), seed=0)
+    sampler = Sampler(SamplingConfig(top_k=0, top_p=1.0, repetition_aware=False), seed=0)
     draws = torch.tensor([sampler(LOGITS, []) for _ in range(4000)])
     frequencies = torch.bincount(draws, minlength=5) / 4000
     torch.testing.assert_close(frequencies, LOGITS.softmax(-1), atol=0.03, rtol=0)

@@ -144,9 +144,10 @@ def _add_model_runtime_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
+    # SamplingConfig's defaults, written out so that building the parser needs no torch (a test keeps them equal)
     p.add_argument("--temperature", type=float, default=1.0, help="of the sampling; 0 always takes the likeliest code")
-    p.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest codes only; 0: all")
-    p.add_argument("--top-p", type=float, default=1.0, help="sample among the likeliest codes that make up this probability")
+    p.add_argument("--top-k", type=int, default=25, help="sample among the k likeliest codes only; 0: all")
+    p.add_argument("--top-p", type=float, default=0.8, help="sample among the likeliest codes that make up this probability")
     p.add_argument("--no-ras", action="store_true", help="turn off repetition-aware sampling")
 
 

@@ -132,9 +132,9 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
         prompt: Annotated[UploadFile | None, File(description="a 3-10 s recording of the voice (wav, flac, ogg, mp3)")] = None,
         voice_id: Annotated[str | None, Form(description="a saved or bundled voice instead of a prompt upload")] = None,
         prompt_text: Annotated[str | None, Form(description="what the prompt says (recognised when left out)")] = None,
-        temperature: Annotated[float, Form(ge=0, le=10, allow_inf_nan=False)] = 1.0,
-        top_k: Annotated[int, Form(ge=0, le=100000)] = 0,
-        top_p: Annotated[float, Form(gt=0, le=1, allow_inf_nan=False)] = 1.0,
+        temperature: Annotated[float, Form(ge=0, le=10, allow_inf_nan=False)] = SamplingConfig.temperature,
+        top_k: Annotated[int, Form(ge=0, le=100000)] = SamplingConfig.top_k,
+        top_p: Annotated[float, Form(gt=0, le=1, allow_inf_nan=False)] = SamplingConfig.top_p,
         seed: Annotated[int | None, Form(ge=0, le=2**32 - 1)] = None,
         stream: Annotated[bool, Form(description="answer with a WAV stream (open length) as the audio is made")] = False,
     ) -> Response:
