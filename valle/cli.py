@@ -73,7 +73,7 @@ def _codec_train(args: argparse.Namespace) -> None:
     from valle.train.codec import CodecTrainConfig, train_codec
 
     model_config = CompactCodecConfig.from_dict(json.loads(args.config.read_text())) if args.config else CompactCodecConfig()
-    options = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
+    options = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("learning_rate", args.learning_rate),
                                  ("content_weight", args.content_weight)) if v is not None}
     model = train_codec(args.manifest, args.out, model_config, CodecTrainConfig(**options), resume=args.resume,
                         init=args.init, device=args.device, time_limit=args.time_limit and args.time_limit * 60)
@@ -436,6 +436,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="JSON with CompactCodecConfig fields (default: the built-in config)")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float, help="the peak (default: 5e-4; lower it to fine-tune with --init)")
     p.add_argument("--content-weight", type=float, help="> 0: level 1 also learns the phones of whole utterances "
                    "(CTC), so that the AR's level carries the words (default: 0)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
