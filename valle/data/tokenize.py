@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,26 @@ def tokenize_manifest(manifest: str | Path, codec: str | Path = "compact", out: 
         raise ConfigError(f"--shard-size must be at least 1, not {shard_size}")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {workers}")
+    rows = _unique_rows(manifest)
+    tools = _load_tools(codec)
+    record = CodecRecord.of(tools[0], str(codec))
+    manifest_sha256 = file_sha256(manifest)
+    key = {"format": FORMAT_VERSION, "manifest_sha256": manifest_sha256, "codec": record.identity(),
+           "vocab_sha256": _vocab_sha256(tools[1]), "shard_size": shard_size}
+    jobs = _plan_shards(rows, out, str(codec), key)
+
+    out.mkdir(parents=True, exist_ok=True)
+    _check_folder(out, key)
+    metadata = _make_shards(jobs, _kept_shards(out, jobs), tools, workers, len(rows))
+    index = _index(metadata, record, tools[1], {"path": str(manifest), "sha256": manifest_sha256, "rows": len(rows)},
+                   shard_size)
+    with atomic_write(out / INDEX_FILE) as f:
+        f.write(_format_index(index))
+    return out
+
+
+def _unique_rows(manifest: Path) -> list[Utterance]:
+    """The manifest's rows, refused when empty or when an id repeats (ids name the utterances in the shards)."""
     rows = read_manifest(manifest)
     if not rows:
         raise CorpusError(f"manifest {manifest} has no rows; nothing to tokenise")
@@ -206,55 +227,77 @@ def tokenize_manifest(manifest: str | Path, codec: str | Path = "compact", out: 
         if row.id in seen:
             raise CorpusError(f"manifest {manifest} lists utterance id {row.id!r} twice; ids must be unique")
         seen.add(row.id)
+    return rows
 
-    loaded, tokenizer = load_codec(codec), PhonemeTokenizer()
+
+def _load_tools(codec: str | Path) -> tuple[Codec, PhonemeTokenizer]:
+    """The codec and the tokenizer, the codec refused when its codes do not fit the shards' int16."""
+    loaded = load_codec(codec)
+    tools = loaded, PhonemeTokenizer()
     if loaded.codebook_size > MAX_CODEBOOK_SIZE:
         raise ConfigError(f"codec {codec} has {loaded.codebook_size} codes per codebook; shards store int16 codes, "
                           f"which hold at most {MAX_CODEBOOK_SIZE}")
-    record = CodecRecord.of(loaded, str(codec))
-    manifest_sha256 = file_sha256(manifest)
-    key = {"format": FORMAT_VERSION, "manifest_sha256": manifest_sha256, "codec": record.identity(),
-           "vocab_sha256": _vocab_sha256(tokenizer), "shard_size": shard_size}
-    n_shards = math.ceil(len(rows) / shard_size)
-    jobs = [_ShardJob(s, s * shard_size, tuple(rows[s * shard_size:(s + 1) * shard_size]), out / shard_name(s), str(codec), key)
-            for s in range(n_shards)]
+    return tools
 
-    out.mkdir(parents=True, exist_ok=True)
-    _check_folder(out, key)
+
+def _plan_shards(rows: list[Utterance], out: Path, codec: str, key: dict[str, Any]) -> list[_ShardJob]:
+    """One job per shard: row i goes to shard i // shard_size, whatever the workers."""
+    size = key["shard_size"]
+    return [_ShardJob(s, s * size, tuple(rows[s * size:(s + 1) * size]), out / shard_name(s), codec, key)
+            for s in range(math.ceil(len(rows) / size))]
+
+
+def _kept_shards(out: Path, jobs: list[_ShardJob]) -> list[dict[str, Any] | None]:
+    """Each job's shard metadata if a run before this one finished it, else None; leftovers of a killed run removed."""
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-        found = list(tqdm(pool.map(_finished, jobs), total=n_shards, desc="checking shards", unit="shard", disable=None))
-    todo = [job for job, metadata in zip(jobs, found) if metadata is None]
-    if todo:
+        found = list(tqdm(pool.map(_finished, jobs), total=len(jobs), desc="checking shards", unit="shard", disable=None))
+    if any(metadata is None for metadata in found):
         (out / INDEX_FILE).unlink(missing_ok=True)  # an index is only ever beside the shards it describes
-    _tidy(out, n_shards)
+    _tidy(out, len(jobs))
+    return found
 
+
+def _make_shards(jobs: list[_ShardJob], found: list[dict[str, Any] | None], tools: tuple[Codec, PhonemeTokenizer],
+                 workers: int | None, n_rows: int) -> list[dict[str, Any]]:
+    """Every shard's metadata in order, making the shards not found: here, or in `workers` processes."""
     metadata = dict(enumerate(found))
-    progress = tqdm(total=len(rows), initial=len(rows) - sum(len(job.rows) for job in todo), desc="tokenising",
+    todo = [job for job, kept in zip(jobs, found) if kept is None]
+    progress = tqdm(total=n_rows, initial=n_rows - sum(len(job.rows) for job in todo), desc="tokenising",
                     unit="utt", disable=None)
     workers = min(workers or os.cpu_count() or 1, len(todo))
     with progress:
         if workers <= 1:
             with _single_thread():
                 for job in todo:
-                    metadata[job.index] = _make_shard(job, (loaded, tokenizer))
+                    metadata[job.index] = _make_shard(job, tools)
                     progress.update(len(job.rows))
         else:
-            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            context = multiprocessing.get_context(method)
-            if method == "forkserver":
-                context.set_forkserver_preload([__name__])
             sizes = {job.index: len(job.rows) for job in todo}
-            with context.Pool(workers, initializer=_init_worker) as pool:
+            with _pool(workers) as pool:
                 for result in pool.imap_unordered(_make_shard, todo):
                     metadata[result["shard"]] = result
                     progress.update(sizes[result["shard"]])
+    return [metadata[s] for s in range(len(jobs))]
 
-    shards = [metadata[s] for s in range(n_shards)]
-    index = {
+
+def _pool(workers: int) -> Pool:
+    """Worker processes started fresh (forkserver where there is one, else spawn), so that none inherits
+    this process's torch threads."""
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload([__name__])
+    return context.Pool(workers, initializer=_init_worker)
+
+
+def _index(shards: list[dict[str, Any]], record: CodecRecord, tokenizer: PhonemeTokenizer, manifest: dict[str, Any],
+           shard_size: int) -> dict[str, Any]:
+    """index.json: what made the shards, their totals, the rows skipped and each shard's utterances."""
+    return {
         "format": FORMAT_VERSION,
         "codec": record.to_dict(),
         "vocab": tokenizer.vocab.to_dict(),
-        "manifest": {"path": str(manifest), "sha256": manifest_sha256, "rows": len(rows)},
+        "manifest": manifest,
         "shard_size": shard_size,
         "utterances": sum(len(m["ids"]) for m in shards),
         "frames": sum(sum(m["n_frames"]) for m in shards),
@@ -264,9 +307,6 @@ def tokenize_manifest(manifest: str | Path, codec: str | Path = "compact", out: 
                     "ids": m["ids"], "n_frames": m["n_frames"], "n_phonemes": m["n_phonemes"]}
                    for s, m in enumerate(shards)],
     }
-    with atomic_write(out / INDEX_FILE) as f:
-        f.write(_format_index(index))
-    return out
 
 
 def _format_index(index: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from valle import __version__
 from valle.audio import audio_duration, load_prompt, pcm16, wav_bytes, wav_header
 from valle.errors import AudioError, ConfigError, DependencyError, TextError
-from valle.infer import VallE
+from valle.infer import Synthesis, VallE
 from valle.infer.prompt_pick import PreparedPrompt, prepare_prompt
 from valle.model.sampling import SamplingConfig
 from valle.serve.config import ServeConfig
@@ -38,21 +38,27 @@ STATIC = Path(__file__).parent / "static"
 
 def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) -> FastAPI:
     """The app; `valle` is loaded from `config.model` unless given (tests pass a small one)."""
-    valle = valle or VallE.from_pretrained(config.model, config.device, config.dtype)
-    voices, limiter = VoiceStore(config.data_dir), Limiter(config.max_concurrent, config.max_queue)
+    server = _Server(config, valle or VallE.from_pretrained(config.model, config.device, config.dtype))
     app = FastAPI(title="valle", version=__version__, description="Zero-shot voice cloning: text + a 3-second prompt -> speech.")
+    _add_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_page_and_health(app, server)
+    _add_synthesis(app, server)
+    _add_voices(app, server)
+    return app
 
-    @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException and the router's own 404/405
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": error.detail}, error.status_code, headers=error.headers)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": "; ".join(_phrase(e) for e in error.errors())}, 422)
+class _Server:
+    """What every route shares: the model, the saved voices and the limiter of concurrent syntheses."""
 
-    async def read_prompt(upload: UploadFile, text: str | None) -> PreparedPrompt:
+    def __init__(self, config: ServeConfig, valle: VallE) -> None:
+        self.config, self.valle = config, valle
+        self.voices, self.limiter = VoiceStore(config.data_dir), Limiter(config.max_concurrent, config.max_queue)
+
+    async def read_prompt(self, upload: UploadFile, text: str | None) -> PreparedPrompt:
         """The uploaded prompt, checked like any prompt, within the size and duration limits; a long one cut to its
         best window."""
+        config = self.config
         data = await upload.read(config.max_upload_bytes + 1)
         if len(data) > config.max_upload_bytes:
             raise HTTPException(413, f"the prompt upload is over the limit of {config.max_upload_bytes} bytes "
@@ -65,29 +71,60 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
                     raise AudioError(f"the uploaded prompt is {seconds:.1f} s long; the limit is "
                                      f"{config.max_prompt_seconds:g} s (max_prompt_seconds): send a 3-10 s recording")
                 return await anyio.to_thread.run_sync(
-                    lambda: prepare_prompt(f.name, valle.codec.sample_rate, text, check=True))
+                    lambda: prepare_prompt(f.name, self.valle.codec.sample_rate, text, check=True))
             except AudioError as e:
                 message = str(e)
                 for named in (f"audio file {f.name}", f"prompt {f.name}", f.name):
                     message = message.replace(named, "the uploaded prompt")
                 raise HTTPException(422, message) from None
 
-    def busy() -> HTTPException:
+    async def prompt(self, upload: UploadFile | None, voice_id: str | None,
+                     prompt_text: str | None) -> tuple[np.ndarray, str | None, dict | None]:
+        """The prompt's samples, transcript and check, from an upload or a saved voice (exactly one of them)."""
+        if (upload is None) == (voice_id is None):
+            raise HTTPException(422, "give either a prompt recording (prompt) or a saved voice (voice_id)")
+        if upload is not None:
+            prepared = await self.read_prompt(upload, prompt_text)
+            return prepared.samples, prepared.text, prepared.to_dict()
+        voice, path = _voice(self.voices, voice_id)
+        samples = load_prompt(path, self.valle.codec.sample_rate)  # checked when it was saved
+        return samples, prompt_text if prompt_text is not None else voice.transcript, voice.prompt_check
+
+    def busy(self) -> HTTPException:
+        config = self.config
         return HTTPException(503, f"busy: {config.max_concurrent} syntheses running and {config.max_queue} waiting; "
                                   f"retry in {config.retry_after_seconds} s",
                              headers={"Retry-After": str(config.retry_after_seconds)})
 
-    async def streamed(start: Callable[[], Iterator[np.ndarray]], headers: dict[str, str]) -> StreamingResponse:
+    async def whole(self, synthesize: Callable[[], Synthesis], headers: dict[str, str]) -> Response:
+        """The WAV of `synthesize()`, run in a slot within the timeout."""
+        started = time.perf_counter()
+        try:
+            result = await self.limiter.run(synthesize, self.config.timeout_seconds)
+        except Busy:
+            raise self.busy() from None
+        except TimeoutError:
+            raise HTTPException(504, f"the synthesis took over {self.config.timeout_seconds:g} s (timeout_seconds): "
+                                     "send shorter text") from None
+        except (TextError, AudioError, DependencyError) as e:
+            raise HTTPException(422, str(e)) from None
+        seconds = time.perf_counter() - started
+        return Response(wav_bytes(result.samples, result.sample_rate, SYNTHETIC_COMMENT), media_type="audio/wav",
+                        headers={"X-Audio-Seconds": f"{result.seconds:.3f}", "X-Synthesis-Seconds": f"{seconds:.3f}",
+                                 "X-Watermarked": str(result.watermarked).lower(), **headers})
+
+    async def streamed(self, start: Callable[[], Iterator[np.ndarray]], headers: dict[str, str]) -> StreamingResponse:
         """A WAV stream of the chunks `start()` yields, holding a slot until it ends or the client leaves.
 
         Bad input is refused (422) before the first byte; the timeout covers the wait for a slot.
         """
+        limiter = self.limiter
         try:
-            await limiter.enter(config.timeout_seconds)
+            await limiter.enter(self.config.timeout_seconds)
         except Busy:
-            raise busy() from None
+            raise self.busy() from None
         except TimeoutError:
-            raise HTTPException(504, f"no synthesis slot came free within {config.timeout_seconds:g} s "
+            raise HTTPException(504, f"no synthesis slot came free within {self.config.timeout_seconds:g} s "
                                      "(timeout_seconds): retry later") from None
         try:
             chunks = await anyio.to_thread.run_sync(start)
@@ -100,7 +137,7 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
 
         async def body() -> AsyncIterator[bytes]:
             try:
-                yield wav_header(valle.codec.sample_rate, None, SYNTHETIC_COMMENT)
+                yield wav_header(self.valle.codec.sample_rate, None, SYNTHETIC_COMMENT)
                 while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
                     yield pcm16(chunk)  # a client that left cancels this between chunks
             finally:
@@ -110,7 +147,22 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
         return StreamingResponse(body(), media_type="audio/wav",
                                  headers={"X-Watermarked": "true", "X-Stream": "true", **headers})
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error as JSON `{"error": message}`, a validation error phrased as the CLI would."""
+
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException and the router's own 404/405
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": error.detail}, error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": "; ".join(_phrase(e) for e in error.errors())}, 422)
+
+
+def _add_page_and_health(app: FastAPI, server: _Server) -> None:
+    """The web page, and what a client or a monitor reads first: model, load and limits."""
+    config, limiter = server.config, server.limiter
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -118,11 +170,16 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "version": __version__, "model": config.model, "sample_rate": valle.codec.sample_rate,
+        return {"status": "ok", "version": __version__, "model": config.model, "sample_rate": server.valle.codec.sample_rate,
                 "running": limiter.running, "queued": limiter.admitted - limiter.running,
                 "max_concurrent": config.max_concurrent, "max_queue": config.max_queue,
                 "limits": {"max_text_chars": config.max_text_chars, "max_upload_bytes": config.max_upload_bytes,
                            "max_prompt_seconds": config.max_prompt_seconds, "timeout_seconds": config.timeout_seconds}}
+
+
+def _add_synthesis(app: FastAPI, server: _Server) -> None:
+    """Speech from text and a prompt (whole or streamed), and the check of a prompt before any synthesis."""
+    config, valle = server.config, server.valle
 
     @app.post("/v1/synthesize", response_class=Response,
               responses={200: {"content": {"audio/wav": {}}, "description": "watermarked 16-bit WAV; the prompt's check "
@@ -143,37 +200,15 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
         if len(text) > config.max_text_chars:
             raise HTTPException(413, f"the text has {len(text)} characters; the limit is {config.max_text_chars} "
                                      "(max_text_chars): send it in parts")
-        if (prompt is None) == (voice_id is None):
-            raise HTTPException(422, "give either a prompt recording (prompt) or a saved voice (voice_id)")
-        if prompt is not None:
-            prepared = await read_prompt(prompt, prompt_text)
-            samples, prompt_text, check = prepared.samples, prepared.text, prepared.to_dict()
-        else:
-            voice, path = _voice(voices, voice_id)
-            samples = load_prompt(path, valle.codec.sample_rate)  # checked when it was saved
-            prompt_text, check = prompt_text if prompt_text is not None else voice.transcript, voice.prompt_check
+        samples, prompt_text, check = await server.prompt(prompt, voice_id, prompt_text)
         try:
             sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
         except ConfigError as e:
             raise HTTPException(422, str(e)) from None
         checked = {"X-Prompt-Check": json.dumps(check, separators=(",", ":"))} if check else {}
         if stream:
-            return await streamed(lambda: valle.stream(text, samples, prompt_text, sampling, seed), checked)
-        started = time.perf_counter()
-        try:
-            result = await limiter.run(lambda: valle.synthesize(text, samples, prompt_text, sampling, seed),
-                                       config.timeout_seconds)
-        except Busy:
-            raise busy() from None
-        except TimeoutError:
-            raise HTTPException(504, f"the synthesis took over {config.timeout_seconds:g} s (timeout_seconds): "
-                                     "send shorter text") from None
-        except (TextError, AudioError, DependencyError) as e:
-            raise HTTPException(422, str(e)) from None
-        seconds = time.perf_counter() - started
-        return Response(wav_bytes(result.samples, result.sample_rate, SYNTHETIC_COMMENT), media_type="audio/wav",
-                        headers={"X-Audio-Seconds": f"{result.seconds:.3f}", "X-Synthesis-Seconds": f"{seconds:.3f}",
-                                 "X-Watermarked": str(result.watermarked).lower(), **checked})
+            return await server.streamed(lambda: valle.stream(text, samples, prompt_text, sampling, seed), checked)
+        return await server.whole(lambda: valle.synthesize(text, samples, prompt_text, sampling, seed), checked)
 
     @app.post("/v1/prompt/check")
     async def check_prompt(
@@ -181,7 +216,12 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
         transcript: Annotated[str | None, Form(max_length=1000, description="what the recording says")] = None,
     ) -> dict:
         """What in the recording would spoil a cloned voice (`valle prompt check`), before any synthesis."""
-        return (await read_prompt(prompt, transcript)).to_dict()
+        return (await server.read_prompt(prompt, transcript)).to_dict()
+
+
+def _add_voices(app: FastAPI, server: _Server) -> None:
+    """Saved voices: a checked prompt kept under a name, to synthesise with by its id."""
+    voices = server.voices
 
     @app.post("/v1/voices", status_code=201)
     async def add_voice(
@@ -189,9 +229,9 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
         name: Annotated[str | None, Form(max_length=100, description="the default: the upload's file name")] = None,
         transcript: Annotated[str | None, Form(max_length=1000, description="what the recording says")] = None,
     ) -> Voice:
-        prepared = await read_prompt(prompt, transcript)
+        prepared = await server.read_prompt(prompt, transcript)
         name = (name or "").strip() or Path(prompt.filename or "").stem or "my voice"
-        return voices.add(prepared.samples, valle.codec.sample_rate, name, prepared.text, prepared.to_dict())
+        return voices.add(prepared.samples, server.valle.codec.sample_rate, name, prepared.text, prepared.to_dict())
 
     @app.get("/v1/voices")
     async def list_voices() -> list[Voice]:
@@ -206,8 +246,6 @@ def create_app(config: ServeConfig = ServeConfig(), valle: VallE | None = None) 
         except VoiceReadOnly as e:
             raise HTTPException(403, str(e)) from None
         return Response(status_code=204)
-
-    return app
 
 
 def _phrase(error: dict) -> str:
