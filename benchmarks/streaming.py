@@ -120,6 +120,7 @@ def main() -> int:
     parser.add_argument("--model", default="default")
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", default="auto", help="of the AR and NAR weights, as for `valle synthesize --dtype`")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lookahead", type=int, default=StreamConfig.lookahead, help="frames (in process and joins)")
     parser.add_argument("--overlap", type=int, default=StreamConfig.overlap, help="frames (in process and joins)")
@@ -128,7 +129,8 @@ def main() -> int:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    valle = VallE.from_pretrained(args.model)
+    valle = VallE.from_pretrained(args.model, dtype=args.dtype)
+    dtype = str(next(valle.ar.parameters()).dtype).removeprefix("torch.")
     items = requests(args.requests, args.seed)
     config = StreamConfig(lookahead=args.lookahead, overlap=args.overlap)
     seams = joins(valle, items[: max(3, args.requests // 4)], config)
@@ -148,13 +150,13 @@ def main() -> int:
     print(f"| HTTP, loopback | {p['http']['p50']:.0f} ms | {p['http']['p95']:.0f} ms | |")
     print(f"\njoins: log-mel distance {seams['near_joins_db']:.4f} dB within 2 frames of a join, {seams['elsewhere_db']:.4f} dB "
           f"elsewhere ({seams['join_frames']} frames); {args.requests} requests of 1-3 sentences, "
-          f"model {args.model}, {torch.get_num_threads()} threads")
+          f"model {args.model} ({dtype} weights), {torch.get_num_threads()} threads")
     checks = {"first audio p50 <= 200 ms in process": p["in_process"]["p50"] <= 200,
               "first audio p95 <= 300 ms in process": p["in_process"]["p95"] <= 300,
               "first audio p50 <= 250 ms over HTTP": p["http"]["p50"] <= 250,
               "total within 1.2x of whole synthesis": ratio <= 1.2,
               "joins no worse than elsewhere (<= 1.2x, or < 0.1 dB)": seams["ratio"] <= 1.2 or seams["near_joins_db"] < 0.1}
-    return report(checks, {"model": args.model, "requests": args.requests, "first_audio_ms": p, "total_ratio": ratio,
+    return report(checks, {"model": args.model, "dtype": dtype, "requests": args.requests, "first_audio_ms": p, "total_ratio": ratio,
                            "total_ratios": local["total_ratio"], "joins": seams}, args.out)
 
 

@@ -47,6 +47,7 @@ def main() -> int:
     parser.add_argument("--nar-decoding", default=SamplingConfig.nar_decoding, choices=NAR_DECODINGS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", default="auto", help="of the AR and NAR weights, as for `valle synthesize --dtype`")
     parser.add_argument("--asr", default="auto", help="the WER judge, as for `valle eval --asr` (default: auto)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/zero_shot.json"))
     args = parser.parse_args()
@@ -54,7 +55,8 @@ def main() -> int:
     if not (args.corpus / "speakers.json").exists():
         print(build_synthetic_corpus(args.corpus, hours=args.hours, seed=0))
     torch.set_num_threads(args.threads)
-    valle = VallE.from_pretrained(args.model)
+    valle = VallE.from_pretrained(args.model, dtype=args.dtype)
+    dtype = str(next(valle.ar.parameters()).dtype).removeprefix("torch.")
     items = plan(read_manifest(args.corpus / f"{args.split}.jsonl"), EvalConfig(modes=("cross-sentence",), n=args.n, seed=args.seed))
     scorers = Scorers(load_recognizer(args.asr, threads=args.threads), SpeakerEncoder())
     sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
@@ -65,7 +67,7 @@ def main() -> int:
     judged = flite if isinstance(scorers.asr, PocketSphinx) else records
     wer = {system: _wer(judged, system) for system in ("output", "truth")}
     wer_flite = {system: _wer(flite, system) for system in ("output", "truth")}
-    summary = {"model": str(args.model), "split": args.split, "sampling": vars(sampling),
+    summary = {"model": str(args.model), "dtype": dtype, "split": args.split, "sampling": vars(sampling),
                "utterances": len(records), "speakers": len({r["speaker"] for r in records}),
                "asr": scorers.asr.name, "wer_voices": "flite" if judged is flite else "all",
                "wer_utterances": len(judged), "wer_output": wer["output"], "wer_truth": wer["truth"],
@@ -90,7 +92,8 @@ def main() -> int:
               f"{percent(scores['identification'])} | {rtf} |")
     low, high = summary["prompt_seconds"]
     print(f"\n{len(records)} utterances of {summary['speakers']} unseen speakers ({len(flite)} flite), prompts of "
-          f"{low:.1f}-{high:.1f} s; WER target judged on {summary['wer_voices']} voices; {torch.get_num_threads()} CPU threads")
+          f"{low:.1f}-{high:.1f} s; WER target judged on {summary['wer_voices']} voices; "
+          f"{torch.get_num_threads()} CPU threads, {dtype} weights")
     return report(checks, {"summary": summary, "utterances": records}, args.out)
 
 

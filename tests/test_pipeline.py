@@ -227,7 +227,7 @@ def test_bfloat16_weights_speak_and_decode_like_float32(valle, model_dir, prompt
 
 
 def test_unknown_weight_dtype_is_named():
-    with pytest.raises(ConfigError, match="float32, bfloat16, float16; not int8"):
+    with pytest.raises(ConfigError, match="float32, bfloat16, float16 or auto; not int8"):
         VallE.from_pretrained("default", dtype="int8")
 
 

@@ -14,6 +14,7 @@ from valle.codec.compact import CompactCodec
 from valle.errors import ConfigError
 from valle.infer import VallE
 from valle.model import ARModel, NARModel, Stage, TrainedOn, preset
+from valle.pretrained import computes_bfloat16, weights_dtype
 from valle.text import PhonemeVocab
 
 BUNDLED = Path(__file__).resolve().parents[1] / "valle" / "infer" / "pretrained" / "default"
@@ -54,6 +55,20 @@ def test_a_saved_model_loads_back_as_it_was(tmp_path, name, dtype):
         assert torch.equal(loaded, value) if dtype == torch.float32 else torch.allclose(loaded, value, atol=1e-3, rtol=1e-3)
     if isinstance(model, Stage):
         assert again.trained_on == TrainedOn(PhonemeVocab(), RECORD)
+
+
+@pytest.mark.parametrize("flags, native", [("fpu sse avx2 avx512f avx512_bf16 avx512_vnni", True),
+                                            ("fpu sse amx_bf16 amx_tile", True),
+                                            ("fpu sse avx2 avx512f avx512_vnni", False)])
+def test_auto_weights_are_bfloat16_only_where_the_processor_computes_it(tmp_path, flags, native):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert computes_bfloat16("cpu", cpuinfo) is native
+    assert not computes_bfloat16("cpu", tmp_path / "absent")  # no way to ask: float32, never wrong
+    assert weights_dtype("auto") == (torch.bfloat16 if computes_bfloat16("cpu") else torch.float32)
+    assert weights_dtype("bfloat16") == torch.bfloat16 and weights_dtype(torch.float16) == torch.float16
+    with pytest.raises(ConfigError, match="float32, bfloat16, float16 or auto"):
+        weights_dtype("int8")
 
 
 def test_float16_halves_the_weights_file(tmp_path):

@@ -239,9 +239,10 @@ def _sampling(args: argparse.Namespace) -> "SamplingConfig":
 
 def _add_model_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
-                   help="weights of the AR and NAR stages; bfloat16 halves what each decoding step reads, "
-                   "float16 too but only GPUs run it fast (default: float32)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="weights of the AR and NAR stages; bfloat16 halves what each decoding step reads, float16 too "
+                   "but only GPUs run it fast; auto: bfloat16 where the processor computes it (AVX512-BF16, AMX, "
+                   "recent GPUs), else float32 (default: auto)")
 
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ the same clear words.
 """
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,33 @@ CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def weights_dtype(dtype: torch.dtype | str) -> torch.dtype:
-    """A dtype for inference weights, given as itself or by name ("float32", "bfloat16", "float16")."""
+def computes_bfloat16(device: str | torch.device, cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether `device` has bfloat16 arithmetic of its own (a GPU that supports it; a CPU with AVX512-BF16 or AMX).
+
+    There bfloat16 weights halve what a decoding step reads without costing a conversion
+    per operation; elsewhere they are emulated and slower than float32.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        flags = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:  # not Linux: no cheap way to ask, and float32 is never wrong
+        return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
+
+
+def weights_dtype(dtype: torch.dtype | str, device: str | torch.device = "cpu") -> torch.dtype:
+    """A dtype for inference weights, given as itself or by name ("float32", "bfloat16", "float16"), or "auto":
+    bfloat16 where `device` computes it natively (`computes_bfloat16`), else float32."""
     if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
         return dtype
+    if dtype == "auto":
+        return torch.bfloat16 if computes_bfloat16(device) else torch.float32
     if dtype not in DTYPES:
-        raise ConfigError(f"weights can be loaded as {', '.join(DTYPES)}; not {dtype}")
+        raise ConfigError(f"weights can be loaded as {', '.join(DTYPES)} or auto; not {dtype}")
     return DTYPES[dtype]
 
 

@@ -106,7 +106,8 @@ class VallE:
 
         `dtype=torch.bfloat16` halves the bytes that every decoding step reads, which is
         what bounds its speed at batch 1 (on GPUs and on CPUs with bfloat16 instructions);
-        the codec always runs in float32.
+        `dtype="auto"` takes it where `device` has those instructions (as the CLI and the
+        server do). The codec always runs in float32.
         """
         directory = model_folder(name_or_dir)
         if not (directory / PIPELINE_FILE).is_file():

@@ -98,7 +98,7 @@ class Stage(nn.Module):
         `Stage.from_pretrained` reads either stage; `ARModel.from_pretrained` only an AR stage, and so on.
         """
         values = read_config(directory, "trained stage", "train one with `valle train`")
-        dtype = weights_dtype(dtype)
+        dtype = weights_dtype(dtype, device)
         stage = Stage.kinds.get(values.get("stage"))
         if stage is None or not issubclass(stage, cls):
             expected = "'ar' or 'nar'" if cls is Stage else repr(cls.kind)

@@ -14,7 +14,7 @@ class ServeConfig(DictConfig):
     model: str = "default"  # the bundled model's name or a model folder
     data_dir: Path = Path("valle-data")  # saved voices live here, and nowhere else
     device: str = "cpu"
-    dtype: str = "float32"  # of the AR and NAR weights: bfloat16 halves what each decoding step reads
+    dtype: str = "auto"  # of the AR and NAR weights: bfloat16 (auto: where the processor computes it) halves each step's reads
     max_concurrent: int = 1  # syntheses running at once (each uses every core it is given)
     max_queue: int = 8  # requests waiting for a slot; beyond that: 503 with Retry-After
     timeout_seconds: float = 120.0  # per synthesis, queueing included
