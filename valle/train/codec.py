@@ -10,13 +10,13 @@ against their phones (SpeechTokenizer and Mimi distil semantics into their first
 level; FACodec supervises its content codes with phones). The gradient reaches the
 encoder through the straight-through quantiser, so the latent's leading direction, the
 one level 1 quantises, becomes phonetic; the head is used in training only.
-Checkpoints (model, optimiser, step, random states) are written atomically every
-`checkpoint_every` steps, so `--resume` continues an interrupted run.
+The steps, metrics and checkpoints (model, optimiser, step, random states, written
+atomically every `checkpoint_every` steps, so that `--resume` continues an interrupted
+run exactly) are the shared loop's (`valle.train.loop`).
 It sits with the other training, after `valle.data`, whose manifests it reads.
 """
 
 import json
-import math
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -33,10 +33,8 @@ from valle.codec.compact import CompactCodec, CompactCodecConfig
 from valle.codec.losses import MultiResolutionLoss
 from valle.data.manifest import Utterance, read_manifest
 from valle.errors import ConfigError
-from valle.files import atomic_write
 from valle.text.tokenizer import PhonemeTokenizer
-
-CHECKPOINT = "checkpoint.pt"
+from valle.train.loop import CHECKPOINT, Loop, Settings, cosine_decay
 
 
 @dataclass(frozen=True)
@@ -136,12 +134,82 @@ def load_corpus_audio(rows: list[Utterance], sample_rate: int) -> list[np.ndarra
             for row in tqdm(rows, desc="loading audio", unit="utt")]
 
 
-def _learning_rate(step: int, config: CodecTrainConfig) -> float:
-    """Linear warm-up, then cosine decay to a tenth of the peak."""
-    if step < config.warmup_steps:
-        return config.learning_rate * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+class CodecTrainer(Loop):
+    """The codec's part of the loop: segments and their spectral and commitment losses, and the phone loss."""
+
+    name, shown = "codec training", {"loss": "loss", "mel": "mel"}
+
+    def __init__(self, manifests: list[Path], out: Path, model_config: CompactCodecConfig, config: CodecTrainConfig,
+                 init: Path | None = None, device: str | None = None) -> None:
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.config = config
+        torch.manual_seed(config.seed)
+        model = CompactCodec.from_pretrained(init, device) if init else CompactCodec(model_config).to(device)
+        self.loss_fn = MultiResolutionLoss(model.config.sample_rate).to(device)
+        rows = [row for manifest in manifests for row in read_manifest(manifest)]
+        audio = load_corpus_audio(rows, model.config.sample_rate)
+        self.sampler = SegmentSampler(audio, config.segment_frames * model.config.hop_length, config.seed)
+        self.content: PhoneCTC | None = None
+        self.content_sampler: UtteranceSampler | None = None
+        if config.content_weight > 0:
+            ids, n_phones = phone_ids(rows)
+            self.content_sampler = UtteranceSampler(audio, ids, round(config.content_max_seconds * model.config.sample_rate),
+                                                    config.seed)
+            self.content = PhoneCTC(model.config.latent_dim, n_phones).to(device)
+        trained = list(model.parameters()) + (list(self.content.parameters()) if self.content is not None else [])
+        optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, betas=(0.8, 0.99), weight_decay=config.weight_decay)
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") \
+            else torch.autocast("cpu", enabled=False)
+        super().__init__(out, Settings(config.steps, config.log_every, config.checkpoint_every, config.grad_clip),
+                         model, optimizer, trained, device)
+        self.started = time.monotonic()
+
+    def learning_rate(self, step: int) -> float:
+        return cosine_decay(step, self.config.learning_rate, self.config.warmup_steps, self.config.steps)
+
+    def batch_loss(self) -> tuple[Tensor, dict[str, float]]:
+        wav = self.sampler.batch(self.config.batch_size).to(self.device)
+        with self.autocast:
+            reconstruction, codes, commitment = self.model(wav)
+        parts = self.loss_fn(reconstruction.float(), wav)
+        loss = parts["mel"] + parts["convergence"] + parts["log_magnitude"] + self.config.commitment_weight * commitment
+        if self.content is not None:
+            parts["content"] = self._content_loss()
+            loss = loss + self.config.content_weight * parts["content"]
+        return loss, {"commitment": commitment.item(), "levels_used": codes.shape[1], **{k: v.item() for k, v in parts.items()}}
+
+    def _content_loss(self) -> Tensor:
+        """CTC of the phone head on level 1 of a batch of whole utterances."""
+        speech, samples, targets, target_lengths = self.content_sampler.batch(self.config.content_batch_size)
+        with self.autocast:
+            latents = self.model.first_level(speech.to(self.device))
+        hop = self.model.config.hop_length
+        frames = torch.div(samples + hop - 1, hop, rounding_mode="floor")
+        return self.content(latents, frames.to(self.device), targets.to(self.device), target_lengths.to(self.device))
+
+    def train_step(self) -> dict[str, float]:
+        return super().train_step() | {"seconds": round(time.monotonic() - self.started, 1)}
+
+    def save_model(self) -> None:
+        self.model.save_pretrained(self.out / "model")
+
+    def state(self) -> dict:
+        state = super().state() | {"torch_rng": torch.get_rng_state(), "model_config": self.model.config.to_dict(),
+                                   "sampler_rng": json.dumps(self.sampler.rng.bit_generator.state)}
+        if self.content is not None:
+            state |= {"content": self.content.state_dict(),
+                      "content_rng": json.dumps(self.content_sampler.rng.bit_generator.state)}
+        return state
+
+    def load_state(self, state: dict) -> None:
+        if state["model_config"] != self.model.config.to_dict():
+            raise ConfigError(f"{self.out / CHECKPOINT} was trained with another codec config; use a new --out folder")
+        super().load_state(state)
+        torch.set_rng_state(state["torch_rng"].cpu())
+        self.sampler.rng.bit_generator.state = json.loads(state["sampler_rng"])
+        if self.content is not None:
+            self.content.load_state_dict(state["content"])
+            self.content_sampler.rng.bit_generator.state = json.loads(state["content_rng"])
 
 
 def train_codec(manifests: list[Path], out: Path, model_config: CompactCodecConfig = CompactCodecConfig(),
@@ -152,89 +220,5 @@ def train_codec(manifests: list[Path], out: Path, model_config: CompactCodecConf
     `init` starts from a pretrained codec's weights; `time_limit` (seconds) ends the
     run early, cleanly checkpointed, for jobs on a scheduler with a wall-clock limit.
     """
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
-    model = CompactCodec.from_pretrained(init, device) if init else CompactCodec(model_config).to(device)
-    model_config = model.config
-    loss_fn = MultiResolutionLoss(model_config.sample_rate).to(device)
-    rows = [row for manifest in manifests for row in read_manifest(manifest)]
-    audio = load_corpus_audio(rows, model_config.sample_rate)
-    sampler = SegmentSampler(audio, config.segment_frames * model_config.hop_length, config.seed)
-    content, content_sampler = None, None
-    if config.content_weight > 0:
-        ids, n_phones = phone_ids(rows)
-        content_sampler = UtteranceSampler(audio, ids, round(config.content_max_seconds * model_config.sample_rate), config.seed)
-        content = PhoneCTC(model_config.latent_dim, n_phones).to(device)
-    trained = list(model.parameters()) + (list(content.parameters()) if content is not None else [])
-    optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, betas=(0.8, 0.99), weight_decay=config.weight_decay)
-
-    step = 0
-    checkpoint_path = out / CHECKPOINT
-    if resume and checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        if state["model_config"] != model_config.to_dict():
-            raise ConfigError(f"{checkpoint_path} was trained with another codec config; use a new --out folder")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step = state["step"]
-        torch.set_rng_state(state["torch_rng"])
-        sampler.rng.bit_generator.state = json.loads(state["sampler_rng"])
-        if content is not None:
-            content.load_state_dict(state["content"])
-            content_sampler.rng.bit_generator.state = json.loads(state["content_rng"])
-    elif resume:
-        raise ConfigError(f"--resume given but {checkpoint_path} does not exist")
-
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
-    model.train()
-    progress = tqdm(total=config.steps, initial=step, desc="codec training", unit="step")
-    started = time.time()
-    with open(out / "metrics.jsonl", "a", encoding="utf-8") as metrics:
-        while step < config.steps and (time_limit is None or time.time() - started < time_limit):
-            for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(step, config)
-            wav = sampler.batch(config.batch_size).to(device)
-            with autocast:
-                reconstruction, codes, commitment = model(wav)
-            parts = loss_fn(reconstruction.float(), wav)
-            loss = parts["mel"] + parts["convergence"] + parts["log_magnitude"] + config.commitment_weight * commitment
-            if content is not None:
-                speech, samples, targets, target_lengths = content_sampler.batch(config.content_batch_size)
-                with autocast:
-                    latents = model.first_level(speech.to(device))
-                frames = torch.div(samples + model_config.hop_length - 1, model_config.hop_length, rounding_mode="floor")
-                parts["content"] = content(latents, frames.to(device), targets.to(device), target_lengths.to(device))
-                loss = loss + config.content_weight * parts["content"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            step += 1
-            progress.update(1)
-            if step % config.log_every == 0 or step == config.steps:
-                record = {"step": step, "loss": loss.item(), "commitment": commitment.item(), "grad_norm": grad_norm.item(),
-                          "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - started, 1),
-                          "levels_used": codes.shape[1], **{k: v.item() for k, v in parts.items()}}
-                metrics.write(json.dumps(record) + "\n")
-                metrics.flush()
-                progress.set_postfix(loss=f"{record['loss']:.3f}", mel=f"{record['mel']:.3f}")
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                _save_checkpoint(checkpoint_path, model, optimizer, step, sampler, model_config, content, content_sampler)
-    progress.close()
-    if step < config.steps:
-        _save_checkpoint(checkpoint_path, model, optimizer, step, sampler, model_config, content, content_sampler)
-        print(f"stopped at step {step} of {config.steps} (time limit); continue with --resume")
-    return model.save_pretrained(out / "model")
-
-
-def _save_checkpoint(path: Path, model: CompactCodec, optimizer: torch.optim.Optimizer, step: int,
-                     sampler: SegmentSampler, model_config: CompactCodecConfig, content: PhoneCTC | None,
-                     content_sampler: UtteranceSampler | None) -> None:
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-             "torch_rng": torch.get_rng_state(), "sampler_rng": json.dumps(sampler.rng.bit_generator.state),
-             "model_config": model_config.to_dict()}
-    if content is not None and content_sampler is not None:
-        state |= {"content": content.state_dict(), "content_rng": json.dumps(content_sampler.rng.bit_generator.state)}
-    with atomic_write(path, "wb") as f:
-        torch.save(state, f)
+    CodecTrainer(manifests, out, model_config, config, init, device).fit(resume, time_limit=time_limit)
+    return Path(out) / "model"
