@@ -1,5 +1,6 @@
 """Streaming synthesis with tiny random models: the same codes as whole synthesis, chunk schedule, joins, watermark."""
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -11,7 +12,7 @@ from valle.audio import WavStreamWriter
 from valle.errors import ConfigError
 from valle.infer import VallE
 from valle.infer.pipeline import SynthesisRequest
-from valle.infer.stream import JobStream, StreamConfig
+from valle.infer.stream import BatchSteps, JobStream, StreamConfig
 from valle.model import ARModel, NARModel
 from valle.model.sampling import SamplingConfig
 from valle.watermark import detect
@@ -50,6 +51,48 @@ def test_streaming_chooses_the_codes_of_whole_synthesis(valle, prompt):
     whole = valle.ar.generate_batch([j.phonemes for j in again], [j.prompt_codes for j in again], [j.high for j in again],
                                     [valle._chooser(j) for j in again])
     assert [s.tolist() for s in streamed] == [w.tolist() for w in whole]
+
+
+def test_sentences_stream_from_the_batches_of_whole_synthesis_with_its_codes_even_in_bfloat16(valle, prompt):
+    """Batched as whole synthesis batches them, the sentences get its very codes even where rounding differs with the
+    batch (bfloat16); a later sentence, made while the first streamed, is decoded in one go."""
+    half = VallE(copy.deepcopy(valle.ar).to(torch.bfloat16), copy.deepcopy(valle.nar).to(torch.bfloat16), valle.codec,
+                 valle.tokenizer.vocab, valle.codec_name)
+    text = "Streaming starts early. It goes on. And on, to a third sentence."
+    jobs, _ = half.plan(SynthesisRequest(text, prompt, PROMPT_TEXT, seed=11), SamplingConfig())
+    config = StreamConfig(first_frames=3, max_frames=8, lookahead=2, context=4)
+    steps = BatchSteps(half, jobs)
+    streams = [JobStream(half, job, config, steps, i) for i, job in enumerate(jobs)]
+    first = [chunk for chunk, _ in streams[0].chunks()]
+    waiting, finished = sum(frames.shape[1] for frames in steps.waiting[1]), steps.finished[1]
+    later = [chunk for chunk, _ in streams[1].chunks()]
+    list(streams[2].chunks())
+    again, _ = half.plan(SynthesisRequest(text, prompt, PROMPT_TEXT, seed=11), SamplingConfig())
+    whole = half.ar.generate_batch([j.phonemes for j in again], [j.prompt_codes for j in again], [j.high for j in again],
+                                   [half._chooser(j) for j in again])
+    assert [s.lower.tolist() for s in streams] == [w.tolist() for w in whole]
+    hop = 16000 // 50
+    assert len(first[0]) == 3 * hop
+    assert waiting == streams[1].lower.shape[1] if finished else waiting >= streams[0].lower.shape[1] - 1  # made beside it
+    assert len(later[0]) == (waiting if finished else max(3, waiting - 2)) * hop
+
+
+def test_the_bundled_model_streams_the_codes_of_whole_synthesis_in_bfloat16():
+    """In bfloat16 a sentence decoded alone and in a batch choose different codes (rounding differs with the batch);
+    streamed in whole synthesis's batches, they are the same."""
+    half = VallE.from_pretrained("default", dtype="bfloat16")
+    request = SynthesisRequest("Joins that nobody hears. A second sentence follows it.", "fl001", None, seed=0)
+    jobs, _ = half.plan(request, SamplingConfig())
+    steps = BatchSteps(half, jobs)
+    streams = [JobStream(half, job, StreamConfig(), steps, i) for i, job in enumerate(jobs)]
+    for stream in streams:
+        list(stream.chunks())
+    again, _ = half.plan(request, SamplingConfig())
+    whole = half.ar.generate_batch([j.phonemes for j in again], [j.prompt_codes for j in again], [j.high for j in again],
+                                   [half._chooser(j) for j in again])
+    alone = [half.ar.generate(j.phonemes, j.prompt_codes, j.high, half._chooser(j)) for j in half.plan(request, SamplingConfig())[0]]
+    assert [s.lower.tolist() for s in streams] == [w.tolist() for w in whole]
+    assert [a.tolist() for a in alone] != [w.tolist() for w in whole]  # what streaming each sentence alone chose before
 
 
 def test_chunks_start_small_double_and_add_up_to_whole_synthesis(valle, prompt):

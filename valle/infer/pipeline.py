@@ -281,16 +281,17 @@ class VallE:
     def stream(self, text: str, prompt: str | Path | np.ndarray, prompt_text: str | None = None,
                sampling: SamplingConfig = SamplingConfig(), seed: int | None = None, language: str = "en-us",
                watermark: bool = True, watermark_key: int | str = DEFAULT_KEY, continuation: bool = False,
-               config: StreamConfig = StreamConfig()) -> Iterator[np.ndarray]:
+               config: StreamConfig = StreamConfig(), batch_size: int = 8) -> Iterator[np.ndarray]:
         """`synthesize` as an iterator of audio chunks (float32 at the codec's rate), the first within a few AR steps.
 
-        The AR stage chooses the same codes as `synthesize` with the same seed; the upper
-        levels and the audio are decoded a window at a time (see `valle.infer.stream`).
+        The AR stage chooses the same codes as `synthesize` with the same seed and `batch_size`
+        (its sentences decoded in the same batches); the upper levels and the audio are decoded a
+        window at a time (see `valle.infer.stream`).
         Input is checked, and the prompt encoded, before the first chunk is asked for.
         """
         jobs, _ = self.plan(SynthesisRequest(text, prompt, prompt_text, seed, continuation), sampling, language)
         fade, pause = max(1, int(FADE_SECONDS * self.codec.sample_rate)), int(PAUSE_SECONDS * self.codec.sample_rate)
-        return stream_jobs(self, jobs, config, fade, pause, watermark, watermark_key)
+        return stream_jobs(self, jobs, config, fade, pause, watermark, watermark_key, batch_size)
 
     def _transcribe(self, samples: np.ndarray) -> str:
         """The prompt's words by the best offline recogniser installed (Whisper tiny.en, else PocketSphinx), loaded once."""

@@ -1,7 +1,7 @@
 """Streaming synthesis: audio chunks while the AR stage is still choosing what follows.
 
-The AR stage runs step by step (`ARModel.decode_steps`), with the same sampler as whole
-synthesis, so it chooses the same codes. Whenever enough new frames exist, the NAR stage
+The AR stage runs step by step (`ARModel.decode_steps`), with the same samplers and the same
+batches of sentences as whole synthesis, so it chooses the same codes. Whenever enough new frames exist, the NAR stage
 fills in the upper levels of a window of them and the codec decodes the window; both see
 `context` frames before the chunk again (decided before, kept as they are) and a short
 `lookahead` after it, held back until it exists. The look-ahead's levels are settled with
@@ -44,11 +44,49 @@ class StreamConfig:
             raise ConfigError("stream settings need context >= 0, overlap >= 0 and lookahead >= 1 and >= overlap")
 
 
-class JobStream:
-    """The chunks of one AR generation (a sentence, or a continuation), as `chunks()` yields them."""
+class BatchSteps:
+    """The AR stage decoding a batch of jobs step by step, batched as whole synthesis batches them.
 
-    def __init__(self, valle: "VallE", job: "Job", config: StreamConfig) -> None:
+    Each job's new frames wait here until its stream takes them: the first job's stream
+    steps the batch as it needs frames, and the jobs after it have advanced with it by the
+    time their turn comes. Batched the same way, they choose the very codes of whole
+    synthesis, in any dtype, for about the cost of one job.
+    """
+
+    def __init__(self, valle: "VallE", jobs: list["Job"]) -> None:
+        self.group = valle.ar.config.group_size
+        self.steps = valle.ar.decode_steps([j.phonemes for j in jobs], [j.prompt_codes for j in jobs], [j.high for j in jobs],
+                                           [valle._chooser(j) for j in jobs])
+        self.waiting: list[list[torch.Tensor]] = [[] for _ in jobs]
+        self.finished = [False] * len(jobs)
+
+    def advance(self) -> None:
+        """One decoding step of every job still going."""
+        new = next(self.steps, None)
+        if new is None:
+            self.finished = [True] * len(self.finished)
+            return
+        for b, frames in enumerate(new):
+            if not self.finished[b]:
+                self.waiting[b].append(frames)
+                self.finished[b] = frames.shape[1] < self.group  # a job still going completes every group it starts
+
+    def take(self, b: int) -> list[torch.Tensor]:
+        """Job `b`'s frames since it last took them."""
+        frames, self.waiting[b] = self.waiting[b], []
+        return frames
+
+
+class JobStream:
+    """The chunks of one AR generation (a sentence, or a continuation), as `chunks()` yields them.
+
+    `steps` and `index`: the job's place in a batch decoded together (default: a batch of its own).
+    """
+
+    def __init__(self, valle: "VallE", job: "Job", config: StreamConfig, steps: BatchSteps | None = None,
+                 index: int = 0) -> None:
         self.valle, self.job, self.config = valle, job, config
+        self.steps, self.index = steps or BatchSteps(valle, [job]), index
         self.levels = valle.ar.config.ar_levels
         self.hop = round(valle.codec.sample_rate / valle.codec.frame_rate)
         prompt = job.prompt_codes
@@ -58,27 +96,35 @@ class JobStream:
         self.offset = self.settled.shape[1]  # frames before the AR's first new one
         self.tail: np.ndarray | None = None  # audio decoded past the last chunk, to fade into
 
+    def _take(self) -> bool:
+        """Add the frames the batch has made for this job since it last looked; whether there were any."""
+        frames = self.steps.take(self.index)
+        self.lower = torch.cat([self.lower, *frames], dim=1)
+        return bool(frames)
+
     @torch.inference_mode()  # on a generator, PyTorch enters the mode at each resume and leaves it at each yield
     def chunks(self) -> Iterator[tuple[np.ndarray, bool]]:
-        """(audio, whether it is the last chunk), in order."""
-        c, ar = self.config, self.valle.ar
-        steps = ar.decode_steps([self.job.phonemes], [self.job.prompt_codes], [self.job.high], [self.valle._chooser(self.job)])
-        emitted, size, done = 0, c.first_frames, False
+        """(audio, whether it is the last chunk), in order.
+
+        A chunk is `size` frames (doubling from `first_frames`), or every frame already made
+        when more are waiting (a later job of the batch): decoded at once, they cost one pass.
+        """
+        c, steps = self.config, self.steps
+        emitted, size = 0, c.first_frames
         while True:
-            while not done and self.lower.shape[1] < emitted + size + c.lookahead:
-                new = next(steps, None)
-                if new is None:
-                    done = True
-                else:
-                    self.lower = torch.cat([self.lower, new[0]], dim=1)
-            end = self.lower.shape[1] if done else emitted + size
+            ready = self.lower.shape[1] if self._take() else 0  # made while earlier jobs streamed
+            while not steps.finished[self.index] and self.lower.shape[1] < emitted + size + c.lookahead:
+                steps.advance()
+                self._take()
+            done = steps.finished[self.index]
+            end = self.lower.shape[1] if done else max(emitted + size, ready - c.lookahead)
             if end > emitted:
                 yield self._decode(emitted, end, final=done), done
             elif done:  # nothing at all was generated (a look-ahead of 1 or more leaves the last chunk for here)
                 yield np.zeros(0, dtype=np.float32), True
             if done:
                 return
-            emitted, size = end, min(2 * size, c.max_frames)
+            emitted, size = end, min(2 * max(size, end - emitted), c.max_frames)
 
     def _decode(self, start: int, end: int, final: bool) -> np.ndarray:
         """Audio of frames [start, end), settling their levels; frames before `start` are settled already."""
@@ -107,17 +153,21 @@ class JobStream:
 
 
 def stream_jobs(valle: "VallE", jobs: list["Job"], config: StreamConfig, fade: int, pause: int, watermark: bool,
-                watermark_key: int | str) -> Iterator[np.ndarray]:
-    """Every job's chunks in order: each sentence faded in and out, pauses between them, every chunk watermarked."""
+                watermark_key: int | str, batch_size: int) -> Iterator[np.ndarray]:
+    """Every job's chunks in order, `batch_size` jobs decoded together: each sentence faded in and out, pauses
+    between them, every chunk watermarked."""
     rate = valle.codec.sample_rate
     ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, fade, dtype=np.float32))
     position = 0  # samples streamed so far: where the watermark's carrier stands
+    steps = None
     for i, job in enumerate(jobs):
+        if i % batch_size == 0:
+            steps = BatchSteps(valle, jobs[i:i + batch_size])
         if i:
             yield np.zeros(pause, dtype=np.float32)
             position += pause
         faded_in = 0
-        for chunk, last in JobStream(valle, job, config).chunks():
+        for chunk, last in JobStream(valle, job, config, steps, i % batch_size).chunks():
             n = min(len(chunk), fade - faded_in)
             chunk[:n] *= ramp[faded_in:faded_in + n]
             faded_in += n
