@@ -4,8 +4,8 @@ Requests of 1-3 sentences (from the synthetic corpus's sentence pool), bundled v
 fixed, `--threads` CPU threads:
 - in process: time from the call to the first chunk (p50, p95), and the time to the last
   chunk against `synthesize` of the same request (same seed, so the same AR codes);
-- through the HTTP server on loopback (uvicorn in this process, `stream=true`): time from
-  sending the request to the first audio bytes after the WAV header;
+- through the HTTP server on loopback (`valle serve` in a process of its own, as deployed,
+  `stream=true`): time from sending the request to the first audio bytes after the WAV header;
 - joins: each sentence's streamed audio against one decode of the very codes it streamed,
   mean log-mel distance (dB) on frames within 2 of a join against all other frames (a join
   no worse than elsewhere means the windows and cross-fades are seamless).
@@ -19,6 +19,7 @@ both are so near zero that their ratio means nothing.
 """
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -62,27 +63,46 @@ def in_process(valle: VallE, items: list[tuple[str, str]], config: StreamConfig)
     return {"first_audio_ms": [1e3 * f for f in first], "total_ratio": ratios}
 
 
-def over_http(valle: VallE, items: list[tuple[str, str]]) -> list[float]:
-    import httpx
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+def over_http(model: str, dtype: str, threads: int, items: list[tuple[str, str]]) -> list[float]:
+    """Time to the first audio bytes from `valle serve` run as it is deployed: its own process, on loopback."""
+    import socket
+    import subprocess
     import tempfile
 
-    from page_driver import serving
+    import httpx
 
-    from valle.serve import ServeConfig, create_app
-
-    first = []
-    with tempfile.TemporaryDirectory() as data, serving(create_app(ServeConfig(data_dir=Path(data)), valle)) as url:
-        for i, (text, voice) in enumerate(items):
-            started, header, got = time.perf_counter(), b"", None
-            with httpx.stream("POST", f"{url}/v1/synthesize", timeout=120,
-                              data={"text": text, "voice_id": voice, "seed": str(i), "stream": "true"}) as response:
-                for piece in response.iter_bytes():
-                    header += piece
-                    if got is None and b"data" in header and len(header) > header.index(b"data") + 8:
-                        got = time.perf_counter() - started  # audio bytes after the header
-            first.append(1e3 * got)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url, first = f"http://127.0.0.1:{port}", []
+    with tempfile.TemporaryDirectory() as data:
+        command = [sys.executable, "-m", "valle.cli", "serve", "--model", model, "--dtype", dtype, "--port", str(port),
+                   "--data-dir", data]
+        server = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": str(threads)},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 120
+            while True:
+                try:
+                    httpx.get(f"{url}/health").raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    if server.poll() is not None or time.time() > deadline:
+                        raise RuntimeError(f"`{' '.join(command)}` did not start") from None
+                    time.sleep(0.2)
+            for i, (text, voice) in enumerate([items[0], *items]):  # the first request warms the server up
+                started, header, got = time.perf_counter(), b"", None
+                with httpx.stream("POST", f"{url}/v1/synthesize", timeout=120,
+                                  data={"text": text, "voice_id": voice, "seed": str(i), "stream": "true"}) as response:
+                    for piece in response.iter_bytes():
+                        header += piece
+                        if got is None and b"data" in header and len(header) > header.index(b"data") + 8:
+                            got = time.perf_counter() - started  # audio bytes after the header
+                if i:
+                    first.append(1e3 * got)
+        finally:
+            server.terminate()
+            server.wait(30)
     return first
 
 
@@ -140,7 +160,7 @@ def main() -> int:
         return 0
     valle.synthesize("Warm up.", items[0][1], seed=0)
     local = in_process(valle, items, config)
-    http = over_http(valle, items)
+    http = over_http(args.model, args.dtype, args.threads, items)
     p = {name: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95))}
          for name, v in (("in_process", local["first_audio_ms"]), ("http", http))}
     ratio = float(np.median(local["total_ratio"]))

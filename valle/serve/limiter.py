@@ -4,13 +4,13 @@ A request that finds the queue full is turned away at once (503 with Retry-After
 rather than waiting without end; one that waits or runs longer than the timeout gets
 504. Work that timed out while queued is dropped; work already running in its thread
 cannot be stopped, so it keeps its slot until it finishes and the count never lies.
+Work runs in the executor it is given: the server gives the threads that loaded its model.
 """
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import TypeVar
-
-import anyio
 
 T = TypeVar("T")
 
@@ -20,14 +20,14 @@ class Busy(Exception):
 
 
 class Limiter:
-    def __init__(self, max_concurrent: int, max_queue: int) -> None:
-        self.max_concurrent, self.max_queue = max_concurrent, max_queue
+    def __init__(self, max_concurrent: int, max_queue: int, executor: Executor | None = None) -> None:
+        self.max_concurrent, self.max_queue, self.executor = max_concurrent, max_queue, executor
         self._slots = asyncio.Semaphore(max_concurrent)
         self.admitted = 0  # running + waiting
         self.running = 0
 
     async def run(self, work: Callable[[], T], timeout: float) -> T:
-        """Run `work` in a worker thread once a slot is free; `Busy` when the queue is full, TimeoutError after `timeout`."""
+        """Run `work` in the executor once a slot is free; `Busy` when the queue is full, TimeoutError after `timeout`."""
         if self.admitted >= self.max_concurrent + self.max_queue:
             raise Busy
         self.admitted += 1
@@ -67,7 +67,7 @@ class Limiter:
                 started.set()
                 self.running += 1
                 try:
-                    return await anyio.to_thread.run_sync(work)
+                    return await asyncio.get_running_loop().run_in_executor(self.executor, work)
                 finally:
                     self.running -= 1
         finally:
