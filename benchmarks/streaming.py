@@ -2,8 +2,9 @@
 
 Requests of 1-3 sentences (from the synthetic corpus's sentence pool), bundled voices, seeds
 fixed, `--threads` CPU threads:
-- in process: time from the call to the first chunk (p50, p95), and the time to the last
-  chunk against `synthesize` of the same request (same seed, so the same AR codes);
+- in process: time from the call to the first chunk (p50, p95), the time to the last chunk
+  against `synthesize` of the same request (same seed, so the same AR codes), and the silence
+  a player would have to insert where a chunk arrives after the audio before it has played;
 - through the HTTP server on loopback (`valle serve` in a process of its own, as deployed,
   `stream=true`): time from sending the request to the first audio bytes after the WAV header;
 - joins: each sentence's streamed audio against one decode of the very codes it streamed,
@@ -46,21 +47,32 @@ def requests(n: int, seed: int) -> list[tuple[str, str]]:
     return [(" ".join(rng.sample(pool, rng.randint(1, 3))), voices[i % len(voices)]) for i in range(n)]
 
 
+def stalls(arrivals: list[float], seconds: list[float]) -> float:
+    """Seconds of silence a player would insert: it starts with the first chunk and plays each as soon as it has
+    both arrived and the one before it has ended."""
+    stalled, ends = 0.0, arrivals[0]
+    for arrived, length in zip(arrivals, seconds):
+        stalled += max(0.0, arrived - ends)
+        ends = max(ends, arrived) + length
+    return stalled
+
+
 def in_process(valle: VallE, items: list[tuple[str, str]], config: StreamConfig) -> dict:
-    first, ratios = [], []
+    first, ratios, stalled = [], [], []
+    rate = valle.codec.sample_rate
     for i, (text, voice) in enumerate(items):
         started = time.perf_counter()
         whole = valle.synthesize(text, voice, seed=i)
         whole_seconds = time.perf_counter() - started
-        started, got = time.perf_counter(), None
-        samples = 0
+        started, arrivals, lengths = time.perf_counter(), [], []
         for chunk in valle.stream(text, voice, seed=i, config=config):
-            got = time.perf_counter() - started if got is None else got
-            samples += len(chunk)
-        ratios.append((time.perf_counter() - started) / whole_seconds)
-        first.append(got)
-        assert abs(samples - len(whole.samples)) <= int(0.5 * valle.codec.sample_rate)  # the same speech
-    return {"first_audio_ms": [1e3 * f for f in first], "total_ratio": ratios}
+            arrivals.append(time.perf_counter() - started)
+            lengths.append(len(chunk) / rate)
+        ratios.append(arrivals[-1] / whole_seconds)
+        first.append(arrivals[0])
+        stalled.append(stalls(arrivals, lengths))
+        assert abs(sum(lengths) - whole.seconds) <= 0.5  # the same speech
+    return {"first_audio_ms": [1e3 * f for f in first], "total_ratio": ratios, "stalls_ms": [1e3 * s for s in stalled]}
 
 
 def over_http(model: str, dtype: str, threads: int, items: list[tuple[str, str]]) -> list[float]:
@@ -142,6 +154,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="auto", help="of the AR and NAR weights, as for `valle synthesize --dtype`")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--first-frames", type=int, default=StreamConfig.first_frames, help="of the first chunk")
     parser.add_argument("--lookahead", type=int, default=StreamConfig.lookahead, help="frames (in process and joins)")
     parser.add_argument("--overlap", type=int, default=StreamConfig.overlap, help="frames (in process and joins)")
     parser.add_argument("--joins-only", action="store_true", help="measure only the joins (no timing)")
@@ -152,7 +165,7 @@ def main() -> int:
     valle = VallE.from_pretrained(args.model, dtype=args.dtype)
     dtype = str(next(valle.ar.parameters()).dtype).removeprefix("torch.")
     items = requests(args.requests, args.seed)
-    config = StreamConfig(lookahead=args.lookahead, overlap=args.overlap)
+    config = StreamConfig(first_frames=args.first_frames, lookahead=args.lookahead, overlap=args.overlap)
     seams = joins(valle, items[: max(3, args.requests // 4)], config)
     if args.joins_only:
         print(f"joins: {seams['near_joins_db']:.4f} dB within 2 frames of a join, {seams['elsewhere_db']:.4f} dB elsewhere "
@@ -164,10 +177,12 @@ def main() -> int:
     p = {name: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95))}
          for name, v in (("in_process", local["first_audio_ms"]), ("http", http))}
     ratio = float(np.median(local["total_ratio"]))
-    print("\n| where | first audio p50 | first audio p95 | total vs whole synthesis (median) |")
-    print("|---|---:|---:|---:|")
-    print(f"| in process | {p['in_process']['p50']:.0f} ms | {p['in_process']['p95']:.0f} ms | {ratio:.2f}x |")
-    print(f"| HTTP, loopback | {p['http']['p50']:.0f} ms | {p['http']['p95']:.0f} ms | |")
+    stalled = local["stalls_ms"]
+    print("\n| where | first audio p50 | first audio p95 | total vs whole synthesis (median) | requests that stall (total) |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| in process | {p['in_process']['p50']:.0f} ms | {p['in_process']['p95']:.0f} ms | {ratio:.2f}x | "
+          f"{sum(s > 0 for s in stalled)} of {len(stalled)} ({sum(stalled):.0f} ms) |")
+    print(f"| HTTP, loopback | {p['http']['p50']:.0f} ms | {p['http']['p95']:.0f} ms | | |")
     print(f"\njoins: log-mel distance {seams['near_joins_db']:.4f} dB within 2 frames of a join, {seams['elsewhere_db']:.4f} dB "
           f"elsewhere ({seams['join_frames']} frames); {args.requests} requests of 1-3 sentences, "
           f"model {args.model} ({dtype} weights), {torch.get_num_threads()} threads")
@@ -177,7 +192,7 @@ def main() -> int:
               "total within 1.2x of whole synthesis": ratio <= 1.2,
               "joins no worse than elsewhere (<= 1.2x, or < 0.1 dB)": seams["ratio"] <= 1.2 or seams["near_joins_db"] < 0.1}
     return report(checks, {"model": args.model, "dtype": dtype, "requests": args.requests, "first_audio_ms": p, "total_ratio": ratio,
-                           "total_ratios": local["total_ratio"], "joins": seams}, args.out)
+                           "total_ratios": local["total_ratio"], "stalls_ms": stalled, "joins": seams}, args.out)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ the chunk, so that the codec decoded the chunk's end from the codes that will fo
 and the next window only adds to them. A chunk is the audio of its own frames; its
 first `overlap` frames are cross-faded with what the previous chunk decoded past its end,
 so that chunks join without a click. The first chunk is small, so that sound starts early;
-later ones double up to `max_frames`, so that the total cost stays near whole synthesis.
+each later one is as long as all before it (up to `max_frames`): the player then holds as
+much audio as the next chunk takes to make, so that it does not fall silent, and the number
+of windows, and with it the total cost, grows only with the logarithm of the length.
 Sentences follow one another with the pauses and fades of `join_with_pauses`, and every
 chunk carries the watermark with its carrier running on from the start of the stream, so
 that the detector finds the mark in the streamed audio as in a whole file.
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class StreamConfig:
     first_frames: int = 10  # the first chunk (200 ms at 50 frames/s)
-    max_frames: int = 160  # chunks double up to this
+    max_frames: int = 160  # chunks grow up to this
     lookahead: int = 8  # frames past a chunk that the NAR stage and the codec see before it is decoded
     context: int = 32  # frames before a chunk that they see again (the compact codec's decoder reaches 27)
     overlap: int = 2  # frames of audio cross-faded between chunks
@@ -106,7 +108,7 @@ class JobStream:
     def chunks(self) -> Iterator[tuple[np.ndarray, bool]]:
         """(audio, whether it is the last chunk), in order.
 
-        A chunk is `size` frames (doubling from `first_frames`), or every frame already made
+        A chunk is `size` frames (`first_frames`, then as many as all chunks before), or every frame already made
         when more are waiting (a later job of the batch): decoded at once, they cost one pass.
         """
         c, steps = self.config, self.steps
@@ -124,7 +126,7 @@ class JobStream:
                 yield np.zeros(0, dtype=np.float32), True
             if done:
                 return
-            emitted, size = end, min(2 * max(size, end - emitted), c.max_frames)
+            emitted, size = end, min(max(c.first_frames, end), c.max_frames)
 
     def _decode(self, start: int, end: int, final: bool) -> np.ndarray:
         """Audio of frames [start, end), settling their levels; frames before `start` are settled already."""
