@@ -120,3 +120,18 @@ def test_sampling_options_default_to_the_sampling_config():
 
     args = _build_parser().parse_args(["synthesize", "hello", "--prompt", "fl001"])
     assert (args.temperature, args.top_k, args.top_p) == (SamplingConfig.temperature, SamplingConfig.top_k, SamplingConfig.top_p)
+
+
+@pytest.mark.parametrize("command, kind", [(["train", "--data", "d", "--out", "o"], "training config"),
+                                           (["codec", "train", "--manifest", "m.jsonl", "--out", "o"], "codec config")])
+def test_config_files_are_read_with_clear_errors(tmp_path, capsys, command, kind):
+    """`valle train --config` names a training config and `valle codec train --model-config` a codec's layout."""
+    option = "--config" if command[0] == "train" else "--model-config"
+    bad = tmp_path / "bad.json"
+    for content, message in ((None, "does not exist"), ("{not json", "is not valid JSON"), ("[1, 2]", "JSON object"),
+                             ('{"no_such_field": 1}', "unknown")):
+        if content is not None:
+            bad.write_text(content)
+        assert main([*command, option, str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert kind in err and message in err and "Traceback" not in err

@@ -127,12 +127,11 @@ def _add_data_tokenize(data: Commands) -> None:
 
 
 def _codec_train(args: argparse.Namespace) -> None:
-    import json
 
     from valle.codec.compact import CompactCodecConfig
     from valle.train.codec import CodecTrainConfig, train_codec
 
-    model_config = CompactCodecConfig.from_dict(json.loads(args.config.read_text())) if args.config else CompactCodecConfig()
+    model_config = CompactCodecConfig.load(args.model_config) if args.model_config else CompactCodecConfig()
     options = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("learning_rate", args.learning_rate),
                                  ("content_weight", args.content_weight)) if v is not None}
     model = train_codec(args.manifest, args.out, model_config, CodecTrainConfig(**options), resume=args.resume,
@@ -144,7 +143,8 @@ def _add_codec_train(codec: Commands) -> None:
     p = _command(codec, "train", _codec_train, "train the compact codec on the audio of manifests")
     p.add_argument("--manifest", type=Path, action="append", required=True, help="a JSONL manifest (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="folder for checkpoints, metrics and the final model")
-    p.add_argument("--config", type=Path, help="JSON with CompactCodecConfig fields (default: the built-in config)")
+    p.add_argument("--model-config", type=Path, help="JSON with CompactCodecConfig fields: the codec's size and layout "
+                   "(default: the built-in one)")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float, help="the peak (default: 5e-4; lower it to fine-tune with --init)")

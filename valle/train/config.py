@@ -1,8 +1,6 @@
 """What a training run is: the stage, the model preset and the optimisation settings."""
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from valle.config import DictConfig
 from valle.errors import ConfigError
@@ -42,12 +40,3 @@ class TrainConfig(DictConfig):
             raise ConfigError(f"precision must be auto, bf16, fp16 or fp32, got {self.precision!r}")
         if self.steps < 1 or self.grad_accumulation < 1 or self.max_tokens < 1:
             raise ConfigError("steps, grad_accumulation and max_tokens must be >= 1")
-
-    @classmethod
-    def load(cls, path: Path) -> "TrainConfig":
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except FileNotFoundError:
-            raise ConfigError(f"training config {path} does not exist") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"training config {path} is not valid JSON: {e}") from None
