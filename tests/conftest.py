@@ -12,6 +12,10 @@ from valle.codec.compact import CompactCodecConfig
 TINY = CompactCodecConfig(encoder_dim=32, encoder_layers=1, latent_dim=16, decoder_dim=32, decoder_layers=1,
                           n_codebooks=4, codebook_size=32)  # a compact codec that trains in seconds
 
+# A tiny transformers speech encoder (HuBERT, WavLM): the local-folder backends' wiring, not their quality.
+TINY_SPEECH_ENCODER = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, conv_dim=(16, 16),
+                           conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+
 
 def speechlike(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
     """A voiced, syllable-rate modulated harmonic signal: loud enough, not silent, not clipped."""

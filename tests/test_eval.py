@@ -1,37 +1,67 @@
-"""Scoring helpers: WER normalisation, offline ASR, training-curve plots."""
+"""`valle eval`: the paper's two settings planned from a manifest, scored beside the real recordings."""
 
 import json
 
 import pytest
+from conftest import speechlike
 
-from valle.asr import PocketSphinx, normalize_for_wer, word_error_rate
-from valle.data.synthetic.voices import design_voices, render
+from valle.data.manifest import Utterance, write_manifest
 from valle.errors import ConfigError
-from valle.train.plots import plot_metrics
+from valle.eval.protocol import EvalConfig, plan
 
 
-def test_wer_normalisation_ignores_case_punctuation_and_hyphens():
-    assert normalize_for_wer("Tarred-and-feathered, he said: \"Don't!\"") == "tarred and feathered he said don't"
-    assert word_error_rate(["The cat sat."], ["the cat sat"]) == 0.0
-    assert word_error_rate(["the cat sat on the mat"], ["the cat sat on a mat"]) == pytest.approx(1 / 6)
-    assert word_error_rate(["one two"], [""]) == 1.0
+@pytest.fixture
+def manifest(tmp_path, write_wav):
+    rows = []
+    for s in range(2):
+        rows.append(Utterance(f"s{s}_p", write_wav(f"s{s}/p.wav", speechlike(3.1, 16000, seed=s)), "a short prompt here",
+                              f"s{s}", duration=3.1))
+        for u in range(3):
+            seconds = 4.5 + u if u < 2 else 12.0  # the last one is longer than the paper's 10 s
+            rows.append(Utterance(f"s{s}_{u}", write_wav(f"s{s}/{u}.wav", speechlike(seconds, 16000, seed=10 * s + u)),
+                                  f"utterance number {u} of speaker {s}", f"s{s}", duration=seconds))
+    write_manifest(rows, tmp_path / "test.jsonl")
+    return tmp_path / "test.jsonl"
 
 
-def test_pocketsphinx_reads_a_flite_voice():
-    voice = next(v for v in design_voices(1, 4, seed=0) if v.base == "rms")  # vocal tract scale 0.994
-    text = "Please check each name on the list."
-    hypothesis = PocketSphinx().transcribe(render(voice, text, 16000), 16000)
-    assert word_error_rate([text], [hypothesis]) <= 0.5, hypothesis
+def test_plan_follows_the_paper(manifest):
+    from valle.data.manifest import read_manifest
+
+    items = plan(read_manifest(manifest), EvalConfig())
+    cross = [i for i in items if i.mode == "cross-sentence"]
+    cont = [i for i in items if i.mode == "continuation"]
+    assert [i.target.id for i in cross] == ["s0_0", "s1_0", "s0_1", "s1_1"]  # 4-10 s only, speakers in turn
+    assert all(i.prompt_audio.name == "p.wav" and i.prompt_text == "a short prompt here" for i in cross)
+    assert [i.target.id for i in cont] == [i.target.id for i in cross]
+    assert all(i.prompt_audio == i.target.audio and i.prompt_text is None and i.prompt_seconds == 3.0 for i in cont)
+    assert len(plan(read_manifest(manifest), EvalConfig(modes=("continuation",), n=3))) == 3
+    with pytest.raises(ConfigError, match="evaluation modes must be among"):
+        EvalConfig(modes=("zero",))
+    with pytest.raises(ConfigError, match="no speaker has a test utterance of 8-9 s besides its prompt"):
+        plan(read_manifest(manifest), EvalConfig(min_seconds=8.0, max_seconds=9.0))
 
 
-def test_plot_of_consecutive_runs(tmp_path):
-    for run, losses in (("a", [3.0, 2.0]), ("b", [1.5, 1.0])):
-        (tmp_path / run).mkdir()
-        (tmp_path / run / "metrics.jsonl").write_text(
-            "".join(json.dumps({"step": 10 * (i + 1), "loss": x}) + "\n" for i, x in enumerate(losses)))
-    out = plot_metrics([tmp_path / "a" / "metrics.jsonl", tmp_path / "b" / "metrics.jsonl"], ["loss"], tmp_path / "c.png")
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(ConfigError, match="no metric 'mel'.*available: loss, step"):
-        plot_metrics([tmp_path / "a" / "metrics.jsonl"], ["mel"], tmp_path / "d.png")
-    with pytest.raises(ConfigError, match="does not exist"):
-        plot_metrics([tmp_path / "nope.jsonl"], ["loss"], tmp_path / "e.png")
+def test_eval_command_writes_table_json_and_figure_with_ground_truth(model_dir, manifest, tmp_path, capsys):
+    from valle.cli import main
+
+    assert main(["eval", "--model", str(model_dir), "--manifest", str(manifest), "--out", str(tmp_path / "ev"),
+                 "--n", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "| cross-sentence | ground truth | 2 |" in printed and "| continuation | model | 2 |" in printed
+    report = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert [(r["mode"], r["system"]) for r in report["summary"]] == [
+        ("cross-sentence", "ground truth"), ("cross-sentence", "model"), ("continuation", "ground truth"), ("continuation", "model")]
+    truth = report["summary"][0]
+    assert truth["rtf"] is None and truth["dnsmos"] is not None and 0 <= truth["identification"] <= 1
+    assert len(report["utterances"]) == 4 and report["info"]["asr"] == "faster-whisper:tiny.en"  # the default judge
+    assert "WER by faster-whisper:tiny.en, SIM by resemblyzer" in (tmp_path / "ev" / "eval.md").read_text()
+    for record in report["utterances"]:
+        assert record["truth"]["sim"] > 0.5  # the same signal family as its prompt
+    assert (tmp_path / "ev" / "eval.png").stat().st_size > 10_000
+
+
+def test_eval_fails_before_synthesis_when_a_backend_is_missing(model_dir, manifest, tmp_path, capsys):
+    from valle.cli import main
+
+    assert main(["eval", "--model", str(model_dir), "--manifest", str(manifest), "--asr", str(tmp_path / "whisper")]) == 2
+    assert "is no speech recogniser" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The trainer: both stages, exact resume (in process and after a kill), DDP on CPU, batching."""
+"""The trainer: both stages, exact resume (in process and after a kill), DDP on CPU, batching, training curves."""
 
 import json
 import os
@@ -23,6 +23,7 @@ from valle.errors import ConfigError
 from valle.model import Stage
 from valle.train.batching import BucketBatchSampler, collate
 from valle.train.config import TrainConfig
+from valle.train.plots import plot_metrics
 from valle.train.trainer import Trainer
 from valle.train.validate import heldout_metrics, loss_per_frame
 
@@ -263,3 +264,16 @@ def test_validate_command_prints_each_level_and_writes_json(shards, tmp_path, ca
     saved = json.loads((tmp_path / "v.json").read_text())
     assert set(saved[str(tmp_path / "ar" / "model")]) >= {"loss_level1", "loss_level2", "alignment"}
     assert set(saved[str(tmp_path / "nar" / "model")]) >= {"loss_level3", "loss_level4"}
+
+
+def test_plot_of_consecutive_runs(tmp_path):
+    for run, losses in (("a", [3.0, 2.0]), ("b", [1.5, 1.0])):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "metrics.jsonl").write_text(
+            "".join(json.dumps({"step": 10 * (i + 1), "loss": x}) + "\n" for i, x in enumerate(losses)))
+    out = plot_metrics([tmp_path / "a" / "metrics.jsonl", tmp_path / "b" / "metrics.jsonl"], ["loss"], tmp_path / "c.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ConfigError, match="no metric 'mel'.*available: loss, step"):
+        plot_metrics([tmp_path / "a" / "metrics.jsonl"], ["mel"], tmp_path / "d.png")
+    with pytest.raises(ConfigError, match="does not exist"):
+        plot_metrics([tmp_path / "nope.jsonl"], ["loss"], tmp_path / "e.png")

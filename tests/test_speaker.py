@@ -1,13 +1,15 @@
-"""Speaker separation statistics, and the synthetic corpus's voices as a speaker encoder hears them."""
+"""`valle.speaker`: separation statistics, the synthetic corpus's voices as Resemblyzer hears them, and a WavLM
+verifier in a local transformers folder (a tiny random one made here)."""
 
 import numpy as np
 import pytest
+from conftest import TINY_SPEECH_ENCODER, speechlike
 
 from valle.audio import load_audio
 from valle.data.manifest import read_manifest
 from valle.data.synthetic import build_synthetic_corpus
 from valle.data.synthetic.corpus import SPLITS
-from valle.speaker import ENCODER_RATE, SpeakerEncoder, cosine, speaker_separation
+from valle.speaker import ENCODER_RATE, SpeakerEncoder, cosine, load_speaker_embedder, speaker_separation
 
 
 def test_separation_of_clustered_embeddings():
@@ -45,3 +47,14 @@ def test_synthetic_speakers_are_distinct_to_resemblyzer(tmp_path):
     assert result["identification_accuracy"] >= 0.9
     one = next(iter(by_speaker.values()))
     assert cosine(one[0], one[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_wavlm_verifier_from_a_local_folder_gives_unit_vectors(tmp_path):
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
+
+    WavLMForXVector(WavLMConfig(**TINY_SPEECH_ENCODER, tdnn_dim=(16, 16), tdnn_kernel=(3, 1), tdnn_dilation=(1, 1), xvector_output_dim=8,
+                                num_buckets=8, max_bucket_distance=20)).save_pretrained(tmp_path)
+    Wav2Vec2FeatureExtractor().save_pretrained(tmp_path)
+    embedder = load_speaker_embedder(tmp_path)
+    a, b = embedder.embed(speechlike(1.5, 16000, seed=1), 16000), embedder.embed(speechlike(1.5, 16000, seed=2), 16000)
+    assert a.shape == (8,) and np.isclose(np.linalg.norm(a), 1) and -1 <= cosine(a, b) <= 1
