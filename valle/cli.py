@@ -109,6 +109,29 @@ def _add_data_synth_corpus(data: Commands) -> None:
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
 
 
+def _data_mix(args: argparse.Namespace) -> None:
+    from valle.data.mix import MixConfig, format_table, human_source, mix_corpora, synthetic_source
+
+    sources = [human_source(m) for m in args.human] + [synthetic_source(f) for f in args.synthetic]
+    summary = mix_corpora(sources, args.out, MixConfig(held_out=args.held_out, seed=args.seed))
+    print(format_table(summary["table"]))
+    humans = set(summary["human_speakers"])
+    held = [f"{speaker} ({split})" for split in ("valid", "test") for speaker in summary["speakers"][split] if speaker in humans]
+    print(f"human speakers held out: {', '.join(held)}")
+
+
+def _add_data_mix(data: Commands) -> None:
+    p = _command(data, "mix", _data_mix, "one corpus from human manifests and synthetic corpora, with whole human "
+                 "speakers held out for validation and test")
+    p.add_argument("out", type=Path, help="folder for train/valid/test.jsonl and mix.json")
+    p.add_argument("--human", type=Path, action="append", default=[], help="a manifest of real recordings, e.g. from "
+                   "`valle data prepare debian` (repeatable)")
+    p.add_argument("--synthetic", type=Path, action="append", default=[], help="a `valle data synth-corpus` folder; its "
+                   "splits are kept (repeatable)")
+    p.add_argument("--held-out", type=int, default=6, help="human speakers held out, alternately valid and test (default: 6)")
+    p.add_argument("--seed", type=int, default=0)
+
+
 def _data_tokenize(args: argparse.Namespace) -> None:
     from valle.data.tokenize import summary, tokenize_manifest
 
@@ -600,7 +623,7 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     _add_text_phonemize(_group(commands, "text", "text front-end: normalisation and phonemes"))
     data = _group(commands, "data", "corpora and manifests")
-    for add in (_add_data_prepare, _add_data_install_sources, _add_data_synth_corpus, _add_data_tokenize):
+    for add in (_add_data_prepare, _add_data_install_sources, _add_data_synth_corpus, _add_data_mix, _add_data_tokenize):
         add(data)
     codec = _group(commands, "codec", "neural audio codecs")
     _add_codec_train(codec)

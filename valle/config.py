@@ -1,11 +1,11 @@
 """What every configuration dataclass shares: conversion to and from plain dicts (JSON)."""
 
-import json
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from valle.errors import ConfigError
+from valle.files import read_json
 
 
 class DictConfig:
@@ -27,12 +27,7 @@ class DictConfig:
     @classmethod
     def load(cls, path: str | Path) -> Self:
         """The config in the JSON file `path`; a missing or unreadable file is an error that names it."""
-        try:
-            values = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{cls.kind} {path} does not exist") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{cls.kind} {path} is not valid JSON: {e}") from None
+        values = read_json(path, cls.kind)
         if not isinstance(values, dict):
             raise ConfigError(f"{cls.kind} {path} must hold a JSON object of fields")
         return cls.from_dict(values)

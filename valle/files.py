@@ -1,11 +1,14 @@
 """File helpers shared by every step that writes results: nothing half-written is ever read."""
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+from valle.errors import ConfigError
 
 
 def _umask() -> int:
@@ -34,3 +37,14 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_json(path: str | Path, what: str, missing_hint: str = "") -> Any:
+    """The JSON in `path`, which should hold `what`; a missing or unreadable file is a ConfigError that says so
+    (with `missing_hint`, where one comes from, for a missing file)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist{missing_hint}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{what} {path} is not valid JSON: {e}") from None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from valle.errors import ConfigError
-from valle.files import atomic_write
+from valle.files import atomic_write, read_json
 
 VERSION = "1"
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -110,10 +110,5 @@ class PhonemeVocab:
 
     @classmethod
     def load(cls, path: str | Path) -> "PhonemeVocab":
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"phoneme vocabulary {path} does not exist; it is saved beside the model it belongs to") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"phoneme vocabulary {path} is not valid JSON: {e}") from None
+        data = read_json(path, "phoneme vocabulary", "; it is saved beside the model it belongs to")
         return cls.from_dict(data)
