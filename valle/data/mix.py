@@ -4,8 +4,9 @@ VALL-E learns to clone voices from many speakers; judged only on voices like tho
 trained on, it looks better than it is. A mix therefore holds whole human speakers out:
 `held_out` of them (half for validation, half for test), chosen round-robin over the
 languages so that no language is judged on one voice alone, from the speakers with enough
-speech to prompt with and to score (`min_utterances` clips of at least `min_seconds`).
-Every other human speaker trains. A synthetic corpus (`valle data synth-corpus`) brings
+speech to prompt with and to score (`min_utterances` clips of at least `min_seconds`, the
+paper's shortest target) and no more than `max_share` of the human hours (the few large
+voices teach the most). Every other human speaker trains. A synthetic corpus (`valle data synth-corpus`) brings
 its own speaker-disjoint splits, which are kept, so that its held-out voices stay unheard.
 
 OUT/{train,valid,test}.jsonl are the usual manifests; OUT/mix.json says where every
@@ -34,13 +35,14 @@ class MixConfig(DictConfig):
 
     held_out: int = 6  # human speakers kept from training, alternately for valid and test
     min_utterances: int = 8  # a held-out speaker needs this many clips ...
-    min_seconds: float = 2.0  # ... of at least this length: a prompt and a few targets
+    min_seconds: float = 4.0  # ... of at least this length: prompts and targets of the paper's evaluation
+    max_share: float = 0.1  # ... and at most this share of the human hours
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.held_out < 2 or self.min_utterances < 2 or self.min_seconds <= 0:
-            raise ConfigError("a corpus mix needs held_out >= 2 (one valid, one test), min_utterances >= 2 and "
-                              "min_seconds > 0")
+        if self.held_out < 2 or self.min_utterances < 2 or self.min_seconds <= 0 or not 0 < self.max_share <= 1:
+            raise ConfigError("a corpus mix needs held_out >= 2 (one valid, one test), min_utterances >= 2, "
+                              "min_seconds > 0 and max_share in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -70,15 +72,19 @@ def synthetic_source(folder: str | Path) -> Source:
 def pick_held_out(rows: list[Utterance], config: MixConfig) -> dict[str, str]:
     """Human speakers to hold out -> "valid" or "test": round-robin over languages, seeded within each."""
     long_enough: dict[str, int] = defaultdict(int)
+    seconds: dict[str, float] = defaultdict(float)
     language: dict[str, str] = {}
     for row in rows:
         language.setdefault(row.speaker, row.language)
         long_enough[row.speaker] += row.duration >= config.min_seconds
-    eligible = sorted(s for s, n in long_enough.items() if n >= config.min_utterances)
+        seconds[row.speaker] += row.duration
+    total = sum(seconds.values())
+    eligible = sorted(s for s, n in long_enough.items()
+                      if n >= config.min_utterances and seconds[s] <= config.max_share * total)
     if len(eligible) < config.held_out + 1:  # and at least one human voice left to train on
         raise CorpusError(f"only {len(eligible)} human speakers have {config.min_utterances} clips of "
-                          f"{config.min_seconds:g} s or more; holding out {config.held_out} needs "
-                          f"{config.held_out + 1}: add human manifests or lower held_out")
+                          f"{config.min_seconds:g} s or more and at most {config.max_share:.0%} of the human hours; "
+                          f"holding out {config.held_out} needs {config.held_out + 1}: add human manifests or lower held_out")
     rng = random.Random(config.seed)
     by_language: dict[str, list[str]] = defaultdict(list)
     for speaker in eligible:
