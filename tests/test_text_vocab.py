@@ -9,7 +9,7 @@ import pytest
 
 from valle.errors import ConfigError
 from valle.text import PhonemeTokenizer, PhonemeVocab
-from valle.text.vocab import PHONES, VERSION
+from valle.text.vocab import PHONES, PHONES_ADDED_IN_2, VERSION
 
 # Phonetically varied English: Harvard-style sentences, hard names and loan words, and
 # templates full of numbers, money, dates and abbreviations for the normaliser.
@@ -70,15 +70,30 @@ def test_special_tokens_have_fixed_ids() -> None:
     assert vocab.tokens[:14] == ("<pad>", "<bos>", "<eos>", "<unk>", "_", ".", ",", "?", "!", ";", ":", "—", "ˈ", "ˌ")
 
 
-def test_version_1_is_frozen() -> None:
+def test_versions_are_frozen_and_each_keeps_the_ids_of_the_last() -> None:
     """Ids are part of every trained model: the token list of a version never changes.
-    If this fails, restore the list or raise VERSION (and update this fingerprint)."""
-    vocab = PhonemeVocab()
-    assert vocab.version == VERSION == "1"
-    assert len(vocab) == 111
-    assert list(PHONES) == sorted(set(PHONES))
-    fingerprint = hashlib.sha256("\n".join(vocab.tokens).encode()).hexdigest()
-    assert fingerprint == "69a75cbdf38dbef5fdbdefd70f9dcfcbd3886a5abe995eca8ea4de677f03f5ac"
+    If this fails, restore the list or raise VERSION (and add a fingerprint)."""
+    first, current = PhonemeVocab(version="1"), PhonemeVocab()
+    assert current.version == VERSION == "2"
+    assert (len(first), len(current)) == (111, 142) and current.tokens[:111] == first.tokens
+    assert list(PHONES) == sorted(set(PHONES)) and list(PHONES_ADDED_IN_2) == sorted(set(PHONES_ADDED_IN_2) - set(PHONES))
+    fingerprints = [hashlib.sha256("\n".join(v.tokens).encode()).hexdigest() for v in (first, current)]
+    assert fingerprints == ["69a75cbdf38dbef5fdbdefd70f9dcfcbd3886a5abe995eca8ea4de677f03f5ac",
+                            hashlib.sha256("\n".join(first.tokens + PHONES_ADDED_IN_2).encode()).hexdigest()]
+    with pytest.raises(ConfigError, match="version 9 is not one of 1, 2"):
+        PhonemeVocab(version="9")
+
+
+@pytest.mark.parametrize("language, text", [("fr-fr", "Le cœur a ses raisons que la raison ne connaît point."),
+                                            ("es", "El perro de San Roque no tiene rabo."),
+                                            ("ru", "Мороз и солнце, день чудесный."),
+                                            ("cs", "Příliš žluťoučký kůň úpěl ďábelské ódy."),
+                                            ("nl", "Het regent pijpenstelen in Utrecht.")])
+def test_version_2_speaks_the_languages_of_the_human_corpus_without_unknown_phones(language, text) -> None:
+    tokenizer = PhonemeTokenizer()
+    tokens = tokenizer.phonemize(text, language)
+    assert tokenizer.vocab.unk_id not in tokenizer(text, language), [t for t in tokens if t not in tokenizer.vocab.tokens]
+    assert any(t in PHONES_ADDED_IN_2 for t in tokens)  # each needs a phone version 1 lacked
 
 
 def test_encode_decode_round_trip() -> None:
@@ -93,26 +108,26 @@ def test_encode_decode_round_trip() -> None:
 def test_unknown_token_is_unk_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     vocab = PhonemeVocab()
     with caplog.at_level(logging.WARNING, logger="valle.text.vocab"):
-        ids = vocab.encode(["k", "ʁ", "æ", "ʁ", "ʁ", "ɣ"])
+        ids = vocab.encode(["k", "ʡ", "æ", "ʡ", "ʡ", "ɧ"])
     assert ids[0] != vocab.unk_id
     assert [i == vocab.unk_id for i in ids] == [False, True, False, True, True, True]
-    assert vocab.unknown == {"ʁ": 3, "ɣ": 1}
-    assert [r.getMessage().count("'ʁ'") for r in caplog.records] == [1, 0]
+    assert vocab.unknown == {"ʡ": 3, "ɧ": 1}
+    assert [r.getMessage().count("'ʡ'") for r in caplog.records] == [1, 0]
 
 
 def test_decode_rejects_ids_outside() -> None:
-    with pytest.raises(ValueError, match="id 111 is outside"):
-        PhonemeVocab().decode([5, 111])
+    with pytest.raises(ValueError, match="id 142 is outside"):
+        PhonemeVocab().decode([5, 142])
 
 
 def test_save_load_identity(tmp_path: Path) -> None:
     vocab = PhonemeVocab()
     vocab.save(tmp_path / "vocab.json")
     data = json.loads((tmp_path / "vocab.json").read_text(encoding="utf-8"))
-    assert data == {"version": "1", "tokens": list(vocab.tokens)}
+    assert data == {"version": "2", "tokens": list(vocab.tokens)}
     assert "ɜː" in (tmp_path / "vocab.json").read_text(encoding="utf-8")  # readable, not \u-escaped
     loaded = PhonemeVocab.load(tmp_path / "vocab.json")
-    assert loaded == vocab and loaded.tokens == vocab.tokens and loaded.version == "1"
+    assert loaded == vocab and loaded.tokens == vocab.tokens and loaded.version == "2"
     assert PhonemeVocab.from_dict(vocab.to_dict()) == vocab
 
 

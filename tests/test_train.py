@@ -15,16 +15,18 @@ import torch
 import torch.multiprocessing as mp
 from conftest import TINY, speechlike
 
+from valle.codec import CodecRecord
 from valle.codec.compact import CompactCodec
 from valle.data.manifest import Utterance, write_manifest
 from valle.data.shards import TokenizedCorpus
 from valle.data.tokenize import tokenize_manifest
 from valle.errors import ConfigError
-from valle.model import Stage
+from valle.model import ARModel, Stage, TrainedOn, preset
+from valle.text import PhonemeVocab
 from valle.train.batching import BucketBatchSampler, collate
 from valle.train.config import TrainConfig
 from valle.train.plots import plot_metrics
-from valle.train.trainer import Trainer
+from valle.train.trainer import TEXT_EMBEDDING, Trainer, warm_start
 from valle.train.validate import heldout_metrics, loss_per_frame
 
 SENTENCES = ["Hello world.", "A quick brown fox jumps.", "She sells sea shells.", "Time flies like an arrow.",
@@ -75,6 +77,24 @@ def test_stage_trains_and_saves_a_self_describing_model(shards, tmp_path, stage,
                   if k.startswith("accuracy_level")}
         assert levels == ({f"accuracy_level{i}" for i in range(ar_levels + 1, 5)} if stage == "nar"
                           else {f"accuracy_level{i}" for i in range(1, ar_levels + 1)})
+
+
+def test_a_stage_of_an_earlier_vocabulary_grows_into_the_current_one(tmp_path):
+    """Version 2 keeps version 1's ids: their rows of the text embedding carry over, the new phones' start fresh."""
+    record = CodecRecord("compact", 16000, 50.0, TINY.n_codebooks, TINY.codebook_size, "0" * 64)
+    first, current = PhonemeVocab(version="1"), PhonemeVocab()
+    torch.manual_seed(0)
+    old = ARModel(preset("tiny", n_phonemes=len(first), n_codebooks=TINY.n_codebooks, codebook_size=TINY.codebook_size))
+    old.save_pretrained(tmp_path / "v1", TrainedOn(first, record))
+    model = ARModel(replace(old.config, n_phonemes=len(current)))
+    fresh = model.state_dict()[TEXT_EMBEDDING].clone()
+    started = warm_start(model, tmp_path / "v1", current)
+    rows = model.state_dict()[TEXT_EMBEDDING]
+    assert TEXT_EMBEDDING in started["copied"] and not started["fresh"]
+    assert torch.equal(rows[:len(first)], old.state_dict()[TEXT_EMBEDDING]) and torch.equal(rows[len(first):], fresh[len(first):])
+    shuffled = PhonemeVocab([*first.tokens[:4], *reversed(current.tokens[4:])], version="x")  # the same ids, other phones
+    model = ARModel(replace(old.config, n_phonemes=len(current)))
+    assert TEXT_EMBEDDING in warm_start(model, tmp_path / "v1", shuffled)["fresh"]
 
 
 def test_a_run_can_start_from_a_trained_stage_of_another_layout(shards, tmp_path, capsys):

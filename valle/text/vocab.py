@@ -10,8 +10,15 @@ separator "_", the punctuation . , ? ! ; : —, the stress marks ˈ ˌ, then `PH
 en-gb-x-rp, en-gb-scotland, en-gb-x-gbclan, en-gb-x-gbcwmd, en-029, en-us-nyc) over the
 ~120,000 words of WordNet's index and the ~50,000 lines of the fortunes collection
 (normalised), sorted by code point; left out are the rare pairs espeak-ng glues without
-a separator ("ææ", "nb"), which G2P splits into these phones. Changing any of this list
-requires a new `VERSION`.
+a separator ("ææ", "nb"), which G2P splits into these phones.
+
+Version 2 appends `PHONES_ADDED_IN_2`: the phones espeak-ng 1.52 produced, beyond version
+1's, for the transcripts of the human speech in Debian's packages (25 languages: ar be bg
+ca cs da de el en es fr he hu it lt ml nb nl pt ro ru tn uk, `valle data prepare debian`),
+sorted by code point. Every version 1 id keeps its meaning, so that a model trained on
+English grows into more languages by new rows of its text embedding alone
+(`valle.train.trainer.warm_start`). A version's list never changes; a new list is a new
+`VERSION`.
 """
 
 import json
@@ -24,7 +31,7 @@ from typing import Any
 from valle.errors import ConfigError
 from valle.files import atomic_write, read_json
 
-VERSION = "1"
+VERSION = "2"
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK)
 WORD_SEPARATOR = "_"
@@ -39,15 +46,24 @@ PHONES = (
     "ʉ", "ʉɹ", "ʉː", "ʊ", "ʊə", "ʊɹ", "ʌ", "ʌɹ", "ʌʉ", "ʌʊ", "ʍ", "ʒ", "ʔ", "θ", "ᵻ",
 )
 
+PHONES_ADDED_IN_2 = (
+    "c", "q", "y", "ø", "ħ", "œ", "ɑ", "ɕ", "ɖ", "ɟ", "ɣ", "ɨ", "ɫ", "ɭ", "ɱ", "ɲ", "ɳ", "ɵ", "ʁ", "ʂ", "ʈ", "ʋ",
+    "ʎ", "ʏ", "ʐ", "ʑ", "ʕ", "ʝ", "β", "ε", "χ",
+)
+_VERSION_1 = SPECIAL_TOKENS + (WORD_SEPARATOR,) + PUNCTUATION + STRESS_MARKS + PHONES
+TOKENS = {"1": _VERSION_1, "2": _VERSION_1 + PHONES_ADDED_IN_2}
+
 _log = logging.getLogger(__name__)
 
 
 class PhonemeVocab:
-    """Token <-> id mapping. `PhonemeVocab()` is the current version; `load` or
-    `from_dict` restore exactly the list a model was trained with, whatever its version."""
+    """Token <-> id mapping. `PhonemeVocab()` is the current version, `PhonemeVocab(version="1")` an earlier
+    one; `load` or `from_dict` restore exactly the list a model was trained with, whatever its version."""
 
     def __init__(self, tokens: Sequence[str] | None = None, version: str = VERSION):
-        tokens = tuple(SPECIAL_TOKENS + (WORD_SEPARATOR,) + PUNCTUATION + STRESS_MARKS + PHONES if tokens is None else tokens)
+        if tokens is None and str(version) not in TOKENS:
+            raise ConfigError(f"phoneme vocabulary version {version} is not one of {', '.join(TOKENS)}")
+        tokens = tuple(TOKENS[str(version)] if tokens is None else tokens)
         if tokens[: len(SPECIAL_TOKENS)] != SPECIAL_TOKENS:
             raise ConfigError(f"a phoneme vocabulary must start with {', '.join(SPECIAL_TOKENS)}; got {', '.join(tokens[:4])}")
         if len(set(tokens)) != len(tokens):

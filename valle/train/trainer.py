@@ -27,11 +27,13 @@ from valle.model.ar import ARModel
 from valle.model.config import preset
 from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.stage import Stage, TrainedOn
+from valle.text.vocab import PhonemeVocab
 from valle.train.batching import BucketBatchSampler, SamplerState, collate
 from valle.train.config import TrainConfig
 from valle.train.loop import CHECKPOINT, Loop, Settings, linear_decay
 from valle.train.validate import heldout_metrics
 
+TEXT_EMBEDDING = "text_embedding.weight"  # grows with the phoneme vocabulary (warm_start)
 LATEST = "latest"  # the weights of the last checkpoint as a stage folder: a run in progress can be tried out
 # What a resumed run may change: training longer (the decay stretches to the new end) or logging differently.
 RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "valid_every", "valid_utterances")
@@ -45,19 +47,34 @@ def _distributed() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def warm_start(model: nn.Module, stage: str | Path) -> dict[str, list[str]]:
+def warm_start(model: nn.Module, stage: str | Path, vocab: PhonemeVocab | None = None) -> dict[str, list[str]]:
     """Copy into `model` every tensor of the trained `stage` folder with the same name and shape.
 
-    Returns the names `copied` and those left `fresh`; refuses a source that shares no
+    With the `vocab` the model will read: where the stage's vocabulary is an earlier
+    version of it (its tokens a prefix of `vocab`'s, as version 1 of version 2), the text
+    embedding's rows of those tokens are copied and the new phones' rows start fresh; where
+    the ids mean other phones, the text embedding starts fresh. Returns the names `copied`
+    (the grown embedding among them) and those left `fresh`; refuses a source that shares no
     weight matrix (another size: only a bias or a scale would match).
     """
     source = Stage.from_pretrained(stage)
     theirs, mine = source.state_dict(), model.state_dict()
     copied = [name for name, tensor in mine.items() if name in theirs and theirs[name].shape == tensor.shape]
+    weights = {name: theirs[name] for name in copied}
+    if vocab is not None and TEXT_EMBEDDING in mine:
+        old = source.trained_on.vocab.tokens
+        if vocab.tokens[:len(old)] != old:  # the same id is another phone: its row would mislead
+            copied = [name for name in copied if name != TEXT_EMBEDDING]
+            weights.pop(TEXT_EMBEDDING, None)
+        elif len(old) < len(vocab) and mine[TEXT_EMBEDDING].shape[1:] == theirs[TEXT_EMBEDDING].shape[1:]:
+            grown = mine[TEXT_EMBEDDING].clone()
+            grown[:len(old)] = theirs[TEXT_EMBEDDING]
+            weights[TEXT_EMBEDDING] = grown
+            copied.append(TEXT_EMBEDDING)
     if not any(mine[name].ndim >= 2 for name in copied):
         raise ConfigError(f"init: {stage} shares no weight matrix with this model (names and shapes); start from a "
                           "stage of the same preset and stage kind")
-    model.load_state_dict({name: theirs[name] for name in copied}, strict=False)
+    model.load_state_dict(weights, strict=False)
     return {"copied": copied, "fresh": [name for name in mine if name not in copied]}
 
 
@@ -85,7 +102,7 @@ class Trainer(Loop):
                                    codebook_size=codec.codebook_size, **config.model)
         model = (ARModel if config.stage == "ar" else NARModel)(self.model_config).to(device)
         if config.init is not None:  # a resumed run's checkpoint replaces these weights again
-            started = warm_start(model, config.init)
+            started = warm_start(model, config.init, self.corpus.vocab)
             if self.rank == 0:
                 fresh = sorted({name.split(".")[0] for name in started["fresh"]})
                 tqdm.write(f"started from {config.init}: {len(started['copied'])} tensors copied; "
