@@ -1,15 +1,18 @@
 """Are the synthetic corpus's speakers distinct people to a speaker encoder?
 
-Builds (or reuses) a synthetic corpus, embeds every utterance with Resemblyzer
-(its weights ship inside the package, so this runs offline) and reports:
+Builds (or reuses) a synthetic corpus, or reads a mixed one (`valle data mix`, human
+and synthetic speakers), embeds its utterances with Resemblyzer (its weights ship inside
+the package, so this runs offline) and reports:
 - mean cosine similarity of utterance pairs of the same speaker and of different speakers;
 - nearest-centroid speaker identification: each speaker's centroid is the mean of
   half of its utterances (enrolment), and the other half are classified among all
-  speakers' centroids; also per engine, since flite's 16 speakers come from 4 people.
+  speakers' centroids; also per engine, since flite's 16 speakers come from 4 people, or
+  per kind in a mixed corpus, where each kind is also scored among its own speakers alone.
 Targets: same - cross >= 0.15, identification >= 90 %. Writes JSON and a plot of the
 speaker-centroid similarity matrix.
 
     python benchmarks/corpus_speakers.py --corpus runs/bench_corpus --hours 2
+    python benchmarks/corpus_speakers.py --corpus runs/mix1 --per-speaker 20
 """
 
 import argparse
@@ -23,16 +26,23 @@ from tqdm import tqdm
 
 from valle.audio import load_audio
 from valle.data.manifest import read_manifest
+from valle.data.mix import SUMMARY_FILE as MIX_SUMMARY
 from valle.data.synthetic import build_synthetic_corpus
 from valle.data.synthetic.corpus import SPLITS
 from valle.speaker import ENCODER_RATE, SpeakerEncoder, speaker_separation
 
 
-def embed_corpus(corpus: Path) -> dict[str, np.ndarray]:
-    """Speaker -> [utterances, dim] d-vectors, over all splits."""
+def embed_corpus(corpus: Path, per_speaker: int | None = None) -> dict[str, np.ndarray]:
+    """Speaker -> [utterances, dim] d-vectors over all splits: every utterance, or `per_speaker` spread evenly over
+    each speaker's (in id order); speakers with fewer than 2 are left out."""
     encoder = SpeakerEncoder()
     by_speaker: dict[str, list[np.ndarray]] = defaultdict(list)
-    rows = [row for split in SPLITS for row in read_manifest(corpus / f"{split}.jsonl")]
+    rows_of: dict[str, list] = defaultdict(list)
+    for row in sorted((row for split in SPLITS for row in read_manifest(corpus / f"{split}.jsonl")), key=lambda r: r.id):
+        rows_of[row.speaker].append(row)
+    rows = [row for speaker_rows in rows_of.values() if len(speaker_rows) >= 2
+            for row in (speaker_rows if per_speaker is None or len(speaker_rows) <= per_speaker else
+                        [speaker_rows[round(i * len(speaker_rows) / per_speaker)] for i in range(per_speaker)])]
     for row in tqdm(rows, desc="embedding", unit="utt"):
         by_speaker[row.speaker].append(encoder.embed(load_audio(row.audio, ENCODER_RATE), ENCODER_RATE))
     return {speaker: np.stack(vectors) for speaker, vectors in sorted(by_speaker.items())}
@@ -50,7 +60,7 @@ def plot_similarity(result: dict, path: Path) -> None:
     ticks = list(range(0, len(names), max(1, len(names) // 16)))
     ax.set_xticks(ticks, [names[i] for i in ticks], rotation=90, fontsize=7)
     ax.set_yticks(ticks, [names[i] for i in ticks], fontsize=7)
-    ax.set_title(f"Speaker-centroid cosine similarity ({len(names)} synthetic speakers)")
+    ax.set_title(f"Speaker-centroid cosine similarity ({len(names)} speakers)")
     fig.colorbar(image, ax=ax, label="cosine")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -62,28 +72,44 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=Path("runs/bench_corpus"))
     parser.add_argument("--hours", type=float, default=2.0, help="size of the corpus to build if it is absent")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-speaker", type=int, help="utterances embedded per speaker (default: all)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
 
-    if not (args.corpus / "speakers.json").exists():
-        print(build_synthetic_corpus(args.corpus, hours=args.hours, seed=args.seed))
-    splits = json.loads((args.corpus / "speakers.json").read_text())["splits"]
-    engine_of = {voice["speaker"]: voice["engine"] for voices in splits.values() for voice in voices}
-    result = speaker_separation(embed_corpus(args.corpus))
-    by_engine: dict[str, list[float]] = defaultdict(list)
+    mix = args.corpus / MIX_SUMMARY
+    if mix.exists():  # a mixed corpus: speakers are human or synthetic
+        humans = set(json.loads(mix.read_text())["human_speakers"])
+        group_of = {}
+    else:
+        if not (args.corpus / "speakers.json").exists():
+            print(build_synthetic_corpus(args.corpus, hours=args.hours, seed=args.seed))
+        splits = json.loads((args.corpus / "speakers.json").read_text())["splits"]
+        group_of = {voice["speaker"]: voice["engine"] for voices in splits.values() for voice in voices}
+    embeddings = embed_corpus(args.corpus, args.per_speaker)
+    if mix.exists():
+        group_of = {s: "human" if s in humans else "synthetic" for s in embeddings}
+    result = speaker_separation(embeddings)
+    by_group: dict[str, list[float]] = defaultdict(list)
     for speaker, accuracy in result["identified"].items():
-        by_engine[engine_of[speaker]].append(accuracy)
-    result["identification_by_engine"] = {e: float(np.mean(a)) for e, a in sorted(by_engine.items())}
+        by_group[group_of[speaker]].append(accuracy)
+    result["identification_by_group"] = {g: float(np.mean(a)) for g, a in sorted(by_group.items())}
     result["separation"] = result["same_speaker_cosine"] - result["cross_speaker_cosine"]
     result["passed"] = result["separation"] >= 0.15 and result["identification_accuracy"] >= 0.90
+    result["groups_alone"] = {}
+    for group in sorted(by_group):
+        alone = speaker_separation({s: e for s, e in embeddings.items() if group_of[s] == group})
+        result["groups_alone"][group] = {k: alone[k] for k in ("speakers", "utterances", "same_speaker_cosine",
+                                                              "cross_speaker_cosine", "identification_accuracy")}
 
-    by_engine = ", ".join(f"{e} {100 * a:.1f} %" for e, a in result["identification_by_engine"].items())
+    by_group_text = ", ".join(f"{g} {100 * a:.1f} %" for g, a in result["identification_by_group"].items())
     print("\n| speakers | utterances | same-speaker cos | cross-speaker cos | same - cross (>= 0.15) "
-          "| identification (>= 90 %) | by engine |")
-    print("|---:|---:|---:|---:|---:|---:|---|")
-    print(f"| {result['speakers']} | {result['utterances']} | {result['same_speaker_cosine']:.3f} | "
-          f"{result['cross_speaker_cosine']:.3f} | {result['separation']:.3f} | "
-          f"{100 * result['identification_accuracy']:.1f} % | {by_engine} |")
+          "| identification (>= 90 %) | by group |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    rows = [("all", result, by_group_text)] + [(f"{g} alone", a, "") for g, a in result["groups_alone"].items()]
+    for name, r, extra in rows:
+        print(f"| {name}: {r['speakers']} | {r['utterances']} | {r['same_speaker_cosine']:.3f} | "
+              f"{r['cross_speaker_cosine']:.3f} | {r['same_speaker_cosine'] - r['cross_speaker_cosine']:.3f} | "
+              f"{100 * r['identification_accuracy']:.1f} % | {extra} |")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "corpus_speakers.json").write_text(json.dumps({**result, "corpus": str(args.corpus)}, indent=1))
     plot_similarity(result, args.out / "corpus_speakers.png")
