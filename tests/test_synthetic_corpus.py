@@ -104,6 +104,7 @@ def test_interrupted_build_resumes_to_the_same_corpus(corpus, tmp_path):
     ({"hours": 0}, "--hours"),
     ({"hours": 1, "n_speakers": 5}, "at least 12 speakers"),
     ({"hours": 1, "min_seconds": 5, "max_seconds": 3}, "min_seconds < max_seconds"),
+    ({"hours": 1, "pico_share": 0.9}, "pico_share in \\[0, 0.5\\]"),
 ])
 def test_bad_configuration(tmp_path, options, message):
     with pytest.raises(ConfigError, match=message):
@@ -116,3 +117,25 @@ def test_folder_reader_reads_each_split_as_the_generator_wrote_it(corpus, tmp_pa
     for split in SPLITS:
         (manifest,) = prepare_corpus("folder", corpus / split, tmp_path / "prepared")
         assert read_manifest(manifest) == read_manifest(corpus / f"{split}.jsonl")
+
+
+def test_pico_voices_come_last_and_leave_earlier_designs_as_they_were():
+    before, with_pico = design_voices(10, 4, seed=5), design_voices(10, 4, seed=5, n_pico=6)
+    assert with_pico[:14] == before and [v.engine for v in with_pico[14:]] == ["pico"] * 6
+    assert {v.base for v in with_pico[14:]} == {"en-US", "en-GB"} and len({(v.pitch, v.tract) for v in with_pico[14:]}) == 6
+
+
+def test_a_corpus_with_pico_holds_out_pico_speakers_and_its_voices_are_distinct(tmp_path):
+    from valle.data.synthetic.voices import render
+    from valle.speaker import SpeakerEncoder, cosine
+
+    out = tmp_path / "pico"
+    build_synthetic_corpus(out, seed=2, workers=1, pico_share=0.25, **SMALL)
+    engines = {split: {v["engine"] for v in voices} for split, voices in json.loads((out / "speakers.json").read_text())["splits"].items()}
+    assert all(engines[split] == {"espeak", "flite", "pico"} for split in SPLITS)
+    pico = [v for v in design_voices(2, 3, seed=0, n_pico=4) if v.engine == "pico"]
+    text = "The birch canoe slid on the smooth planks of the old wooden dock."
+    encoder = SpeakerEncoder()
+    a, b = (encoder.embed(render(v, text, 16000), 16000) for v in (pico[0], pico[1]))
+    again = encoder.embed(render(pico[0], "Glue the sheet to the dark blue background before noon.", 16000), 16000)
+    assert cosine(a, again) > cosine(a, b)  # one Pico speaker is nearer itself than another Pico speaker

