@@ -35,7 +35,10 @@ prompts than the 90 % quantile of the defect's mildest level that lies clear of 
 (beyond the edge by the clean prompts' own spread, edge to median), so that a measure
 whose clean values sit at zero (clipping, tones) is not placed far out. Where
 the harshest level overlaps the clean prompts, at the edge: false alarms come first.
-With several defects for one finding, the threshold that catches them all is taken.
+With several defects for one finding, the threshold that catches them all is taken;
+with several measures for one (`several_speakers`: `voice_contrast` for a second voice
+after the first, `two_voice_percent` for one mixed in), each is placed on its own
+defect (`TUNED_ON`).
 The phoneme count is placed at the 1 % quantile of distinct phonemes in 3 s stretches
 of the split's transcripts (read speech). `--retune RESULT.json` does this again from
 a saved run.
@@ -70,6 +73,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from targets import report  # noqa: E402
 
 RATE = signal.RATE
+# Where a finding rests on several measures, the defects each one's threshold is placed on.
+TUNED_ON = {"voice_contrast": ("second voice after",), "two_voice_percent": ("second voice mixed",)}
 REPEATED = {"phrase": "Hello, hello, can you hear me? Hello, hello, can you hear me?",
             "two words": "Yes, no, yes, no, yes, no, yes, no, yes, no.",
             "one word": "No, no, no, no, no, no, no, no, no, no."}
@@ -330,23 +335,21 @@ def tune(records: list[dict], rows: list[dict], transcripts: list[Utterance]) ->
     """Thresholds placed between clean prompts and each defect (see the docstring), with the recall they give at
     every level."""
     lines = ["| finding | measure | clean edge | threshold | now | recall by level |", "|---|---|---:|---:|---:|---|"]
-    for code, rule in RULES.items():
-        clean = measured(records, rule.measure, "clean")
+    for rule in RULES:
+        code, clean = rule.code, measured(records, rule.measure, "clean")
         if not clean:
             continue
         edge = float(np.percentile(clean, 2.5 if rule.below else 97.5))
         margin = abs(edge - float(np.median(clean)))
-
-        def beyond(value: float, limit: float) -> bool:
-            return value < limit if rule.below else value > limit  # noqa: B023 (used within this iteration)
-
         placed = []
         for defect in dict.fromkeys(row["defect"] for row in rows if row["code"] == code):
+            if defect not in TUNED_ON.get(rule.measure, (defect,)):
+                continue
             reaches = [float(np.percentile(level, 90 if rule.below else 10)) if (level := measured(
                 records, rule.measure, defect, row["level"])) else edge for row in rows if row["defect"] == defect]
-            threshold = (edge + reaches[-1]) / 2 if beyond(reaches[-1], edge) else edge  # the harshest level is last
-            mildest = next((r for r in reaches if beyond(r, edge - margin if rule.below else edge + margin)), None)
-            if mildest is not None and beyond(threshold, mildest):
+            threshold = (edge + reaches[-1]) / 2 if rule.crossed(reaches[-1], edge) else edge  # the harshest level is last
+            mildest = next((r for r in reaches if rule.crossed(r, edge - margin if rule.below else edge + margin)), None)
+            if mildest is not None and rule.crossed(threshold, mildest):
                 threshold = mildest
             placed.append(threshold)
         threshold = (max if rule.below else min)(placed)
@@ -356,7 +359,7 @@ def tune(records: list[dict], rows: list[dict], transcripts: list[Utterance]) ->
         for row in rows:
             if row["code"] == code:
                 level = [r["measures"][rule.measure] for r in records if (r["defect"], r["level"]) == (row["defect"], row["level"])]
-                recall = np.mean([v is not None and beyond(v, threshold) for v in level])
+                recall = np.mean([rule.crossed(v, threshold) for v in level])
                 recalls.append(f"{row['defect']} {row['level']} {100 * recall:.0f} %")
         lines.append(f"| {code} | {rule.measure} | {edge:.4g} | {threshold:.4g} | {getattr(CheckConfig(), rule.limit):g} "
                      f"| {', '.join(recalls)} |")

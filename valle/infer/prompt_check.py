@@ -6,8 +6,11 @@ a prompt with little speech or few distinct sounds gives it little voice to go o
 `check_prompt` measures each of these (`valle.infer.prompt_signal`; speaker embeddings
 of the prompt's windows with Resemblyzer when it is installed; phoneme coverage when
 the transcript is known) and reports each problem as a finding with its measured
-value, the threshold it crossed and what to do about it. The thresholds were set with
-`benchmarks/prompt_check.py` on degraded speech of held-out corpus speakers.
+value, the threshold it crossed and what to do about it. A finding may rest on more
+than one measure: a second voice that takes turns with the first shows in the speaker
+embeddings, one that speaks at the same time in the pitch periods of each 20 ms. The
+thresholds were set with `benchmarks/prompt_check.py` on degraded speech of held-out
+corpus speakers.
 """
 
 import functools
@@ -52,6 +55,7 @@ class CheckConfig:
     max_clipped_percent: float = 0.04
     max_not_speech_percent: float = 4.2
     max_voice_contrast: float = 0.089  # how much less alike two groups of speech windows are across than within
+    max_two_voice_percent: float = 2.1  # speech in which a second voice's pitch sounds under the first's
     max_reverb_seconds: float = 0.37
     min_phonemes: int = 16  # distinct phonemes: the sparsest 1 % of 3 s stretches of the corpus's read speech
     min_level_dbfs: float = -39.4
@@ -127,6 +131,26 @@ def voice_contrast(speech: np.ndarray, window_seconds: float, hop_seconds: float
     return float(within.mean() - cosines[np.outer(first, ~first)].mean()), ""
 
 
+def _voice_measures(x: np.ndarray, speech: np.ndarray, music: bool,
+                    config: CheckConfig) -> tuple[float | None, float | None, str]:
+    """The two measures of a second voice: `voice_contrast` (one that takes turns with the first) and
+    `two_voice_percent` (one at the same time); each None where it cannot be taken, and why ("" when both were)."""
+    contrast, two_voices, why = None, None, []
+    if signal.frame_seconds(int(speech.sum())) < config.min_speaker_check_seconds:
+        why.append(f"under {config.min_speaker_check_seconds:g} s of speech: too little to tell voices that take turns "
+                   "apart reliably")
+    else:
+        samples_of_speech = np.repeat(speech, signal.HOP)[: len(x)]
+        contrast, reason = voice_contrast(x[: len(samples_of_speech)][samples_of_speech],
+                                          config.speaker_window_seconds, config.speaker_hop_seconds)
+        why.append(reason)
+    if music:
+        why.append("music or tones would pass for a second voice speaking at the same time")
+    else:
+        two_voices = signal.two_voice_percent(x, speech)
+    return contrast, two_voices, "; ".join(filter(None, why))
+
+
 def check_prompt(samples: np.ndarray, sample_rate: int, text: str | None = None, config: CheckConfig = CheckConfig()) -> PromptReport:
     """Measure a prompt recording (mono float samples, as recorded: not normalised) and report its problems.
 
@@ -138,22 +162,16 @@ def check_prompt(samples: np.ndarray, sample_rate: int, text: str | None = None,
     level = signal.band_level_db(power)
     speech = signal.speech_mask(level)
     speech_seconds = signal.frame_seconds(int(speech.sum()))
-    samples_of_speech = np.repeat(speech, signal.HOP)[: len(x)]
     tonal = signal.tonal_frames(x)[: len(speech)]
     not_checked: dict[str, str] = {}
     snr, not_speech = signal.snr_db(power, speech), 100 * float(tonal[speech].mean()) if speech.any() else 0.0
 
-    contrast = None
-    if speech_seconds < config.min_speaker_check_seconds:
-        not_checked["several_speakers"] = (f"under {config.min_speaker_check_seconds:g} s of speech: too little to tell "
-                                           "voices apart reliably")
-    else:
-        contrast, why = voice_contrast(x[: len(samples_of_speech)][samples_of_speech],
-                                       config.speaker_window_seconds, config.speaker_hop_seconds)
-        if contrast is None:
-            not_checked["several_speakers"] = why
+    music = not_speech > config.max_not_speech_percent
+    contrast, two_voices, why = _voice_measures(x, speech, music, config)
+    if why:
+        not_checked["several_speakers"] = why
     reverb = None
-    if not_speech > config.max_not_speech_percent:
+    if music:
         not_checked["reverberant"] = "music or tones hide how the room's echo dies away"
     elif (reverb := signal.decay_seconds(level, speech, signal.noise_level_db(power))) is None:
         not_checked["reverberant"] = "too few places where the speech stops cleanly to measure the room's decay"
@@ -172,6 +190,7 @@ def check_prompt(samples: np.ndarray, sample_rate: int, text: str | None = None,
         "clipped_percent": round(100 * signal.clipped_share(x), 4),
         "not_speech_percent": round(not_speech, 2),
         "voice_contrast": None if contrast is None else round(contrast, 4),
+        "two_voice_percent": None if two_voices is None else round(two_voices, 2),
         "reverb_seconds": None if reverb is None else round(reverb, 3),
         "phonemes": phonemes,
     }
@@ -180,46 +199,54 @@ def check_prompt(samples: np.ndarray, sample_rate: int, text: str | None = None,
 
 @dataclass(frozen=True)
 class Rule:
-    """A finding is raised when `measure` is on the wrong side (`below` or above) of `CheckConfig.<limit>`."""
+    """Finding `code` is raised when `measure` is on the wrong side (`below` or above) of `CheckConfig.<limit>`."""
 
+    code: str
     measure: str
     limit: str
     below: bool
 
+    def crossed(self, value: float | None, threshold: float) -> bool:
+        return value is not None and (value < threshold if self.below else value > threshold)
 
-RULES = {
-    "too_short": Rule("speech_seconds", "min_speech_seconds", True),
-    "noise": Rule("snr_db", "min_snr_db", True),
-    "clipping": Rule("clipped_percent", "max_clipped_percent", False),
-    "not_speech": Rule("not_speech_percent", "max_not_speech_percent", False),
-    "several_speakers": Rule("voice_contrast", "max_voice_contrast", False),
-    "reverberant": Rule("reverb_seconds", "max_reverb_seconds", False),
-    "low_coverage": Rule("phonemes", "min_phonemes", True),
-    "too_quiet": Rule("level_dbfs", "min_level_dbfs", True),
-}
-ADVICE = {
-    "too_short": "only {value:.1f} s of speech (at least {threshold:g} s needed): record 3-10 s of continuous speech",
-    "noise": "background noise: the speech is only {value:.0f} dB above it (at least {threshold:g} dB needed); record "
-             "in a quiet room, close to the microphone, with fans and traffic away",
-    "clipping": "clipped: {value:.2f} % of the samples sit flat at the peak (at most {threshold:g} %); record with the input "
-                "level lower so that the loudest words stay below the top",
-    "not_speech": "{value:.0f} % of the speech has music or steady tones under it (at most {threshold:g} %); record "
-                  "without music, ringing or beeps in the background",
-    "several_speakers": "more than one voice: parts of the recording sound like different people (contrast {value:.2f}, "
-                        "at most {threshold:g} wanted); keep only the one speaker (`valle prompt pick` finds a stretch)",
-    "reverberant": "echo: the room rings for about {value:.2f} s (at most {threshold:g} s wanted); record closer to the "
-                   "microphone, in a smaller or furnished room",
-    "low_coverage": "the transcript has only {value:.0f} distinct sounds (3 s of read speech usually has {threshold:g} or "
-                    "more): read a varied sentence rather than repeated words",
-    "too_quiet": "too quiet: the speech is at {value:.0f} dBFS (at least {threshold:g} dBFS wanted); speak closer to the "
-                 "microphone or raise its input level",
+
+RULES = (  # in the order of CODES; where a finding has several measures, the first crossed is reported
+    Rule("too_short", "speech_seconds", "min_speech_seconds", True),
+    Rule("noise", "snr_db", "min_snr_db", True),
+    Rule("clipping", "clipped_percent", "max_clipped_percent", False),
+    Rule("not_speech", "not_speech_percent", "max_not_speech_percent", False),
+    Rule("several_speakers", "voice_contrast", "max_voice_contrast", False),  # a second voice taking turns
+    Rule("several_speakers", "two_voice_percent", "max_two_voice_percent", False),  # ... or at the same time
+    Rule("reverberant", "reverb_seconds", "max_reverb_seconds", False),
+    Rule("low_coverage", "phonemes", "min_phonemes", True),
+    Rule("too_quiet", "level_dbfs", "min_level_dbfs", True),
+)
+ADVICE = {  # by measure
+    "speech_seconds": "only {value:.1f} s of speech (at least {threshold:g} s needed): record 3-10 s of continuous speech",
+    "snr_db": "background noise: the speech is only {value:.0f} dB above it (at least {threshold:g} dB needed); record "
+              "in a quiet room, close to the microphone, with fans and traffic away",
+    "clipped_percent": "clipped: {value:.2f} % of the samples sit flat at the peak (at most {threshold:g} %); record with "
+                       "the input level lower so that the loudest words stay below the top",
+    "not_speech_percent": "{value:.0f} % of the speech has music or steady tones under it (at most {threshold:g} %); "
+                          "record without music, ringing or beeps in the background",
+    "voice_contrast": "more than one voice: parts of the recording sound like different people (contrast {value:.2f}, "
+                      "at most {threshold:g} wanted); keep only the one speaker (`valle prompt pick` finds a stretch)",
+    "two_voice_percent": "two voices at once: a second voice sounds under the first in {value:.1f} % of the speech (at "
+                         "most {threshold:g} % wanted); record the speaker alone, with no one talking in the background",
+    "reverb_seconds": "echo: the room rings for about {value:.2f} s (at most {threshold:g} s wanted); record closer to the "
+                      "microphone, in a smaller or furnished room",
+    "phonemes": "the transcript has only {value:.0f} distinct sounds (3 s of read speech usually has {threshold:g} or "
+                "more): read a varied sentence rather than repeated words",
+    "level_dbfs": "too quiet: the speech is at {value:.0f} dBFS (at least {threshold:g} dBFS wanted); speak closer to the "
+                  "microphone or raise its input level",
 }
 
 
 def _findings(measures: dict[str, float | None], config: CheckConfig) -> list[Finding]:
-    findings = []
-    for code, rule in RULES.items():
+    findings: dict[str, Finding] = {}
+    for rule in RULES:
         value, threshold = measures[rule.measure], getattr(config, rule.limit)
-        if value is not None and (value < threshold if rule.below else value > threshold):
-            findings.append(Finding(code, value, threshold, ADVICE[code].format(value=value, threshold=threshold)))
-    return findings
+        if rule.code not in findings and rule.crossed(value, threshold):
+            advice = ADVICE[rule.measure].format(value=value, threshold=threshold)
+            findings[rule.code] = Finding(rule.code, value, threshold, advice)
+    return list(findings.values())

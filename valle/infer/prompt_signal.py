@@ -2,8 +2,8 @@
 
 VALL-E continues its prompt's acoustics as faithfully as its voice, so noise, music,
 clipping and room echo come back in every output. Each measure here is a small piece
-of numpy on short-time spectra at 16 kHz, so that checking a prompt costs a few tens of
-milliseconds and needs no model: the thresholds that turn a measure into a finding are
+of numpy on short-time spectra or frames at 16 kHz, so that checking a prompt costs
+about a tenth of a second and needs no model: the thresholds that turn a measure into a finding are
 chosen by `benchmarks/prompt_check.py` on degraded corpus speech, not by guess.
 """
 
@@ -275,3 +275,88 @@ def decay_seconds(level_db: np.ndarray, speech: np.ndarray, floor_db: float,
         return None
     steepest = np.percentile(-slopes[falling], config.steep_percentile) * RATE / HOP  # dB per second
     return float(60.0 / steepest)
+
+
+# --- two voices at once -------------------------------------------------------------------
+@dataclass(frozen=True)
+class OverlapConfig:
+    """Two voices at once are two periodic sounds with unrelated periods in the same 20 ms.
+
+    A voiced frame of one voice all but vanishes when it is subtracted from itself one
+    pitch period earlier, x(t) - x(t - T). Where two voices sound together, the best
+    period leaves the other voice behind, and a second, unrelated period cancels that
+    remainder in turn (de Cheveigné's joint cancellation). Noise, breath, fricatives and
+    a room's echo leave a remainder too, and now and then some period happens to cancel
+    much of it, but only a voice holds that period from one frame to the next. Only the
+    band below `lowpass_hz` is used: the low harmonics are strong and steady over 20 ms,
+    while the upper formants of some voices are hardly periodic at all.
+    """
+
+    lowpass_hz: float = 1000.0
+    low_hz: float = 60.0  # the pitch range searched
+    high_hz: float = 400.0
+    window_seconds: float = 0.02
+    first_left: float = 0.15  # the best period leaves more than this share of the power ...
+    second_left: float = 0.3  # ... and a second period cancels all but this share of what is left ...
+    glide: float = 0.02  # ... and is within 2 % of the second period of the frame 10 ms before or after
+    related: float = 0.06  # periods within 6 % of 1/3, 1/2, 1, 2 or 3 times the first are the same voice's
+
+
+def lowpassed(samples: np.ndarray, hz: float) -> np.ndarray:
+    """The samples without what lies above `hz` (cut in the spectrum of the whole recording, padded to a power of 2)."""
+    size = 1 << max(int(np.ceil(np.log2(max(len(samples), 1)))), 1)
+    spectrum = np.fft.rfft(np.asarray(samples, dtype=np.float64), size)
+    spectrum[np.fft.rfftfreq(size, 1 / RATE) > hz] = 0
+    return np.fft.irfft(spectrum, size)[: len(samples)]
+
+
+def cancellation(segments: np.ndarray, window: int, lags: np.ndarray) -> np.ndarray:
+    """What subtracting each segment's last `window` samples from those `lag` samples earlier leaves, `[segments, lags]`.
+
+    The share of power left, sum (x(t) - x(t - T))^2 / sum (x(t)^2 + x(t - T)^2): near 0
+    for a sound of period T, 1 for noise. Segments hold `max(lags)` samples before the window.
+    """
+    longest = segments.shape[1] - window
+    size = 1 << int(np.ceil(np.log2(segments.shape[1] + window)))
+    spectrum = np.fft.rfft(segments, size) * np.conj(np.fft.rfft(segments[:, longest:], size))
+    cross = np.fft.irfft(spectrum, size)  # [:, k]: the window times the `window` samples from k on
+    energy = np.concatenate([np.zeros((len(segments), 1)), np.cumsum(segments**2, axis=1)], axis=1)
+    starts = longest - lags  # where the window `lag` samples earlier begins
+    power = energy[:, starts + window] - energy[:, starts] + energy[:, -1:] - energy[:, longest:longest + 1]
+    return (power - 2 * cross[:, starts]) / np.maximum(power, EPS)
+
+
+def two_periods(samples: np.ndarray, frames: np.ndarray, config: OverlapConfig = OverlapConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """Which of the 10 ms `frames` hold two periodic sounds at once, and the second one's period (samples)."""
+    lags = np.arange(int(RATE / config.high_hz), int(np.ceil(RATE / config.low_hz)) + 1)
+    longest, window = int(lags[-1]), round(config.window_seconds * RATE)
+    reach = window + longest  # what one cancellation reads: the window and the longest lag before it
+    pad = reach + longest
+    x = np.pad(lowpassed(samples, config.lowpass_hz), (pad, window))
+    # each frame's window and two longest lags before it: the remainder of the first cancellation reaches one back
+    starts = frames * HOP - window // 2 - 2 * longest + pad
+    segments = x[starts[:, None] + np.arange(reach + longest)]
+    first = cancellation(segments[:, longest:], window, lags)
+    period = lags[np.argmin(first, axis=1)]
+    rows = np.arange(len(frames))[:, None]
+    remainder = segments[:, longest:] - segments[rows, longest - period[:, None] + np.arange(reach)]
+    ratio = np.log(lags[None, :] / period[:, None])
+    related = np.any([np.abs(ratio - np.log(k)) < config.related for k in (1 / 3, 1 / 2, 1, 2, 3)], axis=0)
+    second = np.where(related, np.inf, cancellation(remainder, window, lags))
+    two = (first.min(axis=1) > config.first_left) & (second.min(axis=1) < config.second_left)
+    return two, lags[np.argmin(second, axis=1)]
+
+
+def two_voice_percent(samples: np.ndarray, speech: np.ndarray, config: OverlapConfig = OverlapConfig()) -> float:
+    """Share of the speech (%) in which a second voice sounds under the first: frames with two unrelated
+    periods, the second held, as a voice's pitch is, in the frame before or after."""
+    frames = np.flatnonzero(speech)
+    if len(frames) < 2:
+        return 0.0
+    two, second = two_periods(samples, frames, config)
+    held = ((np.diff(frames) == 1) & two[1:] & two[:-1]
+            & (np.abs(np.log(second[1:] / second[:-1])) < config.glide))
+    counted = np.zeros(len(frames), dtype=bool)
+    counted[1:] |= held
+    counted[:-1] |= held
+    return 100 * float(counted.mean())
