@@ -139,11 +139,10 @@ def _table(placed: list[tuple[Source, str, Utterance]]) -> list[dict]:
         kind = "human" if source.human else "synthetic"
         cells[(source.name, row.language, kind, split)].append(row)
         cells[("all", "all", kind, split)].append(row)
-    keys = sorted(cells, key=lambda k: (k[0] == "all", k))
-    return [{"source": source, "language": language, "kind": kind, "split": split, "utterances": len(cells[key]),
-             "speakers": len({r.speaker for r in cells[key]}), "hours": round(sum(r.duration for r in cells[key]) / 3600, 4)}
-            for key in keys for source, language, kind, split in [key]]
-
+    fields = ("source", "language", "kind", "split")
+    return [dict(zip(fields, key)) | {"utterances": len(rows), "speakers": len({r.speaker for r in rows}),
+                                      "hours": round(sum(r.duration for r in rows) / 3600, 4)}
+            for key, rows in sorted(cells.items(), key=lambda item: (item[0][0] == "all", item[0]))]
 
 def format_table(table: list[dict]) -> str:
     """The mix's table in Markdown."""

@@ -1,8 +1,9 @@
 """Streaming synthesis: audio chunks while the AR stage is still choosing what follows.
 
 The AR stage runs step by step (`ARModel.decode_steps`), with the same samplers and the same
-batches of sentences as whole synthesis, so it chooses the same codes. Whenever enough new frames exist, the NAR stage
-fills in the upper levels of a window of them and the codec decodes the window; both see
+batches of sentences as whole synthesis, so it chooses the same codes. Whenever enough new
+frames exist, the NAR stage fills in the upper levels of a window of them and the codec
+decodes the window; both see
 `context` frames before the chunk again (decided before, kept as they are) and a short
 `lookahead` after it, held back until it exists. The look-ahead's levels are settled with
 the chunk, so that the codec decoded the chunk's end from the codes that will follow it

@@ -13,7 +13,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -70,7 +69,7 @@ class _Server:
 
     async def in_model_thread(self, work: Callable[..., T], *args: Any) -> T:
         """`work(*args)` in one of the model's threads, without blocking the server's loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.model_threads, partial(work, *args))
+        return await asyncio.wrap_future(self.model_threads.submit(work, *args))
 
     async def read_prompt(self, upload: UploadFile, text: str | None) -> PreparedPrompt:
         """The uploaded prompt, checked like any prompt, within the size and duration limits; a long one cut to its

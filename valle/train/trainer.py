@@ -59,18 +59,15 @@ def warm_start(model: nn.Module, stage: str | Path, vocab: PhonemeVocab | None =
     """
     source = Stage.from_pretrained(stage)
     theirs, mine = source.state_dict(), model.state_dict()
-    copied = [name for name, tensor in mine.items() if name in theirs and theirs[name].shape == tensor.shape]
-    weights = {name: theirs[name] for name in copied}
+    weights = {name: theirs[name] for name, tensor in mine.items() if name in theirs and theirs[name].shape == tensor.shape}
     if vocab is not None and TEXT_EMBEDDING in mine:
         old = source.trained_on.vocab.tokens
         if vocab.tokens[:len(old)] != old:  # the same id is another phone: its row would mislead
-            copied = [name for name in copied if name != TEXT_EMBEDDING]
             weights.pop(TEXT_EMBEDDING, None)
         elif len(old) < len(vocab) and mine[TEXT_EMBEDDING].shape[1:] == theirs[TEXT_EMBEDDING].shape[1:]:
-            grown = mine[TEXT_EMBEDDING].clone()
-            grown[:len(old)] = theirs[TEXT_EMBEDDING]
-            weights[TEXT_EMBEDDING] = grown
-            copied.append(TEXT_EMBEDDING)
+            weights[TEXT_EMBEDDING] = mine[TEXT_EMBEDDING].clone()
+            weights[TEXT_EMBEDDING][:len(old)] = theirs[TEXT_EMBEDDING]
+    copied = list(weights)
     if not any(mine[name].ndim >= 2 for name in copied):
         raise ConfigError(f"init: {stage} shares no weight matrix with this model (names and shapes); start from a "
                           "stage of the same preset and stage kind")
