@@ -79,25 +79,25 @@ def main() -> int:
     mix = args.corpus / MIX_SUMMARY
     if mix.exists():  # a mixed corpus: speakers are human or synthetic
         humans = set(json.loads(mix.read_text())["human_speakers"])
-        group_of = {}
+
+        def group_of(speaker: str) -> str:
+            return "human" if speaker in humans else "synthetic"
     else:
         if not (args.corpus / "speakers.json").exists():
             print(build_synthetic_corpus(args.corpus, hours=args.hours, seed=args.seed))
         splits = json.loads((args.corpus / "speakers.json").read_text())["splits"]
-        group_of = {voice["speaker"]: voice["engine"] for voices in splits.values() for voice in voices}
+        group_of = {voice["speaker"]: voice["engine"] for voices in splits.values() for voice in voices}.__getitem__
     embeddings = embed_corpus(args.corpus, args.per_speaker)
-    if mix.exists():
-        group_of = {s: "human" if s in humans else "synthetic" for s in embeddings}
     result = speaker_separation(embeddings)
     by_group: dict[str, list[float]] = defaultdict(list)
     for speaker, accuracy in result["identified"].items():
-        by_group[group_of[speaker]].append(accuracy)
+        by_group[group_of(speaker)].append(accuracy)
     result["identification_by_group"] = {g: float(np.mean(a)) for g, a in sorted(by_group.items())}
     result["separation"] = result["same_speaker_cosine"] - result["cross_speaker_cosine"]
     result["passed"] = result["separation"] >= 0.15 and result["identification_accuracy"] >= 0.90
     result["groups_alone"] = {}
     for group in sorted(by_group):
-        alone = speaker_separation({s: e for s, e in embeddings.items() if group_of[s] == group})
+        alone = speaker_separation({s: e for s, e in embeddings.items() if group_of(s) == group})
         result["groups_alone"][group] = {k: alone[k] for k in ("speakers", "utterances", "same_speaker_cosine",
                                                               "cross_speaker_cosine", "identification_accuracy")}
 
