@@ -20,10 +20,10 @@ from valle.cli import main
 from valle.codec import load_codec
 from valle.codec.compact import CompactCodec
 from valle.data.manifest import Utterance, write_manifest
-from valle.data.shards import INDEX_FILE, TokenizedCorpus, read_shard, shard_name
+from valle.data.shards import INDEX_FILE, TokenizedCorpus, open_corpus, read_shard, shard_name
 from valle.data.tokenize import summary, tokenize_manifest
 from valle.errors import ConfigError, CorpusError
-from valle.text import PhonemeTokenizer
+from valle.text import PhonemeTokenizer, PhonemeVocab
 
 TEXTS = ["Hello world.", "The quick brown fox jumps.", "Good morning, Sam!", "It costs 5 dollars.", "Where is it?",
          "Thank you."]
@@ -228,3 +228,26 @@ def test_reader_errors(tmp_path, codec_dir, wavs):
     assert corpus["utt001"].id == "utt001"
     with pytest.raises(CorpusError, match="shard-00001.safetensors listed in index.json is missing"):
         corpus["utt002"]
+
+
+def test_several_folders_read_as_one_corpus_with_the_longest_vocabulary(tmp_path, codec_dir, wavs):
+    """A corpus tokenised with vocabulary version 1 joins one of version 2 (its ids keep their phones)."""
+    first = tokenize_manifest(_manifest(tmp_path / "a.jsonl", wavs, n=3, bad=False), codec_dir, tmp_path / "a", workers=1)
+    second = tokenize_manifest(_manifest(tmp_path / "b.jsonl", wavs, n=5, bad=False), codec_dir, tmp_path / "b", workers=1)
+    index = json.loads((first / INDEX_FILE).read_text())
+    (first / INDEX_FILE).write_text(json.dumps(index | {"vocab": PhonemeVocab(version="1").to_dict()}))
+    assert isinstance(open_corpus([first]), TokenizedCorpus)
+    joined = open_corpus([first, second])
+    parts = TokenizedCorpus(first), TokenizedCorpus(second)
+    assert len(joined) == 8 and joined.vocab == PhonemeVocab() and joined.codec == parts[0].codec
+    assert joined.n_frames == parts[0].n_frames + parts[1].n_frames
+    assert [joined[i].id for i in range(8)] == parts[0].ids + parts[1].ids
+    assert torch.equal(joined[4].codes, parts[1][1].codes) and joined[-1].id == parts[1].ids[-1]
+
+    other_codec = tokenize_manifest(tmp_path / "a.jsonl", _codec_folder(tmp_path / "other", seed=1), tmp_path / "c", workers=1)
+    with pytest.raises(CorpusError, match="another codec"):
+        open_corpus([first, other_codec])
+    shuffled = PhonemeVocab([*index["vocab"]["tokens"][:4], *reversed(index["vocab"]["tokens"][4:])], version="x")
+    (first / INDEX_FILE).write_text(json.dumps(index | {"vocab": shuffled.to_dict()}))
+    with pytest.raises(CorpusError, match="other phones.*tokenise it again"):
+        open_corpus([first, second])

@@ -212,6 +212,16 @@ def test_a_finished_run_can_be_resumed_to_train_longer(shards, tmp_path):
     assert all(torch.equal(v, longer.model.state_dict()[k]) for k, v in model.state_dict().items())
 
 
+def test_a_run_on_several_folders_resumes_only_on_the_same_ones(shards, tmp_path):
+    run = Trainer(CONFIG, [shards, shards], tmp_path / "run")
+    assert len(run.corpus) == 2 * len(TokenizedCorpus(shards))
+    run.fit(stop_after=3)
+    with pytest.raises(ConfigError, match="trained on 24 utterances, --data now holds 12"):
+        Trainer(CONFIG, shards, tmp_path / "run").fit(resume=True)
+    Trainer(CONFIG, [shards, shards], tmp_path / "run").fit(resume=True)
+    assert [s for s, _ in _losses(tmp_path / "run")] == list(range(1, 7))
+
+
 def test_training_errors_are_clear(shards, tmp_path):
     with pytest.raises(ConfigError, match="stage must be 'ar' or 'nar'"):
         TrainConfig(stage="both")

@@ -227,3 +227,47 @@ class TokenizedCorpus:
         state = self.__dict__.copy()
         state["_open"] = OrderedDict()
         return state
+
+
+class JoinedCorpus:
+    """Several tokenised corpora read as one (`corpus[position]` runs through them in order).
+
+    They must share the codec, and their vocabularies must be versions of one another
+    (each a prefix of the longest, as version 1 of version 2), so that an id means the
+    same phone in every part; the joined corpus reads with the longest vocabulary.
+    """
+
+    def __init__(self, parts: list[TokenizedCorpus]) -> None:
+        if not parts:
+            raise CorpusError("no tokenised corpus given; pass at least one folder written by `valle data tokenize`")
+        self.parts = parts
+        self.codec = parts[0].codec
+        self.vocab = max((p.vocab for p in parts), key=len)
+        for part in parts:
+            if part.codec.identity() != self.codec.identity():
+                raise CorpusError(f"{part.directory} was tokenised with another codec than {parts[0].directory} "
+                                  f"({part.codec.name} against {self.codec.name}); tokenise both with the same codec")
+            if self.vocab.tokens[:len(part.vocab)] != part.vocab.tokens:
+                raise CorpusError(f"{part.directory}'s phoneme ids mean other phones than those of the longest "
+                                  f"vocabulary given (version {self.vocab.version}); tokenise it again")
+        self.n_frames = [n for p in parts for n in p.n_frames]
+        self.n_phonemes = [n for p in parts for n in p.n_phonemes]
+        self._where = [(k, i) for k, p in enumerate(parts) for i in range(len(p))]
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __repr__(self) -> str:
+        return f"JoinedCorpus({', '.join(map(repr, self.parts))})"
+
+    def __getitem__(self, position: int) -> TokenizedUtterance:
+        if not -len(self) <= position < len(self):
+            raise IndexError(f"position {position} is outside 0..{len(self) - 1}")
+        k, i = self._where[position]
+        return self.parts[k][i]
+
+
+def open_corpus(directories: list[str | Path]) -> TokenizedCorpus | JoinedCorpus:
+    """The tokenised corpus in one folder, or several folders joined."""
+    parts = [TokenizedCorpus(d) for d in directories]
+    return parts[0] if len(parts) == 1 else JoinedCorpus(parts)

@@ -13,7 +13,8 @@ HELP = "train the AR or NAR stage on tokenised shards (also under torchrun)"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stage", choices=["ar", "nar"], help="overrides the config's stage")
     p.add_argument("--config", type=Path, help="JSON with TrainConfig fields (default: the built-in config)")
-    p.add_argument("--data", type=Path, required=True, help="a folder written by `valle data tokenize`")
+    p.add_argument("--data", type=Path, nargs="+", required=True, help="one or more folders written by `valle data "
+                   "tokenize` (several are read as one corpus)")
     p.add_argument("--valid", type=Path, help="tokenised held-out speakers, scored every valid_every steps and at the end")
     p.add_argument("--out", type=Path, required=True, help="folder for checkpoints, metrics and the final model")
     p.add_argument("--steps", type=int, help="overrides the config's steps")

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from valle.data.shards import TokenizedCorpus
+from valle.data.shards import TokenizedCorpus, open_corpus
 from valle.errors import ConfigError
 from valle.model.ar import ARModel
 from valle.model.config import preset
@@ -80,9 +80,10 @@ class Trainer(Loop):
 
     shown = {"loss": "loss", "acc": "accuracy"}
 
-    def __init__(self, config: TrainConfig, data: str | Path, out: str | Path, device: str | None = None,
-                 valid: str | Path | None = None) -> None:
-        """`valid`: tokenised utterances of held-out speakers, scored every `config.valid_every` steps and at the end."""
+    def __init__(self, config: TrainConfig, data: str | Path | list[str | Path], out: str | Path,
+                 device: str | None = None, valid: str | Path | None = None) -> None:
+        """`data`: one tokenised folder or several read as one; `valid`: tokenised utterances of held-out
+        speakers, scored every `config.valid_every` steps and at the end."""
         self.config, self.name = config, f"training {config.stage}"
         self.rank, self.world_size, local_rank = _distributed()
         if device is None:
@@ -92,7 +93,7 @@ class Trainer(Loop):
             torch.cuda.set_device(device)
         torch.manual_seed(config.seed)  # identical initial weights on every rank
 
-        self.corpus = TokenizedCorpus(data)
+        self.corpus = open_corpus(data if isinstance(data, list) else [data])
         self.valid = TokenizedCorpus(valid) if valid is not None and self.rank == 0 else None
         codec = self.corpus.codec
         self.model_config = preset(config.preset, n_phonemes=len(self.corpus.vocab), n_codebooks=codec.n_codebooks,
@@ -195,7 +196,8 @@ class Trainer(Loop):
     def state(self) -> dict:
         return super().state() | {"scaler": self.scaler.state_dict(), "hours": self.hours,
                                   "sampler": vars(self.sampler.state).copy(), "rng": self._rng_states(),
-                                  "config": json.dumps(self.config.to_dict()), "world_size": self.world_size}
+                                  "config": json.dumps(self.config.to_dict()), "world_size": self.world_size,
+                                  "utterances": len(self.corpus)}
 
     def load_state(self, state: dict) -> None:
         path = self.out / CHECKPOINT
@@ -206,6 +208,9 @@ class Trainer(Loop):
                               f"the same --config and --stage (only {', '.join(RESUMABLE_CHANGES)} may change)")
         if state["world_size"] != self.world_size:
             raise ConfigError(f"{path} was written by {state['world_size']} processes; resume with as many")
+        if state.get("utterances", len(self.corpus)) != len(self.corpus):  # the sampler's position would mean others
+            raise ConfigError(f"{path} was trained on {state['utterances']} utterances, --data now holds "
+                              f"{len(self.corpus)}; resume with the same --data folders")
         super().load_state(state)
         self.scaler.load_state_dict(state["scaler"])
         self.hours = state.get("hours", 0.0)
