@@ -59,8 +59,11 @@ def test_whisper_does_not_loop_on_garbled_speech(whisper):
     voice = next(v for v in design_voices(4, 4, seed=0) if v.speaker == "esp001")
     reversed_speech = render(voice, TEXT + " The noise spooked the horse.", 16000)[::-1].copy()  # looped without the guard
     words = normalize_for_wer(whisper.transcribe(reversed_speech, 16000)).split()
-    trigrams = Counter(zip(words, words[1:], words[2:]))  # a loop repeats its words again and again
-    assert len(words) < 60 and max(trigrams.values(), default=0) <= 2, words
+    # A loop repeats its words again and again (unguarded: 37-221 words, a trigram 4-43 times). The guard works on
+    # tokens, so a phrase may come back with other punctuation; and espeak-ng's samples vary a little from call to
+    # call in one process, so the transcript does too (guarded: 18-43 words, a trigram at most 3 times).
+    trigrams = Counter(zip(words, words[1:], words[2:]))
+    assert len(words) < 60 and max(trigrams.values(), default=0) <= 3, words
 
 
 def test_routing_by_name_and_folder(whisper, tmp_path):
