@@ -331,3 +331,68 @@ def test_alignment_scores_heads_by_how_monotonically_they_read_the_phonemes():
     assert maps.shape == (2, 2, 11, phonemes.shape[1])  # layers, heads, 20 frames + EOS in groups of 2, phonemes
     scores = head_monotonicity(model, [(phonemes[0], codes[0, :, :20]), (phonemes[1], codes[1, :, :16])])
     assert scores.shape == (2, 2) and bool(((scores >= -1) & (scores <= 1)).all())
+
+
+def _with_languages(model, seed: int = 1):
+    """The model's languages given random (non-zero) embeddings, as training leaves them."""
+    torch.nn.init.normal_(model.language_embedding.weight, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        model.language_embedding.weight[-1] = 0  # "no language" stays at zero
+    return model
+
+
+@pytest.mark.parametrize("stage", [ARModel, NARModel])
+def test_a_stage_with_languages_starts_as_one_without_and_reads_each_phonemes_language(stage):
+    """VALL-E X: a language embedding per phoneme, at zero at first (a warm start changes nothing)."""
+    plain = stage(config(ar_levels=2)).eval()
+    model = stage(config(ar_levels=2, languages=["en-us", "es", "fr-fr"])).eval()
+    assert model.language_embedding.weight.shape == (4, model.config.d_model) and model.language_id("fr-fr") == 2
+    model.load_state_dict(plain.state_dict(), strict=False)
+    phonemes, p_lens, codes, c_lens = batch()
+    spanish = torch.full_like(phonemes, model.language_id("es"))
+
+    def logits(m, languages=None):
+        if stage is ARModel:
+            return m(phonemes, p_lens, codes, c_lens, languages).logits
+        prompt, prompt_lens, target, target_lens = split_prompt(codes, c_lens, 6, torch.Generator().manual_seed(0))
+        return m(NARBatch(phonemes, p_lens, prompt, prompt_lens, target, target_lens, torch.tensor([2, 3]), languages)).logits
+
+    torch.testing.assert_close(logits(model, spanish), logits(plain))
+    _with_languages(model)
+    torch.testing.assert_close(logits(model), logits(plain))  # no language said: the zero row
+    assert not torch.allclose(logits(model, spanish), logits(plain))
+    prompt_in_french = spanish.clone()
+    prompt_in_french[:, :3] = model.language_id("fr-fr")
+    assert not torch.allclose(logits(model, prompt_in_french), logits(model, spanish))
+    with pytest.raises(ConfigError, match="not trained on language 'de'; it knows en-us, es, fr-fr"):
+        model.language_id("de")
+    with pytest.raises(ConfigError, match="not trained on language 'es'; it knows none"):
+        plain.language_id("es")
+    with pytest.raises(ConfigError, match="distinct language codes"):
+        config(languages=["es", "es"])
+
+
+def test_kv_cache_and_batched_decoding_read_the_languages():
+    model = _with_languages(ARModel(config(group_size=2, ar_levels=2, languages=["en-us", "es"]))).eval()
+    phonemes, _, codes, _ = batch()
+    sequence, prompt_len = codes[0, :, :20], 8
+    languages = torch.tensor([0, 0, 0, 1, 1, 1, 1])  # the prompt's words in English, the text in Spanish
+    seen = []
+
+    def teacher(logits: torch.Tensor, history: list[int], level: int) -> int:
+        seen.append(logits[:V].clone())
+        return int(sequence[level, len(history)])
+
+    model.generate(phonemes[0], sequence[:, :prompt_len], 20 - prompt_len, teacher, languages)
+    full = model(phonemes[:1], torch.tensor([7]), sequence[None], torch.tensor([20]), languages[None]).logits
+    full = in_depth_order(full)[0, :, :V]
+    torch.testing.assert_close(torch.stack(seen), full[prompt_len * 2:prompt_len * 2 + len(seen)], atol=1e-5, rtol=1e-4)
+
+    def greedy(logits: torch.Tensor, history: list[int], level: int) -> int:
+        return int(logits[:model.eos].argmax())
+
+    requests = [(phonemes[0], languages), (phonemes[1, :5], torch.zeros(5, dtype=torch.long))]
+    together = model.generate_batch([p for p, _ in requests], [codes[0, :, :6], codes[1, :, :4]], [10, 10], [greedy] * 2,
+                                    [lang for _, lang in requests])
+    alone = [model.generate(p, prompt, 10, greedy, lang) for (p, lang), prompt in zip(requests, [codes[0, :, :6], codes[1, :, :4]])]
+    assert [t.tolist() for t in together] == [a.tolist() for a in alone]

@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -23,7 +24,7 @@ from valle.data.tokenize import tokenize_manifest
 from valle.errors import ConfigError
 from valle.model import ARModel, Stage, TrainedOn, preset
 from valle.text import PhonemeVocab
-from valle.train.batching import BucketBatchSampler, collate
+from valle.train.batching import BucketBatchSampler, collate, phoneme_languages
 from valle.train.config import TrainConfig
 from valle.train.plots import plot_metrics
 from valle.train.trainer import TEXT_EMBEDDING, Trainer, warm_start
@@ -307,3 +308,22 @@ def test_plot_of_consecutive_runs(tmp_path):
         plot_metrics([tmp_path / "a" / "metrics.jsonl"], ["mel"], tmp_path / "d.png")
     with pytest.raises(ConfigError, match="does not exist"):
         plot_metrics([tmp_path / "nope.jsonl"], ["loss"], tmp_path / "e.png")
+
+
+def test_a_run_with_language_input_knows_its_corpus_languages(shards, tmp_path):
+    """VALL-E X: each phoneme's language reaches both stages; held-out speech in another language says none."""
+    rows = [Utterance(f"l{i}", shards.parent / "wav" / f"u{i:02d}.wav", text, "s0", language=language)
+            for i, (text, language) in enumerate([("Hola, amigos.", "es"), ("Hello there.", "en-us"), ("Buenos días.", "es")])]
+    write_manifest(rows, tmp_path / "m.jsonl")
+    corpus = tokenize_manifest(tmp_path / "m.jsonl", codec=shards.parent / "codec", out=tmp_path / "shards", workers=1)
+    assert TokenizedCorpus(corpus).languages() == ["en-us", "es"]
+    for stage in ("ar", "nar"):
+        config = replace(CONFIG, stage=stage, language_input=True, steps=2)
+        trained = Trainer(config, corpus, tmp_path / stage, valid=shards).fit()
+        assert trained.config.languages == ("en-us", "es")
+        assert trained.language_embedding.weight[:2].abs().sum() > 0  # trained away from zero
+        model = Stage.from_pretrained(tmp_path / stage / "model")
+        assert model.config.languages == ("en-us", "es") and model.language_id("es") == 1
+    held_out = [SimpleNamespace(language="es", phonemes=torch.ones(2)), SimpleNamespace(language="de", phonemes=torch.ones(3))]
+    assert phoneme_languages(held_out, model, 4).tolist() == [[1, 1, 2, 2], [2, 2, 2, 2]]  # 2: no language
+    assert phoneme_languages(held_out, ARModel(preset("tiny")), 4) is None

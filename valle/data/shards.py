@@ -190,6 +190,17 @@ class TokenizedCorpus:
     def __repr__(self) -> str:
         return f"TokenizedCorpus({str(self.directory)!r}, {len(self)} utterances, {len(self.index['shards'])} shards)"
 
+    def languages(self) -> list[str]:
+        """The languages its utterances are in, sorted (read from the shards' headers)."""
+        found: set[str] = set()
+        for entry in self.index["shards"]:
+            metadata = read_shard_metadata(self.directory / entry["file"])
+            if metadata is None:
+                raise CorpusError(f"shard {self.directory / entry['file']} is missing or unreadable; run `valle data "
+                                  "tokenize` again with the same arguments to redo it")
+            found.update(metadata["languages"])
+        return sorted(found)
+
     def position(self, id_: str) -> int:
         try:
             return self._position[id_]
@@ -256,6 +267,9 @@ class JoinedCorpus:
 
     def __len__(self) -> int:
         return len(self._where)
+
+    def languages(self) -> list[str]:
+        return sorted({language for part in self.parts for language in part.languages()})
 
     def __repr__(self) -> str:
         return f"JoinedCorpus({', '.join(map(repr, self.parts))})"

@@ -56,6 +56,8 @@ class SynthesisRequest:
     prompt_text: str | None = None
     seed: int | None = None
     continuation: bool = False
+    language: str = "en-us"  # of the text: an espeak-ng language code
+    prompt_language: str | None = None  # of the prompt's words (None: the text's)
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Job:
     high: int
     sampler: Sampler
     keep_prompt: bool = False  # continuation: the output starts with the prompt
+    languages: torch.Tensor | None = None  # each phoneme's language id, for stages that take one
 
 
 @dataclass
@@ -164,8 +167,10 @@ class VallE:
         return (max(0, int(self.guard.min_ratio * expected) - prompt_frames),
                 max(math.ceil(margin), math.ceil(self.guard.max_ratio * expected + margin) - prompt_frames))
 
-    def plan(self, request: SynthesisRequest, sampling: SamplingConfig, language: str = "en-us") -> tuple[list[Job], str | None]:
+    def plan(self, request: SynthesisRequest, sampling: SamplingConfig) -> tuple[list[Job], str | None]:
         """The AR generations a request needs (one per sentence, or one continuation) and its prompt transcript."""
+        language, prompt_language = request.language, request.prompt_language or request.language
+        language_ids = self.language_ids(language, prompt_language)
         sentences = split_sentences(request.text) if request.text.strip() else []
         if not sentences:
             raise TextError("the text is empty: give the words to speak")
@@ -186,17 +191,35 @@ class VallE:
         def sampler(i: int) -> Sampler:  # one per sentence, so that batching never changes a result
             return Sampler(sampling, None if request.seed is None else request.seed * 65536 + i)
 
-        if request.continuation:
+        def languages(n_prompt: int, n_target: int) -> torch.Tensor | None:
+            if language_ids is None:
+                return None
+            return torch.tensor([language_ids[1]] * n_prompt + [language_ids[0]] * n_target, device=device)
+
+        if request.continuation:  # one passage, the prompt's words among them: one language
             ids = self.tokenizer(" ".join(sentences), language)
             low, high = self.continuation_bounds(frames, len(ids))
-            return [Job(torch.tensor(ids, device=device), codes, low, high, sampler(0), keep_prompt=True)], None
+            return [Job(torch.tensor(ids, device=device), codes, low, high, sampler(0), keep_prompt=True,
+                        languages=languages(0, len(ids)))], None
         prompt_text = prompt_text if prompt_text is not None else self._transcribe(samples)
-        prompt_ids, jobs = self.tokenizer(prompt_text, language), []
+        prompt_ids, jobs = self.tokenizer(prompt_text, prompt_language), []
         for i, sentence in enumerate(sentences):
             target_ids = self.tokenizer(sentence, language)
             low, high = self.length_bounds(frames, len(prompt_ids), len(target_ids))
-            jobs.append(Job(torch.tensor(prompt_ids + target_ids, device=device), codes, low, high, sampler(i)))
+            jobs.append(Job(torch.tensor(prompt_ids + target_ids, device=device), codes, low, high, sampler(i),
+                            languages=languages(len(prompt_ids), len(target_ids))))
         return jobs, prompt_text
+
+    def language_ids(self, language: str, prompt_language: str) -> tuple[int, int] | None:
+        """The ids of the text's and the prompt's languages in the stages, or None where they take no language.
+
+        A language the model was not trained on is refused, with the ones it knows.
+        """
+        if self.ar.language_embedding is None and self.nar.language_embedding is None:
+            return None
+        if self.ar.config.languages != self.nar.config.languages:
+            raise ConfigError("the AR and NAR stages were trained on different languages; pair stages of one training")
+        return self.ar.language_id(language), self.ar.language_id(prompt_language)
 
     @torch.inference_mode()
     def speak(self, jobs: list[Job], batch_size: int = 8) -> list[np.ndarray]:
@@ -205,11 +228,13 @@ class VallE:
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start:start + batch_size]
             lowers = self.ar.generate_batch([j.phonemes for j in chunk], [j.prompt_codes for j in chunk],
-                                            [j.high for j in chunk], [self._chooser(j) for j in chunk])
+                                            [j.high for j in chunk], [self._chooser(j) for j in chunk],
+                                            None if chunk[0].languages is None else [j.languages for j in chunk])
             for job, lower in zip(chunk, lowers):
                 if lower.shape[1] == job.high:
                     log.warning("the AR stage reached the length cap (%d frames) without an end token", job.high)
-                codes = self.nar.generate(job.phonemes, job.prompt_codes, lower, choose=self.nar_chooser(job))
+                codes = self.nar.generate(job.phonemes, job.prompt_codes, lower, choose=self.nar_chooser(job),
+                                          languages=job.languages)
                 if job.keep_prompt:  # decoded together, the prompt and what follows join with no seam
                     codes = torch.cat([job.prompt_codes, codes], dim=1)
                 pieces.append(self.codec.decode(codes[None])[0].float().cpu().numpy())
@@ -238,7 +263,8 @@ class VallE:
     def synthesize(self, text: str, prompt: str | Path | np.ndarray, prompt_text: str | None = None,
                    sampling: SamplingConfig = SamplingConfig(), seed: int | None = None, language: str = "en-us",
                    watermark: bool = True, watermark_key: int | str = DEFAULT_KEY, continuation: bool = False,
-                   batch_size: int = 8, progress: Callable[[int, int], None] | None = None) -> Synthesis:
+                   batch_size: int = 8, progress: Callable[[int, int], None] | None = None,
+                   prompt_language: str | None = None) -> Synthesis:
         """Speak `text` in the voice of `prompt` (a file, a bundled prompt's name, or samples at the codec's rate).
 
         Cross-sentence (the default, the paper's main setting): the output is `text` alone,
@@ -248,18 +274,19 @@ class VallE:
         to say, and the output is the prompt followed by the rest; no prompt transcript is
         needed. The output is watermarked with `watermark_key` unless `watermark=False`.
         `progress(done, total)` is called with the sentences spoken so far, before the first
-        batch and after each.
+        batch and after each. `language` is the text's (an espeak-ng code), `prompt_language` the
+        prompt's words' when they are in another (VALL-E X: the voice crosses languages).
         """
-        request = SynthesisRequest(text, prompt, prompt_text, seed, continuation)
-        return self.synthesize_many([request], sampling, language, watermark, watermark_key, batch_size, progress)[0]
+        request = SynthesisRequest(text, prompt, prompt_text, seed, continuation, language, prompt_language)
+        return self.synthesize_many([request], sampling, watermark, watermark_key, batch_size, progress)[0]
 
     def synthesize_many(self, requests: list[SynthesisRequest], sampling: SamplingConfig = SamplingConfig(),
-                        language: str = "en-us", watermark: bool = True, watermark_key: int | str = DEFAULT_KEY,
+                        watermark: bool = True, watermark_key: int | str = DEFAULT_KEY,
                         batch_size: int = 8, progress: Callable[[int, int], None] | None = None) -> list[Synthesis]:
         """Several requests, their sentences decoded `batch_size` at a time; each result is what `synthesize` gives."""
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        plans = [self.plan(r, sampling, language) for r in requests]
+        plans = [self.plan(r, sampling) for r in requests]
         every = [job for jobs, _ in plans for job in jobs]
         spoken: list[np.ndarray] = []
         for start in range(0, len(every), batch_size):
@@ -281,7 +308,8 @@ class VallE:
     def stream(self, text: str, prompt: str | Path | np.ndarray, prompt_text: str | None = None,
                sampling: SamplingConfig = SamplingConfig(), seed: int | None = None, language: str = "en-us",
                watermark: bool = True, watermark_key: int | str = DEFAULT_KEY, continuation: bool = False,
-               config: StreamConfig = StreamConfig(), batch_size: int = 8) -> Iterator[np.ndarray]:
+               config: StreamConfig = StreamConfig(), batch_size: int = 8, prompt_language: str | None = None
+               ) -> Iterator[np.ndarray]:
         """`synthesize` as an iterator of audio chunks (float32 at the codec's rate), the first within a few AR steps.
 
         The AR stage chooses the same codes as `synthesize` with the same seed and `batch_size`
@@ -289,7 +317,8 @@ class VallE:
         window at a time (see `valle.infer.stream`).
         Input is checked, and the prompt encoded, before the first chunk is asked for.
         """
-        jobs, _ = self.plan(SynthesisRequest(text, prompt, prompt_text, seed, continuation), sampling, language)
+        jobs, _ = self.plan(SynthesisRequest(text, prompt, prompt_text, seed, continuation, language, prompt_language),
+                            sampling)
         fade, pause = max(1, int(FADE_SECONDS * self.codec.sample_rate)), int(PAUSE_SECONDS * self.codec.sample_rate)
         return stream_jobs(self, jobs, config, fade, pause, watermark, watermark_key, batch_size)
 

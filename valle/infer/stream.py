@@ -59,7 +59,8 @@ class BatchSteps:
     def __init__(self, valle: "VallE", jobs: list["Job"]) -> None:
         self.group = valle.ar.config.group_size
         self.steps = valle.ar.decode_steps([j.phonemes for j in jobs], [j.prompt_codes for j in jobs], [j.high for j in jobs],
-                                           [valle._chooser(j) for j in jobs])
+                                           [valle._chooser(j) for j in jobs],
+                                           None if jobs[0].languages is None else [j.languages for j in jobs])
         self.waiting: list[list[torch.Tensor]] = [[] for _ in jobs]
         self.finished = [False] * len(jobs)
 
@@ -139,7 +140,7 @@ class JobStream:
             first = max(low, self.offset)  # in continuation, the prompt's frames are not the NAR's to fill
             filled = valle.nar.generate(self.job.phonemes, self.job.prompt_codes, self.lower[:, first:stop],
                                         offset=first - self.offset, settled=self.settled[:, first:decided],
-                                        choose=valle.nar_chooser(self.job))
+                                        choose=valle.nar_chooser(self.job), languages=self.job.languages)
             codes = torch.cat([self.settled[:, low:first], filled], dim=1)
         else:
             codes = self.settled[:, low:stop]

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from valle.model.config import ModelConfig
 from valle.model.depth import DepthDecoder
-from valle.model.layers import KVCache, LayerCache, TransformerLayer, init_weights, lengths_to_mask
+from valle.model.layers import KVCache, LayerCache, TransformerLayer, lengths_to_mask
 from valle.model.linear import Linear
 from valle.model.stage import IGNORE, Stage, StageOutput
 
@@ -45,7 +45,7 @@ class ARModel(Stage):
             self.head = Linear(d, g * (v + 1))
         else:
             self.depth = DepthDecoder(config)
-        self.apply(init_weights)
+        self.init_weights()
 
     # -- sequences ---------------------------------------------------------------------
     def _targets(self, codes: Tensor, code_lens: Tensor) -> Tensor:
@@ -96,8 +96,10 @@ class ARModel(Stage):
         return allowed[:, None]
 
     # -- training ----------------------------------------------------------------------
-    def forward(self, phonemes: Tensor, phoneme_lens: Tensor, codes: Tensor, code_lens: Tensor) -> StageOutput:
-        """Teacher-forced loss on the first `ar_levels` levels of `codes` `[B, K, T]` (padded) given `phonemes` `[B, P]`."""
+    def forward(self, phonemes: Tensor, phoneme_lens: Tensor, codes: Tensor, code_lens: Tensor,
+                languages: Tensor | None = None) -> StageOutput:
+        """Teacher-forced loss on the first `ar_levels` levels of `codes` `[B, K, T]` (padded) given `phonemes` `[B, P]`
+        (and their `languages` `[B, P]`, for a stage that takes them)."""
         g, k, batch = self.config.group_size, self.config.ar_levels, codes.shape[0]
         targets = self._targets(codes, code_lens)  # [B, n, g, k]
         n_groups = targets.shape[1]
@@ -105,7 +107,7 @@ class ARModel(Stage):
         inputs = torch.cat([torch.full((batch, g, k), self.bos, dtype=torch.long, device=codes.device), frames[:, :-g]], dim=1)
         group_lens = torch.div(code_lens + 1 + g - 1, g, rounding_mode="floor")
         audio_positions = torch.arange(n_groups, device=codes.device)[None]
-        x = self.dropout(torch.cat([self._embed_text(phonemes), self._embed_audio(inputs, audio_positions)], dim=1))
+        x = self.dropout(torch.cat([self._embed_text(phonemes, languages), self._embed_audio(inputs, audio_positions)], dim=1))
         mask = self.prefix_mask(lengths_to_mask(phoneme_lens, phonemes.shape[1]), lengths_to_mask(group_lens, n_groups))
         hidden = self._run(x, mask)[:, phonemes.shape[1]:]
         if k == 1:
@@ -123,15 +125,17 @@ class ARModel(Stage):
         return prompt[:self.config.ar_levels, prompt.shape[1] % self.config.group_size:]
 
     @torch.no_grad()
-    def generate(self, phonemes: Tensor, prompt: Tensor, max_frames: int, choose: Chooser) -> Tensor:
+    def generate(self, phonemes: Tensor, prompt: Tensor, max_frames: int, choose: Chooser,
+                 languages: Tensor | None = None) -> Tensor:
         """Continue the `prompt` codes `[K', T_p]` (K' >= ar_levels) for `phonemes` `[P]` (prompt's + target's).
 
         `choose(logits [V + 1], history, level)` picks each code, level by level within a
         frame (see `valle.model.sampling`); `history` is that level's codes so far, prompt
         included. Generation stops at EOS (chosen at level 0; the upper levels never
         offer it) or after `max_frames` new frames. Returns the new codes `[ar_levels, T]`.
+        `languages` `[P]`: each phoneme's language id, for a stage that takes them.
         """
-        return self.generate_batch([phonemes], [prompt], [max_frames], [choose])[0]
+        return self.generate_batch([phonemes], [prompt], [max_frames], [choose], None if languages is None else [languages])[0]
 
     def step_tokens(self, last: Tensor, pick: Callable[[int, Tensor], Tensor]) -> Tensor:
         """One step's tokens `[B, g * k]` from the AR states `last` `[B, d]`, each chosen by `pick(position, logits [B, V + 1])`."""
@@ -142,7 +146,7 @@ class ARModel(Stage):
 
     @torch.no_grad()
     def generate_batch(self, phonemes: list[Tensor], prompts: list[Tensor], max_frames: list[int],
-                       choose: list[Chooser]) -> list[Tensor]:
+                       choose: list[Chooser], languages: list[Tensor] | None = None) -> list[Tensor]:
         """`generate` for several requests in one padded batch: one step decodes a group for each.
 
         Each request attends only to its own phonemes and audio, at its own positions, so it
@@ -150,13 +154,13 @@ class ARModel(Stage):
         padding until the last one stops. A decoding step costs little more for a few
         requests than for one while the weights, not the arithmetic, bound its speed.
         """
-        pieces = list(self.decode_steps(phonemes, prompts, max_frames, choose))
+        pieces = list(self.decode_steps(phonemes, prompts, max_frames, choose, languages))
         return [torch.cat([step[b] for step in pieces], dim=1) if pieces else
                 torch.zeros(self.config.ar_levels, 0, dtype=torch.long, device=phonemes[0].device) for b in range(len(phonemes))]
 
     @torch.no_grad()
     def decode_steps(self, phonemes: list[Tensor], prompts: list[Tensor], max_frames: list[int],
-                     choose: list[Chooser]) -> Iterator[list[Tensor]]:
+                     choose: list[Chooser], languages: list[Tensor] | None = None) -> Iterator[list[Tensor]]:
         """`generate_batch` step by step: after each step, every request's new frames `[ar_levels, n]` (n may be 0).
 
         What a streaming caller decodes while the AR stage goes on.
@@ -166,14 +170,18 @@ class ARModel(Stage):
         phoneme_lens = torch.tensor([len(p) for p in phonemes], device=device)
         group_lens = torch.tensor([1 + p.shape[1] // g for p in prompts], device=device)  # BOS group + the prompt's
         text = torch.zeros(batch, int(phoneme_lens.max()), dtype=torch.long, device=device)
+        text_languages = self.no_language(text)
         frames = torch.full((batch, int(group_lens.max()) * g, k), self.pad, dtype=torch.long, device=device)
         for b, (p, prompt) in enumerate(zip(phonemes, prompts)):
             text[b, :len(p)] = p
+            if languages is not None:
+                text_languages[b, :len(p)] = languages[b]
             frames[b, :g] = self.bos
             frames[b, g:g + prompt.shape[1]] = prompt.T
         text_valid = lengths_to_mask(phoneme_lens, text.shape[1])
         audio_valid = lengths_to_mask(group_lens, frames.shape[1] // g)
-        x = torch.cat([self._embed_text(text), self._embed_audio(frames, torch.arange(audio_valid.shape[1], device=device)[None])], 1)
+        audio_positions = torch.arange(audio_valid.shape[1], device=device)[None]
+        x = torch.cat([self._embed_text(text, text_languages), self._embed_audio(frames, audio_positions)], 1)
         prefill = x.shape[1]
         capacity = prefill + -(-max(max_frames) // g)  # at most one fed-back group per `g` new frames
         cache = self.new_cache(batch, capacity, x)

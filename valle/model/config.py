@@ -24,6 +24,9 @@ class ModelConfig(DictConfig):
     paper's layout does (measured: no monotonic attention head after 2,000 steps, where
     the paper's AR has one by 1,300); with 1 it reads what the paper's AR reads, and the
     depth decoder still predicts every level of the new frames.
+    `languages` (VALL-E X): the languages whose learned embedding is added to each phoneme's,
+    the prompt's phonemes in the prompt's language and the target's in the target's, so that
+    a voice can speak a language its prompt did not; () (the default) takes no language.
     """
 
     kind = "model config"
@@ -41,8 +44,12 @@ class ModelConfig(DictConfig):
     depth_layers: int = 1
     scale_embeddings: bool = False
     history_levels: int | None = None
+    languages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "languages", tuple(self.languages))  # a JSON list loads as a list
+        if len(set(self.languages)) != len(self.languages) or not all(isinstance(x, str) and x for x in self.languages):
+            raise ConfigError(f"languages must be distinct language codes, got {list(self.languages)}")
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if self.group_size < 1 or self.d_model % self.group_size:

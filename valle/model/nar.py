@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from valle.model.config import ModelConfig
-from valle.model.layers import TransformerLayer, init_weights, lengths_to_mask
+from valle.model.layers import TransformerLayer, lengths_to_mask
 from valle.model.stage import IGNORE, Stage, StageOutput
 
 
@@ -33,6 +33,7 @@ class NARBatch:
     target: Tensor  # [B, K, T]
     target_lens: Tensor  # [B]
     level: Tensor  # [B], in ar_levels..K-1 (0-based index of the level to predict)
+    languages: Tensor | None = None  # [B, P]: each phoneme's language id, for a stage that takes them
 
 
 def split_prompt(codes: Tensor, code_lens: Tensor, max_prompt: int, generator: torch.Generator | None = None
@@ -72,7 +73,7 @@ class NARModel(Stage):
         self.layers = nn.ModuleList(TransformerLayer(d, config.n_heads, config.d_ff, config.dropout, n_stages=k - config.ar_levels)
                                     for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(d, elementwise_affine=False)
-        self.apply(init_weights)
+        self.init_weights()
 
     def _embed_codes(self, codes: Tensor, below: Tensor) -> Tensor:
         """Sum over levels < `below[b]` of the level embeddings of `codes` `[B, K, T]` -> `[B, T, d]`."""
@@ -83,14 +84,15 @@ class NARModel(Stage):
         return out
 
     def logits(self, phonemes: Tensor, phoneme_lens: Tensor, prompt: Tensor, prompt_lens: Tensor,
-               target: Tensor, target_lens: Tensor, level: Tensor, offset: int = 0) -> Tensor:
+               target: Tensor, target_lens: Tensor, level: Tensor, offset: int = 0,
+               languages: Tensor | None = None) -> Tensor:
         """Logits `[B, T, V]` of codebook `level[b]` (0-based, >= ar_levels) at the target's frames.
 
         `offset`: the target is a window that starts this many frames into the utterance.
         """
         k = self.config.n_codebooks
         p, t_p, t = phonemes.shape[1], prompt.shape[2], target.shape[2]
-        text = self._embed_text(phonemes)
+        text = self._embed_text(phonemes, languages)
         prompt_x = self._embed_codes(prompt, torch.full_like(level, k)) * self.embedding_scale
         target_x = self._embed_codes(target, level) * self.embedding_scale
         # The prompt and the target are one audio stream: the target's positions go on
@@ -110,20 +112,22 @@ class NARModel(Stage):
 
     def forward(self, batch: NARBatch) -> StageOutput:
         logits = self.logits(batch.phonemes, batch.phoneme_lens, batch.prompt, batch.prompt_lens,
-                             batch.target, batch.target_lens, batch.level)
+                             batch.target, batch.target_lens, batch.level, languages=batch.languages)
         targets = batch.target[torch.arange(len(batch.level)), batch.level]  # [B, T]
         targets = targets.masked_fill(~lengths_to_mask(batch.target_lens, targets.shape[1]), IGNORE)
         return StageOutput.scored(logits, targets, batch.level[:, None].expand_as(targets))
 
     @torch.no_grad()
     def generate(self, phonemes: Tensor, prompt: Tensor, lower: Tensor, offset: int = 0,
-                 settled: Tensor | None = None, choose: Callable[[Tensor, int], Tensor] | None = None) -> Tensor:
+                 settled: Tensor | None = None, choose: Callable[[Tensor, int], Tensor] | None = None,
+                 languages: Tensor | None = None) -> Tensor:
         """The levels above the AR's for the target's lower levels `[ar_levels, T]`, given the full `prompt` `[K, T_p]`.
 
         Returns all K levels of the target, `[K, T]`, each level chosen from its logits by
         `choose(logits [T, V], level)` (default: the likeliest code). A streaming caller passes
         a window of the target: `offset` frames into it, with the first frames' levels already
-        decided (`settled`, `[K, n]`), which are kept and seen as they are.
+        decided (`settled`, `[K, n]`), which are kept and seen as they are. `languages` `[P]`: each
+        phoneme's language id, for a stage that takes them.
         """
         k = self.config.n_codebooks
         target = torch.zeros(k, lower.shape[1], dtype=torch.long, device=lower.device)
@@ -132,7 +136,8 @@ class NARModel(Stage):
         one = torch.ones(1, dtype=torch.long, device=phonemes.device)
         for level in range(self.first_level, k):
             logits = self.logits(phonemes[None], one * phonemes.shape[0], prompt[None], one * prompt.shape[1],
-                                 target[None], one * target.shape[1], one * level, offset)
+                                 target[None], one * target.shape[1], one * level, offset,
+                                 None if languages is None else languages[None])
             target[level] = logits[0].argmax(-1) if choose is None else choose(logits[0], level)
             if n_settled:
                 target[level, :n_settled] = settled[level]

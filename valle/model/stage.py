@@ -18,7 +18,7 @@ from valle import __version__
 from valle.codec.record import CodecRecord
 from valle.errors import ConfigError
 from valle.model.config import ModelConfig
-from valle.model.layers import SinusoidalPositions, top_k_accuracy
+from valle.model.layers import SinusoidalPositions, init_weights, top_k_accuracy
 from valle.pretrained import CONFIG_FILE, load_weights, read_config, save_folder, weights_dtype
 from valle.text.vocab import PhonemeVocab
 
@@ -76,13 +76,39 @@ class Stage(nn.Module):
         self.config = config
         self.embedding_scale = math.sqrt(config.d_model) if config.scale_embeddings else 1.0
         self.text_embedding = nn.Embedding(config.n_phonemes, config.d_model)
+        # One row per language, and a last row for none (padding, or a language left unsaid), held at zero.
+        self.language_embedding = (nn.Embedding(len(config.languages) + 1, config.d_model, padding_idx=len(config.languages))
+                                   if config.languages else None)
         self.text_positions = SinusoidalPositions(config.d_model)
         self.audio_positions = SinusoidalPositions(config.d_model)
         self.dropout = nn.Dropout(config.dropout)
         self.trained_on: TrainedOn | None = None  # known once loaded from a folder
 
-    def _embed_text(self, phonemes: Tensor) -> Tensor:
-        return self.text_positions(self.text_embedding(phonemes) * self.embedding_scale)
+    def _embed_text(self, phonemes: Tensor, languages: Tensor | None = None) -> Tensor:
+        """Phonemes `[B, P]` -> `[B, P, d]`, each with the embedding of its language (`[B, P]` ids) where the stage takes one."""
+        x = self.text_embedding(phonemes)
+        if self.language_embedding is not None:
+            x = x + self.language_embedding(self.no_language(phonemes) if languages is None else languages)
+        return self.text_positions(x * self.embedding_scale)
+
+    def no_language(self, like: Tensor) -> Tensor:
+        """Ids of "no language" in `like`'s shape: what padding, and text whose language is not said, carry."""
+        return torch.full_like(like, len(self.config.languages))
+
+    def language_id(self, language: str) -> int:
+        """The id of `language` in this stage's embedding; a language it was not trained on is refused."""
+        try:
+            return self.config.languages.index(language)
+        except ValueError:
+            known = ", ".join(self.config.languages) or "none: it takes no language input"
+            raise ConfigError(f"this model was not trained on language {language!r}; it knows {known}") from None
+
+    def init_weights(self) -> None:
+        """GPT-style initial weights; the languages start at zero, so that a stage warm-started from one that
+        took no language reads text as that one did."""
+        self.apply(init_weights)
+        if self.language_embedding is not None:
+            nn.init.zeros_(self.language_embedding.weight)
 
     def save_pretrained(self, directory: str | Path, trained_on: TrainedOn, dtype: torch.dtype = torch.float32) -> Path:
         """Write the folder `from_pretrained` reads; `dtype=torch.float16` halves it (it loads back as float32)."""

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from valle.errors import ConfigError
+from valle.model.stage import Stage
 
 
 @dataclass
@@ -79,3 +80,17 @@ def collate(items: list) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         phonemes[b, :len(u.phonemes)] = u.phonemes
         codes[b, :, :u.codes.shape[1]] = u.codes
     return phonemes, phoneme_lens, codes, code_lens
+
+
+def phoneme_languages(items: list, stage: Stage, width: int) -> Tensor | None:
+    """`[B, width]`: each phoneme's language id in `stage`, or None for a stage that takes no language.
+
+    Padding, and an utterance in a language the stage does not know (a held-out speaker's), carry "no language".
+    """
+    if stage.language_embedding is None:
+        return None
+    languages = stage.no_language(torch.zeros(len(items), width, dtype=torch.long))
+    for b, u in enumerate(items):
+        if u.language in stage.config.languages:
+            languages[b, :len(u.phonemes)] = stage.language_id(u.language)
+    return languages

@@ -32,6 +32,8 @@ class TrainConfig(DictConfig):
     # this model's are copied in, the rest start fresh (e.g. an AR that reads the text in order,
     # given a new depth decoder).
     init: str | None = None
+    # VALL-E X: the model takes each phoneme's language, and knows the training corpus's languages.
+    language_input: bool = False
 
     def __post_init__(self) -> None:
         if self.stage not in ("ar", "nar"):

@@ -28,7 +28,7 @@ from valle.model.config import preset
 from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.stage import Stage, TrainedOn
 from valle.text.vocab import PhonemeVocab
-from valle.train.batching import BucketBatchSampler, SamplerState, collate
+from valle.train.batching import BucketBatchSampler, SamplerState, collate, phoneme_languages
 from valle.train.config import TrainConfig
 from valle.train.loop import CHECKPOINT, Loop, Settings, linear_decay
 from valle.train.validate import heldout_metrics
@@ -96,8 +96,9 @@ class Trainer(Loop):
         self.corpus = open_corpus(data if isinstance(data, list) else [data])
         self.valid = TokenizedCorpus(valid) if valid is not None and self.rank == 0 else None
         codec = self.corpus.codec
+        languages = {"languages": tuple(self.corpus.languages())} if config.language_input else {}
         self.model_config = preset(config.preset, n_phonemes=len(self.corpus.vocab), n_codebooks=codec.n_codebooks,
-                                   codebook_size=codec.codebook_size, **config.model)
+                                   codebook_size=codec.codebook_size, **(config.model | languages))
         model = (ARModel if config.stage == "ar" else NARModel)(self.model_config).to(device)
         if config.init is not None:  # a resumed run's checkpoint replaces these weights again
             started = warm_start(model, config.init, self.corpus.vocab)
@@ -131,17 +132,19 @@ class Trainer(Loop):
         return linear_decay(step, self.config.learning_rate, self.config.warmup_steps, self.config.steps)
 
     def batch_loss(self) -> tuple[Tensor, dict[str, float]]:
-        phonemes, phoneme_lens, codes, code_lens = (t.to(self.device) for t in collate(
-            [self.corpus[i] for i in self.sampler.next_batch()]))
+        items = [self.corpus[i] for i in self.sampler.next_batch()]
+        phonemes, phoneme_lens, codes, code_lens = (t.to(self.device) for t in collate(items))
+        languages = phoneme_languages(items, self.model, phonemes.shape[1])
+        languages = None if languages is None else languages.to(self.device)
         self.tokens += int(phoneme_lens.sum() + code_lens.sum())
         with self.autocast:
             if self.config.stage == "ar":
-                out = self.ddp(phonemes, phoneme_lens, codes, code_lens)
+                out = self.ddp(phonemes, phoneme_lens, codes, code_lens, languages)
             else:
                 prompt, prompt_lens, target, target_lens = split_prompt(codes, code_lens, self.max_prompt, self.generator)
                 level = torch.randint(self.model_config.ar_levels, self.model_config.n_codebooks, (len(code_lens),),
                                       generator=self.generator).to(self.device)
-                out = self.ddp(NARBatch(phonemes, phoneme_lens, prompt, prompt_lens, target, target_lens, level))
+                out = self.ddp(NARBatch(phonemes, phoneme_lens, prompt, prompt_lens, target, target_lens, level, languages))
         metrics = {"accuracy": out.accuracy.item()}
         if self.config.stage == "nar" or self.model_config.ar_levels > 1:
             metrics |= {f"accuracy_level{level + 1}": hits / n for level, (_, hits, n) in out.level_sums().items()}

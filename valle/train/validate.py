@@ -23,7 +23,7 @@ from valle.model.alignment import head_monotonicity
 from valle.model.ar import ARModel
 from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.stage import Stage
-from valle.train.batching import BucketBatchSampler, collate
+from valle.train.batching import BucketBatchSampler, collate, phoneme_languages
 
 
 @torch.no_grad()
@@ -50,11 +50,13 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
     for batch in tqdm(batches, desc="held-out", unit="batch", disable=not progress, leave=False):
         items = [corpus[chosen[i]] for i in batch]
         phonemes, phoneme_lens, codes, code_lens = (t.to(device) for t in collate(items))
+        languages = phoneme_languages(items, model, phonemes.shape[1])
+        languages = None if languages is None else languages.to(device)
         if isinstance(model, ARModel):
-            outputs = [model(phonemes, phoneme_lens, codes, code_lens)]
+            outputs = [model(phonemes, phoneme_lens, codes, code_lens, languages)]
         else:
             split = split_prompt(codes, code_lens, prompt_frames, generator)
-            outputs = [model(NARBatch(phonemes, phoneme_lens, *split, torch.full_like(code_lens, level)))
+            outputs = [model(NARBatch(phonemes, phoneme_lens, *split, torch.full_like(code_lens, level), languages))
                        for level in range(model.first_level, model.config.n_codebooks)]
         for out in outputs:
             for level, values in out.level_sums().items():
