@@ -1,13 +1,19 @@
 """Shared fixtures: small signals and models made by the tests themselves, never downloaded."""
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from valle.codec.compact import CompactCodecConfig
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # workers share the cores: one thread each, in here and in what they launch
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 TINY = CompactCodecConfig(encoder_dim=32, encoder_layers=1, latent_dim=16, decoder_dim=32, decoder_layers=1,
                           n_codebooks=4, codebook_size=32)  # a compact codec that trains in seconds
@@ -44,7 +50,6 @@ def write_wav(tmp_path: Path) -> Callable[..., Path]:
 
 def tiny_encodec_folder(path: Path) -> Path:
     """A randomly initialised EnCodec with the 24 kHz model's rates and quantiser, small layers."""
-    import torch
     from transformers import EncodecConfig, EncodecModel
 
     torch.manual_seed(0)
@@ -55,8 +60,6 @@ def tiny_encodec_folder(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete model folder (tiny random AR, NAR and codec): the pipeline's wiring, not its quality."""
-    import torch
-
     from valle.codec import load_codec
     from valle.codec.compact import CompactCodec
     from valle.infer import VallE
@@ -72,3 +75,26 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = preset("tiny", n_phonemes=len(vocab), n_codebooks=TINY.n_codebooks, codebook_size=TINY.codebook_size)
     valle = VallE(ARModel(config), NARModel(config), load_codec(codec_dir), vocab, str(codec_dir))
     return valle.save_pretrained(root / "model")
+
+
+POLYGLOT_LANGUAGES = ("en-us", "es", "fr-fr")
+
+
+@pytest.fixture(scope="session")
+def polyglot_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`model_dir`'s model with a language input (VALL-E X) for English, Spanish and French, languages set apart."""
+    from dataclasses import replace
+
+    from valle.infer import VallE
+    from valle.model import ARModel, NARModel
+
+    valle = VallE.from_pretrained(model_dir)
+    torch.manual_seed(1)
+    config = replace(valle.ar.config, languages=POLYGLOT_LANGUAGES)
+    stages = ARModel(config), NARModel(config)
+    for stage, trained in zip(stages, (valle.ar, valle.nar)):
+        stage.load_state_dict(trained.state_dict(), strict=False)
+        with torch.no_grad():
+            stage.language_embedding.weight[:-1].normal_()  # the last row, no language, stays at zero
+    return VallE(*stages, valle.codec, valle.tokenizer.vocab, valle.codec_name).save_pretrained(
+        tmp_path_factory.mktemp("polyglot") / "model")

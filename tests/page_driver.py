@@ -67,13 +67,18 @@ def open_page(url: str) -> Iterator[tuple["Page", list[str]]]:
 
 
 def clone_in_browser(url: str, prompt: Path | None, prompt_text: str, text: str, screenshot: Path | None = None,
-                     stream: bool = True) -> dict:
+                     stream: bool = True, languages: tuple[str, str] | None = None) -> dict:
     """Upload `prompt` (or, without one, record 4 s from the microphone), synthesise `text`, wait for playable audio.
 
-    With `stream` the page plays the audio as it arrives. Returns what the page shows, and
-    when (ms after the click) the first audio was scheduled and the stream ended.
+    With `stream` the page plays the audio as it arrives; with `languages` (the text's, the
+    prompt's) they are chosen in the page's menus. Returns what the page shows, and when (ms
+    after the click) the first audio was scheduled and the stream ended.
     """
     with open_page(url) as (page, errors):
+        menus = page.eval_on_selector_all("#language option", "options => options.map(o => o.value)")
+        if languages is not None:
+            page.select_option("#language", languages[0])
+            page.select_option("#prompt-language", languages[1])
         if prompt is None:
             page.click("#record")
             page.wait_for_timeout(4000)
@@ -96,7 +101,8 @@ def clone_in_browser(url: str, prompt: Path | None, prompt_text: str, text: str,
         shown = {"status": page.inner_text("#status"), "duration": duration, "errors": errors,
                  "download": page.get_attribute("#download", "href"), "voices": page.locator("#voice option").count(),
                  "first_audio_ms": page.evaluate("window.valleFirstAudio ?? null"),
-                 "stream_end_ms": page.evaluate("window.valleStreamEnd ?? null")}
+                 "stream_end_ms": page.evaluate("window.valleStreamEnd ?? null"),
+                 "language_menus": menus, "languages_shown": page.is_visible("#languages")}
         if screenshot:
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)

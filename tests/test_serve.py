@@ -243,3 +243,21 @@ def test_a_long_upload_prompts_with_its_best_window(valle, tmp_path):
 def test_server_messages_read_like_the_cli(client, data, message):
     response = client.post("/v1/synthesize", data={"prompt_text": "p", **data}, files={"prompt": ("p.wav", wav(), "audio/wav")})
     assert response.status_code == 422 and response.json()["error"].startswith(message)
+
+
+def test_a_model_with_languages_lists_them_and_speaks_the_one_asked_for(polyglot_dir, client, tmp_path):
+    """VALL-E X over HTTP: /health names the model's languages; a language it never learnt is refused."""
+    assert client.get("/health").json()["languages"] == []  # the plain model takes any espeak-ng language
+    response = client.post("/v1/synthesize", data={"text": "Hi.", "prompt_text": "p", "language": "xx-yy"},
+                           files={"prompt": ("p.wav", wav(), "audio/wav")})
+    assert response.status_code == 422 and "unknown language 'xx-yy' for espeak-ng" in response.json()["error"]
+    with TestClient(create_app(ServeConfig(data_dir=tmp_path / "polyglot"), VallE.from_pretrained(polyglot_dir))) as polyglot:
+        assert polyglot.get("/health").json()["languages"] == ["en-us", "es", "fr-fr"]
+        for stream in ("false", "true"):
+            spoken = polyglot.post("/v1/synthesize", data={"text": "Hola, amigos.", "prompt_text": PROMPT_TEXT, "language": "es",
+                                                           "prompt_language": "en-us", "seed": "1", "stream": stream},
+                                   files={"prompt": ("p.wav", wav(), "audio/wav")})
+            assert spoken.status_code == 200 and len(spoken.content) > 1000
+        refused = polyglot.post("/v1/synthesize", data={"text": "Hallo.", "prompt_text": PROMPT_TEXT, "language": "de"},
+                                files={"prompt": ("p.wav", wav(), "audio/wav")})
+        assert refused.status_code == 422 and "it knows en-us, es, fr-fr" in refused.json()["error"]

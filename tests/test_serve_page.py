@@ -29,6 +29,23 @@ def test_page_clones_a_voice_from_an_upload_and_plays_it_as_it_streams(browser_r
     assert 0 < shown["first_audio_ms"] < shown["stream_end_ms"]  # playing before the answer ended
     assert shown["duration"] > 0.2 and shown["download"].startswith("blob:") and shown["voices"] >= 4
     assert (tmp_path / "page.png").stat().st_size > 20_000
+    assert not shown["languages_shown"]  # this model takes no language
+
+
+def test_page_offers_the_languages_of_a_model_trained_on_several(browser_ready, polyglot_dir, write_wav, tmp_path):
+    """VALL-E X: the text in Spanish, the prompt's words in English, chosen in the page's menus."""
+    from conftest import POLYGLOT_LANGUAGES, speechlike
+
+    prompt = write_wav("prompt.wav", speechlike(3.0, 16000))
+    valle, asked = VallE.from_pretrained(polyglot_dir), []
+    speak = valle.synthesize
+    valle.synthesize = lambda *args, **options: asked.append(options) or speak(*args, **options)
+    with serving(create_app(ServeConfig(data_dir=tmp_path / "data"), valle)) as url:
+        shown = clone_in_browser(url, prompt, "a voice speaking for three seconds", "Hola, amigos.", stream=False,
+                                 languages=("es", "en-us"))
+    assert shown["errors"] == [] and shown["status"].startswith("Done:") and shown["duration"] > 0.2
+    assert shown["languages_shown"] and shown["language_menus"] == list(POLYGLOT_LANGUAGES)
+    assert [(o["language"], o["prompt_language"]) for o in asked] == [("es", "en-us")]
 
 
 def test_page_clones_a_voice_recorded_with_the_microphone(browser_ready, model_dir, tmp_path):

@@ -194,6 +194,7 @@ def _add_page_and_health(app: FastAPI, server: _Server) -> None:
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok", "version": __version__, "model": config.model, "sample_rate": server.valle.codec.sample_rate,
+                "languages": list(server.valle.ar.config.languages),  # [] for a model that takes no language input
                 "running": limiter.running, "queued": limiter.admitted - limiter.running,
                 "max_concurrent": config.max_concurrent, "max_queue": config.max_queue,
                 "limits": {"max_text_chars": config.max_text_chars, "max_upload_bytes": config.max_upload_bytes,
@@ -217,9 +218,17 @@ def _add_synthesis(app: FastAPI, server: _Server) -> None:
         top_p: Annotated[float, Form(gt=0, le=1, allow_inf_nan=False)] = SamplingConfig.top_p,
         seed: Annotated[int | None, Form(ge=0, le=2**32 - 1)] = None,
         stream: Annotated[bool, Form(description="answer with a WAV stream (open length) as the audio is made")] = False,
+        language: Annotated[str, Form(max_length=32, description="the text's language (an espeak-ng code; a model "
+                                      "trained on several lists its own in /health)")] = "en-us",
+        prompt_language: Annotated[str | None, Form(max_length=32, description="the prompt's language, when it is "
+                                                    "not the text's")] = None,
     ) -> Response:
         if not text.strip():
             raise HTTPException(422, "the text is empty: give the words to speak")
+        try:
+            valle.language_ids(language, prompt_language or language)
+        except ConfigError as e:
+            raise HTTPException(422, str(e)) from None
         if len(text) > config.max_text_chars:
             raise HTTPException(413, f"the text has {len(text)} characters; the limit is {config.max_text_chars} "
                                      "(max_text_chars): send it in parts")
@@ -229,9 +238,10 @@ def _add_synthesis(app: FastAPI, server: _Server) -> None:
         except ConfigError as e:
             raise HTTPException(422, str(e)) from None
         checked = {"X-Prompt-Check": json.dumps(check, separators=(",", ":"))} if check else {}
+        languages = {"language": language, "prompt_language": prompt_language}
         if stream:
-            return await server.streamed(lambda: valle.stream(text, samples, prompt_text, sampling, seed), checked)
-        return await server.whole(lambda: valle.synthesize(text, samples, prompt_text, sampling, seed), checked)
+            return await server.streamed(lambda: valle.stream(text, samples, prompt_text, sampling, seed, **languages), checked)
+        return await server.whole(lambda: valle.synthesize(text, samples, prompt_text, sampling, seed, **languages), checked)
 
     @app.post("/v1/prompt/check")
     async def check_prompt(

@@ -259,6 +259,10 @@ $("synthesize").addEventListener("click", async () => {
   form.append("top_k", $("top-k").value);
   form.append("top_p", $("top-p").value);
   if ($("seed").value !== "") form.append("seed", $("seed").value);
+  if (!$("languages").hidden) {
+    form.append("language", $("language").value);
+    if ($("prompt-language").value) form.append("prompt_language", $("prompt-language").value);
+  }
   const streaming = $("stream").checked;
   if (streaming) form.append("stream", "true");
 
@@ -293,9 +297,20 @@ function count() {
 }
 $("text").addEventListener("input", count);
 
+// A model trained on several languages (VALL-E X) speaks each of them in any voice: menus of its languages.
+function showLanguages(languages) {
+  if (!languages.length) return;
+  for (const select of [$("language"), $("prompt-language")]) {
+    for (const code of languages) select.append(new Option(code, code));
+  }
+  $("languages").hidden = false;
+}
+
 (async () => {
   try {
-    limits = (await (await fetch("/health")).json()).limits;
+    const health = await (await fetch("/health")).json();
+    limits = health.limits;
+    showLanguages(health.languages);
     await loadVoices();
   } catch (e) {
     say(`The server cannot be reached: ${e.message}`, true);
