@@ -1,5 +1,6 @@
 """The synthesis pipeline with tiny random models: bounds, joins, seeds, persistence, bad input."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -281,3 +282,20 @@ def test_a_model_with_languages_speaks_each_requests_own_and_refuses_others(vall
     with pytest.raises(ConfigError, match="different languages"):
         VallE(polyglot.ar, NARModel(valle.nar.config), valle.codec, valle.tokenizer.vocab, valle.codec_name).synthesize(
             "Hola.", prompt, PROMPT_TEXT, language="es")
+
+
+def test_cli_speaks_the_language_asked_for_alone_and_in_batches(polyglot_dir, prompt, tmp_path, capsys):
+    from valle.cli import main
+
+    spanish = ["synthesize", "Hola, amigos.", "--prompt", str(prompt), "--prompt-text", PROMPT_TEXT, "--model", str(polyglot_dir),
+               "--language", "es", "--prompt-language", "en-us", "--seed", "3", "--no-watermark"]
+    assert main([*spanish, "-o", str(tmp_path / "es.wav")]) == 0
+    assert main([*spanish, "-o", str(tmp_path / "es_streamed.wav"), "--stream"]) == 0
+    assert main([*spanish[:-7], "--language", "de", "-o", str(tmp_path / "de.wav")]) == 2
+    assert "not trained on language 'de'; it knows en-us, es, fr-fr" in capsys.readouterr().err
+    rows = [{"text": "Hola, amigos.", "prompt": prompt.name, "prompt_text": PROMPT_TEXT, "out": "es.wav", "language": "es",
+             "prompt_language": "en-us"}, {"text": "Good morning.", "prompt": prompt.name, "prompt_text": PROMPT_TEXT, "out": "en.wav"}]
+    (tmp_path / "list.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["synthesize", "--batch", str(tmp_path / "list.jsonl"), "--model", str(polyglot_dir), "--out-dir",
+                 str(tmp_path / "out"), "--seed", "3", "--no-watermark"]) == 0
+    np.testing.assert_allclose(sf.read(tmp_path / "out" / "es.wav")[0], sf.read(tmp_path / "es.wav")[0], atol=1e-4)

@@ -316,7 +316,8 @@ def _synthesize(args: argparse.Namespace) -> None:
         return
     with _ProgressBar("sentences") as progress:
         result = valle.synthesize(args.text, prompt.samples, prompt.text, sampling, args.seed, watermark=not args.no_watermark,
-                                  continuation=args.continuation, batch_size=args.batch_size, progress=progress)
+                                  continuation=args.continuation, batch_size=args.batch_size, progress=progress,
+                                  language=args.language, prompt_language=args.prompt_language)
     seconds = time.perf_counter() - started
     write_audio(args.output, result.samples, result.sample_rate, comment=SYNTHETIC_COMMENT)
     print(f"wrote {args.output}: {result.seconds:.2f} s of audio in {seconds:.1f} s "
@@ -337,7 +338,11 @@ def _add_synthesize(commands: Commands) -> None:
                    "chunk, and the time to first audio is printed")
     p.add_argument("--model", default="default", help="the bundled model's name or a model folder with valle.json, "
                    "ar/ and nar/ (default: the bundled model)")
-    p.add_argument("--batch", type=Path, help="CSV or JSONL with text,prompt[,prompt_text][,out] per line")
+    p.add_argument("--language", default="en-us", help="the text's language, an espeak-ng code (default: en-us); a model "
+                   "trained on several speaks those it knows in any voice")
+    p.add_argument("--prompt-language", help="the prompt's language when it is not the text's (default: the text's)")
+    p.add_argument("--batch", type=Path, help="CSV or JSONL with text,prompt[,prompt_text][,out][,language]"
+                   "[,prompt_language] per line")
     p.add_argument("--out-dir", type=Path, default=Path("synthesized"), help="where --batch writes")
     p.add_argument("--batch-size", type=int, default=8, help="sentences decoded at once (default: 8; the output is the same)")
     p.add_argument("--max-chars", type=int, default=5000, help="refuse longer text (about 5 minutes of speech), "
@@ -399,7 +404,7 @@ def _stream(valle: "VallE", args: argparse.Namespace, prompt: "np.ndarray", prom
     from valle.watermark import SYNTHETIC_COMMENT
 
     chunks = valle.stream(args.text, prompt, prompt_text, sampling, args.seed, watermark=not args.no_watermark,
-                          continuation=args.continuation)
+                          continuation=args.continuation, language=args.language, prompt_language=args.prompt_language)
     to_stdout = str(args.output) == "-"
     first, seconds = None, 0.0
     with contextlib.nullcontext(sys.stdout.buffer) if to_stdout else open(args.output, "wb") as target:

@@ -1,4 +1,5 @@
-"""Many syntheses from one list: a CSV (header `text,prompt[,prompt_text][,out]`) or JSONL with those keys.
+"""Many syntheses from one list: a CSV (header `text,prompt[,prompt_text][,out][,language][,prompt_language]`) or
+JSONL with those keys (the languages, espeak-ng codes, default to en-us and to the text's).
 
 Prompt paths are relative to the list's folder; a bundled prompt's name works too. Each output is written atomically as
 soon as it is ready, and one that already exists is skipped, so a long batch that was
@@ -26,6 +27,8 @@ class Request:
     prompt: Path | str  # a file, or a bundled prompt's name
     prompt_text: str | None
     out: str
+    language: str = "en-us"
+    prompt_language: str | None = None
 
 
 def read_requests(path: str | Path) -> list[Request]:
@@ -46,7 +49,8 @@ def read_requests(path: str | Path) -> list[Request]:
             raise ConfigError(f"{path} entry {n} needs a `text` and a `prompt` (columns text,prompt[,prompt_text][,out])")
         prompt = path.parent / row["prompt"]
         requests.append(Request(row["text"], row["prompt"] if not prompt.exists() and row["prompt"] in bundled else prompt,
-                                row.get("prompt_text") or None, row.get("out") or f"{n:05d}.wav"))
+                                row.get("prompt_text") or None, row.get("out") or f"{n:05d}.wav",
+                                row.get("language") or "en-us", row.get("prompt_language") or None))
     if not requests:
         raise ConfigError(f"{path} lists nothing to synthesise")
     return requests
@@ -65,7 +69,8 @@ def synthesize_batch(valle: VallE, requests: list[Request], out_dir: str | Path,
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
             batch = [SynthesisRequest(requests[i].text, requests[i].prompt, requests[i].prompt_text,
-                                      None if seed is None else seed + i) for i in chunk]
+                                      None if seed is None else seed + i, language=requests[i].language,
+                                      prompt_language=requests[i].prompt_language) for i in chunk]
             for i, result in zip(chunk, valle.synthesize_many(batch, sampling, watermark=watermark, batch_size=batch_size)):
                 write_audio(targets[i], result.samples, result.sample_rate, comment=SYNTHETIC_COMMENT)
                 bar.update(1)
