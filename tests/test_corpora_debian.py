@@ -318,6 +318,25 @@ def test_debian_prepares_every_installed_source(tmp_path: Path, caplog: pytest.L
         prepare_debian("debian", tmp_path, tmp_path / "out")
 
 
+def test_an_interrupted_preparation_resumes_to_the_same_bytes(tmp_path: Path) -> None:
+    """A second run reuses the decoded clips a stopped one left and writes what one straight run writes."""
+    make_asterisk(tmp_path / "root")
+    make_tuxpaint(tmp_path / "root")
+    prepare_debian("debian", tmp_path / "root", tmp_path / "straight")
+    prepare_debian("debian", tmp_path / "root", tmp_path / "stopped")
+    decoded = sorted((tmp_path / "stopped/audio/asterisk").iterdir())
+    for path in [*decoded[::2], *(tmp_path / "stopped").glob("*.jsonl")]:  # stopped half way through decoding
+        path.unlink()
+    kept = {path: path.stat().st_mtime_ns for path in decoded[1::2]}
+    prepare_debian("debian", tmp_path / "root", tmp_path / "stopped")
+
+    def files(folder: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    assert files(tmp_path / "stopped") == files(tmp_path / "straight") and len(decoded) >= 4
+    assert all(path.stat().st_mtime_ns == when for path, when in kept.items())  # reused, not decoded again
+
+
 def test_every_language_code_is_one_espeak_ng_phonemises() -> None:
     from valle.text.g2p import phonemize, supported_languages
 
