@@ -6,6 +6,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -14,7 +15,7 @@ from valle.data.synthetic import CorpusConfig, build_synthetic_corpus
 from valle.data.synthetic.corpus import SPLITS, split_speakers
 from valle.data.synthetic.engines import Pico, Piper
 from valle.data.synthetic.sentences import is_speakable, load_sentences
-from valle.data.synthetic.voices import design_voices
+from valle.data.synthetic.voices import design_voices, warp_formants
 from valle.errors import ConfigError, DependencyError
 
 SMALL = {"hours": 0.02, "n_speakers": 12, "max_seconds": 4.0}
@@ -130,7 +131,25 @@ def test_pico_then_piper_voices_come_last_and_leave_earlier_designs_as_they_were
     assert with_pico[:14] == before and [v.engine for v in with_pico[14:]] == ["pico"] * 6
     assert {v.base for v in with_pico[14:]} == {"en-US", "en-GB"} and len({(v.pitch, v.tract) for v in with_pico[14:]}) == 6
     assert with_both[:20] == with_pico and [v.speaker for v in with_both[20:]] == [f"pp{i:03d}" for i in range(5)]
-    assert len({v.tract for v in with_both[20:]}) == 5 and len({v.rate for v in with_both[20:]}) == 5
+    assert len({v.tract for v in with_both[20:]}) == 5 and len({v.pitch / v.tract for v in with_both[20:]}) == 5
+
+
+@pytest.mark.parametrize(("factor", "low", "high"), [(1.0, 0.999, 1.001), (1.2, 1.1, 1.25), (0.85, 0.8, 0.95)])
+def test_warping_formants_moves_the_spectral_envelope_and_keeps_the_harmonics(factor, low, high):
+    rate, harmonics = 22050, np.arange(1, 100) * 110.0
+    t = np.arange(rate) / rate
+    # a vowel: harmonics of 110 Hz shaped by one formant at 1 kHz
+    vowel = (np.sin(2 * np.pi * harmonics[:, None] * t) / np.hypot(harmonics - 1000, 60)[:, None]).sum(0).astype(np.float32)
+    freqs = np.fft.rfftfreq(rate, 1 / rate)
+    band, on_harmonics = (freqs > 300) & (freqs < 3000), np.abs(freqs - 110 * np.round(freqs / 110)) < 5
+
+    def centroid_and_harmonic_share(samples: np.ndarray) -> tuple[float, float]:
+        power = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
+        return (freqs[band] * power[band]).sum() / power[band].sum(), power[on_harmonics].sum() / power.sum()
+
+    warped = warp_formants(vowel, factor, rate)
+    (before, _), (after, harmonic_share) = centroid_and_harmonic_share(vowel), centroid_and_harmonic_share(warped)
+    assert warped.shape == vowel.shape and low < after / before < high and harmonic_share > 0.99
 
 
 @pytest.fixture(scope="module", params=["pico", "piper"])

@@ -6,7 +6,9 @@ of two, Piper's of one), the
 accent, the pitch, and a vocal-tract-length change made by resampling, which moves
 every formant by the same factor as a longer or shorter vocal tract would. The axes
 are dealt out as stratified permutations, not drawn independently, so that no two
-speakers share the same combination by chance.
+speakers share the same combination by chance. Piper has no pitch control: its pitch
+moves by resampling, and its formants are set apart from the pitch by warping the
+spectral envelope.
 """
 
 import random
@@ -39,7 +41,7 @@ class Voice:
     speaker: str
     engine: str  # "espeak", "flite", "pico" or "piper"
     base: str  # espeak "accent+variant", a flite voice name, a pico or a piper voice
-    pitch: float  # espeak: 0..100; flite: mean F0 in Hz; pico: a multiplier; piper: none (0), resampling moves it
+    pitch: float  # espeak: 0..100; flite: mean F0 in Hz; pico, piper: a multiplier
     pitch_range: int  # espeak only
     rate: float  # espeak: words/min; flite, piper: duration stretch; pico: a speed multiplier
     tract: float  # formant scale from resampling (>1: shorter vocal tract, higher formants)
@@ -85,13 +87,37 @@ def design_voices(n_espeak: int, n_flite: int, seed: int, n_pico: int = 0, n_pip
     for i in range(n_pico):
         voices.append(Voice(f"pi{i:03d}", "pico", Pico.VOICES[i % len(Pico.VOICES)], round(pitches[i], 3), 0,
                             round(speeds[i], 3), round(tracts[i], 3), round(gains[i], 1)))
-    # piper has one person, a man, and no pitch control: resampling moves his pitch and formants together.
-    tracts, stretches = _spread(rng, n_piper, 0.8, 1.25), _spread(rng, n_piper, 0.9, 1.15)
-    gains = _spread(rng, n_piper, -4, 4)
+    # piper has one person, a man: vocal tract, and pitch up to 14 % apart from it, spread him over many.
+    tracts, apart = _spread(rng, n_piper, 0.8, 1.25), _spread(rng, n_piper, 0.88, 1.14)
+    stretches, gains = _spread(rng, n_piper, 0.9, 1.15), _spread(rng, n_piper, -4, 4)
     for i in range(n_piper):
-        voices.append(Voice(f"pp{i:03d}", "piper", Piper.VOICES[0], 0.0, 0, round(stretches[i], 3), round(tracts[i], 3),
-                            round(gains[i], 1)))
+        voices.append(Voice(f"pp{i:03d}", "piper", Piper.VOICES[0], round(tracts[i] * apart[i], 3), 0,
+                            round(stretches[i], 3), round(tracts[i], 3), round(gains[i], 1)))
     return voices
+
+
+def warp_formants(samples: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
+    """Move the formants by `factor` and leave the pitch: the spectral envelope is stretched, the harmonics stay.
+
+    Each frame's envelope is its log spectrum smoothed by cepstral liftering (quefrencies under
+    2.5 ms, shorter than the pitch period of voices under 400 Hz); the frame is multiplied by
+    the envelope read at f / factor over the envelope itself, and the frames are overlap-added.
+    """
+    n_fft, hop, lifter = 1024, 256, round(0.0025 * sample_rate)
+    window = np.hanning(n_fft + 1)[:-1]
+    padded = np.pad(samples.astype(np.float64), (n_fft, n_fft + hop))
+    spectra = np.fft.rfft(np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop] * window)
+    cepstra = np.fft.irfft(np.log(np.abs(spectra) + 1e-7))
+    cepstra[:, lifter:n_fft - lifter + 1] = 0
+    envelopes = np.fft.rfft(cepstra).real
+    bins = np.arange(envelopes.shape[1])
+    warped = np.stack([np.interp(bins / factor, bins, envelope) for envelope in envelopes])
+    frames = np.fft.irfft(spectra * np.exp(warped - envelopes), n_fft) * window
+    starts = hop * np.arange(len(frames))[:, None] + np.arange(n_fft)
+    out, weight = np.zeros(len(padded)), np.zeros(len(padded))
+    np.add.at(out, starts, frames)
+    np.add.at(weight, starts, np.broadcast_to(window**2, frames.shape))
+    return (out / np.maximum(weight, 1e-3))[n_fft:n_fft + len(samples)].astype(np.float32)
 
 
 def render(voice: Voice, text: str, sample_rate: int) -> np.ndarray:
@@ -107,7 +133,10 @@ def render(voice: Voice, text: str, sample_rate: int) -> np.ndarray:
         native = pico.sample_rate
     elif voice.engine == "piper":
         piper = engine("piper")
-        samples, native = piper.speak(text, voice.rate * voice.tract), piper.sample_rate
+        # Piper has no pitch control, so the resampling below moves its pitch by `pitch`; the formants, which that
+        # moves by `pitch` as well, are first moved by tract / pitch, to end where `tract` puts them.
+        samples = warp_formants(piper.speak(text, voice.rate * voice.pitch), voice.tract / voice.pitch, piper.sample_rate)
+        native = piper.sample_rate * voice.pitch / voice.tract
     else:
         samples, native = engine("flite").speak(text, voice.base, voice.pitch / voice.tract, voice.rate * voice.tract)
     # Reading samples recorded at `native` as if at `native * tract` scales every frequency by `tract`.
