@@ -8,7 +8,7 @@ row keeping the utterance's first 3 s as they are (the prompt) and making the re
 - levels 1..k teacher-forced: the AR's levels (level 1 likeliest, the levels above nearest
   in expectation), the NAR filling in the rest from them: the stages' codes with no drift;
 - continuation: the first 3 s of the utterance as the prompt, the AR and NAR generate the
-  rest from the text, sampled as `--temperature/--top-k/--top-p` say (default: `SamplingConfig`'s).
+  rest from the text, sampled as `--temperature/--top-k/--top-p` say (default: the model's own sampling).
 A continuation far worse than its teacher-forced rows is a model that drifts off the text once
 it runs on its own samples; a teacher-forced level 1 far worse than the real codes is one that
 has not learnt the next code. Run it on training speakers (is it the model?) and held-out ones
@@ -58,18 +58,18 @@ def main() -> int:
     parser.add_argument("--speaker", default="", help="only utterances whose id starts with this")
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--prompt-seconds", type=float, default=3.0)
-    parser.add_argument("--temperature", type=float, default=SamplingConfig.temperature)
-    parser.add_argument("--top-k", type=int, default=SamplingConfig.top_k)
-    parser.add_argument("--top-p", type=float, default=SamplingConfig.top_p)
+    parser.add_argument("--temperature", type=float, help="of the continuation (default: the model's own sampling)")
+    parser.add_argument("--top-k", type=int)
+    parser.add_argument("--top-p", type=float)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", type=Path, help="JSON with every transcript")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
 
     valle = VallE.from_pretrained(args.model)
+    sampling = valle.sampling.updated(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     corpus = TokenizedCorpus(args.tokens)
     ids = [id_ for id_ in corpus.ids if id_.startswith(args.speaker)][:args.n]
     if not ids:

@@ -28,7 +28,7 @@ from valle.data.synthetic import build_synthetic_corpus
 from valle.eval.evaluate import Scorers, evaluate, summarize
 from valle.eval.protocol import EvalConfig, plan
 from valle.infer import VallE
-from valle.model.sampling import NAR_DECODINGS, SamplingConfig
+from valle.model.sampling import NAR_DECODINGS
 from valle.speaker import SpeakerEncoder
 
 
@@ -39,12 +39,12 @@ def main() -> int:
     parser.add_argument("--hours", type=float, default=10.0, help="size of the corpus to build (seed 0) if it is absent")
     parser.add_argument("--split", default="test", help="held-out speakers to clone: test, or valid to choose settings")
     parser.add_argument("--n", type=int, default=60, help="test utterances to synthesise (spread over the speakers)")
-    parser.add_argument("--temperature", type=float, default=SamplingConfig.temperature)
-    parser.add_argument("--top-k", type=int, default=SamplingConfig.top_k)
-    parser.add_argument("--top-p", type=float, default=SamplingConfig.top_p)
-    parser.add_argument("--upper-temperature", type=float, default=SamplingConfig.upper_temperature,
-                        help="temperature of the AR's levels above the first (default: as level 1)")
-    parser.add_argument("--nar-decoding", default=SamplingConfig.nar_decoding, choices=NAR_DECODINGS)
+    # Sampling: the model's own (saved with it) unless an option says otherwise.
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--top-k", type=int)
+    parser.add_argument("--top-p", type=float)
+    parser.add_argument("--upper-temperature", type=float, help="temperature of the AR's levels above the first")
+    parser.add_argument("--nar-decoding", choices=NAR_DECODINGS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="auto", help="of the AR and NAR weights, as for `valle synthesize --dtype`")
@@ -59,8 +59,8 @@ def main() -> int:
     dtype = str(next(valle.ar.parameters()).dtype).removeprefix("torch.")
     items = plan(read_manifest(args.corpus / f"{args.split}.jsonl"), EvalConfig(modes=("cross-sentence",), n=args.n, seed=args.seed))
     scorers = Scorers(load_recognizer(args.asr, threads=args.threads), SpeakerEncoder())
-    sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                              upper_temperature=args.upper_temperature, nar_decoding=args.nar_decoding)
+    sampling = valle.sampling.updated(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                                      upper_temperature=args.upper_temperature, nar_decoding=args.nar_decoding)
     records = evaluate(valle, items, scorers, sampling, seed=args.seed)
     truth, model = summarize(records)
     flite = [r for r in records if r["speaker"].startswith("fl")]

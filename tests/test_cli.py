@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from valle.cli import main
+from valle.errors import ConfigError
 
 
 def test_help_lists_the_command_groups(capsys):
@@ -114,12 +115,30 @@ def test_a_long_prompt_is_cut_to_its_best_window_and_says_so(model_dir, tmp_path
     assert "recognised" in err and heard and heard[0] <= 6.0 * 16000
 
 
-def test_sampling_options_default_to_the_sampling_config():
-    from valle.cli import _build_parser
+def test_a_model_keeps_its_sampling_and_options_override_it(model_dir, tmp_path, monkeypatch):
+    """`valle export --temperature ...` saves the sampling chosen for a model; synthesis uses it unless told otherwise."""
+    from valle.cli import _build_parser, _sampling
+    from valle.infer import VallE
     from valle.model.sampling import SamplingConfig
 
-    args = _build_parser().parse_args(["synthesize", "hello", "--prompt", "fl001"])
-    assert (args.temperature, args.top_k, args.top_p) == (SamplingConfig.temperature, SamplingConfig.top_k, SamplingConfig.top_p)
+    assert VallE.from_pretrained(model_dir).sampling == SamplingConfig()
+    assert main(["export", str(model_dir / "ar"), str(model_dir / "nar"), str(tmp_path / "cool"), "--temperature", "0.5",
+                 "--upper-temperature", "0"]) == 0
+    cool = VallE.from_pretrained(tmp_path / "cool")
+    assert cool.sampling == SamplingConfig(temperature=0.5, upper_temperature=0.0)
+    args = _build_parser().parse_args(["synthesize", "hello", "--prompt", "fl001", "--top-k", "5", "--no-ras"])
+    assert _sampling(args, cool.sampling) == SamplingConfig(temperature=0.5, upper_temperature=0.0, top_k=5,
+                                                            repetition_aware=False)
+    used = []
+    plan = cool.plan
+    monkeypatch.setattr(cool, "plan", lambda request, sampling: used.append(sampling) or plan(request, sampling))
+    cool.synthesize("Hello.", "fl001", seed=0)
+    cool.synthesize("Hello.", "fl001", seed=0, sampling=SamplingConfig())
+    assert used == [cool.sampling, SamplingConfig()]
+    saved = json.loads((tmp_path / "cool" / "valle.json").read_text())
+    (tmp_path / "cool" / "valle.json").write_text(json.dumps(saved | {"sampling": {"temprature": 0.5}}))
+    with pytest.raises(ConfigError, match=r"unknown sampling config field\(s\) \['temprature'\]"):
+        VallE.from_pretrained(tmp_path / "cool")
 
 
 @pytest.mark.parametrize("command, kind", [(["train", "--data", "d", "--out", "o"], "training config"),

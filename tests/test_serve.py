@@ -261,3 +261,19 @@ def test_a_model_with_languages_lists_them_and_speaks_the_one_asked_for(polyglot
         refused = polyglot.post("/v1/synthesize", data={"text": "Hallo.", "prompt_text": PROMPT_TEXT, "language": "de"},
                                 files={"prompt": ("p.wav", wav(), "audio/wav")})
         assert refused.status_code == 422 and "it knows en-us, es, fr-fr" in refused.json()["error"]
+
+
+def test_requests_get_the_models_own_sampling_unless_they_say_otherwise(model_dir, tmp_path):
+    from valle.model.sampling import SamplingConfig
+
+    cool, used = VallE.from_pretrained(model_dir), []
+    cool.sampling = SamplingConfig(temperature=0.5, upper_temperature=0.0)
+    speak = cool.synthesize
+    cool.synthesize = lambda *args, **options: used.append(args[3]) or speak(*args, **options)
+    with TestClient(create_app(ServeConfig(data_dir=tmp_path / "data"), cool)) as client:
+        assert client.get("/health").json()["sampling"] == cool.sampling.to_dict()
+        for extra in ({}, {"top_k": "5"}):
+            response = client.post("/v1/synthesize", data={"text": "Hi.", "prompt_text": PROMPT_TEXT, **extra},
+                                   files={"prompt": ("p.wav", wav(), "audio/wav")})
+            assert response.status_code == 200
+    assert used == [cool.sampling, SamplingConfig(temperature=0.5, upper_temperature=0.0, top_k=5)]

@@ -258,10 +258,10 @@ def _add_validate(commands: Commands) -> None:
     p.add_argument("--json", type=Path, help="also write the metrics here")
 
 
-def _sampling(args: argparse.Namespace) -> "SamplingConfig":
-    from valle.model.sampling import SamplingConfig
-
-    return SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, repetition_aware=not args.no_ras)
+def _sampling(args: argparse.Namespace, defaults: "SamplingConfig") -> "SamplingConfig":
+    """The sampling options given, over `defaults` (a model's own)."""
+    return defaults.updated(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                            upper_temperature=args.upper_temperature, repetition_aware=False if args.no_ras else None)
 
 
 def _add_model_runtime_options(p: argparse.ArgumentParser) -> None:
@@ -272,11 +272,12 @@ def _add_model_runtime_options(p: argparse.ArgumentParser) -> None:
                    "recent GPUs), else float32 (default: auto)")
 
 
-def _add_sampling_options(p: argparse.ArgumentParser) -> None:
-    # SamplingConfig's defaults, written out so that building the parser needs no torch (a test keeps them equal)
-    p.add_argument("--temperature", type=float, default=1.0, help="of the sampling; 0 always takes the likeliest code")
-    p.add_argument("--top-k", type=int, default=25, help="sample among the k likeliest codes only; 0: all")
-    p.add_argument("--top-p", type=float, default=0.8, help="sample among the likeliest codes that make up this probability")
+def _add_sampling_options(p: argparse.ArgumentParser, defaults: str = "the model's own, saved with it") -> None:
+    p.add_argument("--temperature", type=float, help=f"of the sampling; 0 always takes the likeliest code (default: {defaults})")
+    p.add_argument("--top-k", type=int, help="sample among the k likeliest codes only; 0: all")
+    p.add_argument("--top-p", type=float, help="sample among the likeliest codes that make up this probability")
+    p.add_argument("--upper-temperature", type=float, help="of the AR's levels above the first, for a model whose AR "
+                   "predicts several (0: the likeliest)")
     p.add_argument("--no-ras", action="store_true", help="turn off repetition-aware sampling")
 
 
@@ -298,9 +299,9 @@ def _synthesize(args: argparse.Namespace) -> None:
     if args.batch is None and args.prompt is None:
         raise ConfigError("--prompt is required: a 3-10 s recording of the voice to clone, or a bundled prompt's name "
                           "(`valle prompts` lists them)")
-    sampling = _sampling(args)
     prompt_path, prompt_text = (None, None) if args.batch else resolve_prompt(args.prompt, args.prompt_text)
     valle = VallE.from_pretrained(args.model, args.device, args.dtype)
+    sampling = _sampling(args, valle.sampling)
     if args.no_watermark:
         print("watermark OFF at your request: this audio cannot be identified as synthetic by `valle watermark detect`",
               file=sys.stderr)
@@ -439,7 +440,7 @@ def _eval(args: argparse.Namespace) -> None:
     scorers = Scorers(load_recognizer(args.asr, args.device), load_speaker_embedder(args.speaker, args.device),
                       None if args.no_mos else DNSMOS())
     valle = VallE.from_pretrained(args.model, args.device, args.dtype)
-    records = evaluate(valle, items, scorers, _sampling(args), args.seed)
+    records = evaluate(valle, items, scorers, _sampling(args, valle.sampling), args.seed)
     rows = summarize(records)
     info = {"model": str(args.model), "manifest": str(args.manifest), "config": config.to_dict(), "asr": scorers.asr.name,
             "speaker": scorers.speaker.name, "mos": "dnsmos" if scorers.mos else None}
@@ -568,8 +569,10 @@ def _export(args: argparse.Namespace) -> None:
     import torch
 
     from valle.infer import VallE
+    from valle.model.sampling import SamplingConfig
 
     valle = VallE.from_stages(args.ar, args.nar, args.codec)
+    valle.sampling = _sampling(args, SamplingConfig())
     out = valle.save_pretrained(args.out, torch.float16 if args.half else torch.float32)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {out} ({size / 1e6:.1f} MB; codec {valle.codec_name!r}): load it with `--model {out}` "
@@ -583,6 +586,7 @@ def _add_export(commands: Commands) -> None:
     p.add_argument("out", type=Path)
     p.add_argument("--codec", help="codec name or folder (default: the one the stages were trained with)")
     p.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
+    _add_sampling_options(p, defaults="SamplingConfig's; the sampling saved with the model, chosen on held-out speakers")
 
 
 def _watermark_detect(args: argparse.Namespace) -> None:

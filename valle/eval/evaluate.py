@@ -39,9 +39,10 @@ class Scorers:
     mos: DNSMOS | None = None  # None: no naturalness estimate
 
 
-def evaluate(valle: VallE, items: list[EvalItem], scorers: Scorers, sampling: SamplingConfig = SamplingConfig(),
+def evaluate(valle: VallE, items: list[EvalItem], scorers: Scorers, sampling: SamplingConfig | None = None,
              seed: int = 0) -> list[dict]:
-    """One record per item: the output's and the ground truth's scores (item i is sampled with seed + i)."""
+    """One record per item: the output's and the ground truth's scores (item i is sampled with seed + i, by `sampling`,
+    the model's own when not given)."""
     rate = valle.codec.sample_rate
     records, prompts = [], {}  # a cross-sentence prompt serves all of its speaker's items: load and embed it once
     for i, item in enumerate(tqdm(items, desc="evaluating", unit="utt")):

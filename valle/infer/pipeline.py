@@ -22,7 +22,7 @@ import torch
 from valle.asr import load_recognizer
 from valle.codec import Codec, CodecRecord, load_codec
 from valle.errors import ConfigError, TextError
-from valle.files import atomic_write
+from valle.files import atomic_write, read_json
 from valle.infer.bundled import model_folder, resolve_prompt
 from valle.infer.prompt_pick import prepare_prompt
 from valle.infer.stream import StreamConfig, stream_jobs
@@ -89,7 +89,7 @@ class VallE:
     """The AR and NAR stages with the codec and phoneme vocabulary they were trained on."""
 
     def __init__(self, ar: ARModel, nar: NARModel, codec: Codec, vocab: PhonemeVocab, codec_name: str,
-                 codec_record: CodecRecord | None = None) -> None:
+                 codec_record: CodecRecord | None = None, sampling: SamplingConfig | None = None) -> None:
         if ar.config.n_codebooks != codec.n_codebooks or ar.config.codebook_size != codec.codebook_size:
             raise ConfigError(f"the model speaks {ar.config.n_codebooks} x {ar.config.codebook_size} codes but codec "
                               f"{codec_name!r} has {codec.n_codebooks} x {codec.codebook_size}")
@@ -97,6 +97,8 @@ class VallE:
         # What the stages record of their codec (a hash of its weights among it), kept when saved again.
         self.codec_record = codec_record or CodecRecord.of(codec, codec_name)
         self.tokenizer = PhonemeTokenizer(vocab)
+        # The sampling chosen for this model on held-out speakers: what a synthesis uses unless it is given one.
+        self.sampling = sampling or SamplingConfig()
         self.guard = LengthGuard()
         self._recognizer = None  # for prompts given without a transcript
         self._nearest: NearestInExpectation | None = None  # the NAR's chooser, made from the codebooks when first needed
@@ -116,11 +118,13 @@ class VallE:
         if not (directory / PIPELINE_FILE).is_file():
             raise ConfigError(f"{directory} holds no valle model ({PIPELINE_FILE} is missing); "
                               "save one with VallE.save_pretrained or give the folder that has ar/ and nar/")
-        codec_name = json.loads((directory / PIPELINE_FILE).read_text())["codec"]
+        pipeline = read_json(directory / PIPELINE_FILE, "model file")
+        codec_name = pipeline["codec"]
         # A codec folder shipped inside the model folder, else a registered name or a path.
         valle = cls.from_stages(directory / "ar", directory / "nar", directory / codec_name
                                 if (directory / codec_name).is_dir() else codec_name, device, dtype)
         valle.codec_name = codec_name  # as saved: relative to the folder when the codec ships inside it
+        valle.sampling = SamplingConfig.from_dict(pipeline.get("sampling", {}))  # none saved: the defaults
         return valle
 
     @classmethod
@@ -143,7 +147,7 @@ class VallE:
         self.ar.save_pretrained(directory / "ar", trained_on, dtype)
         self.nar.save_pretrained(directory / "nar", trained_on, dtype)
         with atomic_write(directory / PIPELINE_FILE) as f:
-            json.dump({"codec": self.codec_name}, f, indent=1)
+            json.dump({"codec": self.codec_name, "sampling": self.sampling.to_dict()}, f, indent=1)
         return directory
 
     # -- synthesis ---------------------------------------------------------------------
@@ -261,7 +265,7 @@ class VallE:
         return choose
 
     def synthesize(self, text: str, prompt: str | Path | np.ndarray, prompt_text: str | None = None,
-                   sampling: SamplingConfig = SamplingConfig(), seed: int | None = None, language: str = "en-us",
+                   sampling: SamplingConfig | None = None, seed: int | None = None, language: str = "en-us",
                    watermark: bool = True, watermark_key: int | str = DEFAULT_KEY, continuation: bool = False,
                    batch_size: int = 8, progress: Callable[[int, int], None] | None = None,
                    prompt_language: str | None = None) -> Synthesis:
@@ -274,19 +278,20 @@ class VallE:
         to say, and the output is the prompt followed by the rest; no prompt transcript is
         needed. The output is watermarked with `watermark_key` unless `watermark=False`.
         `progress(done, total)` is called with the sentences spoken so far, before the first
-        batch and after each. `language` is the text's (an espeak-ng code), `prompt_language` the
+        batch and after each. `sampling` defaults to the model's own (`self.sampling`, saved with
+        it). `language` is the text's (an espeak-ng code), `prompt_language` the
         prompt's words' when they are in another (VALL-E X: the voice crosses languages).
         """
         request = SynthesisRequest(text, prompt, prompt_text, seed, continuation, language, prompt_language)
         return self.synthesize_many([request], sampling, watermark, watermark_key, batch_size, progress)[0]
 
-    def synthesize_many(self, requests: list[SynthesisRequest], sampling: SamplingConfig = SamplingConfig(),
+    def synthesize_many(self, requests: list[SynthesisRequest], sampling: SamplingConfig | None = None,
                         watermark: bool = True, watermark_key: int | str = DEFAULT_KEY,
                         batch_size: int = 8, progress: Callable[[int, int], None] | None = None) -> list[Synthesis]:
         """Several requests, their sentences decoded `batch_size` at a time; each result is what `synthesize` gives."""
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        plans = [self.plan(r, sampling) for r in requests]
+        plans = [self.plan(r, sampling or self.sampling) for r in requests]
         every = [job for jobs, _ in plans for job in jobs]
         spoken: list[np.ndarray] = []
         for start in range(0, len(every), batch_size):
@@ -306,7 +311,7 @@ class VallE:
         return results
 
     def stream(self, text: str, prompt: str | Path | np.ndarray, prompt_text: str | None = None,
-               sampling: SamplingConfig = SamplingConfig(), seed: int | None = None, language: str = "en-us",
+               sampling: SamplingConfig | None = None, seed: int | None = None, language: str = "en-us",
                watermark: bool = True, watermark_key: int | str = DEFAULT_KEY, continuation: bool = False,
                config: StreamConfig = StreamConfig(), batch_size: int = 8, prompt_language: str | None = None
                ) -> Iterator[np.ndarray]:
@@ -318,7 +323,7 @@ class VallE:
         Input is checked, and the prompt encoded, before the first chunk is asked for.
         """
         jobs, _ = self.plan(SynthesisRequest(text, prompt, prompt_text, seed, continuation, language, prompt_language),
-                            sampling)
+                            sampling or self.sampling)
         fade, pause = max(1, int(FADE_SECONDS * self.codec.sample_rate)), int(PAUSE_SECONDS * self.codec.sample_rate)
         return stream_jobs(self, jobs, config, fade, pause, watermark, watermark_key, batch_size)
 

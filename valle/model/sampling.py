@@ -13,18 +13,24 @@ that it predicts poorly, and there the likeliest code is often far from the true
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
+from valle.config import DictConfig
 from valle.errors import ConfigError
 
 NAR_DECODINGS = ("nearest", "greedy")
 
 
 @dataclass(frozen=True)
-class SamplingConfig:
+class SamplingConfig(DictConfig):
+    """How codes are chosen. A model folder keeps the settings chosen for it on held-out speakers
+    (`VallE.sampling`); these defaults serve a model saved without them."""
+
+    kind = "sampling config"
+
     temperature: float = 1.0
     # top-k 25 and top-p 0.8 (VALL-E 2's and CosyVoice's) beat plain sampling on the validation
     # speakers: fewer words lost, the voice kept as well (recipes/tournament.md).
@@ -53,6 +59,10 @@ class SamplingConfig:
             raise ConfigError("ras_window must be >= 1 and ras_threshold in [0, 1]")
         if self.nar_decoding not in NAR_DECODINGS:
             raise ConfigError(f"nar_decoding must be one of {', '.join(NAR_DECODINGS)}, got {self.nar_decoding!r}")
+
+    def updated(self, **changes: object) -> "SamplingConfig":
+        """These settings with those of `changes` that are given (not None): options over a model's defaults."""
+        return replace(self, **{name: value for name, value in changes.items() if value is not None})
 
 
 def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:

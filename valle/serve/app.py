@@ -29,7 +29,6 @@ from valle.audio import audio_duration, load_prompt, pcm16, wav_bytes, wav_heade
 from valle.errors import AudioError, ConfigError, DependencyError, TextError
 from valle.infer import Synthesis, VallE
 from valle.infer.prompt_pick import PreparedPrompt, prepare_prompt
-from valle.model.sampling import SamplingConfig
 from valle.serve.config import ServeConfig
 from valle.serve.limiter import Busy, Limiter
 from valle.serve.voices import Voice, VoiceNotFound, VoiceReadOnly, VoiceStore
@@ -195,6 +194,7 @@ def _add_page_and_health(app: FastAPI, server: _Server) -> None:
     async def health() -> dict:
         return {"status": "ok", "version": __version__, "model": config.model, "sample_rate": server.valle.codec.sample_rate,
                 "languages": list(server.valle.ar.config.languages),  # [] for a model that takes no language input
+                "sampling": server.valle.sampling.to_dict(),  # what a request that leaves it out gets
                 "running": limiter.running, "queued": limiter.admitted - limiter.running,
                 "max_concurrent": config.max_concurrent, "max_queue": config.max_queue,
                 "limits": {"max_text_chars": config.max_text_chars, "max_upload_bytes": config.max_upload_bytes,
@@ -213,9 +213,10 @@ def _add_synthesis(app: FastAPI, server: _Server) -> None:
         prompt: Annotated[UploadFile | None, File(description="a 3-10 s recording of the voice (wav, flac, ogg, mp3)")] = None,
         voice_id: Annotated[str | None, Form(description="a saved or bundled voice instead of a prompt upload")] = None,
         prompt_text: Annotated[str | None, Form(description="what the prompt says (recognised when left out)")] = None,
-        temperature: Annotated[float, Form(ge=0, le=10, allow_inf_nan=False)] = SamplingConfig.temperature,
-        top_k: Annotated[int, Form(ge=0, le=100000)] = SamplingConfig.top_k,
-        top_p: Annotated[float, Form(gt=0, le=1, allow_inf_nan=False)] = SamplingConfig.top_p,
+        temperature: Annotated[float | None, Form(ge=0, le=10, allow_inf_nan=False,
+                                                  description="the model's own (in /health) when left out")] = None,
+        top_k: Annotated[int | None, Form(ge=0, le=100000)] = None,
+        top_p: Annotated[float | None, Form(gt=0, le=1, allow_inf_nan=False)] = None,
         seed: Annotated[int | None, Form(ge=0, le=2**32 - 1)] = None,
         stream: Annotated[bool, Form(description="answer with a WAV stream (open length) as the audio is made")] = False,
         language: Annotated[str, Form(max_length=32, description="the text's language (an espeak-ng code; a model "
@@ -234,7 +235,7 @@ def _add_synthesis(app: FastAPI, server: _Server) -> None:
                                      "(max_text_chars): send it in parts")
         samples, prompt_text, check = await server.prompt(prompt, voice_id, prompt_text)
         try:
-            sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
+            sampling = valle.sampling.updated(temperature=temperature, top_k=top_k, top_p=top_p)
         except ConfigError as e:
             raise HTTPException(422, str(e)) from None
         checked = {"X-Prompt-Check": json.dumps(check, separators=(",", ":"))} if check else {}

@@ -311,6 +311,9 @@ function showLanguages(languages) {
     const health = await (await fetch("/health")).json();
     limits = health.limits;
     showLanguages(health.languages);
+    $("temperature").value = health.sampling.temperature;  // the model's own sampling, to start from
+    $("top-k").value = health.sampling.top_k;
+    $("top-p").value = health.sampling.top_p;
     await loadVoices();
   } catch (e) {
     say(`The server cannot be reached: ${e.message}`, true);
