@@ -8,8 +8,8 @@
 # config's file name. A run's learning rate decays to zero at its last step, so the number of
 # steps is fitted to the time: a short probe of every config, side by side, measures steps per
 # second, and the run proper takes as many steps as fit into MINUTES (its time limit stays as a
-# backstop). TOKENS holds train/ and valid/ as written by `valle data tokenize` (tens of MB for
-# hours of speech). Training needs only torch, safetensors and tqdm, so it runs from the source
+# backstop). TOKENS holds valid/ and one or more train* folders (train/, train_human/, ...: read
+# as one corpus) as written by `valle data tokenize` (tens of MB for hours of speech). Training needs only torch, safetensors and tqdm, so it runs from the source
 # tree with whatever PyTorch the machine has. What comes back from a lent machine is limited
 # (files of 16 MiB), so the script ends by packing the trained stages in float16 with their
 # metrics and logs into OUT/trained.tar.part-*; here
@@ -35,7 +35,7 @@ side_by_side() {  # run "$@" once per config (the config replaces {}), wait for 
 configs=("$@")
 
 probe() {
-    python3 -m valle.train --config "$1" --data "$tokens/train" --out "$out/probe/$(name "$1")" --steps 1000000 \
+    python3 -m valle.train --config "$1" --data "$tokens"/train* --out "$out/probe/$(name "$1")" --steps 1000000 \
         --time-limit "$probe_minutes" > "$out/probe/$(name "$1").log" 2>&1
 }
 mkdir -p "$out/probe"
@@ -60,7 +60,7 @@ PY
 for config in "${configs[@]}"; do fit "$config"; done
 
 train() {
-    python3 -m valle.train --config "$out/$(name "$1").json" --data "$tokens/train" --valid "$tokens/valid" \
+    python3 -m valle.train --config "$out/$(name "$1").json" --data "$tokens"/train* --valid "$tokens/valid" \
         --out "$out/$(name "$1")" --time-limit "$(python3 -c "print($minutes * 1.05)")" > "$out/$(name "$1").log" 2>&1
 }
 status=0
