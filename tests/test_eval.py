@@ -65,3 +65,28 @@ def test_eval_fails_before_synthesis_when_a_backend_is_missing(model_dir, manife
 
     assert main(["eval", "--model", str(model_dir), "--manifest", str(manifest), "--asr", str(tmp_path / "whisper")]) == 2
     assert "is no speech recogniser" in capsys.readouterr().err
+
+
+def test_each_utterance_is_spoken_in_its_own_language(polyglot_dir, tmp_path, write_wav, monkeypatch):
+    """A multilingual manifest: the text in the target's language, the prompt's words in the prompt's."""
+    from valle.data.manifest import read_manifest
+    from valle.eval.evaluate import Scorers, evaluate
+    from valle.infer import VallE
+    from valle.speaker import SpeakerEncoder
+
+    class Deaf:  # the words are not what this test checks
+        name = "none"
+
+        def transcribe(self, samples, rate):
+            return ""
+
+    rows = [Utterance("p", write_wav("p.wav", speechlike(3.0, 16000)), "hello there friends", "s0", language="en-us", duration=3.0),
+            Utterance("t", write_wav("t.wav", speechlike(5.0, 16000, seed=1)), "hola a todos", "s0", language="es", duration=5.0)]
+    write_manifest(rows, tmp_path / "m.jsonl")
+    [item] = plan(read_manifest(tmp_path / "m.jsonl"), EvalConfig(modes=("cross-sentence",)))
+    assert (item.target.language, item.prompt_language) == ("es", "en-us")
+    valle, asked = VallE.from_pretrained(polyglot_dir), []
+    speak = valle.synthesize
+    monkeypatch.setattr(valle, "synthesize", lambda *args, **options: asked.append(options) or speak(*args, **options))
+    evaluate(valle, [item], Scorers(Deaf(), SpeakerEncoder()))
+    assert (asked[0]["language"], asked[0]["prompt_language"]) == ("es", "en-us")

@@ -54,11 +54,13 @@ def evaluate(valle: VallE, items: list[EvalItem], scorers: Scorers, sampling: Sa
             prompts[key] = audio, scorers.speaker.embed(audio, rate)
         prompt, prompt_vector = prompts[key]
         started = time.perf_counter()
-        out = valle.synthesize(item.target.text, prompt, item.prompt_text, sampling, seed + i, continuation=continuation)
+        out = valle.synthesize(item.target.text, prompt, item.prompt_text, sampling, seed + i, continuation=continuation,
+                               language=item.target.language, prompt_language=item.prompt_language)
         seconds = time.perf_counter() - started
         skip = len(prompt) if continuation else 0  # in continuation, score what follows the prompt
         said, said_truth = out.samples[skip:], truth[skip:]
         record = {"mode": item.mode, "id": item.target.id, "speaker": item.target.speaker, "text": item.target.text,
+                  "language": item.target.language,
                   "prompt": str(item.prompt_audio), "prompt_seconds": len(prompt) / rate,
                   "output_seconds": len(said) / rate, "synthesis_seconds": seconds}
         for system, whole, part in (("output", out.samples, said), ("truth", truth, said_truth)):

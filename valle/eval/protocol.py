@@ -49,6 +49,7 @@ class EvalItem:
     prompt_audio: Path
     prompt_text: str | None  # None in continuation: the model gets the whole transcript
     prompt_seconds: float | None  # continuation: the prompt is this much of the target's start
+    prompt_language: str | None = None  # of the prompt's words, where it is not the target's
 
 
 def plan(rows: list[Utterance], config: EvalConfig) -> list[EvalItem]:
@@ -73,7 +74,8 @@ def plan(rows: list[Utterance], config: EvalConfig) -> list[EvalItem]:
         for target in order:
             if mode == "cross-sentence":
                 prompt = prompts[target.speaker]
-                items.append(EvalItem(mode, target, prompt.audio, prompt.text, None))
+                items.append(EvalItem(mode, target, prompt.audio, prompt.text, None,
+                                      prompt.language if prompt.language != target.language else None))
             else:
                 items.append(EvalItem(mode, target, target.audio, None, config.prompt_seconds))
     return items
