@@ -61,6 +61,55 @@ def test_sentences_are_speakable_and_plentiful():
         assert not is_speakable(bad), bad
 
 
+def test_other_languages_read_their_own_fortunes_and_english_leaves_them_out(tmp_path, monkeypatch):
+    """Debian's fortunes-XX: a folder per language (fortunes-it also links its files up beside the English ones,
+    fortunes-br puts one file there)."""
+    import valle.data.synthetic.sentences as sentences
+
+    fortunes = tmp_path / "fortunes"
+    (fortunes / "es").mkdir(parents=True)
+    (fortunes / "it").mkdir()
+    (fortunes / "wisdom").write_text("A stitch in time saves nine.\n%\nLook before you leap, they say.\n")
+    (fortunes / "wisdom.dat").write_bytes(b"\0")
+    (fortunes / "es" / "refranes.fortunes").write_text("No hay mal que por bien no venga.\n%\nQuien madruga, Dios le ayuda. "
+                                                       "Tengo 3 perros.\n%\nEl Sr. Pérez llegó tarde.\n")
+    (fortunes / "es" / "refranes.fortunes.dat").write_bytes(b"\0")
+    (fortunes / "it" / "detti").write_text("Chi va piano va sano e va lontano.\n")
+    (fortunes / "detti").symlink_to("it/detti")
+    (fortunes / "brasil").write_text("Quem espera sempre alcança.\n")
+    monkeypatch.setattr(sentences, "FORTUNE_DIR", fortunes)
+    monkeypatch.setattr(sentences, "WORDNET_DIR", tmp_path / "none")
+    assert load_sentences() == ["A stitch in time saves nine.", "Look before you leap, they say."]
+    # Digits and abbreviations are left out; what follows an abbreviation is a sentence of its own.
+    assert load_sentences("es") == ["No hay mal que por bien no venga.", "Pérez llegó tarde.", "Quien madruga, Dios le ayuda."]
+    assert load_sentences("it") == ["Chi va piano va sano e va lontano."]
+    assert load_sentences("pt-br") == ["Quem espera sempre alcança."]
+    with pytest.raises(DependencyError, match="Debian's fortunes-ru: `apt-get install fortunes-ru`"):
+        load_sentences("ru")
+    with pytest.raises(ConfigError, match="no offline sentences in 'fi'; the synthetic corpus speaks English and bg, cs"):
+        load_sentences("fi")
+
+
+def test_a_corpus_in_another_language_is_spoken_by_espeak_voices_named_after_it(tmp_path, monkeypatch):
+    import valle.data.synthetic.sentences as sentences
+
+    (tmp_path / "fortunes" / "es").mkdir(parents=True)
+    proverbs = ["No hay mal que por bien no venga.", "Quien madruga, Dios le ayuda.", "Más vale tarde que nunca, amigo.",
+                "En boca cerrada no entran moscas.", "Dime con quién andas y te diré quién eres."]
+    (tmp_path / "fortunes" / "es" / "refranes").write_text("\n%\n".join(proverbs) + "\n")
+    monkeypatch.setattr(sentences, "FORTUNE_DIR", tmp_path / "fortunes")
+    summary = build_synthetic_corpus(tmp_path / "es", seed=0, workers=2, language="es", hours=0.01, n_speakers=12,
+                                     max_seconds=3.0)
+    rows = {split: read_manifest(tmp_path / "es" / f"{split}.jsonl") for split in SPLITS}
+    assert all(summary.speakers[split] and rows[split] for split in SPLITS)
+    every = [row for split in SPLITS for row in rows[split]]
+    assert {row.language for row in every} == {"es"} and all(row.speaker.startswith("es-esp") for row in every)
+    assert all(row.text.split(".")[0] + "." in proverbs for row in every) and all(row.duration > 1.0 for row in every)
+    voices = json.loads((tmp_path / "es" / "speakers.json").read_text())["splits"]
+    assert {v["engine"] for split in SPLITS for v in voices[split]} == {"espeak"}  # flite speaks English only
+    assert all(v["base"].startswith("es+") for split in SPLITS for v in voices[split])
+
+
 def test_layout_manifests_and_metadata(corpus):
     meta = json.loads((corpus / "speakers.json").read_text())
     assert meta["config"]["seed"] == 3

@@ -96,7 +96,8 @@ def _data_synth_corpus(args: argparse.Namespace) -> None:
     from valle.data.synthetic import build_synthetic_corpus
 
     summary = build_synthetic_corpus(args.out, hours=args.hours, seed=args.seed, workers=args.workers,
-                                     n_speakers=args.speakers, pico_share=args.pico_share, piper_share=args.piper_share)
+                                     n_speakers=args.speakers, pico_share=args.pico_share, piper_share=args.piper_share,
+                                     language=args.language)
     print(summary)
 
 
@@ -110,6 +111,8 @@ def _add_data_synth_corpus(data: Commands) -> None:
                    "`pip install 'valle[engines]'`; default: 0, the corpus as it was before Pico)")
     p.add_argument("--piper-share", type=float, default=0.0, help="share of the voices made by Piper, one man's neural "
                    "voice varied (needs `pip install 'valle[engines]'`; default: 0, the corpus as it was before Piper)")
+    p.add_argument("--language", default="en-us", help="what the speakers speak: en-us, or bg, cs, de, es, it, pl, pt-br, "
+                   "ru by espeak-ng's voices, from Debian's fortunes-XX sentences (default: en-us)")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
 
 

@@ -25,6 +25,7 @@ from valle.data.synthetic.sentences import load_sentences
 from valle.data.synthetic.voices import Voice, design_voices, render
 from valle.errors import ConfigError
 from valle.files import atomic_write
+from valle.text.normalize import is_english
 
 SPLITS = ("train", "valid", "test")
 _CHARS_PER_SECOND = 16.0  # rough speaking rate of both engines, used only to plan lengths
@@ -45,6 +46,9 @@ class CorpusConfig:
     sample_rate: int = 16000
     min_seconds: float = 2.0
     max_seconds: float = 10.0
+    # What the speakers speak: English, or another language with offline sentences (`FORTUNE_LANGUAGES`),
+    # by espeak-ng's voices alone (flite and Piper speak English only).
+    language: str = "en-us"
 
     def validate(self) -> None:
         if not 0 < self.hours <= 1000:
@@ -62,8 +66,10 @@ class CorpusConfig:
             raise ConfigError(f"utterance lengths need 0 < min_seconds < max_seconds, got {self.min_seconds}, {self.max_seconds}")
 
     def voice_counts(self) -> tuple[int, int, int, int]:
-        """espeak-ng, flite, Pico and Piper speakers: each engine but espeak-ng its share, 3 at least where it has one."""
-        n_flite, n_pico, n_piper = (max(3, round(self.n_speakers * share)) if share else 0
+        """espeak-ng, flite, Pico and Piper speakers: each engine but espeak-ng its share, 3 at least where it has one;
+        in another language than English, espeak-ng's alone."""
+        english = is_english(self.language)
+        n_flite, n_pico, n_piper = (max(3, round(self.n_speakers * share)) if share and english else 0
                                     for share in (self.flite_share, self.pico_share, self.piper_share))
         return self.n_speakers - n_flite - n_pico - n_piper, n_flite, n_pico, n_piper
 
@@ -112,7 +118,7 @@ def split_speakers(voices: list[Voice], config: CorpusConfig) -> dict[str, list[
 def _plan(splits: dict[str, list[Voice]], config: CorpusConfig, out: Path) -> list[_Job]:
     """Every utterance's speaker and text, decided up front from the seed alone."""
     rng = random.Random(config.seed)
-    sentences = load_sentences()
+    sentences = load_sentences(config.language)
     rng.shuffle(sentences)
     speakers = [(split, voice) for split in SPLITS for voice in splits[split]]
     jobs, budget, next_sentence = [], config.hours * 3600, 0
@@ -150,7 +156,7 @@ def build_synthetic_corpus(out: str | Path, hours: float = 1.0, seed: int = 0, w
     config.validate()
     out = Path(out)
     n_espeak, n_flite, n_pico, n_piper = config.voice_counts()
-    splits = split_speakers(design_voices(n_espeak, n_flite, seed, n_pico, n_piper), config)
+    splits = split_speakers(design_voices(n_espeak, n_flite, seed, n_pico, n_piper, config.language), config)
     jobs = _plan(splits, config, out)
 
     workers = workers or os.cpu_count() or 1
@@ -167,7 +173,8 @@ def build_synthetic_corpus(out: str | Path, hours: float = 1.0, seed: int = 0, w
     rows: dict[str, list[Utterance]] = {split: [] for split in SPLITS}
     split_of = {voice.speaker: split for split in SPLITS for voice in splits[split]}
     for job, duration in zip(jobs, durations):
-        rows[split_of[job.voice.speaker]].append(Utterance(job.id, job.path, job.text, job.voice.speaker, "en-us", duration))
+        rows[split_of[job.voice.speaker]].append(Utterance(job.id, job.path, job.text, job.voice.speaker, config.language,
+                                                           duration))
     for split in SPLITS:
         rows[split].sort(key=lambda row: row.id)
         with atomic_write(out / split / "metadata.csv") as f:

@@ -1,7 +1,8 @@
-"""Speakable English sentences from public-domain text that Debian ships offline.
+"""Speakable sentences from public-domain text that Debian ships offline.
 
-Sources: the `fortunes` collection (one quip per `%`-separated entry) and WordNet's
-usage examples (quoted phrases in its data files). A sentence is kept only if both
+English: the `fortunes` collection (one quip per `%`-separated entry) and WordNet's
+usage examples (quoted phrases in its data files). Other languages: Debian's
+`fortunes-XX` collections (`FORTUNE_LANGUAGES`). A sentence is kept only if the
 synthesisers and a later ASR check will read it the same way as its transcript:
 plain letters and light punctuation, no digits, symbols or shouted acronyms.
 """
@@ -10,16 +11,26 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from valle.errors import DependencyError
+from valle.errors import ConfigError, DependencyError
+from valle.text.normalize import is_english
 
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
 WORDNET_DIR = Path("/usr/share/wordnet")
+# espeak-ng language -> (Debian package, its folder or file under FORTUNE_DIR)
+FORTUNE_LANGUAGES = {"bg": ("fortunes-bg", "bg"), "cs": ("fortunes-cs", "cs"), "de": ("fortunes-de", "de"),
+                     "es": ("fortunes-es", "es"), "it": ("fortunes-it", "it"), "pl": ("fortunes-pl", "pl"),
+                     "pt-br": ("fortunes-br", "brasil"), "ru": ("fortunes-ru", "ru")}
+_NOT_ENGLISH = {path for _, path in FORTUNE_LANGUAGES.values()}  # files among the English ones
 
 _SPEAKABLE = re.compile(r"[A-Za-z][A-Za-z ,.'?!;-]*[.?!]")
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+(?=[A-Z])")
 _SHOUTED = re.compile(r"\b[A-Z]{2,}\b")
 _WORDNET_EXAMPLE = re.compile(r'"([^"]+)"')
 _ABBREVIATION = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|etc|Prof|Inc|Ltd|Co|No)\.", re.IGNORECASE)
+# Any alphabet: a letter first, then letters, spaces and light punctuation, an end mark last.
+_SPEAKABLE_ANY = re.compile(r"[^\W\d_][^\W\d_ ,.'?!;-]*(?:[ ,'?!;-]+[^\W\d_]+)*[.?!]")
+_SENTENCE_END_ANY = re.compile(r"(?<=[.?!])\s+(?=[^\W\d_])")
+_ABBREVIATED = re.compile(r"\b\w{1,3}\.\s")  # "Sr. ", "z. ", "др. ": abbreviations that engines read differently
 
 
 def is_speakable(sentence: str, min_words: int = 3, max_words: int = 30) -> bool:
@@ -31,15 +42,27 @@ def is_speakable(sentence: str, min_words: int = 3, max_words: int = 30) -> bool
     return min_words <= len(sentence.split()) <= max_words
 
 
+def is_speakable_in(sentence: str, language: str, min_words: int = 3, max_words: int = 30) -> bool:
+    """`is_speakable` for a language of any alphabet: letters, spaces and light punctuation only."""
+    if not _SPEAKABLE_ANY.fullmatch(sentence) or _ABBREVIATED.search(sentence + " "):
+        return False
+    return min_words <= len(sentence.split()) <= max_words
+
+
+def _entries(path: Path, end: re.Pattern[str]) -> Iterator[str]:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for entry in text.split("\n%\n"):
+        if "\t" in entry or "  --" in entry:  # attributions, verse and tables
+            entry = entry.split("  --")[0].split("\t")[0]
+        yield from end.split(" ".join(entry.split()))
+
+
 def _fortune_sentences() -> Iterator[str]:
     for path in sorted(FORTUNE_DIR.iterdir()):
-        if path.suffix or not path.is_file():  # skip .dat indexes and .u8 links
+        # Not .dat indexes or .u8 links, nor another language's files: Portuguese, or Italian linked up from it/.
+        if path.suffix or not path.is_file() or path.name in _NOT_ENGLISH or path.resolve().parent != FORTUNE_DIR.resolve():
             continue
-        text = path.read_text(encoding="utf-8", errors="replace")
-        for entry in text.split("\n%\n"):
-            if "\t" in entry or "  --" in entry:  # attributions, verse and tables
-                entry = entry.split("  --")[0].split("\t")[0]
-            yield from _SENTENCE_END.split(" ".join(entry.split()))
+        yield from _entries(path, _SENTENCE_END)
 
 
 def _wordnet_sentences() -> Iterator[str]:
@@ -52,8 +75,10 @@ def _wordnet_sentences() -> Iterator[str]:
                 yield example if example.endswith((".", "?", "!")) else example + "."
 
 
-def load_sentences() -> list[str]:
-    """All distinct speakable sentences, in a fixed order (sorted), so that seeds reproduce."""
+def load_sentences(language: str = "en-us") -> list[str]:
+    """All distinct speakable sentences of `language`, in a fixed order (sorted), so that seeds reproduce."""
+    if not is_english(language):
+        return _other_language(language)
     if not FORTUNE_DIR.is_dir() and not WORDNET_DIR.is_dir():
         raise DependencyError(
             f"no sentence source found ({FORTUNE_DIR} or {WORDNET_DIR}); install them with `apt-get install fortunes wordnet-base`"
@@ -64,3 +89,15 @@ def load_sentences() -> list[str]:
     if WORDNET_DIR.is_dir():
         found.update(s for s in _wordnet_sentences() if is_speakable(s))
     return sorted(found)
+
+
+def _other_language(language: str) -> list[str]:
+    if language not in FORTUNE_LANGUAGES:
+        raise ConfigError(f"no offline sentences in {language!r}; the synthetic corpus speaks English and "
+                          f"{', '.join(FORTUNE_LANGUAGES)}")
+    package, name = FORTUNE_LANGUAGES[language]
+    source = FORTUNE_DIR / name
+    if not source.exists():
+        raise DependencyError(f"the {language} sentences come from Debian's {package}: `apt-get install {package}`")
+    paths = sorted(p for p in source.iterdir() if p.is_file() and p.suffix not in (".dat", ".u8")) if source.is_dir() else [source]
+    return sorted({s for path in paths for s in _entries(path, _SENTENCE_END_ANY) if is_speakable_in(s, language)})

@@ -18,6 +18,7 @@ import numpy as np
 import soxr
 
 from valle.data.synthetic.engines import Flite, Pico, Piper, engine
+from valle.text.normalize import is_english
 
 # espeak-ng variants that sound like a voice; whispering and robotic ones are left out.
 ESPEAK_VARIANTS = (
@@ -58,10 +59,13 @@ def _spread(rng: random.Random, n: int, low: float, high: float) -> list[float]:
     return values
 
 
-def design_voices(n_espeak: int, n_flite: int, seed: int, n_pico: int = 0, n_piper: int = 0) -> list[Voice]:
+def design_voices(n_espeak: int, n_flite: int, seed: int, n_pico: int = 0, n_piper: int = 0,
+                  language: str = "en-us") -> list[Voice]:
     """Deal out `n_espeak + n_flite + n_pico + n_piper` distinct speakers, deterministic for `seed`.
 
     Pico's voices, then Piper's, are dealt last, so that a design without them is the one before they came.
+    In another `language` than English, espeak-ng's voices speak its accent (flite and Piper speak English
+    only) and the speakers are named after it ("es-esp000"), so that corpora of several languages mix.
     """
     rng = random.Random(seed)
     voices: list[Voice] = []
@@ -70,9 +74,10 @@ def design_voices(n_espeak: int, n_flite: int, seed: int, n_pico: int = 0, n_pip
     pitches, ranges = _spread(rng, n_espeak, 20, 80), _spread(rng, n_espeak, 25, 85)
     rates, tracts = _spread(rng, n_espeak, 140, 185), _spread(rng, n_espeak, 0.9, 1.12)
     gains = _spread(rng, n_espeak + n_flite, -4, 4)
+    accents, prefix = (ESPEAK_ACCENTS, "") if is_english(language) else ((language,), f"{language}-")
     for i in range(n_espeak):
-        accent = ESPEAK_ACCENTS[i % len(ESPEAK_ACCENTS)]
-        voices.append(Voice(f"esp{i:03d}", "espeak", f"{accent}+{variants[i % len(variants)]}",
+        accent = accents[i % len(accents)]
+        voices.append(Voice(f"{prefix}esp{i:03d}", "espeak", f"{accent}+{variants[i % len(variants)]}",
                             round(pitches[i]), round(ranges[i]), round(rates[i]), round(tracts[i], 3), round(gains[i], 1)))
     # flite has only four people, so each is spread over pitch x vocal tract corners.
     f0_scales, tracts = _spread(rng, n_flite, 0.8, 1.25), _spread(rng, n_flite, 0.88, 1.14)
