@@ -299,3 +299,20 @@ def test_cli_speaks_the_language_asked_for_alone_and_in_batches(polyglot_dir, pr
     assert main(["synthesize", "--batch", str(tmp_path / "list.jsonl"), "--model", str(polyglot_dir), "--out-dir",
                  str(tmp_path / "out"), "--seed", "3", "--no-watermark"]) == 0
     np.testing.assert_allclose(sf.read(tmp_path / "out" / "es.wav")[0], sf.read(tmp_path / "es.wav")[0], atol=1e-4)
+
+
+def test_the_latest_prompts_are_encoded_once(valle, monkeypatch):
+    from valle.infer import pipeline
+
+    encoded = []
+    encode = valle.codec.encode
+    monkeypatch.setattr(valle.codec, "encode", lambda audio: encoded.append(len(audio[0])) or encode(audio))
+    monkeypatch.setattr(pipeline, "PROMPT_CACHE", 2)
+    prompts = [speechlike(1.0 + i / 10, 16000, seed=i) for i in range(3)]
+    first = valle.encode_prompt(prompts[0])
+    assert valle.encode_prompt(prompts[0].copy()) is first and len(encoded) == 1  # the same samples: no encoding
+    valle.encode_prompt(prompts[1])
+    valle.encode_prompt(prompts[0])  # the newest again
+    valle.encode_prompt(prompts[2])  # prompts[1], the oldest, leaves
+    assert len(encoded) == 3 and valle.encode_prompt(prompts[0]) is first
+    assert torch.equal(valle.encode_prompt(prompts[1]), encode(torch.from_numpy(prompts[1])[None])[0]) and len(encoded) == 4
