@@ -107,7 +107,7 @@ def main() -> int:
 
 def _wer(records: list[dict], system: str) -> float | None:
     """Corpus WER of `system` ("output" or "truth") over `records`; None when there are none."""
-    return word_error_rate([r["text"] for r in records], [r[system]["hypothesis"] for r in records]) if records else None
+    return word_error_rate([r[system]["text"] for r in records], [r[system]["hypothesis"] for r in records]) if records else None
 
 
 if __name__ == "__main__":

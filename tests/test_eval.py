@@ -90,3 +90,34 @@ def test_each_utterance_is_spoken_in_its_own_language(polyglot_dir, tmp_path, wr
     monkeypatch.setattr(valle, "synthesize", lambda *args, **options: asked.append(options) or speak(*args, **options))
     evaluate(valle, [item], Scorers(Deaf(), SpeakerEncoder()))
     assert (asked[0]["language"], asked[0]["prompt_language"]) == ("es", "en-us")
+
+
+def test_the_cross_lingual_setting_speaks_another_languages_text_in_the_prompts_voice(polyglot_dir, tmp_path, write_wav,
+                                                                                     capsys):
+    """VALL-E X: each speaker's prompt says the text of a test utterance in another language; the speaker's own
+    recording stays the ground truth of the voice."""
+    from valle.cli import main
+    from valle.data.manifest import read_manifest
+
+    rows = []
+    for s, (language, texts) in enumerate([("en-us", ["hello there my friends", "good morning to you all"]),
+                                           ("es", ["hola a todos mis amigos", "buenos días a todos"])]):
+        rows.append(Utterance(f"s{s}_p", write_wav(f"s{s}/p.wav", speechlike(3.1, 16000, seed=s)), texts[0], f"s{s}",
+                              language=language, duration=3.1))
+        rows.append(Utterance(f"s{s}_0", write_wav(f"s{s}/0.wav", speechlike(4.5, 16000, seed=10 + s)), texts[1], f"s{s}",
+                              language=language, duration=4.5))
+    write_manifest(rows, tmp_path / "m.jsonl")
+    items = plan(read_manifest(tmp_path / "m.jsonl"), EvalConfig(modes=("cross-sentence", "cross-lingual")))
+    crossed = [i for i in items if i.mode == "cross-lingual"]
+    assert [(i.target.id, i.spoken.id, i.prompt_language) for i in crossed] == [("s0_0", "s1_0", "en-us"), ("s1_0", "s0_0", "es")]
+    assert all(i.prompt_audio.name == "p.wav" for i in crossed)
+    assert main(["eval", "--model", str(polyglot_dir), "--manifest", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "ev"),
+                 "--modes", "cross-sentence", "cross-lingual", "--no-mos"]) == 0
+    assert "| cross-lingual | model | 2 |" in capsys.readouterr().out
+    report = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    record = next(r for r in report["utterances"] if r["mode"] == "cross-lingual" and r["speaker"] == "s0")
+    assert (record["text"], record["language"], record["truth_text"]) == ("buenos días a todos", "es", "good morning to you all")
+    english_only = [r for r in rows if r.language == "en-us"]
+    write_manifest(english_only, tmp_path / "en.jsonl")
+    with pytest.raises(ConfigError, match="needs test utterances in two languages at least; all are in en-us"):
+        plan(english_only, EvalConfig(modes=("cross-lingual",)))

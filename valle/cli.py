@@ -458,7 +458,9 @@ def _add_eval(commands: Commands) -> None:
     p.add_argument("--manifest", type=Path, required=True, help="test utterances (JSONL) of speakers the model never heard")
     p.add_argument("--out", type=Path, default=Path("eval"), help="folder for eval.md, eval.json and eval.png")
     p.add_argument("--model", default="default", help="the bundled model's name or a model folder (default: the bundled model)")
-    p.add_argument("--modes", nargs="+", default=["cross-sentence", "continuation"], choices=["cross-sentence", "continuation"])
+    p.add_argument("--modes", nargs="+", default=["cross-sentence", "continuation"],
+                   choices=["cross-sentence", "continuation", "cross-lingual"], help="the paper's two settings (default), "
+                   "and VALL-E X's cross-lingual one: each prompt says a test text of another language")
     p.add_argument("--n", type=int, help="at most this many test utterances per setting (spread over the speakers)")
     p.add_argument("--prompt-seconds", type=float, default=3.0)
     p.add_argument("--asr", default="auto", help="the WER judge: whisper (tiny.en, `pip install 'valle[whisper]'`), pocketsphinx, "

@@ -54,19 +54,21 @@ def evaluate(valle: VallE, items: list[EvalItem], scorers: Scorers, sampling: Sa
             prompts[key] = audio, scorers.speaker.embed(audio, rate)
         prompt, prompt_vector = prompts[key]
         started = time.perf_counter()
-        out = valle.synthesize(item.target.text, prompt, item.prompt_text, sampling, seed + i, continuation=continuation,
-                               language=item.target.language, prompt_language=item.prompt_language)
+        spoken = item.spoken or item.target
+        out = valle.synthesize(spoken.text, prompt, item.prompt_text, sampling, seed + i, continuation=continuation,
+                               language=spoken.language, prompt_language=item.prompt_language)
         seconds = time.perf_counter() - started
         skip = len(prompt) if continuation else 0  # in continuation, score what follows the prompt
         said, said_truth = out.samples[skip:], truth[skip:]
-        record = {"mode": item.mode, "id": item.target.id, "speaker": item.target.speaker, "text": item.target.text,
-                  "language": item.target.language,
+        record = {"mode": item.mode, "id": item.target.id, "speaker": item.target.speaker, "text": spoken.text,
+                  "language": spoken.language, "truth_text": item.target.text,
                   "prompt": str(item.prompt_audio), "prompt_seconds": len(prompt) / rate,
                   "output_seconds": len(said) / rate, "synthesis_seconds": seconds}
         for system, whole, part in (("output", out.samples, said), ("truth", truth, said_truth)):
             scored = len(part) >= MIN_SCORED_SECONDS * rate
             vector = scorers.speaker.embed(part, rate) if scored else None
             record[system] = {"hypothesis": scorers.asr.transcribe(whole, rate), "vector": vector,
+                              "text": record["text"] if system == "output" else record["truth_text"],
                               "sim": cosine(vector, prompt_vector) if scored else 0.0, "prompt_vector": prompt_vector,
                               **({"dnsmos": scorers.mos.score(part, rate)["ovrl_mos"] if scored else 1.0} if scorers.mos else {})}
         records.append(record)
@@ -102,7 +104,7 @@ def summarize(records: list[dict]) -> list[dict]:
             scores = [r[system] for r in chosen]
             rows.append({
                 "mode": mode, "system": "ground truth" if system == "truth" else "model", "n": len(chosen),
-                "wer": word_error_rate([r["text"] for r in chosen], [s["hypothesis"] for s in scores]),
+                "wer": word_error_rate([s["text"] for s in scores], [s["hypothesis"] for s in scores]),
                 "sim": float(np.mean([s["sim"] for s in scores])),
                 "identification": float(np.mean([s["identified"] for s in scores])),
                 "dnsmos": float(np.mean([s["dnsmos"] for s in scores])) if "dnsmos" in scores[0] else None,

@@ -6,6 +6,9 @@
   length is nearest the prompt length, so that the transcript matches the audio exactly.
 - continuation: the first seconds of the test utterance itself are the prompt and the
   model is given the whole transcript; it must say the rest.
+- cross-lingual (VALL-E X): the cross-sentence prompt, and the text of a test utterance
+  in another language of the manifest; the real recording of the speaker's own utterance
+  stays as the ground truth of how the speaker sounds.
 
 Test utterances are those of 4-10 s (the paper's LibriSpeech test-clean subset), spread
 evenly over the speakers.
@@ -19,14 +22,15 @@ from valle.config import DictConfig
 from valle.data.manifest import Utterance
 from valle.errors import ConfigError
 
-MODES = ("cross-sentence", "continuation")
+PAPER_MODES = ("cross-sentence", "continuation")
+MODES = (*PAPER_MODES, "cross-lingual")
 
 
 @dataclass(frozen=True)
 class EvalConfig(DictConfig):
     kind = "evaluation config"
 
-    modes: tuple[str, ...] = MODES
+    modes: tuple[str, ...] = PAPER_MODES
     prompt_seconds: float = 3.0
     min_seconds: float = 4.0  # test utterances: the paper's 4-10 s
     max_seconds: float = 10.0
@@ -50,6 +54,7 @@ class EvalItem:
     prompt_text: str | None  # None in continuation: the model gets the whole transcript
     prompt_seconds: float | None  # continuation: the prompt is this much of the target's start
     prompt_language: str | None = None  # of the prompt's words, where it is not the target's
+    spoken: Utterance | None = None  # cross-lingual: the utterance whose text (in its language) is said instead
 
 
 def plan(rows: list[Utterance], config: EvalConfig) -> list[EvalItem]:
@@ -71,14 +76,26 @@ def plan(rows: list[Utterance], config: EvalConfig) -> list[EvalItem]:
     order = order[:config.n] if config.n else order
     items = []
     for mode in config.modes:
-        for target in order:
-            if mode == "cross-sentence":
-                prompt = prompts[target.speaker]
-                items.append(EvalItem(mode, target, prompt.audio, prompt.text, None,
-                                      prompt.language if prompt.language != target.language else None))
-            else:
+        for i, target in enumerate(order):
+            if mode == "continuation":
                 items.append(EvalItem(mode, target, target.audio, None, config.prompt_seconds))
+                continue
+            prompt = prompts[target.speaker]
+            spoken = _in_another_language(order, i) if mode == "cross-lingual" else target
+            items.append(EvalItem(mode, target, prompt.audio, prompt.text, None,
+                                  prompt.language if prompt.language != spoken.language else None,
+                                  None if spoken is target else spoken))
     return items
+
+
+def _in_another_language(order: list[Utterance], i: int) -> Utterance:
+    """The first test utterance after the i-th (in a circle) whose language is not the i-th's."""
+    for step in range(1, len(order)):
+        other = order[(i + step) % len(order)]
+        if other.language != order[i].language:
+            return other
+    raise ConfigError(f"the cross-lingual setting needs test utterances in two languages at least; all are in "
+                      f"{order[i].language}")
 
 
 def _round_robin(lists: list[list[Utterance]]) -> list[list[Utterance]]:
