@@ -155,6 +155,7 @@ def main() -> int:
     parser.add_argument("--dtype", default="auto", help="of the AR and NAR weights, as for `valle synthesize --dtype`")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--first-frames", type=int, default=StreamConfig.first_frames, help="of the first chunk")
+    parser.add_argument("--max-frames", type=int, default=StreamConfig.max_frames, help="the longest chunk (in process and joins)")
     parser.add_argument("--lookahead", type=int, default=StreamConfig.lookahead, help="frames (in process and joins)")
     parser.add_argument("--overlap", type=int, default=StreamConfig.overlap, help="frames (in process and joins)")
     parser.add_argument("--joins-only", action="store_true", help="measure only the joins (no timing)")
@@ -165,7 +166,8 @@ def main() -> int:
     valle = VallE.from_pretrained(args.model, dtype=args.dtype)
     dtype = str(next(valle.ar.parameters()).dtype).removeprefix("torch.")
     items = requests(args.requests, args.seed)
-    config = StreamConfig(first_frames=args.first_frames, lookahead=args.lookahead, overlap=args.overlap)
+    config = StreamConfig(first_frames=args.first_frames, max_frames=args.max_frames, lookahead=args.lookahead,
+                          overlap=args.overlap)
     seams = joins(valle, items[: max(3, args.requests // 4)], config)
     if args.joins_only:
         print(f"joins: {seams['near_joins_db']:.4f} dB within 2 frames of a join, {seams['elsewhere_db']:.4f} dB elsewhere "
