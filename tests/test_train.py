@@ -327,3 +327,32 @@ def test_a_run_with_language_input_knows_its_corpus_languages(shards, tmp_path):
     held_out = [SimpleNamespace(language="es", phonemes=torch.ones(2)), SimpleNamespace(language="de", phonemes=torch.ones(3))]
     assert phoneme_languages(held_out, model, 4).tolist() == [[1, 1, 2, 2], [2, 2, 2, 2]]  # 2: no language
     assert phoneme_languages(held_out, ARModel(preset("tiny")), 4) is None
+
+
+def test_a_moving_average_of_the_weights_is_kept_saved_and_resumed_exactly(shards, tmp_path):
+    """`ema`: each step moves the average towards the weights by 1 - ema; RUN/ema holds it; resume is exact."""
+    config = replace(CONFIG, ema=0.5)
+    trainer = Trainer(config, shards, tmp_path / "by_hand")
+    expected = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    for _ in range(3):
+        trainer.train_step()
+        for name, value in trainer.model.state_dict().items():
+            expected[name] = 0.5 * expected[name] + 0.5 * value if value.is_floating_point() else value.clone()
+    assert all(torch.allclose(trainer.average[k], v) for k, v in expected.items())
+    assert not torch.equal(trainer.average["text_embedding.weight"], trainer.model.state_dict()["text_embedding.weight"])
+
+    straight = Trainer(replace(CONFIG, ema=0.9), shards, tmp_path / "straight")
+    straight.fit()
+    saved = Stage.from_pretrained(tmp_path / "straight" / "ema").state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in straight.average.items())
+    Trainer(replace(CONFIG, ema=0.9), shards, tmp_path / "resumed").fit(stop_after=3)
+    resumed = Trainer(replace(CONFIG, ema=0.9), shards, tmp_path / "resumed")
+    resumed.fit(resume=True)
+    assert all(torch.equal(resumed.average[k], v) for k, v in straight.average.items())
+
+    Trainer(CONFIG, shards, tmp_path / "late").fit(stop_after=3)  # a run without an average starts keeping one
+    late = Trainer(replace(CONFIG, ema=0.9), shards, tmp_path / "late")
+    late.resume()
+    assert all(torch.equal(late.average[k], v) for k, v in late.model.state_dict().items())
+    with pytest.raises(ConfigError, match=r"ema must be in \[0, 1\)"):
+        TrainConfig(ema=1.0)

@@ -34,8 +34,14 @@ class TrainConfig(DictConfig):
     init: str | None = None
     # VALL-E X: the model takes each phoneme's language, and knows the training corpus's languages.
     language_input: bool = False
+    # Decay of an exponential moving average of the weights, kept beside them and saved as RUN/ema
+    # at every checkpoint (0: none). An average over the last ~1 / (1 - ema) steps varies less from
+    # checkpoint to checkpoint than the weights of one step.
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"ema must be in [0, 1) (0: no average of the weights), got {self.ema}")
         if self.stage not in ("ar", "nar"):
             raise ConfigError(f"stage must be 'ar' or 'nar', got {self.stage!r}")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):

@@ -10,6 +10,7 @@ optimiser, step, sampler position, every rank's random state), so `--resume`
 continues exactly where the last checkpoint left off.
 """
 
+import copy
 import json
 import os
 import time
@@ -35,8 +36,10 @@ from valle.train.validate import heldout_metrics
 
 TEXT_EMBEDDING = "text_embedding.weight"  # grows with the phoneme vocabulary (warm_start)
 LATEST = "latest"  # the weights of the last checkpoint as a stage folder: a run in progress can be tried out
-# What a resumed run may change: training longer (the decay stretches to the new end) or logging differently.
-RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "valid_every", "valid_utterances")
+EMA = "ema"  # the average of the weights (`TrainConfig.ema`) at the last checkpoint, as a stage folder
+# What a resumed run may change: training longer (the decay stretches to the new end), logging differently, or
+# keeping an average of the weights from now on (it starts from the weights as they are).
+RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "valid_every", "valid_utterances", "ema")
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -124,6 +127,8 @@ class Trainer(Loop):
                                           self.rank, self.world_size, config.max_frames)
         self.generator = torch.Generator().manual_seed(config.seed * 7919 + self.rank)  # NAR prompts and levels
         self.max_prompt = max(1, round(config.nar_prompt_seconds * codec.frame_rate))
+        # The moving average of every weight and buffer (float ones; the others are copied), when the config keeps one.
+        self.average = {k: v.detach().clone() for k, v in model.state_dict().items()} if config.ema else None
         self.hours = 0.0  # of training steps so far, over every resumed part of the run: curves against time
         self.tokens = 0  # in the batches of the step in progress
 
@@ -156,6 +161,13 @@ class Trainer(Loop):
     def train_step(self) -> dict[str, float]:
         started, self.tokens = time.perf_counter(), 0
         record = super().train_step()
+        if self.average is not None:
+            with torch.no_grad():
+                for name, value in self.model.state_dict().items():
+                    if value.is_floating_point():
+                        self.average[name].lerp_(value, 1 - self.config.ema)
+                    else:
+                        self.average[name].copy_(value)
         seconds = time.perf_counter() - started
         self.hours += seconds / 3600
         return record | {"tokens_per_second": self.tokens * self.world_size / seconds, "epoch": self.sampler.state.epoch,
@@ -184,7 +196,16 @@ class Trainer(Loop):
     def save_checkpoint(self) -> None:
         super().save_checkpoint()
         if self.rank == 0:
-            self.model.save_pretrained(self.out / LATEST, TrainedOn(self.corpus.vocab, self.corpus.codec))
+            trained_on = TrainedOn(self.corpus.vocab, self.corpus.codec)
+            self.model.save_pretrained(self.out / LATEST, trained_on)
+            if self.average is not None:
+                self.averaged().save_pretrained(self.out / EMA, trained_on)
+
+    def averaged(self) -> nn.Module:
+        """A copy of the model holding the average of its weights."""
+        model = copy.deepcopy(self.model)
+        model.load_state_dict(self.average)
+        return model
 
     def _rng_states(self) -> list[dict]:
         state = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
@@ -200,7 +221,7 @@ class Trainer(Loop):
         return super().state() | {"scaler": self.scaler.state_dict(), "hours": self.hours,
                                   "sampler": vars(self.sampler.state).copy(), "rng": self._rng_states(),
                                   "config": json.dumps(self.config.to_dict()), "world_size": self.world_size,
-                                  "utterances": len(self.corpus)}
+                                  "utterances": len(self.corpus)} | ({"average": self.average} if self.average is not None else {})
 
     def load_state(self, state: dict) -> None:
         path = self.out / CHECKPOINT
@@ -216,6 +237,8 @@ class Trainer(Loop):
                               f"{len(self.corpus)}; resume with the same --data folders")
         super().load_state(state)
         self.scaler.load_state_dict(state["scaler"])
+        if self.average is not None:  # a run that starts keeping an average starts it from the weights it resumes with
+            self.average = state.get("average") or {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.hours = state.get("hours", 0.0)
         self.sampler.state = SamplerState(**state["sampler"])
         rng = state["rng"][self.rank]
