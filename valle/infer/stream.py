@@ -59,8 +59,7 @@ class BatchSteps:
     def __init__(self, valle: "VallE", jobs: list["Job"]) -> None:
         self.group = valle.ar.config.group_size
         self.steps = valle.ar.decode_steps([j.phonemes for j in jobs], [j.prompt_codes for j in jobs], [j.high for j in jobs],
-                                           [valle._chooser(j) for j in jobs],
-                                           None if jobs[0].languages is None else [j.languages for j in jobs])
+                                           [valle._chooser(j) for j in jobs], [j.languages for j in jobs])
         self.waiting: list[list[torch.Tensor]] = [[] for _ in jobs]
         self.finished = [False] * len(jobs)
 

@@ -135,7 +135,7 @@ class ARModel(Stage):
         offer it) or after `max_frames` new frames. Returns the new codes `[ar_levels, T]`.
         `languages` `[P]`: each phoneme's language id, for a stage that takes them.
         """
-        return self.generate_batch([phonemes], [prompt], [max_frames], [choose], None if languages is None else [languages])[0]
+        return self.generate_batch([phonemes], [prompt], [max_frames], [choose], [languages])[0]
 
     def step_tokens(self, last: Tensor, pick: Callable[[int, Tensor], Tensor]) -> Tensor:
         """One step's tokens `[B, g * k]` from the AR states `last` `[B, d]`, each chosen by `pick(position, logits [B, V + 1])`."""
@@ -146,7 +146,7 @@ class ARModel(Stage):
 
     @torch.no_grad()
     def generate_batch(self, phonemes: list[Tensor], prompts: list[Tensor], max_frames: list[int],
-                       choose: list[Chooser], languages: list[Tensor] | None = None) -> list[Tensor]:
+                       choose: list[Chooser], languages: list[Tensor | None] | None = None) -> list[Tensor]:
         """`generate` for several requests in one padded batch: one step decodes a group for each.
 
         Each request attends only to its own phonemes and audio, at its own positions, so it
@@ -160,10 +160,11 @@ class ARModel(Stage):
 
     @torch.no_grad()
     def decode_steps(self, phonemes: list[Tensor], prompts: list[Tensor], max_frames: list[int],
-                     choose: list[Chooser], languages: list[Tensor] | None = None) -> Iterator[list[Tensor]]:
+                     choose: list[Chooser], languages: list[Tensor | None] | None = None) -> Iterator[list[Tensor]]:
         """`generate_batch` step by step: after each step, every request's new frames `[ar_levels, n]` (n may be 0).
 
-        What a streaming caller decodes while the AR stage goes on.
+        What a streaming caller decodes while the AR stage goes on. `languages`: each request's phoneme
+        language ids, or None where it says none.
         """
         g, k, batch, device = self.config.group_size, self.config.ar_levels, len(phonemes), phonemes[0].device
         prompts = [self.trim_prompt(p) for p in prompts]
@@ -174,7 +175,7 @@ class ARModel(Stage):
         frames = torch.full((batch, int(group_lens.max()) * g, k), self.pad, dtype=torch.long, device=device)
         for b, (p, prompt) in enumerate(zip(phonemes, prompts)):
             text[b, :len(p)] = p
-            if languages is not None:
+            if languages is not None and languages[b] is not None:
                 text_languages[b, :len(p)] = languages[b]
             frames[b, :g] = self.bos
             frames[b, g:g + prompt.shape[1]] = prompt.T

@@ -82,8 +82,8 @@ def collate(items: list) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return phonemes, phoneme_lens, codes, code_lens
 
 
-def phoneme_languages(items: list, stage: Stage, width: int) -> Tensor | None:
-    """`[B, width]`: each phoneme's language id in `stage`, or None for a stage that takes no language.
+def phoneme_languages(items: list, stage: Stage, width: int, device: torch.device | str = "cpu") -> Tensor | None:
+    """`[B, width]` on `device`: each phoneme's language id in `stage`, or None for a stage that takes no language.
 
     Padding, and an utterance in a language the stage does not know (a held-out speaker's), carry "no language".
     """
@@ -93,4 +93,4 @@ def phoneme_languages(items: list, stage: Stage, width: int) -> Tensor | None:
     for b, u in enumerate(items):
         if u.language in stage.config.languages:
             languages[b, :len(u.phonemes)] = stage.language_id(u.language)
-    return languages
+    return languages.to(device)

@@ -128,7 +128,7 @@ class Trainer(Loop):
         self.generator = torch.Generator().manual_seed(config.seed * 7919 + self.rank)  # NAR prompts and levels
         self.max_prompt = max(1, round(config.nar_prompt_seconds * codec.frame_rate))
         # The moving average of every weight and buffer (float ones; the others are copied), when the config keeps one.
-        self.average = {k: v.detach().clone() for k, v in model.state_dict().items()} if config.ema else None
+        self.average = self._weights() if config.ema else None
         self.hours = 0.0  # of training steps so far, over every resumed part of the run: curves against time
         self.tokens = 0  # in the batches of the step in progress
 
@@ -139,8 +139,7 @@ class Trainer(Loop):
     def batch_loss(self) -> tuple[Tensor, dict[str, float]]:
         items = [self.corpus[i] for i in self.sampler.next_batch()]
         phonemes, phoneme_lens, codes, code_lens = (t.to(self.device) for t in collate(items))
-        languages = phoneme_languages(items, self.model, phonemes.shape[1])
-        languages = None if languages is None else languages.to(self.device)
+        languages = phoneme_languages(items, self.model, phonemes.shape[1], self.device)
         self.tokens += int(phoneme_lens.sum() + code_lens.sum())
         with self.autocast:
             if self.config.stage == "ar":
@@ -201,6 +200,10 @@ class Trainer(Loop):
             if self.average is not None:
                 self.averaged().save_pretrained(self.out / EMA, trained_on)
 
+    def _weights(self) -> dict[str, Tensor]:
+        """A copy of the model's weights and buffers as they are now."""
+        return {name: value.detach().clone() for name, value in self.model.state_dict().items()}
+
     def averaged(self) -> nn.Module:
         """A copy of the model holding the average of its weights."""
         model = copy.deepcopy(self.model)
@@ -238,7 +241,7 @@ class Trainer(Loop):
         super().load_state(state)
         self.scaler.load_state_dict(state["scaler"])
         if self.average is not None:  # a run that starts keeping an average starts it from the weights it resumes with
-            self.average = state.get("average") or {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.average = state.get("average") or self._weights()
         self.hours = state.get("hours", 0.0)
         self.sampler.state = SamplerState(**state["sampler"])
         rng = state["rng"][self.rank]

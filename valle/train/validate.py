@@ -50,8 +50,7 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
     for batch in tqdm(batches, desc="held-out", unit="batch", disable=not progress, leave=False):
         items = [corpus[chosen[i]] for i in batch]
         phonemes, phoneme_lens, codes, code_lens = (t.to(device) for t in collate(items))
-        languages = phoneme_languages(items, model, phonemes.shape[1])
-        languages = None if languages is None else languages.to(device)
+        languages = phoneme_languages(items, model, phonemes.shape[1], device)
         if isinstance(model, ARModel):
             outputs = [model(phonemes, phoneme_lens, codes, code_lens, languages)]
         else:
