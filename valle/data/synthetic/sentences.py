@@ -2,11 +2,14 @@
 
 English: the `fortunes` collection (one quip per `%`-separated entry) and WordNet's
 usage examples (quoted phrases in its data files). Other languages: Debian's
-`fortunes-XX` collections (`FORTUNE_LANGUAGES`). A sentence is kept only if the
-synthesisers and a later ASR check will read it the same way as its transcript:
-plain letters and light punctuation, no digits, symbols or shouted acronyms.
+`fortunes-XX` collections (`FORTUNE_LANGUAGES`), and for languages without one, the
+prose of their translated manual pages (`MANPAGE_LANGUAGES`: technical, but full
+sentences by the thousand). A sentence is kept only if the synthesisers and a later
+ASR check will read it the same way as its transcript: plain letters and light
+punctuation, no digits, symbols, shouted acronyms or command-line options.
 """
 
+import gzip
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +24,9 @@ FORTUNE_LANGUAGES = {"bg": ("fortunes-bg", "bg"), "cs": ("fortunes-cs", "cs"), "
                      "es": ("fortunes-es", "es"), "it": ("fortunes-it", "it"), "pl": ("fortunes-pl", "pl"),
                      "pt-br": ("fortunes-br", "brasil"), "ru": ("fortunes-ru", "ru")}
 _NOT_ENGLISH = {path for _, path in FORTUNE_LANGUAGES.values()}  # files among the English ones
+MAN_DIR = Path("/usr/share/man")
+# espeak-ng language -> (Debian package, its folder under MAN_DIR). Greek is not here: manpages-el holds 5 pages.
+MANPAGE_LANGUAGES = {"fr-fr": ("manpages-fr", "fr"), "nl": ("manpages-nl", "nl"), "ro": ("manpages-ro", "ro")}
 
 _SPEAKABLE = re.compile(r"[A-Za-z][A-Za-z ,.'?!;-]*[.?!]")
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+(?=[A-Z])")
@@ -31,6 +37,10 @@ _ABBREVIATION = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|etc|Prof|Inc|Ltd|Co|N
 _SPEAKABLE_ANY = re.compile(r"[^\W\d_][^\W\d_ ,.'?!;-]*(?:[ ,'?!;-]+[^\W\d_]+)*[.?!]")
 _SENTENCE_END_ANY = re.compile(r"(?<=[.?!])\s+(?=[^\W\d_])")
 _ABBREVIATED = re.compile(r"\b\w{1,3}\.\s")  # "Sr. ", "z. ", "др. ": abbreviations that engines read differently
+# groff: font changes and zero-width marks, dropped; escapes that stand for characters, replaced. Any other escape
+# (an accent written `\['e]`, a string) leaves its paragraph out rather than a word without its letter.
+_GROFF_DROP = re.compile(r"\\f(?:\[[^]]*\]|\(..|.)|\\[&,/]")
+_GROFF_CHARACTERS = {"\\-": "-", "\\ ": " ", "\\(aq": "'", "\\(cq": "'", "\\(oq": "'", "’": "'"}
 
 
 def is_speakable(sentence: str, min_words: int = 3, max_words: int = 30) -> bool:
@@ -75,6 +85,26 @@ def _wordnet_sentences() -> Iterator[str]:
                 yield example if example.endswith((".", "?", "!")) else example + "."
 
 
+def _man_paragraphs(path: Path) -> Iterator[str]:
+    """The running text of one gzipped manual page: text lines between requests, one paragraph per run."""
+    lines: list[str] = []
+    for line in gzip.open(path, "rt", encoding="utf-8", errors="replace").read().splitlines():
+        if line.startswith((".", "'")):  # a request (`.B word` too, so that a sentence it interrupts is left out)
+            yield " ".join(lines)
+            lines = []
+            continue
+        for escape, character in _GROFF_CHARACTERS.items():
+            line = line.replace(escape, character)
+        lines.append(_GROFF_DROP.sub("", line))
+    yield " ".join(lines)
+
+
+def _is_prose(sentence: str) -> bool:
+    """A manual page's sentence that reads as prose: capitalised, without options (`-f`, `--all`) or shouted names."""
+    return (sentence[0].isupper() and "\\" not in sentence and "\ufffd" not in sentence and " -" not in sentence
+            and "--" not in sentence and not _SHOUTED.search(sentence))
+
+
 def load_sentences(language: str = "en-us") -> list[str]:
     """All distinct speakable sentences of `language`, in a fixed order (sorted), so that seeds reproduce."""
     if not is_english(language):
@@ -92,12 +122,24 @@ def load_sentences(language: str = "en-us") -> list[str]:
 
 
 def _other_language(language: str) -> list[str]:
+    if language in MANPAGE_LANGUAGES:
+        return _manpage_sentences(language)
     if language not in FORTUNE_LANGUAGES:
         raise ConfigError(f"no offline sentences in {language!r}; the synthetic corpus speaks English and "
-                          f"{', '.join(FORTUNE_LANGUAGES)}")
+                          f"{', '.join([*FORTUNE_LANGUAGES, *MANPAGE_LANGUAGES])}")
     package, name = FORTUNE_LANGUAGES[language]
     source = FORTUNE_DIR / name
     if not source.exists():
         raise DependencyError(f"the {language} sentences come from Debian's {package}: `apt-get install {package}`")
     paths = sorted(p for p in source.iterdir() if p.is_file() and p.suffix not in (".dat", ".u8")) if source.is_dir() else [source]
     return sorted({s for path in paths for s in _entries(path, _SENTENCE_END_ANY) if is_speakable_in(s, language)})
+
+
+def _manpage_sentences(language: str) -> list[str]:
+    package, name = MANPAGE_LANGUAGES[language]
+    pages = sorted((MAN_DIR / name).rglob("*.gz"))
+    if not pages:
+        raise DependencyError(f"the {language} sentences come from Debian's {package}: `apt-get install {package}`")
+    return sorted({s for page in pages for paragraph in _man_paragraphs(page)
+                   for s in _SENTENCE_END_ANY.split(" ".join(paragraph.split()))
+                   if is_speakable_in(s, language) and _is_prose(s)})

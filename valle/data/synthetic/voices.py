@@ -32,6 +32,8 @@ ESPEAK_VARIANTS = (
     "steph2", "travis", "victor", "zac",
 )
 ESPEAK_ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
+# Where espeak-ng's voice file for a language has another name than the language code its phonemes go by.
+ESPEAK_VOICE_FILES = {"fr-fr": "fr"}
 FLITE_BASE_F0 = {"slt": 175.0, "rms": 100.0, "awb": 105.0, "kal16": 105.0}
 
 
@@ -74,7 +76,7 @@ def design_voices(n_espeak: int, n_flite: int, seed: int, n_pico: int = 0, n_pip
     pitches, ranges = _spread(rng, n_espeak, 20, 80), _spread(rng, n_espeak, 25, 85)
     rates, tracts = _spread(rng, n_espeak, 140, 185), _spread(rng, n_espeak, 0.9, 1.12)
     gains = _spread(rng, n_espeak + n_flite, -4, 4)
-    accents, prefix = (ESPEAK_ACCENTS, "") if is_english(language) else ((language,), f"{language}-")
+    accents, prefix = (ESPEAK_ACCENTS, "") if is_english(language) else ((ESPEAK_VOICE_FILES.get(language, language),), f"{language}-")
     for i in range(n_espeak):
         accent = accents[i % len(accents)]
         voices.append(Voice(f"{prefix}esp{i:03d}", "espeak", f"{accent}+{variants[i % len(variants)]}",
