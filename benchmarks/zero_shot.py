@@ -9,6 +9,8 @@ the speaker's real recording of the same text:
   voices with PocketSphinx, which cannot read espeak-ng's;
 - SIM(output, prompt) and SIM(ground truth, prompt) with Resemblyzer;
 - speaker identification: is the output nearest its own speaker's prompt among all test speakers';
+- length against the real recording (median ratio), beside WER: outputs that stop early lower
+  WER by losing words, which Whisper would otherwise make up from babble;
 - real-time factor of synthesis on this machine (watermarking included).
 Targets: SIM within 0.05 of ground truth, WER within 10 points, identification >= 80 %, RTF <= 0.5.
 `--manifest` scores any held-out speakers instead (real people, several languages: each
@@ -22,6 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from targets import report
 
@@ -82,6 +85,7 @@ def main() -> int:
                "wer_flite_output": wer_flite["output"], "wer_flite_truth": wer_flite["truth"],
                "sim_output": model["sim"], "sim_truth": truth["sim"], "identification": model["identification"],
                "identification_truth": truth["identification"], "rtf": model["rtf"],
+               "length_ratio": _length_ratio(records),
                "prompt_seconds": [min(r["prompt_seconds"] for r in records), max(r["prompt_seconds"] for r in records)]}
     checks = {
         "SIM within 0.05 of ground truth": summary["sim_truth"] - summary["sim_output"] <= 0.05,
@@ -89,20 +93,28 @@ def main() -> int:
         "identification >= 80 %": summary["identification"] >= 0.80,
         "RTF <= 0.5": summary["rtf"] <= 0.5,
     }
-    print(f"\n| system | WER by {scorers.asr.name}, English voices | WER, flite voices | SIM(·, prompt) | speaker identification | RTF |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"\n| system | WER by {scorers.asr.name}, English voices | WER, flite voices | SIM(·, prompt) | speaker identification "
+          "| length / ground truth | RTF |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
 
     def percent(x: float | None) -> str:
         return "n/a" if x is None else f"{100 * x:.1f} %"
 
-    for name, system, scores, rtf in (("ground truth", "truth", truth, ""), (args.model, "output", model, f"{model['rtf']:.2f}")):
+    for name, system, scores, length, rtf in (("ground truth", "truth", truth, "1", ""),
+                                              (args.model, "output", model, f"{summary['length_ratio']:.2f}", f"{model['rtf']:.2f}")):
         print(f"| {name} | {percent(wer_english[system])} | {percent(wer_flite[system])} | {scores['sim']:.3f} | "
-              f"{percent(scores['identification'])} | {rtf} |")
+              f"{percent(scores['identification'])} | {length} | {rtf} |")
     low, high = summary["prompt_seconds"]
     print(f"\n{len(records)} utterances of {summary['speakers']} unseen speakers ({len(flite)} flite), prompts of "
           f"{low:.1f}-{high:.1f} s; WER target judged on {summary['wer_voices']} voices; "
           f"{torch.get_num_threads()} CPU threads, {dtype} weights")
     return report(checks, {"summary": summary, "utterances": records}, args.out)
+
+
+def _length_ratio(records: list[dict]) -> float:
+    """Median of output length over the recording's length, for the same words: a WER that falls with outputs
+    that stop early has lost words, not found them (recipes/tournament.md)."""
+    return float(np.median([r["output_seconds"] / r["truth_seconds"] for r in records]))
 
 
 def _wer(records: list[dict], system: str) -> float | None:

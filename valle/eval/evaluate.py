@@ -63,7 +63,7 @@ def evaluate(valle: VallE, items: list[EvalItem], scorers: Scorers, sampling: Sa
         record = {"mode": item.mode, "id": item.target.id, "speaker": item.target.speaker, "text": spoken.text,
                   "language": spoken.language, "truth_text": item.target.text,
                   "prompt": str(item.prompt_audio), "prompt_seconds": len(prompt) / rate,
-                  "output_seconds": len(said) / rate, "synthesis_seconds": seconds}
+                  "output_seconds": len(said) / rate, "truth_seconds": len(said_truth) / rate, "synthesis_seconds": seconds}
         for system, whole, part in (("output", out.samples, said), ("truth", truth, said_truth)):
             scored = len(part) >= MIN_SCORED_SECONDS * rate
             vector = scorers.speaker.embed(part, rate) if scored else None
