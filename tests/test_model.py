@@ -127,6 +127,21 @@ def test_an_ar_that_reads_level_1_of_the_past_never_sees_the_past_upper_levels()
 
 
 @pytest.mark.parametrize("group_size,ar_levels", LAYOUTS)
+def test_history_noise_replaces_past_frames_in_training_only_and_never_the_targets(group_size, ar_levels):
+    model = ARModel(config(group_size=group_size, ar_levels=ar_levels, dropout=0.0, history_noise=0.5))
+    phonemes, p_lens, codes, c_lens = batch()
+    model.eval()
+    clean = model(phonemes, p_lens, codes, c_lens)
+    model.train()
+    noisy = model(phonemes, p_lens, codes, c_lens)
+    torch.testing.assert_close(noisy.targets, clean.targets)
+    torch.testing.assert_close(noisy.logits[:, 0], clean.logits[:, 0])  # the first step reads only BOS
+    assert not torch.allclose(noisy.logits[:, 1:], clean.logits[:, 1:])
+    with pytest.raises(ConfigError, match="history_noise must be in"):
+        config(history_noise=1.0)
+
+
+@pytest.mark.parametrize("group_size,ar_levels", LAYOUTS)
 def test_batched_decoding_gives_each_request_what_it_gets_alone(group_size, ar_levels):
     """Padded together (other phoneme and prompt lengths, other caps, one stopping at EOS) == one at a time."""
     model = ARModel(config(group_size=group_size, ar_levels=ar_levels)).eval()

@@ -268,8 +268,14 @@ def test_a_model_with_languages_speaks_each_requests_own_and_refuses_others(vall
                             SamplingConfig())
     n_prompt = len(polyglot.tokenizer(PROMPT_TEXT, "en-us"))
     assert jobs[0].languages.tolist() == [0] * n_prompt + [1] * (len(jobs[0].phonemes) - n_prompt)
-    same, _ = polyglot.plan(SynthesisRequest("Hola, amigos.", prompt, PROMPT_TEXT, language="es"), SamplingConfig())
-    assert set(same[0].languages.tolist()) == {1}  # the prompt's words in the text's language when not said
+    detected, _ = polyglot.plan(SynthesisRequest("Hola, amigos.", prompt, PROMPT_TEXT, language="es"), SamplingConfig())
+    assert detected[0].languages.tolist() == jobs[0].languages.tolist()  # not said: its English words read as English
+    french = "Le groupe est créé sans aucun membre."
+    said, _ = polyglot.plan(SynthesisRequest("Hola, amigos.", prompt, french, language="es"), SamplingConfig())
+    n_french = len(polyglot.tokenizer(french, "fr-fr"))
+    assert said[0].languages.tolist() == [2] * n_french + [1] * (len(said[0].phonemes) - n_french)
+    unsure, _ = polyglot.plan(SynthesisRequest("Hola, amigos.", prompt, "ok", language="es"), SamplingConfig())
+    assert set(unsure[0].languages.tolist()) == {1}  # a word or two tells nothing: the text's language
     requests = [SynthesisRequest("Bonjour à tous.", prompt, PROMPT_TEXT, seed=3, language="fr-fr", prompt_language="en-us"),
                 SynthesisRequest("Good morning.", prompt, PROMPT_TEXT, seed=4)]
     together = polyglot.synthesize_many(requests, watermark=False)

@@ -345,7 +345,8 @@ def _add_synthesize(commands: Commands) -> None:
                    "ar/ and nar/ (default: the bundled model)")
     p.add_argument("--language", default="en-us", help="the text's language, an espeak-ng code (default: en-us); a model "
                    "trained on several speaks those it knows in any voice")
-    p.add_argument("--prompt-language", help="the prompt's language when it is not the text's (default: the text's)")
+    p.add_argument("--prompt-language", help="the prompt's language when it is not the text's (default: a multilingual model detects it "
+                   "from the prompt's transcript, else the text's)")
     p.add_argument("--batch", type=Path, help="CSV or JSONL with text,prompt[,prompt_text][,out][,language]"
                    "[,prompt_language] per line")
     p.add_argument("--out-dir", type=Path, default=Path("synthesized"), help="where --batch writes")

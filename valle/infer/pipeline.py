@@ -33,6 +33,7 @@ from valle.model.nar import NARModel
 from valle.model.sampling import NearestInExpectation, Sampler, SamplingConfig
 from valle.model.stage import Stage, TrainedOn
 from valle.text import PhonemeTokenizer, PhonemeVocab, split_sentences
+from valle.text.language import detect_language
 from valle.watermark import DEFAULT_KEY, MIN_SECONDS, embed
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class SynthesisRequest:
     seed: int | None = None
     continuation: bool = False
     language: str = "en-us"  # of the text: an espeak-ng language code
-    prompt_language: str | None = None  # of the prompt's words (None: the text's)
+    prompt_language: str | None = None  # of the prompt's words (None: detected from them, else the text's)
 
 
 @dataclass
@@ -193,8 +194,8 @@ class VallE:
 
     def plan(self, request: SynthesisRequest, sampling: SamplingConfig) -> tuple[list[Job], str | None]:
         """The AR generations a request needs (one per sentence, or one continuation) and its prompt transcript."""
-        language, prompt_language = request.language, request.prompt_language or request.language
-        language_ids = self.language_ids(language, prompt_language)
+        language = request.language
+        self.language_ids(language, request.prompt_language or language)  # refuses an unknown language before any work
         sentences = split_sentences(request.text) if request.text.strip() else []
         if not sentences:
             raise TextError("the text is empty: give the words to speak")
@@ -215,10 +216,9 @@ class VallE:
         def sampler(i: int) -> Sampler:  # one per sentence, so that batching never changes a result
             return Sampler(sampling, None if request.seed is None else request.seed * 65536 + i)
 
-        def languages(n_prompt: int, n_target: int) -> torch.Tensor | None:
-            if language_ids is None:
-                return None
-            return torch.tensor([language_ids[1]] * n_prompt + [language_ids[0]] * n_target, device=device)
+        def languages(n_prompt: int, n_target: int, prompt_language: str = language) -> torch.Tensor | None:
+            ids = self.language_ids(language, prompt_language)
+            return None if ids is None else torch.tensor([ids[1]] * n_prompt + [ids[0]] * n_target, device=device)
 
         if request.continuation:  # one passage, the prompt's words among them: one language
             ids = self.tokenizer(" ".join(sentences), language)
@@ -226,13 +226,22 @@ class VallE:
             return [Job(torch.tensor(ids, device=device), codes, low, high, sampler(0), keep_prompt=True,
                         languages=languages(0, len(ids)))], None
         prompt_text = prompt_text if prompt_text is not None else self._transcribe(samples)
+        prompt_language = request.prompt_language or self.language_of(prompt_text, language)
         prompt_ids, jobs = self.tokenizer(prompt_text, prompt_language), []
         for i, sentence in enumerate(sentences):
             target_ids = self.tokenizer(sentence, language)
             low, high = self.length_bounds(frames, len(prompt_ids), len(target_ids))
             jobs.append(Job(torch.tensor(prompt_ids + target_ids, device=device), codes, low, high, sampler(i),
-                            languages=languages(len(prompt_ids), len(target_ids))))
+                            languages=languages(len(prompt_ids), len(target_ids), prompt_language)))
         return jobs, prompt_text
+
+    def language_of(self, prompt_text: str, language: str) -> str:
+        """The prompt's language when nobody said: detected from its transcript among the model's languages
+        (`valle.text.language`), else the text's `language`."""
+        detected = detect_language(prompt_text, self.ar.config.languages) if self.ar.config.languages else None
+        if detected is not None and detected != language:
+            log.info("the prompt's words read as %s (detected; give prompt_language to choose)", detected)
+        return detected or language
 
     def language_ids(self, language: str, prompt_language: str) -> tuple[int, int] | None:
         """The ids of the text's and the prompt's languages in the stages, or None where they take no language.
@@ -300,7 +309,8 @@ class VallE:
         `progress(done, total)` is called with the sentences spoken so far, before the first
         batch and after each. `sampling` defaults to the model's own (`self.sampling`, saved with
         it). `language` is the text's (an espeak-ng code), `prompt_language` the
-        prompt's words' when they are in another (VALL-E X: the voice crosses languages).
+        prompt's words' when they are in another (VALL-E X: the voice crosses languages); a
+        multilingual model detects it from the prompt's transcript when it is not given.
         """
         request = SynthesisRequest(text, prompt, prompt_text, seed, continuation, language, prompt_language)
         return self.synthesize_many([request], sampling, watermark, watermark_key, batch_size, progress)[0]

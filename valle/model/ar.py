@@ -105,6 +105,10 @@ class ARModel(Stage):
         n_groups = targets.shape[1]
         frames = targets.view(batch, -1, k).masked_fill(targets.view(batch, -1, k) == IGNORE, self.pad)
         inputs = torch.cat([torch.full((batch, g, k), self.bos, dtype=torch.long, device=codes.device), frames[:, :-g]], dim=1)
+        if self.training and self.config.history_noise > 0:  # past frames replaced by random codes, targets kept
+            noisy = (inputs < self.config.codebook_size) & (torch.rand(inputs.shape[:2], device=codes.device)[..., None]
+                                                            < self.config.history_noise)
+            inputs = torch.where(noisy, torch.randint_like(inputs, self.config.codebook_size), inputs)
         group_lens = torch.div(code_lens + 1 + g - 1, g, rounding_mode="floor")
         audio_positions = torch.arange(n_groups, device=codes.device)[None]
         x = self.dropout(torch.cat([self._embed_text(phonemes, languages), self._embed_audio(inputs, audio_positions)], dim=1))

@@ -27,6 +27,10 @@ class ModelConfig(DictConfig):
     `languages` (VALL-E X): the languages whose learned embedding is added to each phoneme's,
     the prompt's phonemes in the prompt's language and the target's in the target's, so that
     a voice can speak a language its prompt did not; () (the default) takes no language.
+    `history_noise`: the share of the AR's past frames replaced by random codes in training
+    (never its targets), so that it cannot lean on copying its own past and must read the
+    text, as Tacotron's prenet dropout makes its decoder attend; running on its own samples,
+    an AR trained without it loses the text within a second or two (recipes/tournament.md).
     """
 
     kind = "model config"
@@ -45,6 +49,7 @@ class ModelConfig(DictConfig):
     scale_embeddings: bool = False
     history_levels: int | None = None
     languages: tuple[str, ...] = ()
+    history_noise: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "languages", tuple(self.languages))  # a JSON list loads as a list
@@ -66,6 +71,8 @@ class ModelConfig(DictConfig):
             raise ConfigError(f"depth_layers must be >= 1, got {self.depth_layers}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.history_noise < 1:
+            raise ConfigError(f"history_noise must be in [0, 1), got {self.history_noise}")
 
 PRESETS: dict[str, ModelConfig] = {
     # The paper: 12 layers, 16 heads, 1024 wide, FFN 4096, dropout 0.1 (per stage).

@@ -222,7 +222,8 @@ def _add_synthesis(app: FastAPI, server: _Server) -> None:
         language: Annotated[str, Form(max_length=32, description="the text's language (an espeak-ng code; a model "
                                       "trained on several lists its own in /health)")] = "en-us",
         prompt_language: Annotated[str | None, Form(max_length=32, description="the prompt's language, when it is "
-                                                    "not the text's")] = None,
+                                                    "not the text's (default: detected from the prompt's words by a "
+                                                    "multilingual model, else the text's)")] = None,
     ) -> Response:
         if not text.strip():
             raise HTTPException(422, "the text is empty: give the words to speak")

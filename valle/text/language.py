@@ -1,0 +1,37 @@
+"""Which of a model's languages a text is in: the prompt's transcript, when nobody said.
+
+A multilingual model reads the prompt's phonemes in the prompt's language (VALL-E X), and a
+user cloning a French recording to speak English should not have to say that the recording
+is French. py3langid (langid.py's naive Bayes model over byte n-grams, 97 languages, inside
+the wheel) scores the transcript with only the model's languages competing; a guess below
+`MIN_CONFIDENCE` is no guess: a word or two seldom tells.
+"""
+
+from collections.abc import Sequence
+from functools import cache
+
+MIN_CONFIDENCE = 0.8
+
+
+@cache
+def _identifier(languages: tuple[str, ...] | None):  # noqa: ANN202 (py3langid has no type hints)
+    """py3langid's identifier with only `languages` competing (None: all 97), loaded once per set (0.6 s)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    if languages is not None:
+        identifier.set_languages(list(languages))
+    return identifier
+
+
+def detect_language(text: str, candidates: Sequence[str]) -> str | None:
+    """The candidate (espeak-ng codes: "en-us", "fr-fr", ...) that `text` is most likely in; None when unsure or
+    when fewer than two candidates are told apart by their ISO 639-1 code (the part before "-")."""
+    by_code: dict[str, str] = {}
+    for language in candidates:
+        by_code.setdefault(language.split("-")[0], language)  # the first listed of "en-us", "en-gb"
+    known = tuple(sorted(code for code in by_code if code in _identifier(None).nb_classes))
+    if len(known) < 2 or not text.strip():
+        return None
+    code, confidence = _identifier(known).classify(text)
+    return by_code[code] if confidence >= MIN_CONFIDENCE else None
