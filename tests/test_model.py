@@ -13,6 +13,7 @@ from valle.model.config import ModelConfig, preset
 from valle.model.layers import Attention, LayerCache
 from valle.model.linear import ONEDNN, Linear
 from valle.model.nar import NARBatch, NARModel, split_prompt
+from valle.model.sampling import SamplingConfig
 
 V, K, N_PHONEMES = 16, 4, 20
 
@@ -137,7 +138,7 @@ def test_history_noise_replaces_past_frames_in_training_only_and_never_the_targe
     torch.testing.assert_close(noisy.targets, clean.targets)
     torch.testing.assert_close(noisy.logits[:, 0], clean.logits[:, 0])  # the first step reads only BOS
     assert not torch.allclose(noisy.logits[:, 1:], clean.logits[:, 1:])
-    with pytest.raises(ConfigError, match="history_noise must be in"):
+    with pytest.raises(ConfigError, match="history_noise and text_dropout must be in"):
         config(history_noise=1.0)
 
 
@@ -160,6 +161,47 @@ def test_batched_decoding_gives_each_request_what_it_gets_alone(group_size, ar_l
     alone = [model.generate(p, prompt, cap, chooser(b)) for b, (p, prompt, cap) in enumerate(requests)]
     assert [t.tolist() for t in together] == [a.tolist() for a in alone]
     assert [tuple(t.shape) for t in together] == [(ar_levels, 12), (ar_levels, 5), (ar_levels, 6)]
+
+
+@pytest.mark.parametrize("group_size,ar_levels", LAYOUTS)
+def test_guidance_pushes_the_logits_given_no_text_by_the_texts_pull_for_each_request_alone(group_size, ar_levels):
+    model = ARModel(config(group_size=group_size, ar_levels=ar_levels)).eval()
+    phonemes, phoneme_lens, codes, _ = batch(seed=5, lengths=(30, 22), phoneme_lengths=(7, 5))
+    requests = [(phonemes[0], codes[0, :, :8], 6), (phonemes[1, :5], codes[1, :, :5], 7)]
+    seen: dict[str, list[torch.Tensor]] = {}
+
+    def greedy(name: str):
+        def choose(logits: torch.Tensor, history: list[int], level: int) -> int:
+            seen.setdefault(name, []).append(logits.clone())
+            return int(logits[:model.eos].argmax())
+        return choose
+
+    def alone(b: int, text: torch.Tensor, name: str, guidance: float = 1.0) -> list:
+        p, prompt, cap = requests[b]
+        return model.generate(text, prompt, cap, greedy(name), guidance=guidance).tolist()
+
+    guided = model.generate_batch([r[0] for r in requests], [r[1] for r in requests], [r[2] for r in requests],
+                                  [greedy("w0"), greedy("w1")], guidance=[0.0, 1.0])
+    assert guided[0].tolist() == alone(0, requests[0][0][:0], "no text")  # w = 0: the logits given no text
+    assert guided[1].tolist() == alone(1, requests[1][0], "text")  # w = 1 beside it: as if unguided
+    alone(0, requests[0][0], "cond")
+    alone(0, requests[0][0], "w3", guidance=3.0)
+    first = seen["no text"][0] + 3.0 * (seen["cond"][0] - seen["no text"][0])  # the first choice, same history
+    torch.testing.assert_close(seen["w3"][0], first, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ConfigError, match="guidance must be"):
+        SamplingConfig(guidance=-1.0)
+
+
+def test_text_dropout_hides_some_utterances_text_in_training_only():
+    model = ARModel(config(dropout=0.0, text_dropout=0.999))
+    phonemes, p_lens, codes, c_lens = batch()
+    model.eval()
+    read = model(phonemes, p_lens, codes, c_lens).logits
+    model.train()
+    hidden = model(phonemes, p_lens, codes, c_lens).logits
+    changed = model(phonemes.roll(1, dims=1), p_lens, codes, c_lens).logits  # other text: nothing changes unseen
+    assert not torch.allclose(hidden, read)
+    torch.testing.assert_close(changed, hidden)
 
 
 @pytest.mark.parametrize("group_size,ar_levels", LAYOUTS)

@@ -265,7 +265,8 @@ def _add_validate(commands: Commands) -> None:
 def _sampling(args: argparse.Namespace, defaults: "SamplingConfig") -> "SamplingConfig":
     """The sampling options given, over `defaults` (a model's own)."""
     return defaults.updated(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                            upper_temperature=args.upper_temperature, repetition_aware=False if args.no_ras else None)
+                            upper_temperature=args.upper_temperature, guidance=args.guidance,
+                            repetition_aware=False if args.no_ras else None)
 
 
 def _add_model_runtime_options(p: argparse.ArgumentParser) -> None:
@@ -283,6 +284,8 @@ def _add_sampling_options(p: argparse.ArgumentParser, defaults: str = "the model
     p.add_argument("--upper-temperature", type=float, help="of the AR's levels above the first, for a model whose AR "
                    "predicts several (0: the likeliest)")
     p.add_argument("--no-ras", action="store_true", help="turn off repetition-aware sampling")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance on the text, for a model trained with "
+                   "text dropout: the logits given no text pushed this many times as far as the text moves them (1: none)")
 
 
 def _synthesize(args: argparse.Namespace) -> None:

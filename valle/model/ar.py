@@ -105,6 +105,8 @@ class ARModel(Stage):
         n_groups = targets.shape[1]
         frames = targets.view(batch, -1, k).masked_fill(targets.view(batch, -1, k) == IGNORE, self.pad)
         inputs = torch.cat([torch.full((batch, g, k), self.bos, dtype=torch.long, device=codes.device), frames[:, :-g]], dim=1)
+        if self.training and self.config.text_dropout > 0:  # some utterances without their text, for guidance
+            phoneme_lens = phoneme_lens.masked_fill(torch.rand(batch, device=codes.device) < self.config.text_dropout, 0)
         if self.training and self.config.history_noise > 0:  # past frames replaced by random codes, targets kept
             noisy = (inputs < self.config.codebook_size) & (torch.rand(inputs.shape[:2], device=codes.device)[..., None]
                                                             < self.config.history_noise)
@@ -130,16 +132,18 @@ class ARModel(Stage):
 
     @torch.no_grad()
     def generate(self, phonemes: Tensor, prompt: Tensor, max_frames: int, choose: Chooser,
-                 languages: Tensor | None = None) -> Tensor:
+                 languages: Tensor | None = None, guidance: float = 1.0) -> Tensor:
         """Continue the `prompt` codes `[K', T_p]` (K' >= ar_levels) for `phonemes` `[P]` (prompt's + target's).
 
         `choose(logits [V + 1], history, level)` picks each code, level by level within a
         frame (see `valle.model.sampling`); `history` is that level's codes so far, prompt
         included. Generation stops at EOS (chosen at level 0; the upper levels never
         offer it) or after `max_frames` new frames. Returns the new codes `[ar_levels, T]`.
-        `languages` `[P]`: each phoneme's language id, for a stage that takes them.
+        `languages` `[P]`: each phoneme's language id, for a stage that takes them. `guidance` w != 1 is
+        classifier-free guidance on the text: each level's logits are those given no text pushed w times
+        as far as the text moves them (for a stage trained with `text_dropout`).
         """
-        return self.generate_batch([phonemes], [prompt], [max_frames], [choose], [languages])[0]
+        return self.generate_batch([phonemes], [prompt], [max_frames], [choose], [languages], [guidance])[0]
 
     def step_tokens(self, last: Tensor, pick: Callable[[int, Tensor], Tensor]) -> Tensor:
         """One step's tokens `[B, g * k]` from the AR states `last` `[B, d]`, each chosen by `pick(position, logits [B, V + 1])`."""
@@ -150,7 +154,8 @@ class ARModel(Stage):
 
     @torch.no_grad()
     def generate_batch(self, phonemes: list[Tensor], prompts: list[Tensor], max_frames: list[int],
-                       choose: list[Chooser], languages: list[Tensor | None] | None = None) -> list[Tensor]:
+                       choose: list[Chooser], languages: list[Tensor | None] | None = None,
+                       guidance: list[float] | None = None) -> list[Tensor]:
         """`generate` for several requests in one padded batch: one step decodes a group for each.
 
         Each request attends only to its own phonemes and audio, at its own positions, so it
@@ -158,25 +163,35 @@ class ARModel(Stage):
         padding until the last one stops. A decoding step costs little more for a few
         requests than for one while the weights, not the arithmetic, bound its speed.
         """
-        pieces = list(self.decode_steps(phonemes, prompts, max_frames, choose, languages))
+        pieces = list(self.decode_steps(phonemes, prompts, max_frames, choose, languages, guidance))
         return [torch.cat([step[b] for step in pieces], dim=1) if pieces else
                 torch.zeros(self.config.ar_levels, 0, dtype=torch.long, device=phonemes[0].device) for b in range(len(phonemes))]
 
     @torch.no_grad()
     def decode_steps(self, phonemes: list[Tensor], prompts: list[Tensor], max_frames: list[int],
-                     choose: list[Chooser], languages: list[Tensor | None] | None = None) -> Iterator[list[Tensor]]:
+                     choose: list[Chooser], languages: list[Tensor | None] | None = None,
+                     guidance: list[float] | None = None) -> Iterator[list[Tensor]]:
         """`generate_batch` step by step: after each step, every request's new frames `[ar_levels, n]` (n may be 0).
 
         What a streaming caller decodes while the AR stage goes on. `languages`: each request's phoneme
-        language ids, or None where it says none.
+        language ids, or None where it says none; `guidance`: each request's (as for `generate`). With
+        guidance, every request has a twin without text after the last one, fed the codes it chooses.
         """
         g, k, batch, device = self.config.group_size, self.config.ar_levels, len(phonemes), phonemes[0].device
         prompts = [self.trim_prompt(p) for p in prompts]
+        weights = guidance or [1.0] * batch
+        if any(w != 1.0 for w in weights):
+            phonemes, prompts = [*phonemes, *(p[:0] for p in phonemes)], prompts + prompts
+            languages = [*(languages or [None] * batch), *[None] * batch]
+            twins = batch
+        else:
+            twins = 0
+        rows = batch + twins
         phoneme_lens = torch.tensor([len(p) for p in phonemes], device=device)
         group_lens = torch.tensor([1 + p.shape[1] // g for p in prompts], device=device)  # BOS group + the prompt's
-        text = torch.zeros(batch, int(phoneme_lens.max()), dtype=torch.long, device=device)
+        text = torch.zeros(rows, max(1, int(phoneme_lens.max())), dtype=torch.long, device=device)
         text_languages = self.no_language(text)
-        frames = torch.full((batch, int(group_lens.max()) * g, k), self.pad, dtype=torch.long, device=device)
+        frames = torch.full((rows, int(group_lens.max()) * g, k), self.pad, dtype=torch.long, device=device)
         for b, (p, prompt) in enumerate(zip(phonemes, prompts)):
             text[b, :len(p)] = p
             if languages is not None and languages[b] is not None:
@@ -189,18 +204,18 @@ class ARModel(Stage):
         x = torch.cat([self._embed_text(text, text_languages), self._embed_audio(frames, audio_positions)], 1)
         prefill = x.shape[1]
         capacity = prefill + -(-max(max_frames) // g)  # at most one fed-back group per `g` new frames
-        cache = self.new_cache(batch, capacity, x)
+        cache = self.new_cache(rows, capacity, x)
         hidden = self._run(x, self.prefix_mask(text_valid, audio_valid), cache)
-        last = hidden[torch.arange(batch, device=device), text.shape[1] + group_lens - 1]  # each request's newest group
+        last = hidden[torch.arange(rows, device=device), text.shape[1] + group_lens - 1]  # each request's newest group
         prefill_valid = torch.cat([text_valid, audio_valid], dim=1)
         padded = not bool(prefill_valid.all())  # else every key is valid: no mask needed
-        keys_valid = torch.ones(batch, capacity, dtype=torch.bool, device=device)
+        keys_valid = torch.ones(rows, capacity, dtype=torch.bool, device=device)
         keys_valid[:, :prefill] = prefill_valid
         positions = group_lens.clone()  # of each request's next group
-        step = torch.full((batch, g, k), self.pad, dtype=torch.long, device=device)  # the frames chosen in a step
+        step = torch.full((rows, g, k), self.pad, dtype=torch.long, device=device)  # the frames chosen in a step
         new = [0] * batch  # frames each request completed in the current step
         generated = [0] * batch  # new frames per request
-        active = [n > 0 for n in max_frames]
+        active = [n > 0 for n in max_frames[:batch]]
         stepping = list(active)  # still choosing in the current step
         histories = [[level.tolist() for level in p] for p in prompts]  # per request, per level: prompt + new codes
 
@@ -211,6 +226,8 @@ class ARModel(Stage):
                     tokens.append(self.pad)
                     continue
                 row = logits[b]
+                if twins and weights[b] != 1.0:  # given no text, pushed w times as far as the text moves it
+                    row = logits[batch + b] + weights[b] * (row - logits[batch + b])
                 if level:  # only level 0 may end the utterance
                     row = row.clone()
                     row[self.eos] = float("-inf")
@@ -226,12 +243,13 @@ class ARModel(Stage):
                     generated[b] += 1
                     if generated[b] >= max_frames[b]:
                         stepping[b] = active[b] = False
-            return torch.tensor(tokens, device=device)
+            return torch.tensor(tokens + tokens[:twins], device=device)  # a twin is fed its request's codes
 
         while any(active):
             stepping[:], new[:] = active, [0] * batch
             step.fill_(self.pad)
             self.step_tokens(last, pick)
+            step[batch:] = step[:twins]
             yield [step[b, :new[b]].T.clone() for b in range(batch)]
             if not any(active):
                 break

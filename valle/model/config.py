@@ -31,6 +31,9 @@ class ModelConfig(DictConfig):
     (never its targets), so that it cannot lean on copying its own past and must read the
     text, as Tacotron's prenet dropout makes its decoder attend; running on its own samples,
     an AR trained without it loses the text within a second or two (recipes/tournament.md).
+    `text_dropout`: the share of training utterances whose phonemes the AR does not see, so
+    that it also learns to continue audio without text, which classifier-free guidance on the
+    text needs at inference (`SamplingConfig.guidance`).
     """
 
     kind = "model config"
@@ -50,6 +53,7 @@ class ModelConfig(DictConfig):
     history_levels: int | None = None
     languages: tuple[str, ...] = ()
     history_noise: float = 0.0
+    text_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "languages", tuple(self.languages))  # a JSON list loads as a list
@@ -71,8 +75,9 @@ class ModelConfig(DictConfig):
             raise ConfigError(f"depth_layers must be >= 1, got {self.depth_layers}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0 <= self.history_noise < 1:
-            raise ConfigError(f"history_noise must be in [0, 1), got {self.history_noise}")
+        if not 0 <= self.history_noise < 1 or not 0 <= self.text_dropout < 1:
+            raise ConfigError(f"history_noise and text_dropout must be in [0, 1), got {self.history_noise}, "
+                              f"{self.text_dropout}")
 
 PRESETS: dict[str, ModelConfig] = {
     # The paper: 12 layers, 16 heads, 1024 wide, FFN 4096, dropout 0.1 (per stage).

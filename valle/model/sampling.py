@@ -45,6 +45,9 @@ class SamplingConfig(DictConfig):
     # How the NAR stage turns a level's distributions into codes: "nearest" (`NearestInExpectation`)
     # or "greedy", the likeliest code (the paper's choice).
     nar_decoding: str = "nearest"
+    # Classifier-free guidance on the text (the AR, for a model trained with `text_dropout`): each
+    # level's logits given no text, pushed this many times as far as the text moves them; 1: none.
+    guidance: float = 1.0
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.temperature) or self.temperature < 0:
@@ -57,6 +60,8 @@ class SamplingConfig(DictConfig):
             raise ConfigError(f"upper_temperature must be a finite number >= 0 (0 is greedy), got {self.upper_temperature}")
         if self.ras_window < 1 or not 0 <= self.ras_threshold <= 1:
             raise ConfigError("ras_window must be >= 1 and ras_threshold in [0, 1]")
+        if not math.isfinite(self.guidance) or self.guidance < 0:
+            raise ConfigError(f"guidance must be a finite number >= 0 (1: none), got {self.guidance}")
         if self.nar_decoding not in NAR_DECODINGS:
             raise ConfigError(f"nar_decoding must be one of {', '.join(NAR_DECODINGS)}, got {self.nar_decoding!r}")
 
