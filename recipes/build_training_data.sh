@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Every corpus and token folder the recipes train on, from nothing but Debian packages, in two
+# parallel lanes of one core each (about 75 minutes on 2 cores). Run again after an interruption:
+# each step resumes or is skipped when its output is complete.
+#
+#   bash recipes/build_training_data.sh          # as root (apt-get); writes runs/
+#
+# Lane A: the 38 synthetic English hours (runs/corpus10h + runs/corpus_s1, recipes/tournament.md).
+# Lane B: the human speech of Debian's packages mixed with corpus10h (runs/mix1, recipes/mixed_corpus.md),
+#         then synthetic speakers in ten more languages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1 MALLOC_MMAP_THRESHOLD_=65536
+
+tokens() {  # tokens MANIFEST OUT: tokenise unless OUT is complete
+  test -f "$2/index.json" || nice valle data tokenize "$1" --codec compact --out "$2" --workers 1
+}
+
+lane_a() {
+  nice valle data synth-corpus runs/corpus10h --hours 10 --seed 0 --workers 1
+  for split in train valid test; do tokens runs/corpus10h/$split.jsonl runs/tokens/$split; done
+  nice valle data synth-corpus runs/corpus_s1 --hours 30 --seed 1 --speakers 320 --workers 1
+  python - <<'PY'   # every s1 split trains; ids and speakers prefixed "s1"; sentences of held-out splits dropped
+import json
+held = {json.loads(l)["text"] for s in ("valid", "test") for l in open(f"runs/corpus10h/{s}.jsonl")}
+rows = [json.loads(l) for l in open("runs/corpus10h/train.jsonl")]
+for split in ("train", "valid", "test"):
+    for line in open(f"runs/corpus_s1/{split}.jsonl"):
+        r = json.loads(line)
+        if r["text"] not in held:
+            rows.append(r | {"audio": "../corpus_s1/" + r["audio"], "id": "s1" + r["id"], "speaker": "s1" + r["speaker"]})
+with open("runs/corpus10h/train_plus_s1.jsonl", "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in rows)
+PY
+  tokens runs/corpus10h/train_plus_s1.jsonl runs/tokens/train38h
+}
+
+lane_b() {
+  valle data install-sources debian
+  apt-get install -y fortunes-es fortunes-de fortunes-it fortunes-ru fortunes-cs fortunes-bg fortunes-br \
+    manpages-fr manpages-nl manpages-ro > /dev/null
+  nice valle data prepare debian runs/debian
+  while ! test -f runs/corpus10h/test.jsonl; do sleep 20; done   # lane A's first corpus
+  valle data mix runs/mix1 $(for f in asterisk fillets tuxpaint festvox-ru klettres ktuberling; do echo --human runs/debian/$f.jsonl; done) \
+    --synthetic runs/corpus10h --held-out 6
+  python - <<'PY'   # the human rows of each split
+import json
+human = set(json.load(open("runs/mix1/mix.json"))["human_speakers"])
+for split in ("train", "valid", "test"):
+    rows = [l for l in open(f"runs/mix1/{split}.jsonl") if json.loads(l)["speaker"] in human]
+    open(f"runs/mix1/{split}_human.jsonl", "w").writelines(rows)
+PY
+  for split in train valid test; do tokens runs/mix1/${split}_human.jsonl runs/tokens/mix1_human_$split; done
+  for L in es de it ru cs bg pt-br fr-fr nl ro; do
+    nice valle data synth-corpus runs/synth_$L --language $L --hours 1 --speakers 40 --seed 0 --workers 1
+    tokens runs/synth_$L/train.jsonl runs/tokens/synth_${L}_train
+  done
+}
+
+mkdir -p runs
+lane_a > runs/build_lane_a.log 2>&1 & a=$!
+lane_b > runs/build_lane_b.log 2>&1 & b=$!
+wait $a
+wait $b
+echo "training data complete: $(ls runs/tokens | tr '\n' ' ')"
