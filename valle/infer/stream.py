@@ -13,6 +13,10 @@ so that chunks join without a click. The first chunk is small, so that sound sta
 each later one is as long as all before it (up to `max_frames`): the player then holds as
 much audio as the next chunk takes to make, so that it does not fall silent, and the number
 of windows, and with it the total cost, grows only with the logarithm of the length.
+The AR stage steps in the caller's thread, only as far as the next chunk needs: run ahead in a
+thread of its own, beside the NAR stage and the codec, it made streaming slower on two cores,
+not faster (first audio 351 ms against 221 ms, total 1.59x against 1.34x of whole synthesis in
+`benchmarks/streaming.py`), the threads contending for the cores and the interpreter.
 Sentences follow one another with the pauses and fades of `join_with_pauses`, and every
 chunk carries the watermark with its carrier running on from the start of the stream, so
 that the detector finds the mark in the streamed audio as in a whole file.
