@@ -180,12 +180,10 @@ class ARModel(Stage):
         g, k, batch, device = self.config.group_size, self.config.ar_levels, len(phonemes), phonemes[0].device
         prompts = [self.trim_prompt(p) for p in prompts]
         weights = guidance or [1.0] * batch
-        if any(w != 1.0 for w in weights):
+        twins = batch if any(w != 1.0 for w in weights) else 0  # each request again without text, for guidance
+        if twins:
             phonemes, prompts = [*phonemes, *(p[:0] for p in phonemes)], prompts + prompts
             languages = [*(languages or [None] * batch), *[None] * batch]
-            twins = batch
-        else:
-            twins = 0
         rows = batch + twins
         phoneme_lens = torch.tensor([len(p) for p in phonemes], device=device)
         group_lens = torch.tensor([1 + p.shape[1] // g for p in prompts], device=device)  # BOS group + the prompt's
@@ -215,7 +213,7 @@ class ARModel(Stage):
         step = torch.full((rows, g, k), self.pad, dtype=torch.long, device=device)  # the frames chosen in a step
         new = [0] * batch  # frames each request completed in the current step
         generated = [0] * batch  # new frames per request
-        active = [n > 0 for n in max_frames[:batch]]
+        active = [n > 0 for n in max_frames]
         stepping = list(active)  # still choosing in the current step
         histories = [[level.tolist() for level in p] for p in prompts]  # per request, per level: prompt + new codes
 
