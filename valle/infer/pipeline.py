@@ -216,23 +216,23 @@ class VallE:
         def sampler(i: int) -> Sampler:  # one per sentence, so that batching never changes a result
             return Sampler(sampling, None if request.seed is None else request.seed * 65536 + i)
 
-        def languages(n_prompt: int, n_target: int, prompt_language: str = language) -> torch.Tensor | None:
-            ids = self.language_ids(language, prompt_language)
+        def languages(ids: tuple[int, int] | None, n_prompt: int, n_target: int) -> torch.Tensor | None:
             return None if ids is None else torch.tensor([ids[1]] * n_prompt + [ids[0]] * n_target, device=device)
 
         if request.continuation:  # one passage, the prompt's words among them: one language
             ids = self.tokenizer(" ".join(sentences), language)
             low, high = self.continuation_bounds(frames, len(ids))
             return [Job(torch.tensor(ids, device=device), codes, low, high, sampler(0), keep_prompt=True,
-                        languages=languages(0, len(ids)))], None
+                        languages=languages(self.language_ids(language, language), 0, len(ids)))], None
         prompt_text = prompt_text if prompt_text is not None else self._transcribe(samples)
         prompt_language = request.prompt_language or self.language_of(prompt_text, language)
+        language_ids = self.language_ids(language, prompt_language)
         prompt_ids, jobs = self.tokenizer(prompt_text, prompt_language), []
         for i, sentence in enumerate(sentences):
             target_ids = self.tokenizer(sentence, language)
             low, high = self.length_bounds(frames, len(prompt_ids), len(target_ids))
             jobs.append(Job(torch.tensor(prompt_ids + target_ids, device=device), codes, low, high, sampler(i),
-                            languages=languages(len(prompt_ids), len(target_ids), prompt_language)))
+                            languages=languages(language_ids, len(prompt_ids), len(target_ids))))
         return jobs, prompt_text
 
     def language_of(self, prompt_text: str, language: str) -> str:

@@ -14,13 +14,16 @@ MIN_CONFIDENCE = 0.8
 
 
 @cache
-def _identifier(languages: tuple[str, ...] | None):  # noqa: ANN202 (py3langid has no type hints)
-    """py3langid's identifier with only `languages` competing (None: all 97), loaded once per set (0.6 s)."""
+def _identifier(codes: tuple[str, ...]):  # noqa: ANN202 (py3langid has no type hints)
+    """py3langid's identifier with only those of `codes` it knows competing, loaded once per set (0.6 s); None
+    when it knows fewer than two."""
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    if languages is not None:
-        identifier.set_languages(list(languages))
+    known = [code for code in codes if code in identifier.nb_classes]
+    if len(known) < 2:
+        return None
+    identifier.set_languages(known)
     return identifier
 
 
@@ -30,8 +33,10 @@ def detect_language(text: str, candidates: Sequence[str]) -> str | None:
     by_code: dict[str, str] = {}
     for language in candidates:
         by_code.setdefault(language.split("-")[0], language)  # the first listed of "en-us", "en-gb"
-    known = tuple(sorted(code for code in by_code if code in _identifier(None).nb_classes))
-    if len(known) < 2 or not text.strip():
+    if len(by_code) < 2 or not text.strip():
         return None
-    code, confidence = _identifier(known).classify(text)
+    identifier = _identifier(tuple(sorted(by_code)))
+    if identifier is None:
+        return None
+    code, confidence = identifier.classify(text)
     return by_code[code] if confidence >= MIN_CONFIDENCE else None

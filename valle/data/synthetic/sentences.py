@@ -38,7 +38,7 @@ _SPEAKABLE_ANY = re.compile(r"[^\W\d_][^\W\d_ ,.'?!;-]*(?:[ ,'?!;-]+[^\W\d_]+)*[
 _SENTENCE_END_ANY = re.compile(r"(?<=[.?!])\s+(?=[^\W\d_])")
 _ABBREVIATED = re.compile(r"\b\w{1,3}\.\s")  # "Sr. ", "z. ", "др. ": abbreviations that engines read differently
 # groff: font changes and zero-width marks, dropped; escapes that stand for characters, replaced. Any other escape
-# (an accent written `\['e]`, a string) leaves its paragraph out rather than a word without its letter.
+# (an accent written `\['e]`, a string) leaves its sentence out rather than a word without its letter.
 _GROFF_DROP = re.compile(r"\\f(?:\[[^]]*\]|\(..|.)|\\[&,/]")
 _GROFF_CHARACTERS = {"\\-": "-", "\\ ": " ", "\\(aq": "'", "\\(cq": "'", "\\(oq": "'", "’": "'"}
 
@@ -130,7 +130,7 @@ def _other_language(language: str) -> list[str]:
     package, name = FORTUNE_LANGUAGES[language]
     source = FORTUNE_DIR / name
     if not source.exists():
-        raise DependencyError(f"the {language} sentences come from Debian's {package}: `apt-get install {package}`")
+        raise _missing(language, package)
     paths = sorted(p for p in source.iterdir() if p.is_file() and p.suffix not in (".dat", ".u8")) if source.is_dir() else [source]
     return sorted({s for path in paths for s in _entries(path, _SENTENCE_END_ANY) if is_speakable_in(s, language)})
 
@@ -139,7 +139,11 @@ def _manpage_sentences(language: str) -> list[str]:
     package, name = MANPAGE_LANGUAGES[language]
     pages = sorted((MAN_DIR / name).rglob("*.gz"))
     if not pages:
-        raise DependencyError(f"the {language} sentences come from Debian's {package}: `apt-get install {package}`")
+        raise _missing(language, package)
     return sorted({s for page in pages for paragraph in _man_paragraphs(page)
                    for s in _SENTENCE_END_ANY.split(" ".join(paragraph.split()))
                    if is_speakable_in(s, language) and _is_prose(s)})
+
+
+def _missing(language: str, package: str) -> DependencyError:
+    return DependencyError(f"the {language} sentences come from Debian's {package}: `apt-get install {package}`")
