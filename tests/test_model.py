@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from valle.errors import ConfigError
-from valle.model.alignment import attention_maps, head_monotonicity, spearman
-from valle.model.ar import ARModel
+from valle.model.alignment import attention_maps, head_monotonicity, monotonic_path, spearman
+from valle.model.ar import ADVANCE, NOT_SAID, ARModel
 from valle.model.config import ModelConfig, preset
 from valle.model.layers import Attention, LayerCache
 from valle.model.linear import ONEDNN, Linear
 from valle.model.nar import NARBatch, NARModel, split_prompt
-from valle.model.sampling import SamplingConfig
+from valle.model.sampling import Sampler, SamplingConfig
+from valle.model.stage import IGNORE
 
 V, K, N_PHONEMES = 16, 4, 20
 
@@ -386,7 +387,7 @@ def test_alignment_scores_heads_by_how_monotonically_they_read_the_phonemes():
     phonemes, _, codes, _ = batch()
     maps = attention_maps(model, phonemes[0], codes[0, :, :20])
     assert maps.shape == (2, 2, 11, phonemes.shape[1])  # layers, heads, 20 frames + EOS in groups of 2, phonemes
-    scores = head_monotonicity(model, [(phonemes[0], codes[0, :, :20]), (phonemes[1], codes[1, :, :16])])
+    scores = head_monotonicity(model, [(phonemes[0], codes[0, :, :20], None), (phonemes[1], codes[1, :, :16], None)])
     assert scores.shape == (2, 2) and bool(((scores >= -1) & (scores <= 1)).all())
 
 
@@ -453,3 +454,123 @@ def test_kv_cache_and_batched_decoding_read_the_languages():
                                     [lang for _, lang in requests])
     alone = [model.generate(p, prompt, 10, greedy, lang) for (p, lang), prompt in zip(requests, [codes[0, :, :6], codes[1, :, :4]])]
     assert [t.tolist() for t in together] == [a.tolist() for a in alone]
+
+
+def staircase(lengths: tuple[int, ...], phoneme_lengths: tuple[int, ...]) -> torch.Tensor:
+    """Alignments `[B, T]` that walk through each utterance's phonemes at an even pace."""
+    alignment = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    for b, (t, p) in enumerate(zip(lengths, phoneme_lengths)):
+        alignment[b, :t] = torch.arange(t) * p // t
+    return alignment
+
+
+def pointer_model(group_size: int = 2, ar_levels: int = 3) -> ARModel:
+    model = ARModel(config(group_size=group_size, ar_levels=ar_levels, phoneme_pointer=True)).eval()
+    torch.nn.init.normal_(model.pointer_projection.weight, std=0.5)  # it starts at zero: make the pointer matter
+    return model
+
+
+def test_a_phoneme_pointer_starts_ignored_then_tells_each_step_its_phoneme():
+    plain = ARModel(config(group_size=2, ar_levels=3)).eval()
+    pointed = ARModel(config(group_size=2, ar_levels=3, phoneme_pointer=True)).eval()
+    pointed.load_state_dict(plain.state_dict(), strict=False)  # as a run warm-started from a stage without one
+    phonemes, p_lens, codes, c_lens = batch()
+    alignment = staircase((30, 22), (7, 5))
+    torch.testing.assert_close(pointed(phonemes, p_lens, codes, c_lens, alignment=alignment).logits,
+                               plain(phonemes, p_lens, codes, c_lens).logits)
+    torch.nn.init.normal_(pointed.pointer_projection.weight, std=0.5)
+    before = pointed(phonemes, p_lens, codes, c_lens, alignment=alignment).logits
+    moved = alignment.clone()
+    moved[0, 12:] = (moved[0, 12:] + 1).clamp(max=6)  # from the step that predicts group 6 on
+    after = pointed(phonemes, p_lens, codes, c_lens, alignment=moved).logits
+    torch.testing.assert_close(after[:, :6], before[:, :6])
+    assert not torch.allclose(after[0, 6:], before[0, 6:])
+    torch.testing.assert_close(after[1], before[1])
+    with pytest.raises(ConfigError, match="valle data align"):
+        pointed(phonemes, p_lens, codes, c_lens)
+
+
+def test_pointer_advances_are_learnt_from_the_alignment_and_a_drawn_prompt_is_not_told_its_phonemes():
+    model = pointer_model(group_size=2)
+    phonemes, p_lens, codes, c_lens = batch()
+    alignment = staircase((30, 22), (7, 5))
+    out = model(phonemes, p_lens, codes, c_lens, alignment=alignment)
+    logits, advances = out.advances
+    steps = alignment[:, ::2]  # each group's first frame
+    assert logits.shape == (2, 16, 8)
+    assert advances[0, :14].tolist() == (steps[0, 1:] - steps[0, :-1]).tolist()
+    assert (advances[0, 14:] == IGNORE).all()  # no audio after group 15: nothing to move on to
+    assert advances[1, :10].tolist() == (steps[1, 1:11] - steps[1, :10]).tolist() and (advances[1, 10:] == IGNORE).all()
+    model.train()
+    drawn = {}
+    for seed in range(12):
+        torch.manual_seed(seed)
+        pointer, advances = model._training_pointer(alignment, c_lens, 16, torch.tensor([True, False]))
+        assert (pointer[1] == NOT_SAID).all() and (advances[1] == IGNORE).all()  # an utterance trained without text
+        prompt = int((pointer[0] == NOT_SAID).sum())
+        assert (pointer[0, :prompt] == NOT_SAID).all() and (advances[0, :prompt] == IGNORE).all()
+        assert prompt <= 7 and (prompt == 0 or steps[0, prompt] != steps[0, prompt - 1])  # ends where a phoneme starts
+        drawn[prompt] = drawn.get(prompt, 0) + 1
+    assert 0 in drawn and len(drawn) > 2
+
+
+@pytest.mark.parametrize("group_size,ar_levels", LAYOUTS)
+def test_a_pointer_stage_decodes_with_the_kv_cache_as_a_full_forward_told_the_same_phonemes(group_size, ar_levels):
+    model = pointer_model(group_size, ar_levels)
+    phonemes, _, codes, _ = batch()
+    sequence, prompt_len, start = codes[0, :, :24], 8, 2
+    moves = [1, 0, 2, 1, 0, 3, 1, 1, 0, 1, 2, 0, 1, 1, 0, 1]
+    told, seen = [start], []
+
+    def teacher(logits: torch.Tensor, history: list[int], level: int) -> int:
+        if level == ADVANCE:
+            assert logits.shape == (8,) and history == []
+            told.append(min(told[-1] + moves[len(told) - 1], 6))
+            return moves[len(told) - 2]
+        seen.append(logits[:V].clone())
+        return int(sequence[level, len(history)])
+
+    new = model.generate(phonemes[0], sequence[:, :prompt_len], max_frames=24 - prompt_len, choose=teacher,
+                         text_start=start)
+    assert torch.equal(new, sequence[:ar_levels, prompt_len:])
+    alignment = torch.full((1, 24), NOT_SAID)
+    for j, phoneme in enumerate(told[:(24 - prompt_len) // group_size]):  # the target's groups, one step each
+        alignment[0, prompt_len + j * group_size:prompt_len + (j + 1) * group_size] = phoneme
+    full = model(phonemes[:1], torch.tensor([phonemes.shape[1]]), sequence[None], torch.tensor([24]),
+                 alignment=alignment).logits
+    full = in_depth_order(full)[0, :, :V]
+    first = prompt_len * ar_levels
+    torch.testing.assert_close(torch.stack(seen), full[first:first + len(seen)], atol=1e-5, rtol=1e-4)
+
+
+def test_batched_pointer_decoding_gives_each_request_what_it_gets_alone():
+    model = pointer_model()
+    phonemes, phoneme_lens, codes, _ = batch(seed=3, lengths=(30, 22, 27), phoneme_lengths=(7, 5, 3))
+    requests = [(phonemes[b, :phoneme_lens[b]], codes[b, :, :n], cap, s) for b, (n, cap, s) in
+                enumerate([(9, 12, 3), (4, 20, 1), (7, 6, 0)])]
+    samplers = lambda: [Sampler(SamplingConfig(), seed=b) for b in range(3)]  # noqa: E731
+    together = model.generate_batch([r[0] for r in requests], [r[1] for r in requests], [r[2] for r in requests],
+                                    samplers(), text_starts=[r[3] for r in requests])
+    alone = [model.generate(p, prompt, cap, sampler, text_start=s) for (p, prompt, cap, s), sampler in zip(requests, samplers())]
+    assert [t.tolist() for t in together] == [a.tolist() for a in alone]
+
+
+def test_a_pointer_stage_overfits_its_codes_and_its_advances():
+    model = ARModel(config(ar_levels=3, phoneme_pointer=True)).train()
+    phonemes, p_lens, codes, c_lens = batch(lengths=(16, 12))
+    alignment = staircase((16, 12), (7, 5))
+    torch.manual_seed(0)
+    assert _overfit(model, lambda: model(phonemes, p_lens, codes, c_lens, alignment=alignment).loss, steps=400) < 0.1
+    model.eval()
+    _, hits, n = model(phonemes, p_lens, codes, c_lens, alignment=alignment).advance_sums()
+    assert hits == n > 0
+
+
+def test_the_monotonic_path_through_noisy_attention_is_the_true_one():
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(0, 12, 1), rng.integers(1, 5, 12))
+    truth = truth[truth != 5]  # phoneme 5 takes no frame: a step passes over it
+    log_probs = np.log(torch.tensor(rng.normal(0, 1, (len(truth), 12)) + 4 * np.eye(12)[truth]).softmax(-1).numpy())
+    assert monotonic_path(log_probs).tolist() == truth.tolist()
+    path = monotonic_path(np.log(np.full((30, 12), 1 / 12)))  # no evidence: still a valid walk
+    assert path[0] <= 1 and path[-1] >= 10 and (np.diff(path) >= 0).all() and (np.diff(path) <= 3).all()

@@ -322,3 +322,30 @@ def test_the_latest_prompts_are_encoded_once(valle, monkeypatch):
     valle.encode_prompt(prompts[2])  # prompts[1], the oldest, leaves
     assert len(encoded) == 3 and valle.encode_prompt(prompts[0]) is first
     assert torch.equal(valle.encode_prompt(prompts[1]), encode(torch.from_numpy(prompts[1])[None])[0]) and len(encoded) == 4
+
+
+def test_an_ar_stage_with_a_phoneme_pointer_starts_it_at_each_sentences_first_phoneme(valle, prompt, tmp_path,
+                                                                                      monkeypatch):
+    from valle.model import ARModel, NARModel
+
+    torch.manual_seed(0)
+    ar = ARModel(replace(valle.ar.config, ar_levels=2, group_size=2, phoneme_pointer=True))
+    torch.nn.init.normal_(ar.pointer_projection.weight, std=0.5)
+    pointed = VallE(ar, NARModel(replace(valle.nar.config, ar_levels=2)), valle.codec, valle.tokenizer.vocab,
+                    valle.codec_name)
+    starts = []
+    decode_steps = ARModel.decode_steps
+
+    def spy(self, *args, **kwargs):
+        starts.append(args[6])
+        return decode_steps(self, *args, **kwargs)
+
+    monkeypatch.setattr(ARModel, "decode_steps", spy)
+    text = "Told where it is. Then the rest."
+    out = pointed.synthesize(text, prompt, PROMPT_TEXT, seed=5, watermark=False)
+    assert np.isfinite(out.samples).all() and len(out.samples) > 0
+    assert starts == [[len(valle.tokenizer(PROMPT_TEXT))] * 2]
+    loaded = VallE.from_pretrained(pointed.save_pretrained(tmp_path / "pointed"))
+    assert loaded.ar.config.phoneme_pointer
+    again = loaded.synthesize(text, prompt, PROMPT_TEXT, seed=5, watermark=False, batch_size=1)
+    np.testing.assert_allclose(again.samples, out.samples, atol=1e-5)  # the pointer moves alike one by one

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,11 +20,12 @@ from conftest import TINY, speechlike
 from valle.codec import CodecRecord
 from valle.codec.compact import CompactCodec
 from valle.data.manifest import Utterance, write_manifest
-from valle.data.shards import TokenizedCorpus
+from valle.data.shards import TokenizedCorpus, write_alignments
 from valle.data.tokenize import tokenize_manifest
-from valle.errors import ConfigError
+from valle.errors import ConfigError, CorpusError
 from valle.model import ARModel, Stage, TrainedOn, preset
 from valle.text import PhonemeVocab
+from valle.train.align import align_corpus
 from valle.train.batching import BucketBatchSampler, collate, phoneme_languages
 from valle.train.config import TrainConfig
 from valle.train.plots import plot_metrics
@@ -356,3 +358,32 @@ def test_a_moving_average_of_the_weights_is_kept_saved_and_resumed_exactly(shard
     assert all(torch.equal(late.average[k], v) for k, v in late.model.state_dict().items())
     with pytest.raises(ConfigError, match=r"ema must be in \[0, 1\)"):
         TrainConfig(ema=1.0)
+
+
+def test_a_corpus_aligned_by_a_stages_attention_trains_a_stage_with_a_phoneme_pointer(shards, tmp_path):
+    folder = Path(shutil.copytree(shards, tmp_path / "shards"))
+    corpus = TokenizedCorpus(folder)
+    stage = ARModel(preset("tiny", n_phonemes=len(corpus.vocab), n_codebooks=corpus.codec.n_codebooks,
+                           codebook_size=corpus.codec.codebook_size))
+    stage.save_pretrained(tmp_path / "aligner", TrainedOn(corpus.vocab, corpus.codec))
+    with pytest.raises(ConfigError, match="does not read the phonemes in order"):  # an untrained stage cannot align
+        align_corpus(folder, tmp_path / "aligner")
+    pointed = replace(CONFIG, model={"phoneme_pointer": True})
+    with pytest.raises(ConfigError, match="valle data align"):
+        Trainer(pointed, folder, tmp_path / "unaligned").fit()
+    align_corpus(folder, tmp_path / "aligner", min_alignment=-1.0)
+    aligned = TokenizedCorpus(folder)
+    for i in range(len(aligned)):
+        u = aligned[i]
+        steps = torch.diff(u.alignment)
+        assert len(u.alignment) == u.codes.shape[1] and (steps >= 0).all() and (steps <= 3).all()
+        assert u.alignment[0] <= 1 and u.alignment[-1] >= len(u.phonemes) - 2
+    Trainer(pointed, folder, tmp_path / "run", valid=folder).fit()
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert "accuracy_advance" in metrics[0] and "valid_loss_advance" in metrics[-1]
+    (folder / "alignments.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CorpusError, match="run `valle data align` again"):
+        TokenizedCorpus(folder)
+    write_alignments(folder, [torch.zeros(3, dtype=torch.long)], source="another tokenisation")
+    with pytest.raises(CorpusError, match="does not fit the utterances"):
+        TokenizedCorpus(folder)

@@ -157,6 +157,20 @@ def _add_data_tokenize(data: Commands) -> None:
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
 
 
+def _data_align(args: argparse.Namespace) -> None:
+    from valle.train.align import align_corpus
+
+    for directory in args.folders:
+        print(f"wrote {align_corpus(directory, args.stage)}")
+
+
+def _add_data_align(data: Commands) -> None:
+    p = _command(data, "align", _data_align, "the phoneme of every frame of tokenised folders, from a trained AR "
+                 "stage's attention (for training a stage with a phoneme pointer)")
+    p.add_argument("folders", type=Path, nargs="+", help="folders written by `valle data tokenize`")
+    p.add_argument("--stage", type=Path, required=True, help="an AR stage folder that reads in order (alignment >= 0.9)")
+
+
 def _codec_train(args: argparse.Namespace) -> None:
 
     from valle.codec.compact import CompactCodecConfig
@@ -646,7 +660,8 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     _add_text_phonemize(_group(commands, "text", "text front-end: normalisation and phonemes"))
     data = _group(commands, "data", "corpora and manifests")
-    for add in (_add_data_prepare, _add_data_install_sources, _add_data_synth_corpus, _add_data_mix, _add_data_tokenize):
+    for add in (_add_data_prepare, _add_data_install_sources, _add_data_synth_corpus, _add_data_mix, _add_data_tokenize,
+                _add_data_align):
         add(data)
     codec = _group(commands, "codec", "neural audio codecs")
     _add_codec_train(codec)

@@ -22,13 +22,17 @@ single entry because safetensors writes several in an unpredictable order, and a
 shard's bytes must depend on its content only.
 
 `index.json` is written last: a folder with an index is complete and consistent.
+
+A folder may also hold `alignments.safetensors` (`valle data align`): the phoneme
+spoken in every frame of every utterance, in corpus order (`frames` int16 [sum T],
+`offsets` int64 [n + 1]), for a stage that reads a phoneme pointer.
 """
 
 import hashlib
 import json
 import struct
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +44,12 @@ from torch import Tensor
 
 from valle.codec.record import CodecRecord
 from valle.errors import CorpusError
+from valle.files import atomic_write
 from valle.text.vocab import PhonemeVocab
 
 FORMAT_VERSION = 1
 INDEX_FILE = "index.json"
+ALIGNMENTS_FILE = "alignments.safetensors"
 METADATA_KEY = "valle"
 CODES, CODE_OFFSETS, PHONEMES, PHONEME_OFFSETS = "codes", "code_offsets", "phonemes", "phoneme_offsets"
 _MAX_HEADER = 100 * 2**20  # safetensors' own limit
@@ -112,7 +118,8 @@ def read_shard(path: str | Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
 
 @dataclass(frozen=True)
 class TokenizedUtterance:
-    """One utterance of a tokenised corpus: `phonemes` [P] and `codes` [K, T], both int64."""
+    """One utterance of a tokenised corpus: `phonemes` [P] and `codes` [K, T], both int64; `alignment` [T]: the
+    phoneme (index into `phonemes`) spoken in each frame, where the folder has alignments."""
 
     id: str
     speaker: str
@@ -121,6 +128,7 @@ class TokenizedUtterance:
     duration: float
     phonemes: Tensor
     codes: Tensor
+    alignment: Tensor | None = None
 
 
 class _OpenShard:
@@ -180,6 +188,7 @@ class TokenizedCorpus:
         self._position = {id_: i for i, id_ in enumerate(self.ids)}
         self._cache_size = max(1, cache_shards)
         self._open: OrderedDict[int, _OpenShard] = OrderedDict()
+        self.alignments = read_alignments(self.directory, self.n_frames)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -213,7 +222,8 @@ class TokenizedCorpus:
         if not -len(self) <= key < len(self):
             raise IndexError(f"position {key} is outside 0..{len(self) - 1}")
         s, j = self._where[key]
-        return self._shard(s).item(j)
+        item = self._shard(s).item(j)
+        return item if self.alignments is None else replace(item, alignment=self.alignments[key % len(self)].long())
 
     def _shard(self, s: int) -> _OpenShard:
         shard = self._open.get(s)
@@ -279,6 +289,33 @@ class JoinedCorpus:
             raise IndexError(f"position {position} is outside 0..{len(self) - 1}")
         k, i = self._where[position]
         return self.parts[k][i]
+
+
+def write_alignments(directory: str | Path, paths: list[Tensor], source: str) -> Path:
+    """Store each utterance's frame-by-frame phoneme `paths` (corpus order) beside the shards, atomically."""
+    path = Path(directory) / ALIGNMENTS_FILE
+    tensors = {"frames": torch.cat([p.to(torch.int16) for p in paths]) if paths else torch.zeros(0, dtype=torch.int16),
+               "offsets": _offsets([len(p) for p in paths])}
+    with atomic_write(path, "wb") as f:
+        f.write(save_safetensors(tensors, metadata={METADATA_KEY: json.dumps({"source": source})}))
+    return path
+
+
+def read_alignments(directory: Path, n_frames: list[int]) -> list[Tensor] | None:
+    """The folder's alignments, one `[T]` per utterance, or None where it has none."""
+    path = directory / ALIGNMENTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        tensors = load_safetensors(path.read_bytes())
+        frames, offsets = tensors["frames"], tensors["offsets"].tolist()
+    except (SafetensorError, OSError, KeyError) as e:
+        raise CorpusError(f"{path} is not readable ({e}); delete it and run `valle data align` again") from None
+    lengths = [b - a for a, b in zip(offsets, offsets[1:])]
+    if lengths != n_frames:
+        raise CorpusError(f"{path} does not fit the utterances of {directory} (it was made for another tokenisation); "
+                          "delete it and run `valle data align` again")
+    return [frames[a:b] for a, b in zip(offsets, offsets[1:])]
 
 
 def open_corpus(directories: list[str | Path]) -> TokenizedCorpus | JoinedCorpus:

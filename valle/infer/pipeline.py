@@ -75,6 +75,7 @@ class Job:
     sampler: Sampler
     keep_prompt: bool = False  # continuation: the output starts with the prompt
     languages: torch.Tensor | None = None  # each phoneme's language id, for stages that take one
+    text_start: int = 0  # the target's first phoneme: where an AR stage's phoneme pointer starts
 
 
 @dataclass
@@ -222,8 +223,10 @@ class VallE:
         if request.continuation:  # one passage, the prompt's words among them: one language
             ids = self.tokenizer(" ".join(sentences), language)
             low, high = self.continuation_bounds(frames, len(ids))
+            spoken = round(frames / (NOMINAL_SECONDS_PER_PHONEME * self.codec.frame_rate))  # a guess at the prompt's share
             return [Job(torch.tensor(ids, device=device), codes, low, high, sampler(0), keep_prompt=True,
-                        languages=languages(self.language_ids(language, language), 0, len(ids)))], None
+                        languages=languages(self.language_ids(language, language), 0, len(ids)),
+                        text_start=min(spoken, len(ids) - 1))], None
         prompt_text = prompt_text if prompt_text is not None else self._transcribe(samples)
         prompt_language = request.prompt_language or self.language_of(prompt_text, language)
         language_ids = self.language_ids(language, prompt_language)
@@ -232,7 +235,8 @@ class VallE:
             target_ids = self.tokenizer(sentence, language)
             low, high = self.length_bounds(frames, len(prompt_ids), len(target_ids))
             jobs.append(Job(torch.tensor(prompt_ids + target_ids, device=device), codes, low, high, sampler(i),
-                            languages=languages(language_ids, len(prompt_ids), len(target_ids))))
+                            languages=languages(language_ids, len(prompt_ids), len(target_ids)),
+                            text_start=len(prompt_ids)))
         return jobs, prompt_text
 
     def language_of(self, prompt_text: str, language: str) -> str:
@@ -262,7 +266,8 @@ class VallE:
             chunk = jobs[start:start + batch_size]
             lowers = self.ar.generate_batch([j.phonemes for j in chunk], [j.prompt_codes for j in chunk],
                                             [j.high for j in chunk], [self._chooser(j) for j in chunk],
-                                            [j.languages for j in chunk], [j.sampler.config.guidance for j in chunk])
+                                            [j.languages for j in chunk], [j.sampler.config.guidance for j in chunk],
+                                            [j.text_start for j in chunk])
             for job, lower in zip(chunk, lowers):
                 if lower.shape[1] == job.high:
                     log.warning("the AR stage reached the length cap (%d frames) without an end token", job.high)

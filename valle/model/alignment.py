@@ -17,17 +17,18 @@ from valle.model.ar import ARModel
 
 
 @torch.no_grad()
-def attention_maps(model: ARModel, phonemes: Tensor, codes: Tensor) -> Tensor:
+def attention_maps(model: ARModel, phonemes: Tensor, codes: Tensor, alignment: Tensor | None = None) -> Tensor:
     """`[layers, heads, audio steps, phonemes]`: where each audio step attends among the phonemes, teacher-forced.
 
-    One utterance: `phonemes` `[P]`, `codes` `[K, T]`.
+    One utterance: `phonemes` `[P]`, `codes` `[K, T]` (and its `alignment` `[T]`, for a stage with a phoneme pointer).
     """
     inputs: list[tuple[Tensor, Tensor]] = []
     hooks = [layer.attention.register_forward_pre_hook(lambda _, args: inputs.append((args[0], args[1])))
              for layer in model.layers]
     try:
         lengths = torch.tensor([len(phonemes), codes.shape[1]], device=phonemes.device)
-        model(phonemes[None], lengths[:1], codes[None], lengths[1:])
+        model(phonemes[None], lengths[:1], codes[None], lengths[1:],
+              alignment=None if alignment is None else alignment[None].to(phonemes.device))
     finally:
         for hook in hooks:
             hook.remove()
@@ -53,15 +54,54 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float((ra * rb).sum() / scale) if scale > 0 else 0.0
 
 
-def head_monotonicity(model: ARModel, utterances: list[tuple[Tensor, Tensor]]) -> Tensor:
-    """`[layers, heads]`: each head's Spearman between audio step and most-attended phoneme, averaged over `utterances`."""
+def head_monotonicity(model: ARModel, utterances: list[tuple[Tensor, Tensor, Tensor | None]]) -> Tensor:
+    """`[layers, heads]`: each head's Spearman between audio step and most-attended phoneme, averaged over
+    `utterances` (phonemes, codes and, for a stage with a phoneme pointer, alignment)."""
     was_training = model.training
     model.eval()
     total = None
-    for phonemes, codes in utterances:
-        maps = attention_maps(model, phonemes, codes).argmax(-1).cpu().numpy()  # [L, H, steps]
+    for phonemes, codes, alignment in utterances:
+        maps = attention_maps(model, phonemes, codes, alignment).argmax(-1).cpu().numpy()  # [L, H, steps]
         steps = np.arange(maps.shape[-1])
         scores = torch.tensor([[spearman(steps, head) for head in layer] for layer in maps])
         total = scores if total is None else total + scores
     model.train(was_training)
     return total / len(utterances)
+
+
+def monotonic_path(log_probs: np.ndarray, max_advance: int = 3) -> np.ndarray:
+    """The most likely phoneme of each step `[S]` from `log_probs` `[S, P]`: never backwards, at most `max_advance`
+    phonemes a step, starting at one of the first two and ending at one of the last two.
+
+    Stress marks, word gaps and punctuation often take no audio of their own, so a step
+    may pass over them (Glow-TTS's monotonic alignment search, with skips).
+    """
+    steps, p = log_probs.shape
+    best = np.full(p, -np.inf)
+    best[:2] = log_probs[0, :2]
+    moves = np.zeros((steps, p), dtype=np.int8)
+    for t in range(1, steps):
+        candidates = np.stack([best] + [np.concatenate([np.full(min(k, p), -np.inf), best[:-k]])[:p]
+                                        for k in range(1, max_advance + 1)])
+        moves[t] = candidates.argmax(0)
+        best = candidates.max(0) + log_probs[t]
+    path = np.empty(steps, dtype=np.int64)
+    path[-1] = p - 1 if p < 2 or best[p - 1] >= best[p - 2] else p - 2
+    for t in range(steps - 1, 0, -1):
+        path[t - 1] = path[t] - moves[t, path[t]]
+    return path
+
+
+@torch.no_grad()
+def phoneme_path(model: ARModel, phonemes: Tensor, codes: Tensor, heads: Tensor) -> Tensor:
+    """`[T]`: the phoneme spoken in each frame of `codes` `[K, T]`, read from the attention of `heads`.
+
+    `heads` are flat indices (layer * n_heads + head) of the model's most monotonic heads
+    (`head_monotonicity`); their log-attention is averaged, and the path through it found
+    at the model's step (a group of frames), then repeated for the group's frames.
+    """
+    maps = attention_maps(model, phonemes, codes).flatten(0, 1)[heads]  # [heads, steps, P]
+    log_probs = maps.float().clamp(min=1e-6).log().mean(0).cpu().numpy()
+    steps = -(-codes.shape[1] // model.config.group_size)  # the end token's step has no frames
+    path = torch.from_numpy(monotonic_path(log_probs[:steps]))
+    return path.repeat_interleave(model.config.group_size)[:codes.shape[1]]

@@ -12,6 +12,15 @@ g times fewer steps for the same audio. With `ar_levels` k > 1 a frame is its fi
 codebook levels (their embeddings summed), and a depth decoder predicts them one after
 another from the step's state (`valle.model.depth`); with k = 1 (the paper) a linear
 head predicts the step's level-1 codes at once.
+
+With `phoneme_pointer` each step is also told which phoneme it speaks: the phoneme's
+input representation (as the text part reads it: embedding and position), projected,
+is added to the step's input, and a small head predicts how many phonemes the next step
+moves on (0 to `MAX_ADVANCE`). Training takes the pointer from alignments
+(`valle data align`); generation starts it at the target's first phoneme and moves it
+by the sampled advances, so the stage cannot lose its place in the text, only its
+pace. The prompt's steps get a learned "not said" vector instead, as does an utterance
+trained without its text.
 """
 
 from collections.abc import Callable, Iterator
@@ -19,14 +28,19 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
+from valle.errors import ConfigError
 from valle.model.config import ModelConfig
 from valle.model.depth import DepthDecoder
 from valle.model.layers import KVCache, LayerCache, TransformerLayer, lengths_to_mask
 from valle.model.linear import Linear
 from valle.model.stage import IGNORE, Stage, StageOutput
 
-# choose(logits [V + 1], history of this level's codes, level) -> the next code (or EOS at level 0).
+# choose(logits [V + 1], history of this level's codes, level) -> the next code (or EOS at level 0);
+# at level ADVANCE, choose(logits [MAX_ADVANCE + 1], [], ADVANCE) -> how far a phoneme pointer moves on.
 Chooser = Callable[[Tensor, list[int], int], int]
+ADVANCE = -1
+MAX_ADVANCE = 7  # phonemes a pointer moves on in one step, at most
+NOT_SAID = -1  # a pointer for steps whose phoneme is not given (the prompt's)
 
 
 class ARModel(Stage):
@@ -45,7 +59,13 @@ class ARModel(Stage):
             self.head = Linear(d, g * (v + 1))
         else:
             self.depth = DepthDecoder(config)
+        if config.phoneme_pointer:
+            self.pointer_projection = Linear(d, d)
+            self.pointer_not_said = nn.Parameter(torch.zeros(d))
+            self.advance_head = Linear(d, MAX_ADVANCE + 1)
         self.init_weights()
+        if config.phoneme_pointer:  # a stage warm-started from one without a pointer starts by ignoring it
+            nn.init.zeros_(self.pointer_projection.weight)
 
     # -- sequences ---------------------------------------------------------------------
     def _targets(self, codes: Tensor, code_lens: Tensor) -> Tensor:
@@ -58,15 +78,22 @@ class ARModel(Stage):
             targets[b, length, 0] = self.eos
         return targets.view(codes.shape[0], n, g, k)
 
-    def _embed_audio(self, frames: Tensor, positions: Tensor) -> Tensor:
+    def _embed_audio(self, frames: Tensor, positions: Tensor, text: Tensor | None = None,
+                     pointer: Tensor | None = None) -> Tensor:
         """Frames `[B, n * g, k]` (codes or BOS/PAD) -> group embeddings `[B, n, d]` at `positions` `[B or 1, n]`.
 
-        Only the first `history_levels` levels of each frame are read.
+        Only the first `history_levels` levels of each frame are read. A stage with a phoneme
+        pointer adds each step's phoneme: `pointer` `[B, n]` indexes the embedded `text` `[B, P, d]`
+        (NOT_SAID: none).
         """
         frames = frames[..., :self.history_levels]
         levels = torch.arange(frames.shape[2], device=frames.device) * (self.config.codebook_size + 3)
         groups = self.audio_embedding(frames + levels).sum(2).view(frames.shape[0], -1, self.config.d_model)
-        return self.audio_positions.at(groups * self.embedding_scale, positions)
+        x = self.audio_positions.at(groups * self.embedding_scale, positions)
+        if self.config.phoneme_pointer:
+            pointed = text.gather(1, pointer.clamp(min=0)[..., None].expand(-1, -1, text.shape[2]))
+            x = x + torch.where(pointer[..., None] >= 0, self.pointer_projection(pointed), self.pointer_not_said)
+        return x
 
     def _run(self, x: Tensor, mask: Tensor | None, cache: KVCache | None = None) -> Tensor:
         for i, layer in enumerate(self.layers):
@@ -97,30 +124,71 @@ class ARModel(Stage):
 
     # -- training ----------------------------------------------------------------------
     def forward(self, phonemes: Tensor, phoneme_lens: Tensor, codes: Tensor, code_lens: Tensor,
-                languages: Tensor | None = None) -> StageOutput:
+                languages: Tensor | None = None, alignment: Tensor | None = None) -> StageOutput:
         """Teacher-forced loss on the first `ar_levels` levels of `codes` `[B, K, T]` (padded) given `phonemes` `[B, P]`
-        (and their `languages` `[B, P]`, for a stage that takes them)."""
+        (and their `languages` `[B, P]`, for a stage that takes them; and, for a stage with a phoneme
+        pointer, the `alignment` `[B, T]`: the phoneme index spoken in each frame, NOT_SAID in a
+        prompt)."""
         g, k, batch = self.config.group_size, self.config.ar_levels, codes.shape[0]
         targets = self._targets(codes, code_lens)  # [B, n, g, k]
         n_groups = targets.shape[1]
         frames = targets.view(batch, -1, k).masked_fill(targets.view(batch, -1, k) == IGNORE, self.pad)
         inputs = torch.cat([torch.full((batch, g, k), self.bos, dtype=torch.long, device=codes.device), frames[:, :-g]], dim=1)
+        text_kept = torch.ones(batch, dtype=torch.bool, device=codes.device)
         if self.training and self.config.text_dropout > 0:  # some utterances without their text, for guidance
-            phoneme_lens = phoneme_lens.masked_fill(torch.rand(batch, device=codes.device) < self.config.text_dropout, 0)
+            text_kept = torch.rand(batch, device=codes.device) >= self.config.text_dropout
+            phoneme_lens = phoneme_lens.masked_fill(~text_kept, 0)
         if self.training and self.config.history_noise > 0:  # past frames replaced by random codes, targets kept
             noisy = (inputs < self.config.codebook_size) & (torch.rand(inputs.shape[:2], device=codes.device)[..., None]
                                                             < self.config.history_noise)
             inputs = torch.where(noisy, torch.randint_like(inputs, self.config.codebook_size), inputs)
         group_lens = torch.div(code_lens + 1 + g - 1, g, rounding_mode="floor")
         audio_positions = torch.arange(n_groups, device=codes.device)[None]
-        x = self.dropout(torch.cat([self._embed_text(phonemes, languages), self._embed_audio(inputs, audio_positions)], dim=1))
+        text = self._embed_text(phonemes, languages)
+        pointer = advances = None
+        if self.config.phoneme_pointer:
+            if alignment is None:
+                raise ConfigError("this AR stage reads a phoneme pointer, so it trains on aligned data: run "
+                                  "`valle data align FOLDER --stage AR_STAGE` on every training and validation folder")
+            pointer, advances = self._training_pointer(alignment, code_lens, n_groups, text_kept)
+        x = self.dropout(torch.cat([text, self._embed_audio(inputs, audio_positions, text, pointer)], dim=1))
         mask = self.prefix_mask(lengths_to_mask(phoneme_lens, phonemes.shape[1]), lengths_to_mask(group_lens, n_groups))
         hidden = self._run(x, mask)[:, phonemes.shape[1]:]
         if k == 1:
             logits = self.head(hidden).view(batch, n_groups, g, 1, -1)
         else:
             logits = self.depth(hidden, frames.view(batch, n_groups, g * k)).view(batch, n_groups, g, k, -1)
-        return StageOutput.scored(logits, targets, torch.arange(k, device=codes.device).expand_as(targets))
+        out = StageOutput.scored(logits, targets, torch.arange(k, device=codes.device).expand_as(targets))
+        return out if advances is None else out.with_advances(self.advance_head(hidden), advances)
+
+    def _training_pointer(self, alignment: Tensor, code_lens: Tensor, n_groups: int,
+                          text_kept: Tensor) -> tuple[Tensor, Tensor]:
+        """Each step's phoneme `[B, n]` and how far the pointer moves after it `[B, n]` (IGNORE where nothing is
+        predicted).
+
+        A step's phoneme is that of the first frame of the group it predicts; frames aligned to
+        NOT_SAID (a prompt's), and every frame of an utterance without text, give NOT_SAID. In
+        training a prompt of up to half the utterance that ends where a phoneme starts is drawn
+        at random as well (none in a third of the utterances), as generation continues a prompt
+        at the target's first phoneme.
+        """
+        g, device = self.config.group_size, alignment.device
+        data_groups = torch.div(code_lens + g - 1, g, rounding_mode="floor")  # groups with audio
+        steps = torch.arange(n_groups, device=device)
+        at = torch.minimum(steps[None] * g, (data_groups[:, None] - 1) * g).clamp(0, alignment.shape[1] - 1)
+        pointer = alignment.gather(1, at).masked_fill(~text_kept[:, None], NOT_SAID)  # [B, n]
+        if self.training:
+            for b in range(len(code_lens)):
+                if torch.rand(()) < 1 / 3:
+                    continue
+                half = int(data_groups[b]) // 2
+                starts = ((pointer[b, 1:half + 1] != pointer[b, :half]) & (pointer[b, :half] >= 0)).nonzero()[:, 0] + 1
+                if len(starts):
+                    pointer[b, :int(starts[torch.randint(len(starts), ())])] = NOT_SAID
+        advances = (pointer[:, 1:] - pointer[:, :-1]).clamp(0, MAX_ADVANCE)
+        told = (pointer[:, :-1] >= 0) & (pointer[:, 1:] >= 0) & (steps[None, 1:] < data_groups[:, None])
+        advances = torch.cat([advances.masked_fill(~told, IGNORE), torch.full_like(advances[:, :1], IGNORE)], dim=1)
+        return pointer, advances
 
     # -- inference ---------------------------------------------------------------------
     def trim_prompt(self, prompt: Tensor) -> Tensor:
@@ -132,7 +200,7 @@ class ARModel(Stage):
 
     @torch.no_grad()
     def generate(self, phonemes: Tensor, prompt: Tensor, max_frames: int, choose: Chooser,
-                 languages: Tensor | None = None, guidance: float = 1.0) -> Tensor:
+                 languages: Tensor | None = None, guidance: float = 1.0, text_start: int = 0) -> Tensor:
         """Continue the `prompt` codes `[K', T_p]` (K' >= ar_levels) for `phonemes` `[P]` (prompt's + target's).
 
         `choose(logits [V + 1], history, level)` picks each code, level by level within a
@@ -141,9 +209,11 @@ class ARModel(Stage):
         offer it) or after `max_frames` new frames. Returns the new codes `[ar_levels, T]`.
         `languages` `[P]`: each phoneme's language id, for a stage that takes them. `guidance` w != 1 is
         classifier-free guidance on the text: each level's logits are those given no text pushed w times
-        as far as the text moves them (for a stage trained with `text_dropout`).
+        as far as the text moves them (for a stage trained with `text_dropout`). `text_start`: the index of
+        the target's first phoneme, where a phoneme pointer starts.
         """
-        return self.generate_batch([phonemes], [prompt], [max_frames], [choose], [languages], [guidance])[0]
+        return self.generate_batch([phonemes], [prompt], [max_frames], [choose], [languages], [guidance],
+                                   [text_start])[0]
 
     def step_tokens(self, last: Tensor, pick: Callable[[int, Tensor], Tensor]) -> Tensor:
         """One step's tokens `[B, g * k]` from the AR states `last` `[B, d]`, each chosen by `pick(position, logits [B, V + 1])`."""
@@ -155,7 +225,7 @@ class ARModel(Stage):
     @torch.no_grad()
     def generate_batch(self, phonemes: list[Tensor], prompts: list[Tensor], max_frames: list[int],
                        choose: list[Chooser], languages: list[Tensor | None] | None = None,
-                       guidance: list[float] | None = None) -> list[Tensor]:
+                       guidance: list[float] | None = None, text_starts: list[int] | None = None) -> list[Tensor]:
         """`generate` for several requests in one padded batch: one step decodes a group for each.
 
         Each request attends only to its own phonemes and audio, at its own positions, so it
@@ -163,19 +233,21 @@ class ARModel(Stage):
         padding until the last one stops. A decoding step costs little more for a few
         requests than for one while the weights, not the arithmetic, bound its speed.
         """
-        pieces = list(self.decode_steps(phonemes, prompts, max_frames, choose, languages, guidance))
+        pieces = list(self.decode_steps(phonemes, prompts, max_frames, choose, languages, guidance, text_starts))
         return [torch.cat([step[b] for step in pieces], dim=1) if pieces else
                 torch.zeros(self.config.ar_levels, 0, dtype=torch.long, device=phonemes[0].device) for b in range(len(phonemes))]
 
     @torch.no_grad()
     def decode_steps(self, phonemes: list[Tensor], prompts: list[Tensor], max_frames: list[int],
                      choose: list[Chooser], languages: list[Tensor | None] | None = None,
-                     guidance: list[float] | None = None) -> Iterator[list[Tensor]]:
+                     guidance: list[float] | None = None, text_starts: list[int] | None = None) -> Iterator[list[Tensor]]:
         """`generate_batch` step by step: after each step, every request's new frames `[ar_levels, n]` (n may be 0).
 
         What a streaming caller decodes while the AR stage goes on. `languages`: each request's phoneme
         language ids, or None where it says none; `guidance`: each request's (as for `generate`). With
         guidance, every request has a twin without text after the last one, fed the codes it chooses.
+        `text_starts`: each request's first target phoneme, where a phoneme pointer starts (default 0);
+        the pointer then moves on by advances sampled from the stage's own prediction.
         """
         g, k, batch, device = self.config.group_size, self.config.ar_levels, len(phonemes), phonemes[0].device
         prompts = [self.trim_prompt(p) for p in prompts]
@@ -199,7 +271,14 @@ class ARModel(Stage):
         text_valid = lengths_to_mask(phoneme_lens, text.shape[1])
         audio_valid = lengths_to_mask(group_lens, frames.shape[1] // g)
         audio_positions = torch.arange(audio_valid.shape[1], device=device)[None]
-        x = torch.cat([self._embed_text(text, text_languages), self._embed_audio(frames, audio_positions)], 1)
+        embedded_text = self._embed_text(text, text_languages)
+        pointer = torch.full((rows, 1), NOT_SAID, dtype=torch.long, device=device)  # each row's phoneme now
+        prefill_pointer = torch.full(audio_valid.shape, NOT_SAID, dtype=torch.long, device=device)
+        if self.config.phoneme_pointer:  # the prompt's steps are not told their phoneme; the last one is the target's first
+            starts = text_starts or [0] * batch
+            pointer[:batch, 0] = torch.tensor([min(s, max(0, len(p) - 1)) for s, p in zip(starts, phonemes)], device=device)
+            prefill_pointer[torch.arange(batch, device=device), group_lens[:batch] - 1] = pointer[:batch, 0]
+        x = torch.cat([embedded_text, self._embed_audio(frames, audio_positions, embedded_text, prefill_pointer)], 1)
         prefill = x.shape[1]
         capacity = prefill + -(-max(max_frames) // g)  # at most one fed-back group per `g` new frames
         cache = self.new_cache(rows, capacity, x)
@@ -251,6 +330,10 @@ class ARModel(Stage):
             yield [step[b, :new[b]].T.clone() for b in range(batch)]
             if not any(active):
                 break
+            if self.config.phoneme_pointer:  # each request's pointer moves on as its chooser says
+                advance_logits = self.advance_head(last[:batch]).float()
+                moves = torch.tensor([[choose[b](advance_logits[b], [], ADVANCE)] for b in range(batch)], device=device)
+                pointer[:batch] = torch.minimum(pointer[:batch] + moves, (phoneme_lens[:batch, None] - 1).clamp(min=0))
             mask = keys_valid[:, None, None, :cache[0].length + 1] if padded else None
-            hidden = self._run(self._embed_audio(step, positions[:, None]), mask, cache)
+            hidden = self._run(self._embed_audio(step, positions[:, None], embedded_text, pointer), mask, cache)
             last, positions = hidden[:, -1], positions + 1

@@ -54,6 +54,7 @@ class ModelConfig(DictConfig):
     languages: tuple[str, ...] = ()
     history_noise: float = 0.0
     text_dropout: float = 0.0
+    phoneme_pointer: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "languages", tuple(self.languages))  # a JSON list loads as a list

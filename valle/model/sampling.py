@@ -105,8 +105,11 @@ class Sampler:
         return int(torch.multinomial(probabilities, 1, generator=self.generator))
 
     def __call__(self, logits: Tensor, history: list[int], level: int = 0) -> int:
-        """The next code of `level` (0: level 1) given that level's `history`."""
+        """The next code of `level` (0: level 1) given that level's `history`; at a negative level, a phoneme
+        pointer's advance, drawn from the stage's distribution as it is (`valle.model.ar`)."""
         c = self.config
+        if level < 0:
+            return self._draw(logits, 1.0)
         if level and c.upper_temperature is not None:
             return self._draw(filter_logits(logits, c.top_k, c.top_p), c.upper_temperature)
         token = self._draw(filter_logits(logits, c.top_k, c.top_p), c.temperature)

@@ -6,7 +6,7 @@ version, so that it can never be paired with the wrong vocabulary or codec.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -32,12 +32,28 @@ class StageOutput:
     logits: Tensor  # [..., V(+1)]
     targets: Tensor  # logits' shape without the last dim; IGNORE where nothing is predicted
     levels: Tensor  # targets' shape: the 0-based codebook level of each target
+    advances: tuple[Tensor, Tensor] | None = None  # a phoneme pointer's (logits [..., A], targets), where there is one
 
     @classmethod
     def scored(cls, logits: Tensor, targets: Tensor, levels: Tensor) -> Self:
         """The cross-entropy and top-10 accuracy (the paper's) of `logits` on the targets that are not IGNORE."""
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
         return cls(loss, top_k_accuracy(logits, targets, 10, IGNORE), logits, targets, levels)
+
+    def with_advances(self, logits: Tensor, targets: Tensor) -> Self:
+        """This output with a phoneme pointer's advances scored too: their cross-entropy joins the loss."""
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=IGNORE)
+        return replace(self, loss=self.loss + loss, advances=(logits, targets))
+
+    @torch.no_grad()
+    def advance_sums(self) -> tuple[float, float, int]:
+        """The advances' (summed cross-entropy in nats, exact hits, targets); zeros without a pointer."""
+        if self.advances is None:
+            return 0.0, 0.0, 0
+        logits, targets = self.advances[0].reshape(-1, self.advances[0].shape[-1]).float(), self.advances[1].reshape(-1)
+        valid = targets != IGNORE
+        losses = F.cross_entropy(logits[valid], targets[valid], reduction="sum")
+        return float(losses), float((logits[valid].argmax(-1) == targets[valid]).sum()), int(valid.sum())
 
     @torch.no_grad()
     def level_sums(self) -> dict[int, tuple[float, float, int]]:

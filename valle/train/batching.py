@@ -82,6 +82,19 @@ def collate(items: list) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return phonemes, phoneme_lens, codes, code_lens
 
 
+def collate_alignments(items: list, stage: Stage, width: int, device: torch.device | str = "cpu") -> Tensor | None:
+    """`[B, width]` on `device`: each frame's phoneme index, for a stage with a phoneme pointer (else None).
+
+    A stage with a pointer given unaligned data is refused by the stage itself, with the fix.
+    """
+    if not getattr(stage.config, "phoneme_pointer", False) or any(u.alignment is None for u in items):
+        return None
+    alignment = torch.zeros(len(items), width, dtype=torch.long)
+    for b, u in enumerate(items):
+        alignment[b, :len(u.alignment)] = u.alignment
+    return alignment.to(device)
+
+
 def phoneme_languages(items: list, stage: Stage, width: int, device: torch.device | str = "cpu") -> Tensor | None:
     """`[B, width]` on `device`: each phoneme's language id in `stage`, or None for a stage that takes no language.
 

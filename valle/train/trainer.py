@@ -29,7 +29,7 @@ from valle.model.config import preset
 from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.stage import Stage, TrainedOn
 from valle.text.vocab import PhonemeVocab
-from valle.train.batching import BucketBatchSampler, SamplerState, collate, phoneme_languages
+from valle.train.batching import BucketBatchSampler, SamplerState, collate, collate_alignments, phoneme_languages
 from valle.train.config import TrainConfig
 from valle.train.loop import CHECKPOINT, Loop, Settings, linear_decay
 from valle.train.validate import heldout_metrics
@@ -143,13 +143,17 @@ class Trainer(Loop):
         self.tokens += int(phoneme_lens.sum() + code_lens.sum())
         with self.autocast:
             if self.config.stage == "ar":
-                out = self.ddp(phonemes, phoneme_lens, codes, code_lens, languages)
+                out = self.ddp(phonemes, phoneme_lens, codes, code_lens, languages,
+                               collate_alignments(items, self.model, codes.shape[2], self.device))
             else:
                 prompt, prompt_lens, target, target_lens = split_prompt(codes, code_lens, self.max_prompt, self.generator)
                 level = torch.randint(self.model_config.ar_levels, self.model_config.n_codebooks, (len(code_lens),),
                                       generator=self.generator).to(self.device)
                 out = self.ddp(NARBatch(phonemes, phoneme_lens, prompt, prompt_lens, target, target_lens, level, languages))
         metrics = {"accuracy": out.accuracy.item()}
+        if out.advances is not None:
+            _, hits, n = out.advance_sums()
+            metrics["accuracy_advance"] = hits / max(n, 1)
         if self.config.stage == "nar" or self.model_config.ar_levels > 1:
             metrics |= {f"accuracy_level{level + 1}": hits / n for level, (_, hits, n) in out.level_sums().items()}
         return out.loss, metrics

@@ -23,7 +23,7 @@ from valle.model.alignment import head_monotonicity
 from valle.model.ar import ARModel
 from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.stage import Stage
-from valle.train.batching import BucketBatchSampler, collate, phoneme_languages
+from valle.train.batching import BucketBatchSampler, collate, collate_alignments, phoneme_languages
 
 
 @torch.no_grad()
@@ -47,12 +47,14 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
     prompt_frames = max(1, round(prompt_seconds * corpus.codec.frame_rate))
     generator = torch.Generator().manual_seed(seed)
     sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+    advance_sums = [0.0, 0.0, 0]
     for batch in tqdm(batches, desc="held-out", unit="batch", disable=not progress, leave=False):
         items = [corpus[chosen[i]] for i in batch]
         phonemes, phoneme_lens, codes, code_lens = (t.to(device) for t in collate(items))
         languages = phoneme_languages(items, model, phonemes.shape[1], device)
         if isinstance(model, ARModel):
-            outputs = [model(phonemes, phoneme_lens, codes, code_lens, languages)]
+            outputs = [model(phonemes, phoneme_lens, codes, code_lens, languages,
+                             collate_alignments(items, model, codes.shape[2], device))]
         else:
             split = split_prompt(codes, code_lens, prompt_frames, generator)
             outputs = [model(NARBatch(phonemes, phoneme_lens, *split, torch.full_like(code_lens, level), languages))
@@ -60,11 +62,14 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
         for out in outputs:
             for level, values in out.level_sums().items():
                 sums[level] = [a + b for a, b in zip(sums[level], values)]
+            advance_sums = [a + b for a, b in zip(advance_sums, out.advance_sums())]
     metrics = {}
     if isinstance(model, ARModel) and alignment_utterances:
         picked = [corpus[chosen[round(i * count / min(count, alignment_utterances))]] for i in range(min(count, alignment_utterances))]
-        scores = head_monotonicity(model, [(u.phonemes.to(device), u.codes.to(device)) for u in picked])
+        scores = head_monotonicity(model, [(u.phonemes.to(device), u.codes.to(device), u.alignment) for u in picked])
         metrics["alignment"] = float(scores.max())
+    if advance_sums[2]:  # a phoneme pointer: how well the next step's phoneme is predicted
+        metrics["loss_advance"], metrics["accuracy_advance"] = advance_sums[0] / advance_sums[2], advance_sums[1] / advance_sums[2]
     model.train(was_training)
     for level in sorted(sums):
         loss, hits, n = sums[level]

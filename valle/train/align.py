@@ -1,0 +1,46 @@
+"""Frame-by-frame phoneme alignments of a tokenised corpus, read from a trained AR stage's attention.
+
+A stage with a phoneme pointer (`ModelConfig.phoneme_pointer`) is told, at every step,
+which phoneme it is speaking; in training that comes from here. An AR stage that reads
+the phonemes in order (alignment score near 1, `valle.model.alignment`) already knows
+where each frame is in the text: its most monotonic heads, searched for the best
+monotonic path, give the phoneme of every frame without a separate aligner.
+"""
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from valle.data.shards import TokenizedCorpus, write_alignments
+from valle.errors import ConfigError
+from valle.model.alignment import head_monotonicity, phoneme_path
+from valle.model.ar import ARModel
+
+MIN_ALIGNMENT = 0.9  # a stage whose best head scores less does not read in order well enough to align with
+
+
+def align_corpus(directory: str | Path, stage: str | Path, heads: int = 3, probe_utterances: int = 16,
+                 min_alignment: float = MIN_ALIGNMENT) -> Path:
+    """Write `alignments.safetensors` into the tokenised folder `directory`, from the AR stage folder `stage`.
+
+    The `heads` most monotonic heads are chosen on `probe_utterances` of the corpus; the best must score
+    `min_alignment`.
+    """
+    model = ARModel.from_pretrained(stage)
+    corpus = TokenizedCorpus(directory)
+    vocab = model.trained_on.vocab
+    if corpus.vocab.tokens[:len(vocab)] != vocab.tokens[:len(corpus.vocab)]:
+        raise ConfigError(f"{stage} was trained on another phoneme vocabulary than {directory}'s; align with a stage "
+                          "trained on this vocabulary")
+    step = max(1, len(corpus) // probe_utterances)
+    probe = [corpus[i] for i in range(0, len(corpus), step)][:probe_utterances]
+    scores = head_monotonicity(model, [(u.phonemes, u.codes, None) for u in probe]).flatten()
+    chosen = scores.topk(min(heads, len(scores))).indices
+    if float(scores[chosen[0]]) < min_alignment:
+        raise ConfigError(f"{stage}'s most monotonic attention head scores {float(scores[chosen[0]]):.2f} (below "
+                          f"{min_alignment}): it does not read the phonemes in order; align with a better-trained AR stage")
+    paths = [phoneme_path(model, u.phonemes, u.codes, chosen)
+             for u in tqdm((corpus[i] for i in range(len(corpus))), total=len(corpus), desc=f"aligning {directory}",
+                           unit="utt")]
+    return write_alignments(directory, paths, source=f"{Path(stage).resolve()} heads {chosen.tolist()}")
+
