@@ -17,18 +17,20 @@ from valle.model.ar import ARModel
 
 
 @torch.no_grad()
-def attention_maps(model: ARModel, phonemes: Tensor, codes: Tensor, alignment: Tensor | None = None) -> Tensor:
+def attention_maps(model: ARModel, phonemes: Tensor, codes: Tensor, alignment: Tensor | None = None,
+                   languages: Tensor | None = None) -> Tensor:
     """`[layers, heads, audio steps, phonemes]`: where each audio step attends among the phonemes, teacher-forced.
 
-    One utterance: `phonemes` `[P]`, `codes` `[K, T]` (and its `alignment` `[T]`, for a stage with a phoneme pointer).
+    One utterance: `phonemes` `[P]`, `codes` `[K, T]` (and its `alignment` `[T]`, for a stage with a phoneme pointer;
+    its phonemes' `languages` `[P]`, for a stage that takes them).
     """
     inputs: list[tuple[Tensor, Tensor]] = []
     hooks = [layer.attention.register_forward_pre_hook(lambda _, args: inputs.append((args[0], args[1])))
              for layer in model.layers]
     try:
         lengths = torch.tensor([len(phonemes), codes.shape[1]], device=phonemes.device)
-        model(phonemes[None], lengths[:1], codes[None], lengths[1:],
-              alignment=None if alignment is None else alignment[None].to(phonemes.device))
+        model(phonemes[None], lengths[:1], codes[None], lengths[1:], None if languages is None else languages[None],
+              None if alignment is None else alignment[None].to(phonemes.device))
     finally:
         for hook in hooks:
             hook.remove()
@@ -54,14 +56,17 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float((ra * rb).sum() / scale) if scale > 0 else 0.0
 
 
-def head_monotonicity(model: ARModel, utterances: list[tuple[Tensor, Tensor, Tensor | None]]) -> Tensor:
+def head_monotonicity(model: ARModel, utterances: list[tuple[Tensor, Tensor, Tensor | None]],
+                      languages: list[Tensor | None] | None = None) -> Tensor:
     """`[layers, heads]`: each head's Spearman between audio step and most-attended phoneme, averaged over
-    `utterances` (phonemes, codes and, for a stage with a phoneme pointer, alignment)."""
+    `utterances` (phonemes, codes and, for a stage with a phoneme pointer, alignment), with each one's phoneme
+    `languages` for a stage that takes them."""
     was_training = model.training
     model.eval()
     total = None
-    for phonemes, codes, alignment in utterances:
-        maps = attention_maps(model, phonemes, codes, alignment).argmax(-1).cpu().numpy()  # [L, H, steps]
+    for i, (phonemes, codes, alignment) in enumerate(utterances):
+        maps = attention_maps(model, phonemes, codes, alignment, languages[i] if languages else None)
+        maps = maps.argmax(-1).cpu().numpy()  # [L, H, steps]
         steps = np.arange(maps.shape[-1])
         scores = torch.tensor([[spearman(steps, head) for head in layer] for layer in maps])
         total = scores if total is None else total + scores
@@ -93,14 +98,15 @@ def monotonic_path(log_probs: np.ndarray, max_advance: int = 3) -> np.ndarray:
 
 
 @torch.no_grad()
-def phoneme_path(model: ARModel, phonemes: Tensor, codes: Tensor, heads: Tensor) -> Tensor:
+def phoneme_path(model: ARModel, phonemes: Tensor, codes: Tensor, heads: Tensor, languages: Tensor | None = None) -> Tensor:
     """`[T]`: the phoneme spoken in each frame of `codes` `[K, T]`, read from the attention of `heads`.
 
     `heads` are flat indices (layer * n_heads + head) of the model's most monotonic heads
     (`head_monotonicity`); their log-attention is averaged, and the path through it found
     at the model's step (a group of frames), then repeated for the group's frames.
+    `languages` `[P]`: the phonemes' language ids, for a stage that takes them.
     """
-    maps = attention_maps(model, phonemes, codes).flatten(0, 1)[heads]  # [heads, steps, P]
+    maps = attention_maps(model, phonemes, codes, languages=languages).flatten(0, 1)[heads]  # [heads, steps, P]
     log_probs = maps.float().clamp(min=1e-6).log().mean(0).cpu().numpy()
     steps = -(-codes.shape[1] // model.config.group_size)  # the end token's step has no frames
     path = torch.from_numpy(monotonic_path(log_probs[:steps]))

@@ -9,22 +9,32 @@ monotonic path, give the phoneme of every frame without a separate aligner.
 
 from pathlib import Path
 
+from torch import Tensor
 from tqdm import tqdm
 
-from valle.data.shards import TokenizedCorpus, write_alignments
+from valle.data.shards import TokenizedCorpus, TokenizedUtterance, write_alignments
 from valle.errors import ConfigError
 from valle.model.alignment import head_monotonicity, phoneme_path
 from valle.model.ar import ARModel
+from valle.train.batching import phoneme_languages
 
 MIN_ALIGNMENT = 0.9  # a stage whose best head scores less does not read in order well enough to align with
+PROBE_PHONEMES = 10  # heads are scored on utterances this long or longer: a rank correlation over a word means little
+
+
+def _languages(model: ARModel, utterance: TokenizedUtterance) -> Tensor | None:
+    """The utterance's phoneme language ids for a stage that takes them (its language's where the stage knows it)."""
+    languages = phoneme_languages([utterance], model, len(utterance.phonemes))
+    return None if languages is None else languages[0]
 
 
 def align_corpus(directory: str | Path, stage: str | Path, heads: int = 3, probe_utterances: int = 16,
                  min_alignment: float = MIN_ALIGNMENT) -> Path:
     """Write `alignments.safetensors` into the tokenised folder `directory`, from the AR stage folder `stage`.
 
-    The `heads` most monotonic heads are chosen on `probe_utterances` of the corpus; the best must score
-    `min_alignment`.
+    The `heads` most monotonic heads are chosen on `probe_utterances` of the corpus of at least
+    PROBE_PHONEMES phonemes (single-word prompts, common in recorded voice menus, say nothing of
+    order); the best must score `min_alignment`.
     """
     model = ARModel.from_pretrained(stage)
     corpus = TokenizedCorpus(directory)
@@ -32,14 +42,15 @@ def align_corpus(directory: str | Path, stage: str | Path, heads: int = 3, probe
     if corpus.vocab.tokens[:len(vocab)] != vocab.tokens[:len(corpus.vocab)]:
         raise ConfigError(f"{stage} was trained on another phoneme vocabulary than {directory}'s; align with a stage "
                           "trained on this vocabulary")
-    step = max(1, len(corpus) // probe_utterances)
-    probe = [corpus[i] for i in range(0, len(corpus), step)][:probe_utterances]
-    scores = head_monotonicity(model, [(u.phonemes, u.codes, None) for u in probe]).flatten()
+    long_enough = [i for i in range(len(corpus)) if corpus.n_phonemes[i] >= PROBE_PHONEMES] or list(range(len(corpus)))
+    probe = [corpus[i] for i in long_enough[::max(1, len(long_enough) // probe_utterances)][:probe_utterances]]
+    scores = head_monotonicity(model, [(u.phonemes, u.codes, None) for u in probe],
+                               [_languages(model, u) for u in probe]).flatten()
     chosen = scores.topk(min(heads, len(scores))).indices
     if float(scores[chosen[0]]) < min_alignment:
         raise ConfigError(f"{stage}'s most monotonic attention head scores {float(scores[chosen[0]]):.2f} (below "
                           f"{min_alignment}): it does not read the phonemes in order; align with a better-trained AR stage")
-    paths = [phoneme_path(model, u.phonemes, u.codes, chosen)
+    paths = [phoneme_path(model, u.phonemes, u.codes, chosen, _languages(model, u))
              for u in tqdm((corpus[i] for i in range(len(corpus))), total=len(corpus), desc=f"aligning {directory}",
                            unit="utt")]
     return write_alignments(directory, paths, source=f"{Path(stage).resolve()} heads {chosen.tolist()}")
