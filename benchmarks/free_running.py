@@ -12,7 +12,7 @@ row keeping the utterance's first 3 s as they are (the prompt) and making the re
 A continuation far worse than its teacher-forced rows is a model that drifts off the text once
 it runs on its own samples; a teacher-forced level 1 far worse than the real codes is one that
 has not learnt the next code. Run it on training speakers (is it the model?) and held-out ones
-(is it the voice?).
+(is it the voice?). A stage with a phoneme pointer needs an aligned folder (`valle data align`).
 
     python benchmarks/free_running.py --model runs/gpu1/model --tokens runs/tokens/train --speaker fl004 --n 8
 """
@@ -26,28 +26,34 @@ import torch
 from tqdm import tqdm
 
 from valle.asr import load_recognizer, word_error_rate
-from valle.data.shards import TokenizedCorpus
+from valle.data.shards import TokenizedCorpus, TokenizedUtterance
 from valle.infer import VallE
 from valle.model.sampling import NearestInExpectation, Sampler, SamplingConfig
 
 
-def teacher_forced(valle: VallE, near: NearestInExpectation, phonemes: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """`[k, T]`: the AR's codes for every frame given the true past (level 1 likeliest, the levels above nearest)."""
-    ar = valle.ar
+def teacher_forced(valle: VallE, near: NearestInExpectation, utterance: TokenizedUtterance) -> torch.Tensor:
+    """`[k, T]`: the AR's codes for every frame given the true past (level 1 likeliest, the levels above nearest),
+    and for a stage with a phoneme pointer the true phoneme of every frame."""
+    ar, phonemes, codes = valle.ar, utterance.phonemes, utterance.codes
     k, v = ar.config.ar_levels, ar.config.codebook_size
+    alignment = utterance.alignment[None] if ar.config.phoneme_pointer and utterance.alignment is not None else None
     with torch.no_grad():
-        out = ar(phonemes[None], torch.tensor([len(phonemes)]), codes[None], torch.tensor([codes.shape[1]]))
+        out = ar(phonemes[None], torch.tensor([len(phonemes)]), codes[None], torch.tensor([codes.shape[1]]),
+                 alignment=alignment)
     logits = out.logits.reshape(-1, k, v + 1)[:codes.shape[1], :, :v]  # groups unrolled into frames; EOS left out
     levels = [logits[:, 0].argmax(-1)] + [near(logits[:, level], level) for level in range(1, k)]
     return torch.stack(levels)
 
 
-def continuation(valle: VallE, near: NearestInExpectation, sampling: SamplingConfig, phonemes: torch.Tensor,
-                 codes: torch.Tensor, prompt_frames: int, seed: int) -> torch.Tensor:
-    """`[K, T]`: the prompt's codes, then what the AR and NAR make of the rest of the text."""
+def continuation(valle: VallE, near: NearestInExpectation, sampling: SamplingConfig, utterance: TokenizedUtterance,
+                 prompt_frames: int, seed: int) -> torch.Tensor:
+    """`[K, T]`: the prompt's codes, then what the AR and NAR make of the rest of the text (a phoneme pointer
+    starting at the phoneme that follows the prompt, where the folder is aligned)."""
     sampler = Sampler(sampling, seed=seed)
+    phonemes, codes = utterance.phonemes, utterance.codes
     prompt = codes[:, :prompt_frames]
-    lower = valle.ar.generate(phonemes, prompt, 2 * codes.shape[1], sampler)
+    start = 0 if utterance.alignment is None else int(utterance.alignment[min(prompt_frames, codes.shape[1] - 1)])
+    lower = valle.ar.generate(phonemes, prompt, 2 * codes.shape[1], sampler, text_start=start)
     return torch.cat([prompt, valle.nar.generate(phonemes, prompt, lower, choose=near)], dim=1)
 
 
@@ -90,7 +96,7 @@ def main() -> int:
         utterance = corpus[id_]
         codes, phonemes = utterance.codes, utterance.phonemes
         references.append(utterance.text)
-        forced = teacher_forced(valle, near, phonemes, codes)[:, prompt_frames:]  # every row keeps the real prompt
+        forced = teacher_forced(valle, near, utterance)[:, prompt_frames:]  # every row keeps the real prompt
         level1 = codes.clone()
         level1[0, prompt_frames:] = forced[0]
         prompt = codes[:, :prompt_frames]
@@ -98,7 +104,7 @@ def main() -> int:
         rows["real codes"].append(hear(codes))
         rows["level 1 teacher-forced"].append(hear(level1))
         rows[f"levels 1-{k} teacher-forced, NAR above"].append(hear(upper))
-        rows["continuation"].append(hear(continuation(valle, near, sampling, phonemes, codes, prompt_frames, args.seed + i)))
+        rows["continuation"].append(hear(continuation(valle, near, sampling, utterance, prompt_frames, args.seed + i)))
 
     print(f"{len(ids)} utterances of {args.tokens}{f' ({args.speaker}*)' if args.speaker else ''}, judge {asr.name}, "
           f"model {args.model}, continuation sampled at temperature {args.temperature}, top-k {args.top_k}, top-p {args.top_p}\n")

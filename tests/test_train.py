@@ -371,7 +371,8 @@ def test_a_corpus_aligned_by_a_stages_attention_trains_a_stage_with_a_phoneme_po
     pointed = replace(CONFIG, model={"phoneme_pointer": True})
     with pytest.raises(ConfigError, match="valle data align"):
         Trainer(pointed, folder, tmp_path / "unaligned").fit()
-    align_corpus(folder, tmp_path / "aligner", min_alignment=-1.0)
+    alone = align_corpus(folder, tmp_path / "aligner", min_alignment=-1.0).read_bytes()
+    assert align_corpus(folder, tmp_path / "aligner", min_alignment=-1.0, workers=2).read_bytes() == alone
     aligned = TokenizedCorpus(folder)
     for i in range(len(aligned)):
         u = aligned[i]

@@ -161,7 +161,7 @@ def _data_align(args: argparse.Namespace) -> None:
     from valle.train.align import align_corpus
 
     for directory in args.folders:
-        print(f"wrote {align_corpus(directory, args.stage)}")
+        print(f"wrote {align_corpus(directory, args.stage, workers=args.workers)}")
 
 
 def _add_data_align(data: Commands) -> None:
@@ -169,6 +169,7 @@ def _add_data_align(data: Commands) -> None:
                  "stage's attention (for training a stage with a phoneme pointer)")
     p.add_argument("folders", type=Path, nargs="+", help="folders written by `valle data tokenize`")
     p.add_argument("--stage", type=Path, required=True, help="an AR stage folder that reads in order (alignment >= 0.9)")
+    p.add_argument("--workers", type=int, default=1, help="parallel processes, one thread each (default: 1)")
 
 
 def _codec_train(args: argparse.Namespace) -> None:

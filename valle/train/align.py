@@ -7,8 +7,10 @@ where each frame is in the text: its most monotonic heads, searched for the best
 monotonic path, give the phoneme of every frame without a separate aligner.
 """
 
+import multiprocessing
 from pathlib import Path
 
+import torch
 from torch import Tensor
 from tqdm import tqdm
 
@@ -28,13 +30,29 @@ def _languages(model: ARModel, utterance: TokenizedUtterance) -> Tensor | None:
     return None if languages is None else languages[0]
 
 
+_worker: tuple[ARModel, TokenizedCorpus, Tensor] | None = None  # a worker process's stage, corpus and heads
+
+
+def _start_worker(model: ARModel, directory: Path, heads: Tensor) -> None:
+    global _worker
+    torch.set_num_threads(1)
+    _worker = model, TokenizedCorpus(directory), heads
+
+
+def _align(position: int) -> Tensor:
+    model, corpus, heads = _worker
+    u = corpus[position]
+    return phoneme_path(model, u.phonemes, u.codes, heads, _languages(model, u))
+
+
 def align_corpus(directory: str | Path, stage: str | Path, heads: int = 3, probe_utterances: int = 16,
-                 min_alignment: float = MIN_ALIGNMENT) -> Path:
+                 min_alignment: float = MIN_ALIGNMENT, workers: int = 1) -> Path:
     """Write `alignments.safetensors` into the tokenised folder `directory`, from the AR stage folder `stage`.
 
     The `heads` most monotonic heads are chosen on `probe_utterances` of the corpus of at least
     PROBE_PHONEMES phonemes (single-word prompts, common in recorded voice menus, say nothing of
-    order); the best must score `min_alignment`.
+    order); the best must score `min_alignment`. `workers` processes (one thread each) share the
+    utterances; the result does not depend on how many.
     """
     model = ARModel.from_pretrained(stage)
     corpus = TokenizedCorpus(directory)
@@ -50,8 +68,10 @@ def align_corpus(directory: str | Path, stage: str | Path, heads: int = 3, probe
     if float(scores[chosen[0]]) < min_alignment:
         raise ConfigError(f"{stage}'s most monotonic attention head scores {float(scores[chosen[0]]):.2f} (below "
                           f"{min_alignment}): it does not read the phonemes in order; align with a better-trained AR stage")
-    paths = [phoneme_path(model, u.phonemes, u.codes, chosen, _languages(model, u))
-             for u in tqdm((corpus[i] for i in range(len(corpus))), total=len(corpus), desc=f"aligning {directory}",
-                           unit="utt")]
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {workers}")
+    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (model, corpus.directory, chosen)) as pool:
+        paths = list(tqdm(pool.imap(_align, range(len(corpus)), chunksize=8), total=len(corpus),
+                          desc=f"aligning {directory}", unit="utt"))
     return write_alignments(directory, paths, source=f"{Path(stage).resolve()} heads {chosen.tolist()}")
 
