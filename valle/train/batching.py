@@ -87,7 +87,7 @@ def collate_alignments(items: list, stage: Stage, width: int, device: torch.devi
 
     A stage with a pointer given unaligned data is refused by the stage itself, with the fix.
     """
-    if not getattr(stage.config, "phoneme_pointer", False) or any(u.alignment is None for u in items):
+    if not stage.config.phoneme_pointer or any(u.alignment is None for u in items):
         return None
     alignment = torch.zeros(len(items), width, dtype=torch.long)
     for b, u in enumerate(items):
