@@ -12,7 +12,7 @@ from valle.model.ar import ADVANCE, NOT_SAID, ARModel
 from valle.model.config import ModelConfig, preset
 from valle.model.layers import Attention, LayerCache
 from valle.model.linear import ONEDNN, Linear
-from valle.model.nar import NARBatch, NARModel, split_aligned, split_prompt
+from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.sampling import Sampler, SamplingConfig
 from valle.model.stage import IGNORE
 
@@ -488,6 +488,8 @@ def test_a_phoneme_pointer_starts_ignored_then_tells_each_step_its_phoneme():
     torch.testing.assert_close(after[1], before[1])
     with pytest.raises(ConfigError, match="valle data align"):
         pointed(phonemes, p_lens, codes, c_lens)
+    with pytest.raises(ConfigError, match="phoneme_pointer is an option of the AR stage"):
+        NARModel(config(phoneme_pointer=True))
 
 
 def test_pointer_advances_are_learnt_from_the_alignment_and_a_drawn_prompt_is_not_told_its_phonemes():
@@ -574,33 +576,3 @@ def test_the_monotonic_path_through_noisy_attention_is_the_true_one():
     assert monotonic_path(log_probs).tolist() == truth.tolist()
     path = monotonic_path(np.log(np.full((30, 12), 1 / 12)))  # no evidence: still a valid walk
     assert path[0] <= 1 and path[-1] >= 10 and (np.diff(path) >= 0).all() and (np.diff(path) <= 3).all()
-
-
-def test_a_nar_stage_with_a_phoneme_pointer_starts_ignored_then_reads_each_target_frames_phoneme():
-    plain = NARModel(config()).eval()
-    pointed = NARModel(config(phoneme_pointer=True)).eval()
-    pointed.load_state_dict(plain.state_dict(), strict=False)
-    phonemes, p_lens, codes, c_lens = batch()
-    alignment = staircase((30, 22), (7, 5))
-    prompt, prompt_lens, target, target_lens, target_alignment = split_aligned(codes, c_lens, alignment, 8,
-                                                                               torch.Generator().manual_seed(2))
-    again = split_prompt(codes, c_lens, 8, torch.Generator().manual_seed(2))
-    for cut, same in zip((prompt, prompt_lens, target, target_lens), again):
-        assert torch.equal(cut, same)  # the codes are cut as without an alignment ...
-    for b in range(2):  # ... and the alignment alike: what is left of each utterance, in order
-        kept = [t for t in range(int(c_lens[b])) if not any(torch.equal(codes[b, :, t], prompt[b, :, j])
-                                                             for j in range(int(prompt_lens[b])))]
-        assert target_alignment[b, :int(target_lens[b])].tolist() == alignment[b, kept].tolist()
-    level = torch.tensor([2, 2])
-
-    def logits(model, alignment=target_alignment):
-        return model.logits(phonemes, p_lens, prompt, prompt_lens, target, target_lens, level, alignment=alignment)
-
-    torch.testing.assert_close(logits(pointed), logits(plain))
-    torch.nn.init.normal_(pointed.pointer_projection.weight, std=0.5)
-    moved = target_alignment.clone()
-    moved[0, 3] = (moved[0, 3] + 1) % 7
-    assert not torch.allclose(logits(pointed, moved)[0], logits(pointed)[0])
-    torch.testing.assert_close(logits(pointed, moved)[1], logits(pointed)[1])
-    with pytest.raises(ConfigError, match="valle data align"):
-        logits(pointed, None)

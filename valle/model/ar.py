@@ -33,13 +33,14 @@ from valle.model.config import ModelConfig
 from valle.model.depth import DepthDecoder
 from valle.model.layers import KVCache, LayerCache, TransformerLayer, lengths_to_mask
 from valle.model.linear import Linear
-from valle.model.stage import IGNORE, NOT_SAID, Stage, StageOutput
+from valle.model.stage import IGNORE, Stage, StageOutput
 
 # choose(logits [V + 1], history of this level's codes, level) -> the next code (or EOS at level 0);
 # at level ADVANCE, choose(logits [MAX_ADVANCE + 1], [], ADVANCE) -> how far a phoneme pointer moves on.
 Chooser = Callable[[Tensor, list[int], int], int]
 ADVANCE = -1
 MAX_ADVANCE = 7  # phonemes a pointer moves on in one step, at most
+NOT_SAID = -1  # a pointer for steps whose phoneme is not given (the prompt's)
 
 
 class ARModel(Stage):
@@ -59,8 +60,12 @@ class ARModel(Stage):
         else:
             self.depth = DepthDecoder(config)
         if config.phoneme_pointer:
+            self.pointer_projection = Linear(d, d)
+            self.pointer_not_said = nn.Parameter(torch.zeros(d))
             self.advance_head = Linear(d, MAX_ADVANCE + 1)
         self.init_weights()
+        if config.phoneme_pointer:  # a stage warm-started from one without a pointer starts by ignoring it
+            nn.init.zeros_(self.pointer_projection.weight)
 
     # -- sequences ---------------------------------------------------------------------
     def _targets(self, codes: Tensor, code_lens: Tensor) -> Tensor:
@@ -85,7 +90,10 @@ class ARModel(Stage):
         levels = torch.arange(frames.shape[2], device=frames.device) * (self.config.codebook_size + 3)
         groups = self.audio_embedding(frames + levels).sum(2).view(frames.shape[0], -1, self.config.d_model)
         x = self.audio_positions.at(groups * self.embedding_scale, positions)
-        return x + self._pointed(text, pointer) if self.config.phoneme_pointer else x
+        if self.config.phoneme_pointer:
+            pointed = text.gather(1, pointer.clamp(min=0)[..., None].expand(-1, -1, text.shape[2]))
+            x = x + torch.where(pointer[..., None] >= 0, self.pointer_projection(pointed), self.pointer_not_said)
+        return x
 
     def _run(self, x: Tensor, mask: Tensor | None, cache: KVCache | None = None) -> Tensor:
         for i, layer in enumerate(self.layers):

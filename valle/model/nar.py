@@ -35,7 +35,6 @@ class NARBatch:
     target_lens: Tensor  # [B]
     level: Tensor  # [B], in ar_levels..K-1 (0-based index of the level to predict)
     languages: Tensor | None = None  # [B, P]: each phoneme's language id, for a stage that takes them
-    alignment: Tensor | None = None  # [B, T]: each target frame's phoneme index, for a stage with a phoneme pointer
 
 
 def split_prompt(codes: Tensor, code_lens: Tensor, max_prompt: int, generator: torch.Generator | None = None
@@ -56,17 +55,6 @@ def split_prompt(codes: Tensor, code_lens: Tensor, max_prompt: int, generator: t
     return (*_pad(prompts, codes.device), *_pad(targets, codes.device))
 
 
-def split_aligned(codes: Tensor, code_lens: Tensor, alignment: Tensor | None, max_prompt: int,
-                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
-    """`split_prompt`, with each frame's phoneme (`alignment` `[B, T]`) cut alike: (prompt, prompt_lens, target,
-    target_lens, the target's alignment or None without one)."""
-    if alignment is None:
-        return *split_prompt(codes, code_lens, max_prompt, generator), None
-    prompt, prompt_lens, target, target_lens = split_prompt(torch.cat([codes, alignment[:, None]], 1), code_lens,
-                                                            max_prompt, generator)
-    return prompt[:, :-1], prompt_lens, target[:, :-1], target_lens, target[:, -1]
-
-
 def _pad(pieces: list[Tensor], device: torch.device) -> tuple[Tensor, Tensor]:
     lengths = torch.tensor([p.shape[1] for p in pieces], device=device)
     out = torch.zeros(len(pieces), pieces[0].shape[0], int(lengths.max()), dtype=torch.long, device=device)
@@ -80,6 +68,8 @@ class NARModel(Stage):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
+        if config.phoneme_pointer:
+            raise ConfigError("phoneme_pointer is an option of the AR stage; leave it out of the NAR stage's config")
         d, k, v = config.d_model, config.n_codebooks, config.codebook_size
         self.level_embeddings = nn.ModuleList(nn.Embedding(v, d) for _ in range(k))
         self.first_level = config.ar_levels  # 0-based: the lowest level this stage predicts
@@ -98,25 +88,16 @@ class NARModel(Stage):
 
     def logits(self, phonemes: Tensor, phoneme_lens: Tensor, prompt: Tensor, prompt_lens: Tensor,
                target: Tensor, target_lens: Tensor, level: Tensor, offset: int = 0,
-               languages: Tensor | None = None, alignment: Tensor | None = None) -> Tensor:
+               languages: Tensor | None = None) -> Tensor:
         """Logits `[B, T, V]` of codebook `level[b]` (0-based, >= ar_levels) at the target's frames.
 
-        `offset`: the target is a window that starts this many frames into the utterance. A stage
-        with a phoneme pointer is told each target frame's phoneme (`alignment` `[B, T]`, indices
-        into `phonemes`); its prompt frames get the "not said" vector.
+        `offset`: the target is a window that starts this many frames into the utterance.
         """
         k = self.config.n_codebooks
         p, t_p, t = phonemes.shape[1], prompt.shape[2], target.shape[2]
         text = self._embed_text(phonemes, languages)
         prompt_x = self._embed_codes(prompt, torch.full_like(level, k)) * self.embedding_scale
         target_x = self._embed_codes(target, level) * self.embedding_scale
-        if self.config.phoneme_pointer:
-            if alignment is None:
-                raise ConfigError("this NAR stage reads a phoneme pointer, so it needs each target frame's phoneme: "
-                                  "train it on folders aligned with `valle data align`, and pair it with an AR stage "
-                                  "that has a phoneme pointer")
-            target_x = target_x + self._pointed(text, alignment)
-            prompt_x = prompt_x + self.pointer_not_said
         # The prompt and the target are one audio stream: the target's positions go on
         # from the end of each utterance's own prompt, wherever padding puts it.
         frames = torch.arange(max(t_p, t), device=target.device)[None]
@@ -134,8 +115,7 @@ class NARModel(Stage):
 
     def forward(self, batch: NARBatch) -> StageOutput:
         logits = self.logits(batch.phonemes, batch.phoneme_lens, batch.prompt, batch.prompt_lens,
-                             batch.target, batch.target_lens, batch.level, languages=batch.languages,
-                             alignment=batch.alignment)
+                             batch.target, batch.target_lens, batch.level, languages=batch.languages)
         targets = batch.target[torch.arange(len(batch.level)), batch.level]  # [B, T]
         targets = targets.masked_fill(~lengths_to_mask(batch.target_lens, targets.shape[1]), IGNORE)
         return StageOutput.scored(logits, targets, batch.level[:, None].expand_as(targets))
@@ -143,15 +123,14 @@ class NARModel(Stage):
     @torch.no_grad()
     def generate(self, phonemes: Tensor, prompt: Tensor, lower: Tensor, offset: int = 0,
                  settled: Tensor | None = None, choose: Callable[[Tensor, int], Tensor] | None = None,
-                 languages: Tensor | None = None, alignment: Tensor | None = None) -> Tensor:
+                 languages: Tensor | None = None) -> Tensor:
         """The levels above the AR's for the target's lower levels `[ar_levels, T]`, given the full `prompt` `[K, T_p]`.
 
         Returns all K levels of the target, `[K, T]`, each level chosen from its logits by
         `choose(logits [T, V], level)` (default: the likeliest code). A streaming caller passes
         a window of the target: `offset` frames into it, with the first frames' levels already
         decided (`settled`, `[K, n]`), which are kept and seen as they are. `languages` `[P]`: each
-        phoneme's language id, for a stage that takes them; `alignment` `[T]`: each target frame's
-        phoneme, for a stage with a phoneme pointer (the AR stage's pointer gives it).
+        phoneme's language id, for a stage that takes them.
         """
         k = self.config.n_codebooks
         target = torch.zeros(k, lower.shape[1], dtype=torch.long, device=lower.device)
@@ -161,8 +140,7 @@ class NARModel(Stage):
         for level in range(self.first_level, k):
             logits = self.logits(phonemes[None], one * phonemes.shape[0], prompt[None], one * prompt.shape[1],
                                  target[None], one * target.shape[1], one * level, offset,
-                                 None if languages is None else languages[None],
-                                 None if alignment is None else alignment[None])
+                                 None if languages is None else languages[None])
             target[level] = logits[0].argmax(-1) if choose is None else choose(logits[0], level)
             if n_settled:
                 target[level, :n_settled] = settled[level]

@@ -19,12 +19,10 @@ from valle.codec.record import CodecRecord
 from valle.errors import ConfigError
 from valle.model.config import ModelConfig
 from valle.model.layers import SinusoidalPositions, init_weights, top_k_accuracy
-from valle.model.linear import Linear
 from valle.pretrained import CONFIG_FILE, load_weights, read_config, save_folder, weights_dtype
 from valle.text.vocab import PhonemeVocab
 
 IGNORE = -100  # a target that nothing predicts (padding, the rest of a group)
-NOT_SAID = -1  # a phoneme pointer for audio whose phoneme is not given (a prompt's)
 
 
 @dataclass
@@ -100,9 +98,6 @@ class Stage(nn.Module):
         self.text_positions = SinusoidalPositions(config.d_model)
         self.audio_positions = SinusoidalPositions(config.d_model)
         self.dropout = nn.Dropout(config.dropout)
-        if config.phoneme_pointer:  # each audio position told its phoneme: that phoneme as the text reads it, projected
-            self.pointer_projection = Linear(config.d_model, config.d_model)
-            self.pointer_not_said = nn.Parameter(torch.zeros(config.d_model))
         self.trained_on: TrainedOn | None = None  # known once loaded from a folder
 
     def _embed_text(self, phonemes: Tensor, languages: Tensor | None = None) -> Tensor:
@@ -111,12 +106,6 @@ class Stage(nn.Module):
         if self.language_embedding is not None:
             x = x + self.language_embedding(self.no_language(phonemes) if languages is None else languages)
         return self.text_positions(x * self.embedding_scale)
-
-    def _pointed(self, text: Tensor, pointer: Tensor) -> Tensor:
-        """`[B, n, d]`: for each audio position, its phoneme's row of the embedded `text` `[B, P, d]` (at `pointer`
-        `[B, n]`), projected; a learned "not said" vector where the pointer is negative (NOT_SAID)."""
-        pointed = text.gather(1, pointer.clamp(min=0)[..., None].expand(-1, -1, text.shape[2]))
-        return torch.where(pointer[..., None] >= 0, self.pointer_projection(pointed), self.pointer_not_said)
 
     def no_language(self, like: Tensor) -> Tensor:
         """Ids of "no language" in `like`'s shape: what padding, and text whose language is not said, carry."""
@@ -131,13 +120,11 @@ class Stage(nn.Module):
             raise ConfigError(f"this model was not trained on language {language!r}; it knows {known}") from None
 
     def init_weights(self) -> None:
-        """GPT-style initial weights; the languages and the phoneme pointer start at zero, so that a stage
-        warm-started from one without them reads text as that one did."""
+        """GPT-style initial weights; the languages start at zero, so that a stage warm-started from one that
+        took no language reads text as that one did."""
         self.apply(init_weights)
         if self.language_embedding is not None:
             nn.init.zeros_(self.language_embedding.weight)
-        if self.config.phoneme_pointer:  # a stage warm-started from one without a pointer starts by ignoring it
-            nn.init.zeros_(self.pointer_projection.weight)
 
     def save_pretrained(self, directory: str | Path, trained_on: TrainedOn, dtype: torch.dtype = torch.float32) -> Path:
         """Write the folder `from_pretrained` reads; `dtype=torch.float16` halves it (it loads back as float32)."""

@@ -26,7 +26,7 @@ from valle.data.shards import TokenizedCorpus, open_corpus
 from valle.errors import ConfigError
 from valle.model.ar import ARModel
 from valle.model.config import preset
-from valle.model.nar import NARBatch, NARModel, split_aligned
+from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.stage import Stage, TrainedOn
 from valle.text.vocab import PhonemeVocab
 from valle.train.batching import BucketBatchSampler, SamplerState, collate, collate_alignments, phoneme_languages
@@ -146,12 +146,10 @@ class Trainer(Loop):
                 out = self.ddp(phonemes, phoneme_lens, codes, code_lens, languages,
                                collate_alignments(items, self.model, codes.shape[2], self.device))
             else:
-                *split, alignment = split_aligned(codes, code_lens, collate_alignments(items, self.model, codes.shape[2],
-                                                                                   self.device),
-                                                  self.max_prompt, self.generator)
+                prompt, prompt_lens, target, target_lens = split_prompt(codes, code_lens, self.max_prompt, self.generator)
                 level = torch.randint(self.model_config.ar_levels, self.model_config.n_codebooks, (len(code_lens),),
                                       generator=self.generator).to(self.device)
-                out = self.ddp(NARBatch(phonemes, phoneme_lens, *split, level, languages, alignment))
+                out = self.ddp(NARBatch(phonemes, phoneme_lens, prompt, prompt_lens, target, target_lens, level, languages))
         metrics = {"accuracy": out.accuracy.item()}
         if out.advances is not None:
             _, hits, n = out.advance_sums()

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from valle.data.shards import TokenizedCorpus
 from valle.model.alignment import head_monotonicity
 from valle.model.ar import ARModel
-from valle.model.nar import NARBatch, NARModel, split_aligned
+from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.stage import Stage
 from valle.train.batching import BucketBatchSampler, collate, collate_alignments, phoneme_languages
 
@@ -56,9 +56,8 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
             outputs = [model(phonemes, phoneme_lens, codes, code_lens, languages,
                              collate_alignments(items, model, codes.shape[2], device))]
         else:
-            *split, alignment = split_aligned(codes, code_lens, collate_alignments(items, model, codes.shape[2], device),
-                                              prompt_frames, generator)
-            outputs = [model(NARBatch(phonemes, phoneme_lens, *split, torch.full_like(code_lens, level), languages, alignment))
+            split = split_prompt(codes, code_lens, prompt_frames, generator)
+            outputs = [model(NARBatch(phonemes, phoneme_lens, *split, torch.full_like(code_lens, level), languages))
                        for level in range(model.first_level, model.config.n_codebooks)]
         for out in outputs:
             for level, values in out.level_sums().items():
