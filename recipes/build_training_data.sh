@@ -38,7 +38,7 @@ PY
 lane_b() {
   valle data install-sources debian
   apt-get install -y fortunes-es fortunes-de fortunes-it fortunes-ru fortunes-cs fortunes-bg fortunes-br \
-    manpages-fr manpages-nl manpages-ro > /dev/null
+    manpages-da manpages-fr manpages-hu manpages-nl manpages-ro manpages-uk > /dev/null
   nice valle data prepare debian runs/debian
   while ! test -f runs/corpus10h/test.jsonl; do sleep 20; done   # lane A's first corpus
   valle data mix runs/mix1 $(for f in asterisk fillets tuxpaint festvox-ru klettres ktuberling; do echo --human runs/debian/$f.jsonl; done) \
@@ -51,7 +51,7 @@ for split in ("train", "valid", "test"):
     open(f"runs/mix1/{split}_human.jsonl", "w").writelines(rows)
 PY
   for split in train valid test; do tokens runs/mix1/${split}_human.jsonl runs/tokens/mix1_human_$split; done
-  for L in es de it ru cs bg pt-br fr-fr nl ro; do
+  for L in es de it ru cs bg pt-br fr-fr nl ro da hu uk; do
     nice valle data synth-corpus runs/synth_$L --language $L --hours 1 --speakers 40 --seed 0 --workers 1
     tokens runs/synth_$L/train.jsonl runs/tokens/synth_${L}_train
   done

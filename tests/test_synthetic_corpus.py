@@ -102,6 +102,7 @@ def test_languages_without_fortunes_read_the_prose_of_their_translated_manual_pa
         ".SH DESCRIPTION",
         "Afficher les informations des \\fIfichiers\\fR du répertoire courant.",
         "Trier les entrées par ordre alphabétique. Sinon, l\\(aqordre est celui du disque.",
+        "List information about the files in the current directory.",  # left untranslated: left out
         ".TP",
         "\\fB\\-a\\fP, \\fB\\-\\-all\\fP",
         "Avec \\-l, afficher aussi les entrées cachées.",  # an option: left out

@@ -4,7 +4,8 @@ English: the `fortunes` collection (one quip per `%`-separated entry) and WordNe
 usage examples (quoted phrases in its data files). Other languages: Debian's
 `fortunes-XX` collections (`FORTUNE_LANGUAGES`), and for languages without one, the
 prose of their translated manual pages (`MANPAGE_LANGUAGES`: technical, but full
-sentences by the thousand). A sentence is kept only if the synthesisers and a later
+sentences by the hundred or thousand; the sentences a translation left in English, which
+py3langid tells apart, are left out). A sentence is kept only if the synthesisers and a later
 ASR check will read it the same way as its transcript: plain letters and light
 punctuation, no digits, symbols, shouted acronyms or command-line options.
 """
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from valle.errors import ConfigError, DependencyError
+from valle.text.language import detect_language
 from valle.text.normalize import is_english
 
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
@@ -26,7 +28,8 @@ FORTUNE_LANGUAGES = {"bg": ("fortunes-bg", "bg"), "cs": ("fortunes-cs", "cs"), "
 _NOT_ENGLISH = {path for _, path in FORTUNE_LANGUAGES.values()}  # files among the English ones
 MAN_DIR = Path("/usr/share/man")
 # espeak-ng language -> (Debian package, its folder under MAN_DIR). Greek is not here: manpages-el holds 5 pages.
-MANPAGE_LANGUAGES = {"fr-fr": ("manpages-fr", "fr"), "nl": ("manpages-nl", "nl"), "ro": ("manpages-ro", "ro")}
+MANPAGE_LANGUAGES = {"da": ("manpages-da", "da"), "fr-fr": ("manpages-fr", "fr"), "hu": ("manpages-hu", "hu"),
+                     "nl": ("manpages-nl", "nl"), "ro": ("manpages-ro", "ro"), "uk": ("manpages-uk", "uk")}
 
 _SPEAKABLE = re.compile(r"[A-Za-z][A-Za-z ,.'?!;-]*[.?!]")
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+(?=[A-Z])")
@@ -142,7 +145,7 @@ def _manpage_sentences(language: str) -> list[str]:
         raise _missing(language, package)
     return sorted({s for page in pages for paragraph in _man_paragraphs(page)
                    for s in _SENTENCE_END_ANY.split(" ".join(paragraph.split()))
-                   if is_speakable_in(s, language) and _is_prose(s)})
+                   if is_speakable_in(s, language) and _is_prose(s) and detect_language(s, (language, "en-us")) == language})
 
 
 def _missing(language: str, package: str) -> DependencyError:
