@@ -521,13 +521,13 @@ def test_a_pointer_stage_decodes_with_the_kv_cache_as_a_full_forward_told_the_sa
     model = pointer_model(group_size, ar_levels)
     phonemes, _, codes, _ = batch()
     sequence, prompt_len, start = codes[0, :, :24], 8, 2
-    moves = [1, 0, 2, 1, 0, 3, 1, 1, 0, 1, 2, 0, 1, 1, 0, 1]
+    moves = [1, 0, 0, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]  # to the last phoneme, never past it
     told, seen = [start], []
 
     def teacher(logits: torch.Tensor, history: list[int], level: int) -> int:
         if level == ADVANCE:
             assert logits.shape == (8,) and history == []
-            told.append(min(told[-1] + moves[len(told) - 1], 6))
+            told.append(told[-1] + moves[len(told) - 1])
             return moves[len(told) - 2]
         seen.append(logits[:V].clone())
         return int(sequence[level, len(history)])
@@ -576,3 +576,27 @@ def test_the_monotonic_path_through_noisy_attention_is_the_true_one():
     assert monotonic_path(log_probs).tolist() == truth.tolist()
     path = monotonic_path(np.log(np.full((30, 12), 1 / 12)))  # no evidence: still a valid walk
     assert path[0] <= 1 and path[-1] >= 10 and (np.diff(path) >= 0).all() and (np.diff(path) <= 3).all()
+
+
+@pytest.mark.parametrize("group_size", [1, 2])
+def test_a_pointer_stage_ends_only_near_its_last_phoneme_and_once_it_moves_past_it(group_size):
+    model = pointer_model(group_size)
+    phonemes, _, codes, _ = batch()
+    told = []
+
+    def moving(eager_to_end: bool):
+        def choose(logits: torch.Tensor, history: list[int], level: int) -> int:
+            if level == ADVANCE:
+                told.append(1)
+                return 1
+            if level == 0 and eager_to_end and logits[model.eos] > float("-inf"):
+                return model.eos
+            return int(logits[:V].argmax())
+        return choose
+
+    # phonemes 0..6, the pointer at 2 and one further each step: the end token is offered from phoneme 5 on
+    new = model.generate(phonemes[0], codes[0, :, :8], max_frames=40, choose=moving(True), text_start=2)
+    assert new.shape[1] == 3 * group_size and len(told) == 3
+    told.clear()  # never choosing the end: it ends after the step at the last phoneme
+    new = model.generate(phonemes[0], codes[0, :, :8], max_frames=40, choose=moving(False), text_start=2)
+    assert new.shape[1] == 5 * group_size and len(told) == 5

@@ -19,7 +19,8 @@ is added to the step's input, and a small head predicts how many phonemes the ne
 moves on (0 to `MAX_ADVANCE`). Training takes the pointer from alignments
 (`valle data align`); generation starts it at the target's first phoneme and moves it
 by the sampled advances, so the stage cannot lose its place in the text, only its
-pace. The prompt's steps get a learned "not said" vector instead, as does an utterance
+pace: it may not end before its pointer nears the last phoneme, and it ends once the
+pointer moves past it. The prompt's steps get a learned "not said" vector instead, as does an utterance
 trained without its text.
 """
 
@@ -247,7 +248,8 @@ class ARModel(Stage):
         language ids, or None where it says none; `guidance`: each request's (as for `generate`). With
         guidance, every request has a twin without text after the last one, fed the codes it chooses.
         `text_starts`: each request's first target phoneme, where a phoneme pointer starts (default 0);
-        the pointer then moves on by advances sampled from the stage's own prediction.
+        the pointer then moves on by advances sampled from the stage's own prediction, the end token is
+        withheld until it reaches the second-to-last phoneme, and a request ends when it moves past the last.
         """
         g, k, batch, device = self.config.group_size, self.config.ar_levels, len(phonemes), phonemes[0].device
         prompts = [self.trim_prompt(p) for p in prompts]
@@ -305,8 +307,8 @@ class ARModel(Stage):
                 row = logits[b]
                 if twins and weights[b] != 1.0:  # given no text, pushed w times as far as the text moves it
                     row = logits[batch + b] + weights[b] * (row - logits[batch + b])
-                if level:  # only level 0 may end the utterance
-                    row = row.clone()
+                if level or (self.config.phoneme_pointer and pointer[b, 0] < phoneme_lens[b] - 2):
+                    row = row.clone()  # only level 0 may end the utterance, and a pointer only near its last phoneme
                     row[self.eos] = float("-inf")
                 token = choose[b](row, histories[b][level], level)
                 tokens.append(token)
@@ -327,13 +329,16 @@ class ARModel(Stage):
             step.fill_(self.pad)
             self.step_tokens(last, pick)
             step[batch:] = step[:twins]
+            if self.config.phoneme_pointer:  # each request's pointer moves on as its chooser says; past the end, it ends
+                advance_logits = self.advance_head(last[:batch]).float()
+                for b in (b for b in range(batch) if active[b]):
+                    pointer[b, 0] += choose[b](advance_logits[b], [], ADVANCE)
+                    if pointer[b, 0] >= phoneme_lens[b]:
+                        active[b] = False
+                pointer[:batch] = torch.minimum(pointer[:batch], (phoneme_lens[:batch, None] - 1).clamp(min=0))
             yield [step[b, :new[b]].T.clone() for b in range(batch)]
             if not any(active):
                 break
-            if self.config.phoneme_pointer:  # each request's pointer moves on as its chooser says
-                advance_logits = self.advance_head(last[:batch]).float()
-                moves = torch.tensor([[choose[b](advance_logits[b], [], ADVANCE)] for b in range(batch)], device=device)
-                pointer[:batch] = torch.minimum(pointer[:batch] + moves, (phoneme_lens[:batch, None] - 1).clamp(min=0))
             mask = keys_valid[:, None, None, :cache[0].length + 1] if padded else None
             hidden = self._run(self._embed_audio(step, positions[:, None], embedded_text, pointer), mask, cache)
             last, positions = hidden[:, -1], positions + 1
