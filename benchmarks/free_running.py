@@ -36,10 +36,9 @@ def teacher_forced(valle: VallE, near: NearestInExpectation, utterance: Tokenize
     and for a stage with a phoneme pointer the true phoneme of every frame."""
     ar, phonemes, codes = valle.ar, utterance.phonemes, utterance.codes
     k, v = ar.config.ar_levels, ar.config.codebook_size
-    alignment = utterance.alignment[None] if ar.config.phoneme_pointer and utterance.alignment is not None else None
     with torch.no_grad():
         out = ar(phonemes[None], torch.tensor([len(phonemes)]), codes[None], torch.tensor([codes.shape[1]]),
-                 alignment=alignment)
+                 alignment=None if utterance.alignment is None else utterance.alignment[None])
     logits = out.logits.reshape(-1, k, v + 1)[:codes.shape[1], :, :v]  # groups unrolled into frames; EOS left out
     levels = [logits[:, 0].argmax(-1)] + [near(logits[:, level], level) for level in range(1, k)]
     return torch.stack(levels)

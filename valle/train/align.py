@@ -14,20 +14,14 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from valle.data.shards import TokenizedCorpus, TokenizedUtterance, write_alignments
+from valle.data.shards import TokenizedCorpus, write_alignments
 from valle.errors import ConfigError
 from valle.model.alignment import head_monotonicity, phoneme_path
 from valle.model.ar import ARModel
-from valle.train.batching import phoneme_languages
+from valle.train.batching import utterance_languages
 
 MIN_ALIGNMENT = 0.9  # a stage whose best head scores less does not read in order well enough to align with
 PROBE_PHONEMES = 10  # heads are scored on utterances this long or longer: a rank correlation over a word means little
-
-
-def _languages(model: ARModel, utterance: TokenizedUtterance) -> Tensor | None:
-    """The utterance's phoneme language ids for a stage that takes them (its language's where the stage knows it)."""
-    languages = phoneme_languages([utterance], model, len(utterance.phonemes))
-    return None if languages is None else languages[0]
 
 
 _worker: tuple[ARModel, TokenizedCorpus, Tensor] | None = None  # a worker process's stage, corpus and heads
@@ -42,7 +36,7 @@ def _start_worker(model: ARModel, directory: Path, heads: Tensor) -> None:
 def _align(position: int) -> Tensor:
     model, corpus, heads = _worker
     u = corpus[position]
-    return phoneme_path(model, u.phonemes, u.codes, heads, _languages(model, u))
+    return phoneme_path(model, u.phonemes, u.codes, heads, utterance_languages(u, model))
 
 
 def align_corpus(directory: str | Path, stage: str | Path, heads: int = 3, probe_utterances: int = 16,
@@ -63,7 +57,7 @@ def align_corpus(directory: str | Path, stage: str | Path, heads: int = 3, probe
     long_enough = [i for i in range(len(corpus)) if corpus.n_phonemes[i] >= PROBE_PHONEMES] or list(range(len(corpus)))
     probe = [corpus[i] for i in long_enough[::max(1, len(long_enough) // probe_utterances)][:probe_utterances]]
     scores = head_monotonicity(model, [(u.phonemes, u.codes, None) for u in probe],
-                               [_languages(model, u) for u in probe]).flatten()
+                               [utterance_languages(u, model) for u in probe]).flatten()
     chosen = scores.topk(min(heads, len(scores))).indices
     if float(scores[chosen[0]]) < min_alignment:
         raise ConfigError(f"{stage}'s most monotonic attention head scores {float(scores[chosen[0]]):.2f} (below "

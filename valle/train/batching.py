@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from valle.data.shards import TokenizedUtterance
 from valle.errors import ConfigError
 from valle.model.stage import Stage
 
@@ -93,6 +94,12 @@ def collate_alignments(items: list, stage: Stage, width: int, device: torch.devi
     for b, u in enumerate(items):
         alignment[b, :len(u.alignment)] = u.alignment
     return alignment.to(device)
+
+
+def utterance_languages(utterance: TokenizedUtterance, stage: Stage, device: torch.device | str = "cpu") -> Tensor | None:
+    """`[P]`: one utterance's phoneme language ids in `stage` (`phoneme_languages` of it alone), or None."""
+    languages = phoneme_languages([utterance], stage, len(utterance.phonemes), device)
+    return None if languages is None else languages[0]
 
 
 def phoneme_languages(items: list, stage: Stage, width: int, device: torch.device | str = "cpu") -> Tensor | None:

@@ -23,7 +23,7 @@ from valle.model.alignment import head_monotonicity
 from valle.model.ar import ARModel
 from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.stage import Stage
-from valle.train.batching import BucketBatchSampler, collate, collate_alignments, phoneme_languages
+from valle.train.batching import BucketBatchSampler, collate, collate_alignments, phoneme_languages, utterance_languages
 
 
 @torch.no_grad()
@@ -66,9 +66,8 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
     metrics = {}
     if isinstance(model, ARModel) and alignment_utterances:
         picked = [corpus[chosen[round(i * count / min(count, alignment_utterances))]] for i in range(min(count, alignment_utterances))]
-        languages = [phoneme_languages([u], model, len(u.phonemes), device) for u in picked]
         scores = head_monotonicity(model, [(u.phonemes.to(device), u.codes.to(device), u.alignment) for u in picked],
-                                   [None if ids is None else ids[0] for ids in languages])
+                                   [utterance_languages(u, model, device) for u in picked])
         metrics["alignment"] = float(scores.max())
     if advance_sums[2]:  # a phoneme pointer: how well the next step's phoneme is predicted
         metrics["loss_advance"], metrics["accuracy_advance"] = advance_sums[0] / advance_sums[2], advance_sums[1] / advance_sums[2]
