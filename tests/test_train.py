@@ -29,7 +29,7 @@ from valle.train.align import align_corpus
 from valle.train.batching import BucketBatchSampler, collate, phoneme_languages
 from valle.train.config import TrainConfig
 from valle.train.plots import plot_metrics
-from valle.train.trainer import TEXT_EMBEDDING, Trainer, warm_start
+from valle.train.trainer import AUDIO_EMBEDDING, TEXT_EMBEDDING, Trainer, warm_start
 from valle.train.validate import heldout_metrics, loss_per_frame
 
 SENTENCES = ["Hello world.", "A quick brown fox jumps.", "She sells sea shells.", "Time flies like an arrow.",
@@ -98,6 +98,27 @@ def test_a_stage_of_an_earlier_vocabulary_grows_into_the_current_one(tmp_path):
     shuffled = PhonemeVocab([*first.tokens[:4], *reversed(current.tokens[4:])], version="x")  # the same ids, other phones
     model = ARModel(replace(old.config, n_phonemes=len(current)))
     assert TEXT_EMBEDDING in warm_start(model, tmp_path / "v1", shuffled)["fresh"]
+
+
+def test_an_ar_that_reads_more_levels_of_its_past_starts_as_the_stage_it_grew_from(tmp_path):
+    """The new history levels' embedding rows start at zero, so the grown AR's logits equal the source's."""
+    record = CodecRecord("compact", 16000, 50.0, TINY.n_codebooks, TINY.codebook_size, "0" * 64)
+    vocab = PhonemeVocab()
+    torch.manual_seed(0)
+    old = ARModel(preset("tiny", n_phonemes=len(vocab), n_codebooks=TINY.n_codebooks, codebook_size=TINY.codebook_size,
+                         ar_levels=3, history_levels=1))
+    old.save_pretrained(tmp_path / "h1", TrainedOn(vocab, record))
+    model = ARModel(replace(old.config, history_levels=3))
+    started = warm_start(model, tmp_path / "h1", vocab)
+    rows = model.state_dict()[AUDIO_EMBEDDING]
+    assert AUDIO_EMBEDDING in started["copied"] and not started["fresh"]
+    assert rows.shape[0] == 3 * old.state_dict()[AUDIO_EMBEDDING].shape[0] and not rows[rows.shape[0] // 3:].any()
+    phonemes, codes = torch.randint(4, len(vocab), (2, 7)), torch.randint(0, TINY.codebook_size, (2, TINY.n_codebooks, 11))
+    lens = (torch.tensor([7, 5]), torch.tensor([11, 8]))
+    old.eval(), model.eval()
+    assert torch.allclose(model(phonemes, lens[0], codes, lens[1]).logits, old(phonemes, lens[0], codes, lens[1]).logits)
+    model(phonemes, lens[0], codes, lens[1]).loss.backward()
+    assert model.audio_embedding.weight.grad[rows.shape[0] // 3:].any()  # the new levels do learn
 
 
 def test_a_run_can_start_from_a_trained_stage_of_another_layout(shards, tmp_path, capsys):

@@ -35,6 +35,7 @@ from valle.train.loop import CHECKPOINT, Loop, Settings, linear_decay
 from valle.train.validate import heldout_metrics
 
 TEXT_EMBEDDING = "text_embedding.weight"  # grows with the phoneme vocabulary (warm_start)
+AUDIO_EMBEDDING = "audio_embedding.weight"  # grows with the AR's history levels (warm_start)
 LATEST = "latest"  # the weights of the last checkpoint as a stage folder: a run in progress can be tried out
 EMA = "ema"  # the average of the weights (`TrainConfig.ema`) at the last checkpoint, as a stage folder
 # What a resumed run may change: training longer (the decay stretches to the new end), logging differently, or
@@ -56,7 +57,10 @@ def warm_start(model: nn.Module, stage: str | Path, vocab: PhonemeVocab | None =
     With the `vocab` the model will read: where the stage's vocabulary is an earlier
     version of it (its tokens a prefix of `vocab`'s, as version 1 of version 2), the text
     embedding's rows of those tokens are copied and the new phones' rows start fresh; where
-    the ids mean other phones, the text embedding starts fresh. Returns the names `copied`
+    the ids mean other phones, the text embedding starts fresh. Where the AR reads more
+    levels of its past frames than the stage did (`history_levels`), the stage's rows are
+    copied and the new levels' rows start at zero: their embeddings are summed with the
+    first levels', so the model starts out computing what the stage did. Returns the names `copied`
     (the grown embedding among them) and those left `fresh`; refuses a source that shares no
     weight matrix (another size: only a bias or a scale would match).
     """
@@ -70,6 +74,10 @@ def warm_start(model: nn.Module, stage: str | Path, vocab: PhonemeVocab | None =
         elif len(old) < len(vocab) and mine[TEXT_EMBEDDING].shape[1:] == theirs[TEXT_EMBEDDING].shape[1:]:
             weights[TEXT_EMBEDDING] = mine[TEXT_EMBEDDING].clone()
             weights[TEXT_EMBEDDING][:len(old)] = theirs[TEXT_EMBEDDING]
+    if AUDIO_EMBEDDING in mine and AUDIO_EMBEDDING in theirs and AUDIO_EMBEDDING not in weights:
+        old, new = theirs[AUDIO_EMBEDDING], mine[AUDIO_EMBEDDING]
+        if old.shape[0] < new.shape[0] and old.shape[1:] == new.shape[1:]:
+            weights[AUDIO_EMBEDDING] = torch.cat([old, old.new_zeros(new.shape[0] - old.shape[0], *old.shape[1:])])
     copied = list(weights)
     if not any(mine[name].ndim >= 2 for name in copied):
         raise ConfigError(f"init: {stage} shares no weight matrix with this model (names and shapes); start from a "
