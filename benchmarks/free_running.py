@@ -5,6 +5,7 @@ row keeping the utterance's first 3 s as they are (the prompt) and making the re
 - the real codes;
 - level 1 teacher-forced: the AR's likeliest level-1 code at every frame given the true
   past, every other level real: how well the AR knows the next code;
+- levels 1..k teacher-forced, the levels above real: what the AR's own levels cost;
 - levels 1..k teacher-forced: the AR's levels (level 1 likeliest, the levels above nearest
   in expectation), the NAR filling in the rest from them: the stages' codes with no drift;
 - continuation: the first 3 s of the utterance as the prompt, the AR and NAR generate the
@@ -89,6 +90,7 @@ def main() -> int:
         return asr.transcribe(valle.codec.decode(codes[None])[0].float().numpy(), valle.codec.sample_rate)
 
     rows: dict[str, list[str]] = {"real codes": [], "level 1 teacher-forced": [],
+                                  f"levels 1-{k} teacher-forced, levels above real": [],
                                   f"levels 1-{k} teacher-forced, NAR above": [], "continuation": []}
     references = []
     for i, id_ in enumerate(tqdm(ids, desc="decoding", unit="utt")):
@@ -98,10 +100,13 @@ def main() -> int:
         forced = teacher_forced(valle, near, utterance)[:, prompt_frames:]  # every row keeps the real prompt
         level1 = codes.clone()
         level1[0, prompt_frames:] = forced[0]
+        lower = codes.clone()
+        lower[:k, prompt_frames:] = forced
         prompt = codes[:, :prompt_frames]
         upper = torch.cat([prompt, valle.nar.generate(phonemes, prompt, forced, choose=near)], dim=1)
         rows["real codes"].append(hear(codes))
         rows["level 1 teacher-forced"].append(hear(level1))
+        rows[f"levels 1-{k} teacher-forced, levels above real"].append(hear(lower))
         rows[f"levels 1-{k} teacher-forced, NAR above"].append(hear(upper))
         rows["continuation"].append(hear(continuation(valle, near, sampling, utterance, prompt_frames, args.seed + i)))
 
