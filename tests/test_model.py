@@ -578,6 +578,22 @@ def test_the_monotonic_path_through_noisy_attention_is_the_true_one():
     assert path[0] <= 1 and path[-1] >= 10 and (np.diff(path) >= 0).all() and (np.diff(path) <= 3).all()
 
 
+def test_the_monotonic_path_gives_every_sounding_phoneme_a_step_and_passes_over_only_silent_ones():
+    silent = np.array([False, True, False, False, True, True, False, False, True])  # e.g. h _ a t ˈ _ s o .
+    log_probs = np.log(np.full((12, 9), 0.01))
+    for step, phoneme in enumerate([0, 0, 2, 2, 2, 2, 2, 7, 7, 7, 7, 7]):  # attention never on 3 or 6
+        log_probs[step, phoneme] = np.log(0.9)
+    free = monotonic_path(log_probs)
+    assert 3 not in free and 6 not in free  # attention alone passes over sounding phonemes
+    path = monotonic_path(log_probs, silent=silent)
+    assert set(np.flatnonzero(~silent)) <= set(path.tolist())
+    assert (np.diff(path) >= 0).all() and all(silent[j] for a, b in zip(path, path[1:]) for j in range(a + 1, b))
+    assert path[0] == 0 and path[-1] >= 7
+    short = monotonic_path(log_probs[:3], silent=silent)  # 3 steps for 5 sounding phonemes: any may be passed over
+    assert (np.diff(short) >= 0).all() and (np.diff(short) <= 3).all()
+    assert monotonic_path(log_probs, silent=np.ones(9, dtype=bool)).tolist() == free.tolist()
+
+
 @pytest.mark.parametrize("group_size", [1, 2])
 def test_a_pointer_stage_ends_only_near_its_last_phoneme_and_once_it_moves_past_it(group_size):
     model = pointer_model(group_size)

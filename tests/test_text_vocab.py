@@ -170,3 +170,9 @@ def test_english_g2p_stays_inside_the_vocabulary(language: str) -> None:
         ids = tokenizer(sentence, language=language)
         assert tokenizer.vocab.unk_id not in ids, (sentence, tokenizer.vocab.unknown)
     assert not tokenizer.vocab.unknown
+
+
+def test_the_vocabulary_says_which_tokens_may_take_no_time():
+    vocab = PhonemeVocab()
+    silent = {token for token, quiet in zip(vocab.tokens, vocab.silent()) if quiet}
+    assert {"_", "ˈ", "ˌ", ".", ","} <= silent and not {"a", "t", "uː", "ʃ"} & silent

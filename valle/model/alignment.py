@@ -74,40 +74,60 @@ def head_monotonicity(model: ARModel, utterances: list[tuple[Tensor, Tensor, Ten
     return total / len(utterances)
 
 
-def monotonic_path(log_probs: np.ndarray, max_advance: int = 3) -> np.ndarray:
+def monotonic_path(log_probs: np.ndarray, max_advance: int = 3, silent: np.ndarray | None = None) -> np.ndarray:
     """The most likely phoneme of each step `[S]` from `log_probs` `[S, P]`: never backwards, at most `max_advance`
     phonemes a step, starting at one of the first two and ending at one of the last two.
 
     Stress marks, word gaps and punctuation often take no audio of their own, so a step
-    may pass over them (Glow-TTS's monotonic alignment search, with skips).
+    may pass over them (Glow-TTS's monotonic alignment search, with skips). Where `silent`
+    `[P]` says which phonemes those are, only they are passed over and every other phoneme
+    gets at least one step: attention alone gives a long vowel the steps of the consonants
+    around it. Where there are fewer steps than sounding phonemes, any may be passed over.
     """
     steps, p = log_probs.shape
+    silent = np.ones(p, dtype=bool) if silent is None else np.asarray(silent, dtype=bool)
+    between_silent = _between_silent(silent, max_advance)  # which moves are allowed into each phoneme
     best = np.full(p, -np.inf)
-    best[:2] = log_probs[0, :2]
+    best[0] = log_probs[0, 0]
+    if p > 1 and silent[0]:
+        best[1] = log_probs[0, 1]
     moves = np.zeros((steps, p), dtype=np.int8)
     for t in range(1, steps):
-        candidates = np.stack([best] + [np.concatenate([np.full(min(k, p), -np.inf), best[:-k]])[:p]
-                                        for k in range(1, max_advance + 1)])
+        moved = [np.concatenate([np.full(min(k, p), -np.inf), best[:-k]])[:p] for k in range(1, max_advance + 1)]
+        candidates = np.stack([best] + [np.where(allowed, m, -np.inf) for allowed, m in zip(between_silent, moved)])
         moves[t] = candidates.argmax(0)
         best = candidates.max(0) + log_probs[t]
+    ends = [p - 1] + ([p - 2] if p > 1 and silent[p - 1] else [])
+    if not np.isfinite(best[ends]).any() and not silent.all():  # too few steps to give every phoneme one
+        return monotonic_path(log_probs, max_advance)
     path = np.empty(steps, dtype=np.int64)
-    path[-1] = p - 1 if p < 2 or best[p - 1] >= best[p - 2] else p - 2
+    path[-1] = max(ends, key=lambda j: best[j])
     for t in range(steps - 1, 0, -1):
         path[t - 1] = path[t] - moves[t, path[t]]
     return path
 
 
+def _between_silent(silent: np.ndarray, max_advance: int) -> list[np.ndarray]:
+    """`[k - 1][j]`: whether the phonemes strictly between j - k and j are all silent, for moves k = 1..max_advance."""
+    out = [np.ones(len(silent), dtype=bool)]
+    for k in range(2, max_advance + 1):
+        out.append(out[-1] & np.concatenate([np.zeros(k - 1, dtype=bool), silent[:len(silent) - k + 1]]))
+    return out
+
+
 @torch.no_grad()
-def phoneme_path(model: ARModel, phonemes: Tensor, codes: Tensor, heads: Tensor, languages: Tensor | None = None) -> Tensor:
+def phoneme_path(model: ARModel, phonemes: Tensor, codes: Tensor, heads: Tensor, languages: Tensor | None = None,
+                 silent: Tensor | None = None) -> Tensor:
     """`[T]`: the phoneme spoken in each frame of `codes` `[K, T]`, read from the attention of `heads`.
 
     `heads` are flat indices (layer * n_heads + head) of the model's most monotonic heads
     (`head_monotonicity`); their log-attention is averaged, and the path through it found
     at the model's step (a group of frames), then repeated for the group's frames.
-    `languages` `[P]`: the phonemes' language ids, for a stage that takes them.
+    `languages` `[P]`: the phonemes' language ids, for a stage that takes them; `silent` `[P]`:
+    the phonemes that may take no step (`PhonemeVocab.silent`), every other one gets one.
     """
     maps = attention_maps(model, phonemes, codes, languages=languages).flatten(0, 1)[heads]  # [heads, steps, P]
     log_probs = maps.float().clamp(min=1e-6).log().mean(0).cpu().numpy()
     steps = -(-codes.shape[1] // model.config.group_size)  # the end token's step has no frames
-    path = torch.from_numpy(monotonic_path(log_probs[:steps]))
+    path = torch.from_numpy(monotonic_path(log_probs[:steps], silent=None if silent is None else silent.cpu().numpy()))
     return path.repeat_interleave(model.config.group_size)[:codes.shape[1]]

@@ -50,6 +50,7 @@ PHONES_ADDED_IN_2 = (
     "c", "q", "y", "ø", "ħ", "œ", "ɑ", "ɕ", "ɖ", "ɟ", "ɣ", "ɨ", "ɫ", "ɭ", "ɱ", "ɲ", "ɳ", "ɵ", "ʁ", "ʂ", "ʈ", "ʋ",
     "ʎ", "ʏ", "ʐ", "ʑ", "ʕ", "ʝ", "β", "ε", "χ",
 )
+SILENT_TOKENS = SPECIAL_TOKENS + (WORD_SEPARATOR,) + PUNCTUATION + STRESS_MARKS  # may take no time in speech
 _VERSION_1 = SPECIAL_TOKENS + (WORD_SEPARATOR,) + PUNCTUATION + STRESS_MARKS + PHONES
 TOKENS = {"1": _VERSION_1, "2": _VERSION_1 + PHONES_ADDED_IN_2}
 
@@ -108,6 +109,11 @@ class PhonemeVocab:
                 raise ValueError(f"id {i} is outside phoneme vocabulary version {self.version} (0..{len(self.tokens) - 1})")
             tokens.append(self.tokens[i])
         return tokens
+
+    def silent(self) -> list[bool]:
+        """Per id: whether the token may take no time of its own in speech (word gaps, stress marks,
+        punctuation that is not a pause), where every phone takes some."""
+        return [token in SILENT_TOKENS for token in self.tokens]
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "tokens": list(self.tokens)}

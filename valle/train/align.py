@@ -24,19 +24,20 @@ MIN_ALIGNMENT = 0.9  # a stage whose best head scores less does not read in orde
 PROBE_PHONEMES = 10  # heads are scored on utterances this long or longer: a rank correlation over a word means little
 
 
-_worker: tuple[ARModel, TokenizedCorpus, Tensor] | None = None  # a worker process's stage, corpus and heads
+_worker: tuple[ARModel, TokenizedCorpus, Tensor, Tensor] | None = None  # a worker's stage, corpus, heads, silent ids
 
 
 def _start_worker(model: ARModel, directory: Path, heads: Tensor) -> None:
     global _worker
     torch.set_num_threads(1)
-    _worker = model, TokenizedCorpus(directory), heads
+    corpus = TokenizedCorpus(directory)
+    _worker = model, corpus, heads, torch.tensor(corpus.vocab.silent())
 
 
 def _align(position: int) -> Tensor:
-    model, corpus, heads = _worker
+    model, corpus, heads, silent = _worker
     u = corpus[position]
-    return phoneme_path(model, u.phonemes, u.codes, heads, utterance_languages(u, model))
+    return phoneme_path(model, u.phonemes, u.codes, heads, utterance_languages(u, model), silent[u.phonemes])
 
 
 def align_corpus(directory: str | Path, stage: str | Path, heads: int = 3, probe_utterances: int = 16,
@@ -46,7 +47,8 @@ def align_corpus(directory: str | Path, stage: str | Path, heads: int = 3, probe
     The `heads` most monotonic heads are chosen on `probe_utterances` of the corpus of at least
     PROBE_PHONEMES phonemes (single-word prompts, common in recorded voice menus, say nothing of
     order); the best must score `min_alignment`. `workers` processes (one thread each) share the
-    utterances; the result does not depend on how many.
+    utterances; the result does not depend on how many. Every phoneme but stress marks, word
+    gaps and punctuation gets at least one step of the stage.
     """
     model = ARModel.from_pretrained(stage)
     corpus = TokenizedCorpus(directory)
@@ -67,5 +69,5 @@ def align_corpus(directory: str | Path, stage: str | Path, heads: int = 3, probe
     with multiprocessing.get_context("fork").Pool(workers, _start_worker, (model, corpus.directory, chosen)) as pool:
         paths = list(tqdm(pool.imap(_align, range(len(corpus)), chunksize=8), total=len(corpus),
                           desc=f"aligning {directory}", unit="utt"))
-    return write_alignments(directory, paths, source=f"{Path(stage).resolve()} heads {chosen.tolist()}")
+    return write_alignments(directory, paths, source=f"{Path(stage).resolve()} heads {chosen.tolist()}, phones one step or more")
 
