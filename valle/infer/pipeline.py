@@ -98,6 +98,9 @@ class VallE:
         if ar.config.n_codebooks != codec.n_codebooks or ar.config.codebook_size != codec.codebook_size:
             raise ConfigError(f"the model speaks {ar.config.n_codebooks} x {ar.config.codebook_size} codes but codec "
                               f"{codec_name!r} has {codec.n_codebooks} x {codec.codebook_size}")
+        if ar.config.languages != nar.config.languages:
+            raise ConfigError(f"the AR stage was trained on languages {list(ar.config.languages)} and the NAR stage on "
+                              f"{list(nar.config.languages)}; pair stages of one training")
         self.ar, self.nar, self.codec, self.codec_name = ar.eval(), nar.eval(), codec, codec_name
         # What the stages record of their codec (a hash of its weights among it), kept when saved again.
         self.codec_record = codec_record or CodecRecord.of(codec, codec_name)
@@ -254,8 +257,6 @@ class VallE:
         """
         if self.ar.language_embedding is None and self.nar.language_embedding is None:
             return None
-        if self.ar.config.languages != self.nar.config.languages:
-            raise ConfigError("the AR and NAR stages were trained on different languages; pair stages of one training")
         return self.ar.language_id(language), self.ar.language_id(prompt_language)
 
     @torch.inference_mode()
