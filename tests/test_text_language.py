@@ -18,3 +18,12 @@ def test_no_guess_when_unsure_or_nothing_to_choose_between():
     assert detect_language("a voice speaking for three seconds", ("en-us",)) is None
     assert detect_language("a voice speaking for three seconds", ("en-us", "en-gb")) is None  # one language, two accents
     assert detect_language("a voice speaking for three seconds", ("en-gb", "en-us", "es")) == "en-gb"  # the first listed
+
+
+def test_words_do_not_tell_accents_apart_so_the_preferred_variant_is_kept():
+    """A model trained on "en-gb" and "en-us" (listed in that order) keeps an American text's prompt American."""
+    known = ("en-gb", "en-us", "es")
+    assert detect_language("a voice speaking for three seconds", known, prefer="en-us") == "en-us"
+    assert detect_language("a voice speaking for three seconds", known, prefer="en-gb") == "en-gb"
+    assert detect_language("Buenos días a todos, amigos míos.", known, prefer="en-us") == "es"  # another language is found
+    assert detect_language("a voice speaking for three seconds", known, prefer="de") == "en-gb"  # not a candidate

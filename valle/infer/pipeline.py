@@ -244,8 +244,9 @@ class VallE:
 
     def language_of(self, prompt_text: str, language: str) -> str:
         """The prompt's language when nobody said: detected from its transcript among the model's languages
-        (`valle.text.language`), else the text's `language`."""
-        detected = detect_language(prompt_text, self.ar.config.languages) if self.ar.config.languages else None
+        (`valle.text.language`; a variant of the text's `language`, "en-gb" for "en-us", is taken as it), else
+        the text's `language`."""
+        detected = detect_language(prompt_text, self.ar.config.languages, language) if self.ar.config.languages else None
         if detected is not None and detected != language:
             log.info("the prompt's words read as %s (detected; give prompt_language to choose)", detected)
         return detected or language

@@ -27,12 +27,18 @@ def _identifier(codes: tuple[str, ...]):  # noqa: ANN202 (py3langid has no type 
     return identifier
 
 
-def detect_language(text: str, candidates: Sequence[str]) -> str | None:
+def detect_language(text: str, candidates: Sequence[str], prefer: str | None = None) -> str | None:
     """The candidate (espeak-ng codes: "en-us", "fr-fr", ...) that `text` is most likely in; None when unsure or
-    when fewer than two candidates are told apart by their ISO 639-1 code (the part before "-")."""
+    when fewer than two candidates are told apart by their ISO 639-1 code (the part before "-").
+
+    Words do not tell "en-us" from "en-gb": of the variants of the language found, `prefer` where it
+    is one of them (the text's own language, for a prompt), else the first listed.
+    """
     by_code: dict[str, str] = {}
     for language in candidates:
-        by_code.setdefault(language.split("-")[0], language)  # the first listed of "en-us", "en-gb"
+        by_code.setdefault(language.split("-")[0], language)
+    if prefer in candidates:
+        by_code[prefer.split("-")[0]] = prefer
     if len(by_code) < 2 or not text.strip():
         return None
     identifier = _identifier(tuple(sorted(by_code)))
