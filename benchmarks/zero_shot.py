@@ -9,6 +9,8 @@ the speaker's real recording of the same text:
   voices with PocketSphinx, which cannot read espeak-ng's;
 - SIM(output, prompt) and SIM(ground truth, prompt) with Resemblyzer;
 - speaker identification: is the output nearest its own speaker's prompt among all test speakers';
+- pitch: how far the median F0 is from the prompt's, in semitones (an octave off is 12), median
+  over utterances, and the same for the real recordings;
 - length against the real recording (median ratio), beside WER: outputs that stop early lower
   WER by losing words, which Whisper would otherwise make up from babble;
 - real-time factor of synthesis on this machine (watermarking included).
@@ -87,6 +89,7 @@ def main() -> int:
                "wer_flite_output": wer_flite["output"], "wer_flite_truth": wer_flite["truth"],
                "sim_output": model["sim"], "sim_truth": truth["sim"], "identification": model["identification"],
                "identification_truth": truth["identification"], "rtf": model["rtf"],
+               "pitch_off_output": model["pitch_off"], "pitch_off_truth": truth["pitch_off"],
                "length_ratio": _length_ratio(records),
                "prompt_seconds": [min(r["prompt_seconds"] for r in records), max(r["prompt_seconds"] for r in records)]}
     checks = {
@@ -96,16 +99,19 @@ def main() -> int:
         "RTF <= 0.5": summary["rtf"] <= 0.5,
     }
     print(f"\n| system | WER by {scorers.asr.name}, English voices | WER, flite voices | SIM(·, prompt) | speaker identification "
-          "| length / ground truth | RTF |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "| pitch off the prompt's | length / ground truth | RTF |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
 
     def percent(x: float | None) -> str:
         return "n/a" if x is None else f"{100 * x:.1f} %"
 
+    def semitones(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.1f} st"
+
     for name, system, scores, length, rtf in (("ground truth", "truth", truth, "1", ""),
                                               (args.model, "output", model, f"{summary['length_ratio']:.2f}", f"{model['rtf']:.2f}")):
         print(f"| {name} | {percent(wer_english[system])} | {percent(wer_flite[system])} | {scores['sim']:.3f} | "
-              f"{percent(scores['identification'])} | {length} | {rtf} |")
+              f"{percent(scores['identification'])} | {semitones(scores['pitch_off'])} | {length} | {rtf} |")
     low, high = summary["prompt_seconds"]
     print(f"\n{len(records)} utterances of {summary['speakers']} unseen speakers ({len(flite)} flite), prompts of "
           f"{low:.1f}-{high:.1f} s; WER target judged on {summary['wer_voices']} voices; "

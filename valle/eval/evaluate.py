@@ -8,6 +8,7 @@ ceiling the scorers allow on this data:
   the prompt, so that the prompt itself does not count);
 - speaker identification: is the output nearest its own speaker among all speakers'
   prompts of that setting;
+- pitch: how far the median F0 is from the prompt's, in semitones (`valle.eval.pitch`);
 - DNSMOS (overall, P.835) as a naturalness estimate;
 - RTF: synthesis time over the seconds of speech made, on this machine.
 An output with under MIN_SCORED_SECONDS of new speech (a continuation that stopped at
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from valle.asr import Recognizer, word_error_rate
 from valle.audio import load_audio
 from valle.eval.mos import DNSMOS
+from valle.eval.pitch import median_f0, semitones_off
 from valle.eval.protocol import EvalItem
 from valle.infer.pipeline import VallE
 from valle.model.sampling import SamplingConfig
@@ -51,8 +53,8 @@ def evaluate(valle: VallE, items: list[EvalItem], scorers: Scorers, sampling: Sa
         key = (item.prompt_audio, item.prompt_seconds)
         if key not in prompts:
             audio = truth[: int(item.prompt_seconds * rate)] if continuation else load_audio(item.prompt_audio, rate)
-            prompts[key] = audio, scorers.speaker.embed(audio, rate)
-        prompt, prompt_vector = prompts[key]
+            prompts[key] = audio, scorers.speaker.embed(audio, rate), median_f0(audio, rate)
+        prompt, prompt_vector, prompt_f0 = prompts[key]
         started = time.perf_counter()
         spoken = item.spoken or item.target
         out = valle.synthesize(spoken.text, prompt, item.prompt_text, sampling, seed + i, continuation=continuation,
@@ -62,7 +64,7 @@ def evaluate(valle: VallE, items: list[EvalItem], scorers: Scorers, sampling: Sa
         said, said_truth = out.samples[skip:], truth[skip:]
         record = {"mode": item.mode, "id": item.target.id, "speaker": item.target.speaker, "text": spoken.text,
                   "language": spoken.language, "truth_text": item.target.text,
-                  "prompt": str(item.prompt_audio), "prompt_seconds": len(prompt) / rate,
+                  "prompt": str(item.prompt_audio), "prompt_seconds": len(prompt) / rate, "prompt_f0": prompt_f0,
                   "output_seconds": len(said) / rate, "truth_seconds": len(said_truth) / rate, "synthesis_seconds": seconds}
         for system, whole, part in (("output", out.samples, said), ("truth", truth, said_truth)):
             scored = len(part) >= MIN_SCORED_SECONDS * rate
@@ -70,6 +72,7 @@ def evaluate(valle: VallE, items: list[EvalItem], scorers: Scorers, sampling: Sa
             record[system] = {"hypothesis": scorers.asr.transcribe(whole, rate), "vector": vector,
                               "text": record["text"] if system == "output" else record["truth_text"],
                               "sim": cosine(vector, prompt_vector) if scored else 0.0, "prompt_vector": prompt_vector,
+                              "f0": median_f0(part, rate) if scored else None,
                               **({"dnsmos": scorers.mos.score(part, rate)["ovrl_mos"] if scored else 1.0} if scorers.mos else {})}
         records.append(record)
     _identify(records)
@@ -96,7 +99,10 @@ def _identify(records: list[dict]) -> None:
 
 
 def summarize(records: list[dict]) -> list[dict]:
-    """One row per setting and system (ground truth first): n, WER, SIM, identification, DNSMOS, RTF."""
+    """One row per setting and system (ground truth first): n, WER, SIM, identification, pitch, DNSMOS, RTF.
+
+    `pitch_off`: the median over utterances of how far the median F0 is from the prompt's, in semitones
+    (None where no utterance has both)."""
     rows = []
     for mode in dict.fromkeys(r["mode"] for r in records):
         chosen = [r for r in records if r["mode"] == mode]
@@ -107,8 +113,14 @@ def summarize(records: list[dict]) -> list[dict]:
                 "wer": word_error_rate([s["text"] for s in scores], [s["hypothesis"] for s in scores]),
                 "sim": float(np.mean([s["sim"] for s in scores])),
                 "identification": float(np.mean([s["identified"] for s in scores])),
+                "pitch_off": _median([semitones_off(r[system]["f0"], r["prompt_f0"]) for r in chosen]),
                 "dnsmos": float(np.mean([s["dnsmos"] for s in scores])) if "dnsmos" in scores[0] else None,
                 "rtf": None if system == "truth" else
                 sum(r["synthesis_seconds"] for r in chosen) / max(1e-9, sum(r["output_seconds"] for r in chosen)),
             })
     return rows
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.median(known)) if known else None
