@@ -51,7 +51,7 @@ PHONES_ADDED_IN_2 = (
     "ʎ", "ʏ", "ʐ", "ʑ", "ʕ", "ʝ", "β", "ε", "χ",
 )
 SILENT_TOKENS = SPECIAL_TOKENS + (WORD_SEPARATOR,) + PUNCTUATION + STRESS_MARKS  # may take no time in speech
-_VERSION_1 = SPECIAL_TOKENS + (WORD_SEPARATOR,) + PUNCTUATION + STRESS_MARKS + PHONES
+_VERSION_1 = SILENT_TOKENS + PHONES
 TOKENS = {"1": _VERSION_1, "2": _VERSION_1 + PHONES_ADDED_IN_2}
 
 _log = logging.getLogger(__name__)
