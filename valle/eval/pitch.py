@@ -22,8 +22,8 @@ def median_f0(samples: np.ndarray, sample_rate: int) -> float | None:
     import librosa
 
     hop = round(HOP_SECONDS * sample_rate)
-    f0, voiced, probability = librosa.pyin(np.asarray(samples, dtype=np.float32), fmin=F0_RANGE[0], fmax=F0_RANGE[1],
-                                 sr=sample_rate, frame_length=4 * hop, hop_length=hop)
+    f0, voiced, probability = librosa.pyin(np.asarray(samples, dtype=np.float32), fmin=F0_RANGE[0],
+                                           fmax=F0_RANGE[1], sr=sample_rate, frame_length=4 * hop, hop_length=hop)
     voiced &= np.isfinite(f0) & (probability >= MIN_VOICED_PROBABILITY)
     return float(np.median(f0[voiced])) if voiced.sum() >= MIN_VOICED_FRAMES else None
 

@@ -76,7 +76,8 @@ def head_monotonicity(model: ARModel, utterances: list[tuple[Tensor, Tensor, Ten
 
 def monotonic_path(log_probs: np.ndarray, max_advance: int = 3, silent: np.ndarray | None = None) -> np.ndarray:
     """The most likely phoneme of each step `[S]` from `log_probs` `[S, P]`: never backwards, at most `max_advance`
-    phonemes a step, starting at one of the first two and ending at one of the last two.
+    phonemes a step, starting at one of the first two and ending at one of the last two (the second of
+    them only where the phoneme passed over may be).
 
     Stress marks, word gaps and punctuation often take no audio of their own, so a step
     may pass over them (Glow-TTS's monotonic alignment search, with skips). Where `silent`
