@@ -193,6 +193,42 @@ def test_guidance_pushes_the_logits_given_no_text_by_the_texts_pull_for_each_req
         SamplingConfig(guidance=-1.0)
 
 
+@pytest.mark.parametrize("phoneme_pointer", [False, True])
+def test_prompt_guidance_pushes_the_logits_given_the_target_text_alone_by_the_prompts_pull(phoneme_pointer):
+    model = pointer_model() if phoneme_pointer else ARModel(config(group_size=2, ar_levels=3)).eval()
+    phonemes, _, codes, _ = batch(seed=5, lengths=(30, 22), phoneme_lengths=(7, 5))
+    start = 3  # the first 3 phonemes are the prompt's
+    requests = [(phonemes[0], codes[0, :, :8], 6), (phonemes[1, :5], codes[1, :, :5], 7)]
+    seen: dict[str, list[torch.Tensor]] = {}
+
+    def greedy(name: str):
+        def choose(logits: torch.Tensor, history: list[int], level: int) -> int:
+            if level == ADVANCE:  # the pointer moves one phoneme a step, whatever the voice
+                return 1
+            seen.setdefault(name, []).append(logits[:model.eos].clone())  # the end token may be withheld (-inf)
+            return int(logits[:model.eos].argmax())
+        return choose
+
+    def alone(name: str, text_start: int = start, prompt: torch.Tensor = requests[0][1], **guidance) -> list:
+        text = requests[0][0][start - text_start:]
+        return model.generate(text, prompt, 6, greedy(name), text_start=text_start, **guidance).tolist()
+
+    guided = model.generate_batch([r[0] for r in requests], [r[1] for r in requests], [r[2] for r in requests],
+                                  [greedy("w0"), greedy("w1")], text_starts=[start, 1], prompt_guidance=[0.0, 1.0])
+    assert guided[0].tolist() == alone("no prompt", 0, requests[0][1][:, :0])  # w = 0: the target's text alone
+    assert guided[1].tolist() == model.generate(*requests[1], greedy("r1"), text_start=1).tolist()
+    alone("cond")
+    alone("w3", prompt_guidance=3.0)
+    torch.testing.assert_close(seen["w3"][0], seen["no prompt"][0] + 3.0 * (seen["cond"][0] - seen["no prompt"][0]),
+                               atol=1e-4, rtol=1e-4)
+    model.generate(requests[0][0][:0], requests[0][1], 6, greedy("no text"))  # text guidance's twin: the prompt alone
+    alone("both", guidance=2.0, prompt_guidance=3.0)  # each condition adds its own push
+    c, nt, np_ = seen["cond"][0], seen["no text"][0], seen["no prompt"][0]
+    torch.testing.assert_close(seen["both"][0], c + (c - nt) + 2.0 * (c - np_), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ConfigError, match="prompt_guidance must be"):
+        SamplingConfig(prompt_guidance=float("nan"))
+
+
 def test_text_dropout_hides_some_utterances_text_in_training_only():
     model = ARModel(config(dropout=0.0, text_dropout=0.999))
     phonemes, p_lens, codes, c_lens = batch()

@@ -281,6 +281,7 @@ def _sampling(args: argparse.Namespace, defaults: "SamplingConfig") -> "Sampling
     """The sampling options given, over `defaults` (a model's own)."""
     return defaults.updated(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                             upper_temperature=args.upper_temperature, guidance=args.guidance,
+                            prompt_guidance=args.prompt_guidance,
                             repetition_aware=False if args.no_ras else None)
 
 
@@ -301,6 +302,8 @@ def _add_sampling_options(p: argparse.ArgumentParser, defaults: str = "the model
     p.add_argument("--no-ras", action="store_true", help="turn off repetition-aware sampling")
     p.add_argument("--guidance", type=float, help="classifier-free guidance on the text, for a model trained with "
                    "text dropout: the logits given no text pushed this many times as far as the text moves them (1: none)")
+    p.add_argument("--prompt-guidance", type=float, help="classifier-free guidance on the voice: the logits given the "
+                   "text without the prompt pushed this many times as far as the prompt moves them (1: none)")
 
 
 def _synthesize(args: argparse.Namespace) -> None:

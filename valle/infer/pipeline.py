@@ -269,7 +269,7 @@ class VallE:
             lowers = self.ar.generate_batch([j.phonemes for j in chunk], [j.prompt_codes for j in chunk],
                                             [j.high for j in chunk], [self._chooser(j) for j in chunk],
                                             [j.languages for j in chunk], [j.sampler.config.guidance for j in chunk],
-                                            [j.text_start for j in chunk])
+                                            [j.text_start for j in chunk], [j.sampler.config.prompt_guidance for j in chunk])
             for job, lower in zip(chunk, lowers):
                 if lower.shape[1] == job.high:
                     log.warning("the AR stage reached the length cap (%d frames) without an end token", job.high)

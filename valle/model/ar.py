@@ -201,7 +201,8 @@ class ARModel(Stage):
 
     @torch.no_grad()
     def generate(self, phonemes: Tensor, prompt: Tensor, max_frames: int, choose: Chooser,
-                 languages: Tensor | None = None, guidance: float = 1.0, text_start: int = 0) -> Tensor:
+                 languages: Tensor | None = None, guidance: float = 1.0, text_start: int = 0,
+                 prompt_guidance: float = 1.0) -> Tensor:
         """Continue the `prompt` codes `[K', T_p]` (K' >= ar_levels) for `phonemes` `[P]` (prompt's + target's).
 
         `choose(logits [V + 1], history, level)` picks each code, level by level within a
@@ -211,10 +212,12 @@ class ARModel(Stage):
         `languages` `[P]`: each phoneme's language id, for a stage that takes them. `guidance` w != 1 is
         classifier-free guidance on the text: each level's logits are those given no text pushed w times
         as far as the text moves them (for a stage trained with `text_dropout`). `text_start`: the index of
-        the target's first phoneme, where a phoneme pointer starts.
+        the target's first phoneme, where a phoneme pointer starts. `prompt_guidance` w != 1 is the same on
+        the voice: the logits given the target's phonemes without the prompt, pushed w times as far as the
+        prompt moves them (with both, each adds its push).
         """
         return self.generate_batch([phonemes], [prompt], [max_frames], [choose], [languages], [guidance],
-                                   [text_start])[0]
+                                   [text_start], [prompt_guidance])[0]
 
     def step_tokens(self, last: Tensor, pick: Callable[[int, Tensor], Tensor]) -> Tensor:
         """One step's tokens `[B, g * k]` from the AR states `last` `[B, d]`, each chosen by `pick(position, logits [B, V + 1])`."""
@@ -226,7 +229,8 @@ class ARModel(Stage):
     @torch.no_grad()
     def generate_batch(self, phonemes: list[Tensor], prompts: list[Tensor], max_frames: list[int],
                        choose: list[Chooser], languages: list[Tensor | None] | None = None,
-                       guidance: list[float] | None = None, text_starts: list[int] | None = None) -> list[Tensor]:
+                       guidance: list[float] | None = None, text_starts: list[int] | None = None,
+                       prompt_guidance: list[float] | None = None) -> list[Tensor]:
         """`generate` for several requests in one padded batch: one step decodes a group for each.
 
         Each request attends only to its own phonemes and audio, at its own positions, so it
@@ -234,31 +238,55 @@ class ARModel(Stage):
         padding until the last one stops. A decoding step costs little more for a few
         requests than for one while the weights, not the arithmetic, bound its speed.
         """
-        pieces = list(self.decode_steps(phonemes, prompts, max_frames, choose, languages, guidance, text_starts))
+        pieces = list(self.decode_steps(phonemes, prompts, max_frames, choose, languages, guidance, text_starts,
+                                        prompt_guidance))
         return [torch.cat([step[b] for step in pieces], dim=1) if pieces else
                 torch.zeros(self.config.ar_levels, 0, dtype=torch.long, device=phonemes[0].device) for b in range(len(phonemes))]
+
+    @staticmethod
+    def _follow(pointer: Tensor, twin_of: list[int], shift: Tensor, phoneme_lens: Tensor) -> None:
+        """Set each twin row's pointer `[rows, 1]` to its request's, less `shift` `[twins, 1]` (its text starts later);
+        NOT_SAID for a twin without text."""
+        if not twin_of:
+            return
+        batch = len(pointer) - len(twin_of)
+        followed = pointer[twin_of] - shift
+        pointer[batch:] = followed.masked_fill(phoneme_lens[batch:, None] == 0, NOT_SAID)
 
     @torch.no_grad()
     def decode_steps(self, phonemes: list[Tensor], prompts: list[Tensor], max_frames: list[int],
                      choose: list[Chooser], languages: list[Tensor | None] | None = None,
-                     guidance: list[float] | None = None, text_starts: list[int] | None = None) -> Iterator[list[Tensor]]:
+                     guidance: list[float] | None = None, text_starts: list[int] | None = None,
+                     prompt_guidance: list[float] | None = None) -> Iterator[list[Tensor]]:
         """`generate_batch` step by step: after each step, every request's new frames `[ar_levels, n]` (n may be 0).
 
         What a streaming caller decodes while the AR stage goes on. `languages`: each request's phoneme
-        language ids, or None where it says none; `guidance`: each request's (as for `generate`). With
-        guidance, every request has a twin without text after the last one, fed the codes it chooses.
+        language ids, or None where it says none; `guidance` and `prompt_guidance`: each request's (as for
+        `generate`). With guidance, every request has a twin after the last request, without its text or
+        without its prompt, fed the codes the request chooses.
         `text_starts`: each request's first target phoneme, where a phoneme pointer starts (default 0);
         the pointer then moves on by advances sampled from the stage's own prediction, the end token is
         withheld until it reaches the second-to-last phoneme, and a request ends when it moves past the last.
         """
         g, k, batch, device = self.config.group_size, self.config.ar_levels, len(phonemes), phonemes[0].device
-        prompts = [self.trim_prompt(p) for p in prompts]
-        weights = guidance or [1.0] * batch
-        twins = batch if any(w != 1.0 for w in weights) else 0  # each request again without text, for guidance
-        if twins:
-            phonemes, prompts = [*phonemes, *(p[:0] for p in phonemes)], prompts + prompts
-            languages = [*(languages or [None] * batch), *[None] * batch]
-        rows = batch + twins
+        phonemes, prompts = list(phonemes), [self.trim_prompt(p) for p in prompts]
+        languages = list(languages or [None] * batch)
+        starts = list(text_starts or [0] * batch)
+        twin_of: list[int] = []  # the request each twin row follows
+        pushes: list[list[tuple[int, float]]] = [[] for _ in range(batch)]  # per request: (twin row, weight)
+        for weights, drops_text in ((guidance, True), (prompt_guidance, False)):
+            if weights is None or all(w == 1.0 for w in weights):
+                continue
+            for b in range(batch):
+                pushes[b].append((batch + len(twin_of), weights[b]))
+                twin_of.append(b)
+                cut = len(phonemes[b]) if drops_text else starts[b]  # the twin's text: none, or the target's
+                phonemes.append(phonemes[b][cut:])
+                prompts.append(prompts[b] if drops_text else prompts[b][:, :0])
+                languages.append(None if drops_text or languages[b] is None else languages[b][cut:])
+            starts = starts + [0 if drops_text else starts[b] for b in range(batch)]
+        twin_shift = torch.tensor(starts[batch:], device=device)[:, None]  # a twin's pointer: its request's minus this
+        rows = len(phonemes)
         phoneme_lens = torch.tensor([len(p) for p in phonemes], device=device)
         group_lens = torch.tensor([1 + p.shape[1] // g for p in prompts], device=device)  # BOS group + the prompt's
         text = torch.zeros(rows, max(1, int(phoneme_lens.max())), dtype=torch.long, device=device)
@@ -277,9 +305,10 @@ class ARModel(Stage):
         pointer = torch.full((rows, 1), NOT_SAID, dtype=torch.long, device=device)  # each row's phoneme now
         prefill_pointer = torch.full(audio_valid.shape, NOT_SAID, dtype=torch.long, device=device)
         if self.config.phoneme_pointer:  # the prompt's steps are not told their phoneme; the last one is the target's first
-            starts = text_starts or [0] * batch
-            pointer[:batch, 0] = torch.tensor([min(s, max(0, len(p) - 1)) for s, p in zip(starts, phonemes)], device=device)
-            prefill_pointer[torch.arange(batch, device=device), group_lens[:batch] - 1] = pointer[:batch, 0]
+            # (NOT_SAID for an empty text)
+            pointer[:batch, 0] = torch.tensor([min(s, len(p) - 1) for s, p in zip(starts, phonemes[:batch])], device=device)
+            self._follow(pointer, twin_of, twin_shift, phoneme_lens)
+            prefill_pointer[torch.arange(rows, device=device), group_lens - 1] = pointer[:, 0]
         x = torch.cat([embedded_text, self._embed_audio(frames, audio_positions, embedded_text, prefill_pointer)], 1)
         prefill = x.shape[1]
         capacity = prefill + -(-max(max_frames) // g)  # at most one fed-back group per `g` new frames
@@ -305,8 +334,8 @@ class ARModel(Stage):
                     tokens.append(self.pad)
                     continue
                 row = logits[b]
-                if twins and weights[b] != 1.0:  # given no text, pushed w times as far as the text moves it
-                    row = logits[batch + b] + weights[b] * (row - logits[batch + b])
+                if pushes[b]:  # pushed (w - 1) times further from each twin's logits than the condition it lacks moves them
+                    row = row + sum((w - 1.0) * (row - logits[twin]) for twin, w in pushes[b])
                 if level or (self.config.phoneme_pointer and pointer[b, 0] < phoneme_lens[b] - 2):
                     row = row.clone()  # only level 0 may end the utterance, and a pointer only near its last phoneme
                     row[self.eos] = float("-inf")
@@ -322,13 +351,13 @@ class ARModel(Stage):
                     generated[b] += 1
                     if generated[b] >= max_frames[b]:
                         stepping[b] = active[b] = False
-            return torch.tensor(tokens + tokens[:twins], device=device)  # a twin is fed its request's codes
+            return torch.tensor(tokens + [tokens[b] for b in twin_of], device=device)  # a twin is fed its request's codes
 
         while any(active):
             stepping[:], new[:] = active, [0] * batch
             step.fill_(self.pad)
             self.step_tokens(last, pick)
-            step[batch:] = step[:twins]
+            step[batch:] = step[twin_of]
             if self.config.phoneme_pointer:  # each request's pointer moves on as its chooser says; past the end, it ends
                 advance_logits = self.advance_head(last[:batch]).float()
                 for b in (b for b in range(batch) if active[b]):
@@ -336,6 +365,7 @@ class ARModel(Stage):
                     if pointer[b, 0] >= phoneme_lens[b]:
                         active[b] = False
                 pointer[:batch] = torch.minimum(pointer[:batch], (phoneme_lens[:batch, None] - 1).clamp(min=0))
+                self._follow(pointer, twin_of, twin_shift, phoneme_lens)
             yield [step[b, :new[b]].T.clone() for b in range(batch)]
             if not any(active):
                 break

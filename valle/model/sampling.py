@@ -48,6 +48,9 @@ class SamplingConfig(DictConfig):
     # Classifier-free guidance on the text (the AR, for a model trained with `text_dropout`): each
     # level's logits given no text, pushed this many times as far as the text moves them; 1: none.
     guidance: float = 1.0
+    # The same on the voice prompt (the AR): the logits given the target's phonemes alone, pushed this many
+    # times as far as the prompt moves them; 1: none.
+    prompt_guidance: float = 1.0
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.temperature) or self.temperature < 0:
@@ -60,8 +63,9 @@ class SamplingConfig(DictConfig):
             raise ConfigError(f"upper_temperature must be a finite number >= 0 (0 is greedy), got {self.upper_temperature}")
         if self.ras_window < 1 or not 0 <= self.ras_threshold <= 1:
             raise ConfigError("ras_window must be >= 1 and ras_threshold in [0, 1]")
-        if not math.isfinite(self.guidance) or self.guidance < 0:
-            raise ConfigError(f"guidance must be a finite number >= 0 (1: none), got {self.guidance}")
+        for name in ("guidance", "prompt_guidance"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be a finite number >= 0 (1: none), got {getattr(self, name)}")
         if self.nar_decoding not in NAR_DECODINGS:
             raise ConfigError(f"nar_decoding must be one of {', '.join(NAR_DECODINGS)}, got {self.nar_decoding!r}")
 
