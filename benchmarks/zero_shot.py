@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from targets import report
 
-from valle.asr import PocketSphinx, load_recognizer, word_error_rate
+from valle.asr import PocketSphinx, load_recognizer, word_error_rate, words_heard
 from valle.data.manifest import read_manifest
 from valle.data.synthetic import build_synthetic_corpus
 from valle.eval.evaluate import Scorers, evaluate, summarize
@@ -83,11 +83,14 @@ def main() -> int:
     wer = {system: _wer(judged, system) for system in ("output", "truth")}
     wer_english = {system: _wer(english, system) for system in ("output", "truth")}
     wer_flite = {system: _wer(flite, system) for system in ("output", "truth")}
+    heard = {system: words_heard([r[system]["text"] for r in english], [r[system]["hypothesis"] for r in english])
+             if english else None for system in ("output", "truth")}
     summary = {"model": str(args.model), "dtype": dtype, "split": str(manifest), "sampling": vars(sampling),
                "utterances": len(records), "speakers": len({r["speaker"] for r in records}),
                "asr": scorers.asr.name, "wer_voices": "flite" if judged is flite else f"{len(english)} English",
                "wer_utterances": len(judged), "wer_output": wer["output"], "wer_truth": wer["truth"],
                "wer_flite_output": wer_flite["output"], "wer_flite_truth": wer_flite["truth"],
+               "words_heard_output": heard["output"], "words_heard_truth": heard["truth"],
                "sim_output": model["sim"], "sim_truth": truth["sim"], "identification": model["identification"],
                "identification_truth": truth["identification"], "rtf": model["rtf"],
                "pitch_off_output": model["pitch_off"], "pitch_off_truth": truth["pitch_off"],
@@ -99,9 +102,9 @@ def main() -> int:
         "identification >= 80 %": summary["identification"] >= 0.80,
         "RTF <= 0.5": summary["rtf"] <= 0.5,
     }
-    print(f"\n| system | WER by {scorers.asr.name}, English voices | WER, flite voices | SIM(·, prompt) | speaker identification "
-          "| pitch off the prompt's | length / ground truth | RTF |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"\n| system | WER by {scorers.asr.name}, English voices | WER, flite voices | words heard, English voices "
+          "| SIM(·, prompt) | speaker identification | pitch off the prompt's | length / ground truth | RTF |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 
     def percent(x: float | None) -> str:
         return "n/a" if x is None else f"{100 * x:.1f} %"
@@ -111,7 +114,8 @@ def main() -> int:
 
     for name, system, scores, length, rtf in (("ground truth", "truth", truth, "1", ""),
                                               (args.model, "output", model, f"{summary['length_ratio']:.2f}", f"{model['rtf']:.2f}")):
-        print(f"| {name} | {percent(wer_english[system])} | {percent(wer_flite[system])} | {scores['sim']:.3f} | "
+        print(f"| {name} | {percent(wer_english[system])} | {percent(wer_flite[system])} | {percent(heard[system])} | "
+              f"{scores['sim']:.3f} | "
               f"{percent(scores['identification'])} | {semitones(scores['pitch_off'])} | {length} | {rtf} |")
     low, high = summary["prompt_seconds"]
     print(f"\n{len(records)} utterances of {summary['speakers']} unseen speakers ({len(flite)} flite), prompts of "

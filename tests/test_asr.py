@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from conftest import TINY_SPEECH_ENCODER, speechlike
 
-from valle.asr import FasterWhisper, PocketSphinx, bundled_whisper, load_recognizer, normalize_for_wer, word_error_rate
+from valle.asr import FasterWhisper, PocketSphinx, bundled_whisper, load_recognizer, normalize_for_wer, word_error_rate, words_heard
 from valle.data.synthetic.voices import design_voices, render
 from valle.errors import ConfigError, DependencyError
 from valle.speaker import SpeakerEncoder, load_speaker_embedder
@@ -39,6 +39,14 @@ def test_wer_normalisation_ignores_case_punctuation_and_hyphens():
     assert word_error_rate(["The cat sat."], ["the cat sat"]) == 0.0
     assert word_error_rate(["the cat sat on the mat"], ["the cat sat on a mat"]) == pytest.approx(1 / 6)
     assert word_error_rate(["one two"], [""]) == 1.0
+
+
+def test_words_heard_counts_the_words_said_and_ignores_what_a_recogniser_makes_up():
+    made_up = "and so we went to the market today to buy some fish"
+    assert word_error_rate(["the cat sat"], [f"the cat {made_up}"]) > 1.0
+    assert words_heard(["the cat sat"], [f"the cat {made_up}"]) == pytest.approx(2 / 3)
+    assert words_heard(["The cat sat.", "one two"], ["the cat sat", ""]) == pytest.approx(3 / 5)
+    assert words_heard(["one two"], ["three four five"]) == 0.0
 
 
 def test_pocketsphinx_reads_a_flite_voice():

@@ -53,11 +53,12 @@ def test_eval_command_writes_table_json_and_figure_with_ground_truth(model_dir, 
         ("cross-sentence", "ground truth"), ("cross-sentence", "model"), ("continuation", "ground truth"), ("continuation", "model")]
     truth = report["summary"][0]
     assert truth["rtf"] is None and truth["dnsmos"] is not None and 0 <= truth["identification"] <= 1
+    assert 1 - truth["wer"] <= truth["heard"] <= 1  # words heard miss only substitutions and deletions
     assert truth["pitch_off"] < 1.0  # the recordings' pitch moves around 120 Hz like their prompts'
     assert all(100 < r["prompt_f0"] < 140 for r in report["utterances"])
     assert len(report["utterances"]) == 4 and report["info"]["asr"] == "faster-whisper:tiny.en"  # the default judge
     assert "WER by faster-whisper:tiny.en, SIM by resemblyzer" in (tmp_path / "ev" / "eval.md").read_text()
-    assert "pitch off the prompt's (semitones)" in printed
+    assert "pitch off the prompt's (semitones)" in printed and "| words heard |" in printed
     for record in report["utterances"]:
         assert record["truth"]["sim"] > 0.5  # the same signal family as its prompt
     assert (tmp_path / "ev" / "eval.png").stat().st_size > 10_000

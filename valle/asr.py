@@ -40,6 +40,19 @@ def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
     return float(jiwer.wer([normalize_for_wer(r) for r in references], [normalize_for_wer(h) or "<empty>" for h in hypotheses]))
 
 
+def words_heard(references: list[str], hypotheses: list[str]) -> float:
+    """The share of reference words the recogniser heard (jiwer's hits over reference words).
+
+    WER counts every word a recogniser makes up, so once outputs say little it passes 100 % and
+    ranks them by their hallucinations; this counts only the words said, whatever else is heard.
+    """
+    import jiwer
+
+    counts = jiwer.process_words([normalize_for_wer(r) for r in references],
+                                 [normalize_for_wer(h) or "<empty>" for h in hypotheses])
+    return counts.hits / max(1, counts.hits + counts.substitutions + counts.deletions)
+
+
 class Recognizer(Protocol):
     name: str
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from valle.asr import Recognizer, word_error_rate
+from valle.asr import Recognizer, word_error_rate, words_heard
 from valle.audio import load_audio
 from valle.eval.mos import DNSMOS
 from valle.eval.pitch import median_f0, semitones_off
@@ -99,7 +99,7 @@ def _identify(records: list[dict]) -> None:
 
 
 def summarize(records: list[dict]) -> list[dict]:
-    """One row per setting and system (ground truth first): n, WER, SIM, identification, pitch, DNSMOS, RTF.
+    """One row per setting and system (ground truth first): n, WER, words heard, SIM, identification, pitch, DNSMOS, RTF.
 
     `pitch_off`: the median over utterances of how far the median F0 is from the prompt's, in semitones
     (None where no utterance has both)."""
@@ -111,6 +111,7 @@ def summarize(records: list[dict]) -> list[dict]:
             rows.append({
                 "mode": mode, "system": "ground truth" if system == "truth" else "model", "n": len(chosen),
                 "wer": word_error_rate([s["text"] for s in scores], [s["hypothesis"] for s in scores]),
+                "heard": words_heard([s["text"] for s in scores], [s["hypothesis"] for s in scores]),
                 "sim": float(np.mean([s["sim"] for s in scores])),
                 "identification": float(np.mean([s["identified"] for s in scores])),
                 "pitch_off": _median([semitones_off(r[system]["f0"], r["prompt_f0"]) for r in chosen]),

@@ -12,11 +12,12 @@ def markdown_table(rows: list[dict]) -> str:
             return "n/a"
         return f"{100 * value:.1f} %" if percent else f"{value:.{digits}f}"
 
-    lines = ["| setting | system | n | WER | SIM(·, prompt) | speaker identification | pitch off the prompt's (semitones) "
-             "| DNSMOS OVRL | RTF |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| setting | system | n | WER | words heard | SIM(·, prompt) | speaker identification "
+             "| pitch off the prompt's (semitones) | DNSMOS OVRL | RTF |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['mode']} | {r['system']} | {r['n']} | {cell(r['wer'], True)} | {cell(r['sim'])} | "
+        lines.append(f"| {r['mode']} | {r['system']} | {r['n']} | {cell(r['wer'], True)} | {cell(r['heard'], True)} | "
+                     f"{cell(r['sim'])} | "
                      f"{cell(r['identification'], True)} | {cell(r['pitch_off'], digits=1)} | {cell(r['dnsmos'], digits=2)} | "
                      f"{cell(r['rtf'], digits=2)} |")
     return "\n".join(lines)
