@@ -48,8 +48,7 @@ def test_streaming_chooses_the_codes_of_whole_synthesis(valle, prompt):
         list(stream.chunks())
         streamed.append(stream.lower)
     again, _ = valle.plan(SynthesisRequest(TEXT, prompt, PROMPT_TEXT, seed=7), SamplingConfig())
-    whole = valle.ar.generate_batch([j.phonemes for j in again], [j.prompt_codes for j in again], [j.high for j in again],
-                                    [valle._chooser(j) for j in again])
+    whole = valle.ar.generate_batch(**valle.ar_requests(again))
     assert [s.tolist() for s in streamed] == [w.tolist() for w in whole]
 
 
@@ -68,8 +67,7 @@ def test_sentences_stream_from_the_batches_of_whole_synthesis_with_its_codes_eve
     later = [chunk for chunk, _ in streams[1].chunks()]
     list(streams[2].chunks())
     again, _ = half.plan(SynthesisRequest(text, prompt, PROMPT_TEXT, seed=11), SamplingConfig())
-    whole = half.ar.generate_batch([j.phonemes for j in again], [j.prompt_codes for j in again], [j.high for j in again],
-                                   [half._chooser(j) for j in again])
+    whole = half.ar.generate_batch(**half.ar_requests(again))
     assert [s.lower.tolist() for s in streams] == [w.tolist() for w in whole]
     hop = 16000 // 50
     assert len(first[0]) == 3 * hop
@@ -79,18 +77,17 @@ def test_sentences_stream_from_the_batches_of_whole_synthesis_with_its_codes_eve
 
 def test_the_bundled_model_streams_the_codes_of_whole_synthesis_in_bfloat16():
     """In bfloat16 a sentence decoded alone and in a batch choose different codes (rounding differs with the batch);
-    streamed in whole synthesis's batches, they are the same."""
+    streamed in whole synthesis's batches, they are the same, with the model's own sampling (guidance on the voice)."""
     half = VallE.from_pretrained("default", dtype="bfloat16")
     request = SynthesisRequest("Joins that nobody hears. A second sentence follows it.", "fl001", None, seed=0)
-    jobs, _ = half.plan(request, SamplingConfig())
+    jobs, _ = half.plan(request, half.sampling)
     steps = BatchSteps(half, jobs)
     streams = [JobStream(half, job, StreamConfig(), steps, i) for i, job in enumerate(jobs)]
     for stream in streams:
         list(stream.chunks())
-    again, _ = half.plan(request, SamplingConfig())
-    whole = half.ar.generate_batch([j.phonemes for j in again], [j.prompt_codes for j in again], [j.high for j in again],
-                                   [half._chooser(j) for j in again])
-    alone = [half.ar.generate(j.phonemes, j.prompt_codes, j.high, half._chooser(j)) for j in half.plan(request, SamplingConfig())[0]]
+    again, _ = half.plan(request, half.sampling)
+    whole = half.ar.generate_batch(**half.ar_requests(again))
+    alone = [half.ar.generate_batch(**half.ar_requests([j]))[0] for j in half.plan(request, half.sampling)[0]]
     assert [s.lower.tolist() for s in streams] == [w.tolist() for w in whole]
     assert [a.tolist() for a in alone] != [w.tolist() for w in whole]  # what streaming each sentence alone chose before
 

@@ -260,16 +260,20 @@ class VallE:
             return None
         return self.ar.language_id(language), self.ar.language_id(prompt_language)
 
+    def ar_requests(self, jobs: list[Job]) -> dict[str, list]:
+        """The arguments of the AR stage's batched decoding (`generate_batch`, `decode_steps`) for `jobs`."""
+        return {"phonemes": [j.phonemes for j in jobs], "prompts": [j.prompt_codes for j in jobs],
+                "max_frames": [j.high for j in jobs], "choose": [self._chooser(j) for j in jobs],
+                "languages": [j.languages for j in jobs], "guidance": [j.sampler.config.guidance for j in jobs],
+                "text_starts": [j.text_start for j in jobs], "prompt_guidance": [j.sampler.config.prompt_guidance for j in jobs]}
+
     @torch.inference_mode()
     def speak(self, jobs: list[Job], batch_size: int = 8) -> list[np.ndarray]:
         """Run jobs: the AR levels for `batch_size` at a time (sampled), then the NAR levels and the codec, one by one."""
         pieces = []
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start:start + batch_size]
-            lowers = self.ar.generate_batch([j.phonemes for j in chunk], [j.prompt_codes for j in chunk],
-                                            [j.high for j in chunk], [self._chooser(j) for j in chunk],
-                                            [j.languages for j in chunk], [j.sampler.config.guidance for j in chunk],
-                                            [j.text_start for j in chunk], [j.sampler.config.prompt_guidance for j in chunk])
+            lowers = self.ar.generate_batch(**self.ar_requests(chunk))
             for job, lower in zip(chunk, lowers):
                 if lower.shape[1] == job.high:
                     log.warning("the AR stage reached the length cap (%d frames) without an end token", job.high)

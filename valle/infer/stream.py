@@ -62,10 +62,7 @@ class BatchSteps:
 
     def __init__(self, valle: "VallE", jobs: list["Job"]) -> None:
         self.group = valle.ar.config.group_size
-        self.steps = valle.ar.decode_steps([j.phonemes for j in jobs], [j.prompt_codes for j in jobs], [j.high for j in jobs],
-                                           [valle._chooser(j) for j in jobs], [j.languages for j in jobs],
-                                           [j.sampler.config.guidance for j in jobs], [j.text_start for j in jobs],
-                                           [j.sampler.config.prompt_guidance for j in jobs])
+        self.steps = valle.ar.decode_steps(**valle.ar_requests(jobs))
         self.waiting: list[list[torch.Tensor]] = [[] for _ in jobs]
         self.finished = [False] * len(jobs)
 
