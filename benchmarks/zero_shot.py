@@ -83,14 +83,15 @@ def main() -> int:
     wer = {system: _wer(judged, system) for system in ("output", "truth")}
     wer_english = {system: _wer(english, system) for system in ("output", "truth")}
     wer_flite = {system: _wer(flite, system) for system in ("output", "truth")}
-    heard = {system: words_heard([r[system]["text"] for r in english], [r[system]["hypothesis"] for r in english])
-             if english else None for system in ("output", "truth")}
+    heard = {system: _heard(english, system) for system in ("output", "truth")}
+    chance = {system: _heard(english, system, shift=1) for system in ("output", "truth")}
     summary = {"model": str(args.model), "dtype": dtype, "split": str(manifest), "sampling": vars(sampling),
                "utterances": len(records), "speakers": len({r["speaker"] for r in records}),
                "asr": scorers.asr.name, "wer_voices": "flite" if judged is flite else f"{len(english)} English",
                "wer_utterances": len(judged), "wer_output": wer["output"], "wer_truth": wer["truth"],
                "wer_flite_output": wer_flite["output"], "wer_flite_truth": wer_flite["truth"],
                "words_heard_output": heard["output"], "words_heard_truth": heard["truth"],
+               "words_heard_by_chance_output": chance["output"], "words_heard_by_chance_truth": chance["truth"],
                "sim_output": model["sim"], "sim_truth": truth["sim"], "identification": model["identification"],
                "identification_truth": truth["identification"], "rtf": model["rtf"],
                "pitch_off_output": model["pitch_off"], "pitch_off_truth": truth["pitch_off"],
@@ -102,7 +103,7 @@ def main() -> int:
         "identification >= 80 %": summary["identification"] >= 0.80,
         "RTF <= 0.5": summary["rtf"] <= 0.5,
     }
-    print(f"\n| system | WER by {scorers.asr.name}, English voices | WER, flite voices | words heard, English voices "
+    print(f"\n| system | WER by {scorers.asr.name}, English voices | WER, flite voices | words heard (by chance), English voices "
           "| SIM(·, prompt) | speaker identification | pitch off the prompt's | length / ground truth | RTF |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 
@@ -114,7 +115,8 @@ def main() -> int:
 
     for name, system, scores, length, rtf in (("ground truth", "truth", truth, "1", ""),
                                               (args.model, "output", model, f"{summary['length_ratio']:.2f}", f"{model['rtf']:.2f}")):
-        print(f"| {name} | {percent(wer_english[system])} | {percent(wer_flite[system])} | {percent(heard[system])} | "
+        print(f"| {name} | {percent(wer_english[system])} | {percent(wer_flite[system])} | {percent(heard[system])} "
+              f"({percent(chance[system])}) | "
               f"{scores['sim']:.3f} | "
               f"{percent(scores['identification'])} | {semitones(scores['pitch_off'])} | {length} | {rtf} |")
     low, high = summary["prompt_seconds"]
@@ -128,6 +130,14 @@ def _length_ratio(records: list[dict]) -> float:
     """Median of output length over the recording's length, for the same words: a WER that falls with outputs
     that stop early has lost words, not found them (recipes/tournament.md)."""
     return float(np.median([r["output_seconds"] / r["truth_seconds"] for r in records]))
+
+
+def _heard(records: list[dict], system: str, shift: int = 0) -> float | None:
+    """Words heard of `system` over `records` (None when there are none); with `shift`, each transcript against the
+    text of the utterance `shift` places on: what a recogniser's guesses match by chance."""
+    texts = [r[system]["text"] for r in records]
+    texts = texts[shift:] + texts[:shift]
+    return words_heard(texts, [r[system]["hypothesis"] for r in records]) if records else None
 
 
 def _wer(records: list[dict], system: str) -> float | None:
