@@ -9,7 +9,9 @@ row keeping the utterance's first 3 s as they are (the prompt) and making the re
 - levels 1..k teacher-forced: the AR's levels (level 1 likeliest, the levels above nearest
   in expectation), the NAR filling in the rest from them: the stages' codes with no drift;
 - continuation: the first 3 s of the utterance as the prompt, the AR and NAR generate the
-  rest from the text, sampled as `--temperature/--top-k/--top-p` say (default: the model's own sampling).
+  rest from the text, sampled as `--temperature/--top-k/--top-p` say (default: the model's own sampling);
+- for a stage with a phoneme pointer, the same continuation with the pointer moved on as the alignment says:
+  the stage's own codes at the real pace, which tells a pace that skips phonemes from codes that drift.
 A continuation far worse than its teacher-forced rows is a model that drifts off the text once
 it runs on its own samples; a teacher-forced level 1 far worse than the real codes is one that
 has not learnt the next code. Run it on training speakers (is it the model?) and held-out ones
@@ -29,6 +31,7 @@ from tqdm import tqdm
 from valle.asr import load_recognizer, word_error_rate
 from valle.data.shards import TokenizedCorpus, TokenizedUtterance
 from valle.infer import VallE
+from valle.model.ar import ADVANCE, MAX_ADVANCE
 from valle.model.sampling import NearestInExpectation, Sampler, SamplingConfig
 
 
@@ -45,14 +48,33 @@ def teacher_forced(valle: VallE, near: NearestInExpectation, utterance: Tokenize
     return torch.stack(levels)
 
 
+class AlignedPace:
+    """A chooser that samples codes as `sampler` does but moves a phoneme pointer as `alignment` (each frame's
+    phoneme) says, from frame `first` on, `group` frames a step: the stage's own codes at the real pace."""
+
+    def __init__(self, sampler: Sampler, alignment: torch.Tensor, first: int, group: int) -> None:
+        self.sampler, self.alignment, self.frame, self.group = sampler, alignment.tolist(), first, group
+
+    def __call__(self, logits: torch.Tensor, history: list[int], level: int) -> int:
+        if level != ADVANCE:
+            return self.sampler(logits, history, level)
+        now, self.frame = self.alignment[min(self.frame, len(self.alignment) - 1)], self.frame + self.group
+        if self.frame >= len(self.alignment):  # the recording has ended: move past the text
+            return MAX_ADVANCE
+        return min(MAX_ADVANCE, max(0, self.alignment[self.frame] - now))
+
+
 def continuation(valle: VallE, near: NearestInExpectation, sampling: SamplingConfig, utterance: TokenizedUtterance,
-                 prompt_frames: int, seed: int) -> torch.Tensor:
+                 prompt_frames: int, seed: int, real_pace: bool = False) -> torch.Tensor:
     """`[K, T]`: the prompt's codes, then what the AR and NAR make of the rest of the text (a phoneme pointer
-    starting at the phoneme that follows the prompt, where the folder is aligned)."""
+    starting at the phoneme that follows the prompt, where the folder is aligned; with `real_pace`, moved on as
+    the alignment says rather than as the stage predicts)."""
     sampler = Sampler(sampling, seed=seed)
     phonemes, codes = utterance.phonemes, utterance.codes
     prompt = codes[:, :prompt_frames]
     start = 0 if utterance.alignment is None else int(utterance.alignment[min(prompt_frames, codes.shape[1] - 1)])
+    if real_pace:
+        sampler = AlignedPace(sampler, utterance.alignment, prompt_frames, valle.ar.config.group_size)
     lower = valle.ar.generate(phonemes, prompt, 2 * codes.shape[1], sampler, text_start=start)
     return torch.cat([prompt, valle.nar.generate(phonemes, prompt, lower, choose=near)], dim=1)
 
@@ -92,6 +114,9 @@ def main() -> int:
     rows: dict[str, list[str]] = {"real codes": [], "level 1 teacher-forced": [],
                                   f"levels 1-{k} teacher-forced, levels above real": [],
                                   f"levels 1-{k} teacher-forced, NAR above": [], "continuation": []}
+    paced = valle.ar.config.phoneme_pointer and corpus[ids[0]].alignment is not None
+    if paced:
+        rows["continuation, pointer at the real pace"] = []
     references = []
     for i, id_ in enumerate(tqdm(ids, desc="decoding", unit="utt")):
         utterance = corpus[id_]
@@ -109,6 +134,9 @@ def main() -> int:
         rows[f"levels 1-{k} teacher-forced, levels above real"].append(hear(lower))
         rows[f"levels 1-{k} teacher-forced, NAR above"].append(hear(upper))
         rows["continuation"].append(hear(continuation(valle, near, sampling, utterance, prompt_frames, args.seed + i)))
+        if paced:
+            rows["continuation, pointer at the real pace"].append(
+                hear(continuation(valle, near, sampling, utterance, prompt_frames, args.seed + i, real_pace=True)))
 
     print(f"{len(ids)} utterances of {args.tokens}{f' ({args.speaker}*)' if args.speaker else ''}, judge {asr.name}, "
           f"model {args.model}, continuation sampled at temperature {args.temperature}, top-k {args.top_k}, top-p {args.top_p}\n")
