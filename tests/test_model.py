@@ -144,6 +144,31 @@ def test_history_noise_replaces_past_frames_in_training_only_and_never_the_targe
 
 
 @pytest.mark.parametrize("group_size,ar_levels", LAYOUTS)
+def test_self_feed_reads_the_stages_own_predictions_from_the_true_past_in_training_only(group_size, ar_levels, monkeypatch):
+    model = ARModel(config(group_size=group_size, ar_levels=ar_levels, dropout=0.0, self_feed=1.0))
+    phonemes, p_lens, codes, c_lens = batch()
+    model.eval()
+    clean = model(phonemes, p_lens, codes, c_lens)
+    histories = []
+    embed = model._embed_audio
+    monkeypatch.setattr(model, "_embed_audio", lambda frames, *args: histories.append(frames.clone()) or embed(frames, *args))
+    model.train()
+    fed = model(phonemes, p_lens, codes, c_lens)
+    true, own = histories  # the first pass reads the true past, the second what it predicted from it
+    guessed = clean.logits[..., :model.config.codebook_size].argmax(-1).view(len(codes), -1, ar_levels)
+    real = true[:, group_size:] < model.config.codebook_size  # codes, not BOS or padding
+    assert real.any() and torch.equal(own[:, group_size:][real], guessed[:, :-group_size][real])
+    assert torch.equal(own[~torch.cat([torch.zeros_like(real[:, :group_size]), real], 1)],
+                       true[~torch.cat([torch.zeros_like(real[:, :group_size]), real], 1)])  # BOS and padding kept
+    torch.testing.assert_close(fed.targets, clean.targets)  # the targets stay the true frames
+    torch.testing.assert_close(fed.logits[:, 0], clean.logits[:, 0])  # the first step reads only BOS
+    with pytest.raises(ConfigError, match="self_feed must be in"):
+        config(self_feed=1.5)
+    with pytest.raises(ConfigError, match="self_feed is an option of the AR stage"):
+        NARModel(config(self_feed=0.5))
+
+
+@pytest.mark.parametrize("group_size,ar_levels", LAYOUTS)
 def test_batched_decoding_gives_each_request_what_it_gets_alone(group_size, ar_levels):
     """Padded together (other phoneme and prompt lengths, other caps, one stopping at EOS) == one at a time."""
     model = ARModel(config(group_size=group_size, ar_levels=ar_levels)).eval()

@@ -152,13 +152,22 @@ class ARModel(Stage):
                 raise ConfigError("this AR stage reads a phoneme pointer, so it trains on aligned data: run "
                                   "`valle data align FOLDER --stage AR_STAGE` on every training and validation folder")
             pointer, advances = self._training_pointer(alignment, code_lens, n_groups, text_kept)
-        x = self.dropout(torch.cat([text, self._embed_audio(inputs, audio_positions, text, pointer)], dim=1))
         mask = self.prefix_mask(lengths_to_mask(phoneme_lens, phonemes.shape[1]), lengths_to_mask(group_lens, n_groups))
-        hidden = self._run(x, mask)[:, phonemes.shape[1]:]
-        if k == 1:
-            logits = self.head(hidden).view(batch, n_groups, g, 1, -1)
-        else:
-            logits = self.depth(hidden, frames.view(batch, n_groups, g * k)).view(batch, n_groups, g, k, -1)
+
+        def teacher_forced(history: Tensor) -> tuple[Tensor, Tensor]:  # the states and `[B, n, g, k, V + 1]` logits
+            x = self.dropout(torch.cat([text, self._embed_audio(history, audio_positions, text, pointer)], dim=1))
+            hidden = self._run(x, mask)[:, phonemes.shape[1]:]
+            if k == 1:
+                return hidden, self.head(hidden).view(batch, n_groups, g, 1, -1)
+            return hidden, self.depth(hidden, frames.view(batch, n_groups, g * k)).view(batch, n_groups, g, k, -1)
+
+        if self.training and self.config.self_feed > 0:  # some past frames are what the stage predicts from the true past
+            with torch.no_grad():
+                guessed = teacher_forced(inputs)[1][..., :self.config.codebook_size].argmax(-1).view(batch, -1, k)
+            fed = (inputs[:, g:, :1] < self.config.codebook_size) & (
+                torch.rand(batch, inputs.shape[1] - g, 1, device=codes.device) < self.config.self_feed)
+            inputs = torch.cat([inputs[:, :g], torch.where(fed, guessed[:, :-g], inputs[:, g:])], dim=1)
+        hidden, logits = teacher_forced(inputs)
         out = StageOutput.scored(logits, targets, torch.arange(k, device=codes.device).expand_as(targets))
         return out if advances is None else out.with_advances(self.advance_head(hidden), advances)
 

@@ -36,6 +36,11 @@ class ModelConfig(DictConfig):
     `text_dropout`: the share of training utterances whose phonemes the AR does not see, so
     that it also learns to continue audio without text, which classifier-free guidance on the
     text needs at inference (`SamplingConfig.guidance`).
+    `self_feed`: the share of the AR's past frames replaced in training by the frames it
+    predicts itself from the true past (a first pass without gradients; parallel scheduled
+    sampling, Duckworth et al., 2019), so that it learns to go on from its own likely
+    mistakes: given the true past it keeps the words, running on its own samples it loses
+    them (recipes/tournament.md). Its targets stay the true frames.
     """
 
     kind = "model config"
@@ -56,6 +61,7 @@ class ModelConfig(DictConfig):
     languages: tuple[str, ...] = ()
     history_noise: float = 0.0
     text_dropout: float = 0.0
+    self_feed: float = 0.0
     phoneme_pointer: bool = False
 
     def __post_init__(self) -> None:
@@ -81,6 +87,8 @@ class ModelConfig(DictConfig):
         if not 0 <= self.history_noise < 1 or not 0 <= self.text_dropout < 1:
             raise ConfigError(f"history_noise and text_dropout must be in [0, 1), got {self.history_noise}, "
                               f"{self.text_dropout}")
+        if not 0 <= self.self_feed <= 1:
+            raise ConfigError(f"self_feed must be in [0, 1], got {self.self_feed}")
 
 PRESETS: dict[str, ModelConfig] = {
     # The paper: 12 layers, 16 heads, 1024 wide, FFN 4096, dropout 0.1 (per stage).

@@ -68,8 +68,9 @@ class NARModel(Stage):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
-        if config.phoneme_pointer:
-            raise ConfigError("phoneme_pointer is an option of the AR stage; leave it out of the NAR stage's config")
+        for option in ("phoneme_pointer", "self_feed"):
+            if getattr(config, option):
+                raise ConfigError(f"{option} is an option of the AR stage; leave it out of the NAR stage's config")
         d, k, v = config.d_model, config.n_codebooks, config.codebook_size
         self.level_embeddings = nn.ModuleList(nn.Embedding(v, d) for _ in range(k))
         self.first_level = config.ar_levels  # 0-based: the lowest level this stage predicts
