@@ -116,9 +116,8 @@ def main() -> int:
     for name, system, scores, length, rtf in (("ground truth", "truth", truth, "1", ""),
                                               (args.model, "output", model, f"{summary['length_ratio']:.2f}", f"{model['rtf']:.2f}")):
         print(f"| {name} | {percent(wer_english[system])} | {percent(wer_flite[system])} | {percent(heard[system])} "
-              f"({percent(chance[system])}) | "
-              f"{scores['sim']:.3f} | "
-              f"{percent(scores['identification'])} | {semitones(scores['pitch_off'])} | {length} | {rtf} |")
+              f"({percent(chance[system])}) | {scores['sim']:.3f} | {percent(scores['identification'])} | "
+              f"{semitones(scores['pitch_off'])} | {length} | {rtf} |")
     low, high = summary["prompt_seconds"]
     print(f"\n{len(records)} utterances of {summary['speakers']} unseen speakers ({len(flite)} flite), prompts of "
           f"{low:.1f}-{high:.1f} s; WER target judged on {summary['wer_voices']} voices; "

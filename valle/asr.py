@@ -33,11 +33,17 @@ def normalize_for_wer(text: str) -> str:
     return " ".join(_NOT_WORD.sub(" ", text.lower().replace("-", " ")).split())
 
 
-def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
-    """Corpus-level WER (total edits / total reference words) after `normalize_for_wer`."""
+def _aligned_words(references: list[str], hypotheses: list[str]):  # noqa: ANN202 (jiwer's WordOutput)
+    """jiwer's word alignment of the normalised texts (an empty hypothesis as one word no reference has)."""
     import jiwer
 
-    return float(jiwer.wer([normalize_for_wer(r) for r in references], [normalize_for_wer(h) or "<empty>" for h in hypotheses]))
+    return jiwer.process_words([normalize_for_wer(r) for r in references],
+                               [normalize_for_wer(h) or "<empty>" for h in hypotheses])
+
+
+def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
+    """Corpus-level WER (total edits / total reference words) after `normalize_for_wer`."""
+    return float(_aligned_words(references, hypotheses).wer)
 
 
 def words_heard(references: list[str], hypotheses: list[str]) -> float:
@@ -46,10 +52,7 @@ def words_heard(references: list[str], hypotheses: list[str]) -> float:
     WER counts every word a recogniser makes up, so once outputs say little it passes 100 % and
     ranks them by their hallucinations; this counts only the words said, whatever else is heard.
     """
-    import jiwer
-
-    counts = jiwer.process_words([normalize_for_wer(r) for r in references],
-                                 [normalize_for_wer(h) or "<empty>" for h in hypotheses])
+    counts = _aligned_words(references, hypotheses)
     return counts.hits / max(1, counts.hits + counts.substitutions + counts.deletions)
 
 

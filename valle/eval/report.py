@@ -17,9 +17,8 @@ def markdown_table(rows: list[dict]) -> str:
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['mode']} | {r['system']} | {r['n']} | {cell(r['wer'], True)} | {cell(r['heard'], True)} | "
-                     f"{cell(r['sim'])} | "
-                     f"{cell(r['identification'], True)} | {cell(r['pitch_off'], digits=1)} | {cell(r['dnsmos'], digits=2)} | "
-                     f"{cell(r['rtf'], digits=2)} |")
+                     f"{cell(r['sim'])} | {cell(r['identification'], True)} | {cell(r['pitch_off'], digits=1)} | "
+                     f"{cell(r['dnsmos'], digits=2)} | {cell(r['rtf'], digits=2)} |")
     return "\n".join(lines)
 
 

@@ -313,8 +313,8 @@ class ARModel(Stage):
         embedded_text = self._embed_text(text, text_languages)
         pointer = torch.full((rows, 1), NOT_SAID, dtype=torch.long, device=device)  # each row's phoneme now
         prefill_pointer = torch.full(audio_valid.shape, NOT_SAID, dtype=torch.long, device=device)
-        if self.config.phoneme_pointer:  # the prompt's steps are not told their phoneme; the last one is the target's first
-            # (NOT_SAID for an empty text)
+        if self.config.phoneme_pointer:  # the prompt's steps are not told their phoneme; the last one is the target's
+            # first (NOT_SAID for an empty text), and each twin follows its request
             pointer[:batch, 0] = torch.tensor([min(s, len(p) - 1) for s, p in zip(starts, phonemes[:batch])], device=device)
             self._follow(pointer, twin_of, twin_shift, phoneme_lens)
             prefill_pointer[torch.arange(rows, device=device), group_lens - 1] = pointer[:, 0]
