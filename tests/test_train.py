@@ -236,6 +236,15 @@ def test_a_finished_run_can_be_resumed_to_train_longer(shards, tmp_path):
     assert all(torch.equal(v, longer.model.state_dict()[k]) for k, v in model.state_dict().items())
 
 
+def test_a_warm_started_run_resumes_after_its_source_folder_moved(shards, tmp_path):
+    Trainer(CONFIG, shards, tmp_path / "source").fit()
+    Trainer(replace(CONFIG, init=str(tmp_path / "source" / "model")), shards, tmp_path / "run").fit(stop_after=3)
+    shutil.move(tmp_path / "source", tmp_path / "moved")
+    resumed = Trainer(replace(CONFIG, init=str(tmp_path / "moved" / "model")), shards, tmp_path / "run")
+    resumed.fit(resume=True)
+    assert [s for s, _ in _losses(tmp_path / "run")] == list(range(1, CONFIG.steps + 1))
+
+
 def test_a_run_on_several_folders_resumes_only_on_the_same_ones(shards, tmp_path):
     run = Trainer(CONFIG, [shards, shards], tmp_path / "run")
     assert len(run.corpus) == 2 * len(TokenizedCorpus(shards))

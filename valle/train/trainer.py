@@ -38,9 +38,10 @@ TEXT_EMBEDDING = "text_embedding.weight"  # grows with the phoneme vocabulary (w
 AUDIO_EMBEDDING = "audio_embedding.weight"  # grows with the AR's history levels (warm_start)
 LATEST = "latest"  # the weights of the last checkpoint as a stage folder: a run in progress can be tried out
 EMA = "ema"  # the average of the weights (`TrainConfig.ema`) at the last checkpoint, as a stage folder
-# What a resumed run may change: training longer (the decay stretches to the new end), logging differently, or
-# keeping an average of the weights from now on (it starts from the weights as they are).
-RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "valid_every", "valid_utterances", "ema")
+# What a resumed run may change: training longer (the decay stretches to the new end), logging differently,
+# keeping an average of the weights from now on (it starts from the weights as they are), or where the starting
+# weights are read from (a source folder that has moved: the checkpoint's weights replace them).
+RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "valid_every", "valid_utterances", "ema", "init")
 
 
 def _distributed() -> tuple[int, int, int]:
