@@ -285,6 +285,13 @@ def test_heldout_metrics_score_every_level_the_stage_predicts(shards, tmp_path, 
         with torch.no_grad():
             expected = model.eval()(phonemes, phoneme_lens, codes, code_lens).loss.item()
         assert metrics["loss"] == pytest.approx(expected, rel=1e-4)
+        if ar_levels == 1:  # the text's worth: the same frames scored without the phonemes
+            with torch.no_grad():
+                untold = model(phonemes, torch.zeros_like(phoneme_lens), codes, code_lens).loss.item()
+            assert metrics["text_gain"] == pytest.approx(untold - expected, rel=1e-3, abs=1e-5)
+            assert metrics["text_gain"] != 0
+    else:
+        assert "text_gain" not in metrics
     fewer = heldout_metrics(model, corpus, max_utterances=3)
     assert fewer != metrics and all(0 <= v <= 1 for k, v in fewer.items() if k.startswith("accuracy"))
     assert loss_per_frame([metrics]) == pytest.approx(sum(metrics[f"loss_level{i}"] for i in levels))
@@ -324,8 +331,9 @@ def test_validate_command_prints_each_level_and_writes_json(shards, tmp_path, ca
     printed = capsys.readouterr().out
     assert "level 1 loss / top-10" in printed and "level 4 loss / top-10" in printed and "nats per frame" in printed
     assert f"{tmp_path / 'ar' / 'model'}: alignment" in printed and f"{tmp_path / 'nar' / 'model'}: alignment" not in printed
+    assert f"{tmp_path / 'ar' / 'model'}: the text is worth" in printed and f"{tmp_path / 'nar' / 'model'}: the text" not in printed
     saved = json.loads((tmp_path / "v.json").read_text())
-    assert set(saved[str(tmp_path / "ar" / "model")]) >= {"loss_level1", "loss_level2", "alignment"}
+    assert set(saved[str(tmp_path / "ar" / "model")]) >= {"loss_level1", "loss_level2", "alignment", "text_gain"}
     assert set(saved[str(tmp_path / "nar" / "model")]) >= {"loss_level3", "loss_level4"}
 
 

@@ -263,6 +263,9 @@ def _validate(args: argparse.Namespace) -> None:
         if "alignment" in metrics:
             print(f"{stage}: alignment {metrics['alignment']:.2f} (its most monotonic attention head; near 0: it does not "
                   "read the phonemes in order)")
+        if "text_gain" in metrics:
+            print(f"{stage}: the text is worth {metrics['text_gain']:.3f} nats per frame (its loss without the phonemes, "
+                  "less with them; near 0: it continues the audio from the audio alone)")
     if args.json:
         args.json.write_text(json.dumps({str(stage): metrics for stage, metrics in zip(args.stages, results)}, indent=1))
         print(f"wrote {args.json}")

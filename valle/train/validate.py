@@ -9,7 +9,10 @@ log-likelihood of a whole frame (`loss_per_frame`, in nats): a number that compa
 designs that split the levels between the stages differently. The AR stage is also
 scored by how well it reads the phonemes in order (`alignment`, its most monotonic
 attention head, `valle.model.alignment`): a low loss with no such head is a model
-that predicts audio from audio and will babble.
+that predicts audio from audio and will babble. And by how much its text lowers its
+loss (`text_gain`, nats per frame: the same utterances scored without their phonemes,
+and without a pointer's, less scored with them): a stage that continues audio from
+audio alone gains little from the text, and running on its own samples says nothing.
 """
 
 from collections import defaultdict
@@ -20,7 +23,7 @@ from tqdm import tqdm
 
 from valle.data.shards import TokenizedCorpus
 from valle.model.alignment import head_monotonicity
-from valle.model.ar import ARModel
+from valle.model.ar import NOT_SAID, ARModel
 from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.stage import Stage
 from valle.train.batching import BucketBatchSampler, collate, collate_alignments, phoneme_languages, utterance_languages
@@ -31,7 +34,7 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
                     max_utterances: int | None = None, prompt_seconds: float = 3.0, seed: int = 0,
                     progress: bool = False, alignment_utterances: int = 8) -> dict[str, float]:
     """`loss`, `accuracy` (top-10) and `loss_levelL` / `accuracy_levelL` for each level L (1-based) the stage predicts;
-    for the AR stage also `alignment`, over `alignment_utterances` of them.
+    for the AR stage also `alignment`, over `alignment_utterances` of them, and `text_gain`.
 
     `max_utterances` spread evenly over `corpus` (all by default, so every speaker
     counts), in length-sorted batches of about `max_tokens`.
@@ -48,13 +51,18 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
     generator = torch.Generator().manual_seed(seed)
     sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     advance_sums = [0.0, 0.0, 0]
+    untold_sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])  # the AR's, scored without the text
     for batch in tqdm(batches, desc="held-out", unit="batch", disable=not progress, leave=False):
         items = [corpus[chosen[i]] for i in batch]
         phonemes, phoneme_lens, codes, code_lens = (t.to(device) for t in collate(items))
         languages = phoneme_languages(items, model, phonemes.shape[1], device)
         if isinstance(model, ARModel):
-            outputs = [model(phonemes, phoneme_lens, codes, code_lens, languages,
-                             collate_alignments(items, model, codes.shape[2], device))]
+            alignment = collate_alignments(items, model, codes.shape[2], device)
+            outputs = [model(phonemes, phoneme_lens, codes, code_lens, languages, alignment)]
+            untold = model(phonemes, torch.zeros_like(phoneme_lens), codes, code_lens, languages,
+                           None if alignment is None else torch.full_like(alignment, NOT_SAID))
+            for level, values in untold.level_sums().items():
+                untold_sums[level] = [a + b for a, b in zip(untold_sums[level], values)]
         else:
             split = split_prompt(codes, code_lens, prompt_frames, generator)
             outputs = [model(NARBatch(phonemes, phoneme_lens, *split, torch.full_like(code_lens, level), languages))
@@ -75,6 +83,8 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
     for level in sorted(sums):
         loss, hits, n = sums[level]
         metrics[f"loss_level{level + 1}"], metrics[f"accuracy_level{level + 1}"] = loss / n, hits / n
+    if untold_sums:
+        metrics["text_gain"] = sum(untold_sums[level][0] / n - sums[level][0] / n for level, (_, _, n) in sums.items())
     total = [sum(values[i] for values in sums.values()) for i in range(3)]
     return {"loss": total[0] / total[2], "accuracy": total[1] / total[2], **metrics}
 
