@@ -13,6 +13,8 @@ that predicts audio from audio and will babble. And by how much its text lowers 
 loss (`text_gain`, nats per frame: the same utterances scored without their phonemes,
 and without a pointer's, less scored with them): a stage that continues audio from
 audio alone gains little from the text, and running on its own samples says nothing.
+(Only a stage trained with `text_dropout` has learnt to go on without text; for any
+other the gain also counts how lost it is without it.)
 """
 
 from collections import defaultdict
