@@ -38,14 +38,16 @@ def main() -> int:
         stages = validate_stages([ar, nar], args.valid, args.utterances)
         levels = {key: value for metrics in stages for key, value in metrics.items() if "_level" in key}
         results[name] = {"ar": ar, "nar": nar, **levels, "nats_per_frame": loss_per_frame(stages),
-                         "alignment": stages[0]["alignment"]}
+                         "alignment": stages[0]["alignment"], "text_gain": stages[0]["text_gain"]}
     n_levels = max(int(key.removeprefix("loss_level")) for r in results.values() for key in r if key.startswith("loss_level"))
-    print("\n| candidate | " + " | ".join(f"level {i}" for i in range(1, n_levels + 1)) + " | nats per frame | AR alignment |")
-    print("|---|" + "---:|" * (n_levels + 2))
+    levels_header = " | ".join(f"level {i}" for i in range(1, n_levels + 1))
+    print(f"\n| candidate | {levels_header} | nats per frame | AR alignment | AR text gain |")
+    print("|---|" + "---:|" * (n_levels + 3))
     for name, r in results.items():
         cells = [f"{r[f'loss_level{i}']:.2f} / {r[f'accuracy_level{i}']:.2f}" for i in range(1, n_levels + 1)]
-        print(f"| {name} | " + " | ".join(cells) + f" | **{r['nats_per_frame']:.2f}** | {r['alignment']:.2f} |")
-    print("\neach cell: held-out loss (nats) / top-10 accuracy, teacher-forced")
+        print(f"| {name} | " + " | ".join(cells) + f" | **{r['nats_per_frame']:.2f}** | {r['alignment']:.2f} | {r['text_gain']:.3f} |")
+    print("\neach cell: held-out loss (nats) / top-10 accuracy, teacher-forced; text gain: the AR's loss without the "
+          "phonemes less with them (nats per frame)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out}")
