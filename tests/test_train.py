@@ -1,6 +1,7 @@
 """The trainer: both stages, exact resume (in process and after a kill), DDP on CPU, batching, training curves."""
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -334,6 +335,7 @@ def test_validate_command_prints_each_level_and_writes_json(shards, tmp_path, ca
     assert f"{tmp_path / 'ar' / 'model'}: the text is worth" in printed and f"{tmp_path / 'nar' / 'model'}: the text" not in printed
     saved = json.loads((tmp_path / "v.json").read_text())
     assert set(saved[str(tmp_path / "ar" / "model")]) >= {"loss_level1", "loss_level2", "alignment", "text_gain"}
+    assert "text_gain_onsets" not in saved[str(tmp_path / "ar" / "model")]  # a stage told no phoneme: no onsets
     assert set(saved[str(tmp_path / "nar" / "model")]) >= {"loss_level3", "loss_level4"}
 
 
@@ -420,6 +422,7 @@ def test_a_corpus_aligned_by_a_stages_attention_trains_a_stage_with_a_phoneme_po
     Trainer(pointed, folder, tmp_path / "run", valid=folder).fit()
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert "accuracy_advance" in metrics[0] and "valid_loss_advance" in metrics[-1]
+    assert math.isfinite(metrics[-1]["valid_text_gain_onsets"])  # the text's worth where a phoneme starts
     (folder / "alignments.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(CorpusError, match="run `valle data align` again"):
         TokenizedCorpus(folder)

@@ -266,6 +266,8 @@ def _validate(args: argparse.Namespace) -> None:
         if "text_gain" in metrics:
             print(f"{stage}: the text is worth {metrics['text_gain']:.3f} nats per frame (its loss without the phonemes, "
                   "less with them; near 0: it continues the audio from the audio alone)")
+        if "text_gain_onsets" in metrics:
+            print(f"{stage}: {metrics['text_gain_onsets']:.3f} nats at the frames where a phoneme starts")
     if args.json:
         args.json.write_text(json.dumps({str(stage): metrics for stage, metrics in zip(args.stages, results)}, indent=1))
         print(f"wrote {args.json}")

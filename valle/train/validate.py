@@ -14,20 +14,23 @@ loss (`text_gain`, nats per frame: the same utterances scored without their phon
 and without a pointer's, less scored with them): a stage that continues audio from
 audio alone gains little from the text, and running on its own samples says nothing.
 (Only a stage trained with `text_dropout` has learnt to go on without text; for any
-other the gain also counts how lost it is without it.)
+other the gain also counts how lost it is without it.) For a stage with a phoneme
+pointer, `text_gain_onsets` is the same at the frames where the alignment starts a
+new phoneme, where which sound comes next is the text's to say.
 """
 
 from collections import defaultdict
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from valle.data.shards import TokenizedCorpus
 from valle.model.alignment import head_monotonicity
 from valle.model.ar import NOT_SAID, ARModel
 from valle.model.nar import NARBatch, NARModel, split_prompt
-from valle.model.stage import Stage
+from valle.model.stage import IGNORE, Stage, StageOutput
 from valle.train.batching import BucketBatchSampler, collate, collate_alignments, phoneme_languages, utterance_languages
 
 
@@ -54,6 +57,7 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
     sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     advance_sums = [0.0, 0.0, 0]
     untold_sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])  # the AR's, scored without the text
+    onset_sums = [0.0, 0]  # the text's worth summed over the frames that start a phoneme, and their number
     for batch in tqdm(batches, desc="held-out", unit="batch", disable=not progress, leave=False):
         items = [corpus[chosen[i]] for i in batch]
         phonemes, phoneme_lens, codes, code_lens = (t.to(device) for t in collate(items))
@@ -65,6 +69,12 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
                            None if alignment is None else torch.full_like(alignment, NOT_SAID))
             for level, values in untold.level_sums().items():
                 untold_sums[level] = [a + b for a, b in zip(untold_sums[level], values)]
+            if alignment is not None:
+                onsets = torch.zeros_like(alignment, dtype=torch.bool)
+                onsets[:, 1:] = (alignment[:, 1:] != alignment[:, :-1]) & (alignment[:, :-1] >= 0)
+                onsets &= torch.arange(alignment.shape[1], device=device)[None] < code_lens[:, None]
+                gain = _frame_losses(untold, alignment.shape[1]) - _frame_losses(outputs[0], alignment.shape[1])
+                onset_sums = [onset_sums[0] + float(gain[onsets].sum()), onset_sums[1] + int(onsets.sum())]
         else:
             split = split_prompt(codes, code_lens, prompt_frames, generator)
             outputs = [model(NARBatch(phonemes, phoneme_lens, *split, torch.full_like(code_lens, level), languages))
@@ -87,8 +97,19 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
         metrics[f"loss_level{level + 1}"], metrics[f"accuracy_level{level + 1}"] = loss / n, hits / n
     if untold_sums:
         metrics["text_gain"] = sum(untold_sums[level][0] / n - sums[level][0] / n for level, (_, _, n) in sums.items())
+    if onset_sums[1]:
+        metrics["text_gain_onsets"] = onset_sums[0] / onset_sums[1]
     total = [sum(values[i] for values in sums.values()) for i in range(3)]
     return {"loss": total[0] / total[2], "accuracy": total[1] / total[2], **metrics}
+
+
+def _frame_losses(out: StageOutput, frames: int) -> torch.Tensor:
+    """`[B, frames]`: each frame's cross-entropy summed over the AR's levels (0 where nothing is predicted)."""
+    batch, vocabulary = out.targets.shape[0], out.logits.shape[-1]
+    targets = out.targets.reshape(batch, -1, out.targets.shape[-1])[:, :frames]  # [B, T, k]: groups unrolled
+    logits = out.logits.reshape(batch, -1, targets.shape[-1], vocabulary)[:, :frames].float()
+    losses = F.cross_entropy(logits.reshape(-1, vocabulary), targets.reshape(-1), ignore_index=IGNORE, reduction="none")
+    return losses.view(targets.shape).sum(-1)
 
 
 def loss_per_frame(metrics: list[dict[str, float]]) -> float:
