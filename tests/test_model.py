@@ -5,6 +5,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from valle.errors import ConfigError
 from valle.model.alignment import attention_maps, head_monotonicity, monotonic_path, spearman
@@ -677,3 +678,29 @@ def test_a_pointer_stage_ends_only_near_its_last_phoneme_and_once_it_moves_past_
     told.clear()  # never choosing the end: it ends after the step at the last phoneme
     new = model.generate(phonemes[0], codes[0, :, :8], max_frames=40, choose=moving(False), text_start=2)
     assert new.shape[1] == 5 * group_size and len(told) == 5
+
+
+def test_onset_weight_counts_the_frames_that_start_a_phoneme_that_many_times_in_the_loss():
+    phonemes, p_lens, codes, c_lens = batch()
+    alignment = staircase((30, 22), (7, 5))
+    plain = pointer_model(group_size=2, ar_levels=2)
+    weighted = ARModel(config(group_size=2, ar_levels=2, phoneme_pointer=True, onset_weight=3.0)).eval()
+    weighted.load_state_dict(plain.state_dict())
+    out = plain(phonemes, p_lens, codes, c_lens, alignment=alignment)
+    losses = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), out.targets.reshape(-1),
+                             ignore_index=IGNORE, reduction="none").view(out.targets.shape[0], -1, 2)  # [B, frames, k]
+    onsets = torch.zeros(losses.shape[:2], dtype=torch.bool)
+    onsets[:, 1:30] = alignment[:, 1:] != alignment[:, :-1]
+    onsets[1, 22:] = False  # padding of the shorter utterance: no target there
+    valid = out.targets.reshape(losses.shape) != IGNORE
+    weights = torch.where(onsets, 3.0, 1.0)[..., None].expand_as(losses) * valid
+    expected = (losses * weights).sum() / weights.sum()
+    advances = out.loss - F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), out.targets.reshape(-1),
+                                          ignore_index=IGNORE)
+    got = weighted(phonemes, p_lens, codes, c_lens, alignment=alignment).loss - advances  # the advances are not weighted
+    assert onsets.sum() > 5 and not torch.allclose(expected, out.loss - advances)
+    torch.testing.assert_close(got, expected)
+    with pytest.raises(ConfigError, match="onset_weight must be > 0, and differ from 1 only with phoneme_pointer"):
+        config(onset_weight=2.0)
+    with pytest.raises(ConfigError, match="onset_weight must be > 0"):
+        config(onset_weight=0.0, phoneme_pointer=True)

@@ -168,8 +168,20 @@ class ARModel(Stage):
                 torch.rand(batch, inputs.shape[1] - g, 1, device=codes.device) < self.config.self_feed)
             inputs = torch.cat([inputs[:, :g], torch.where(fed, guessed[:, :-g], inputs[:, g:])], dim=1)
         hidden, logits = teacher_forced(inputs)
-        out = StageOutput.scored(logits, targets, torch.arange(k, device=codes.device).expand_as(targets))
+        weights = (None if alignment is None or self.config.onset_weight == 1.0
+                   else self._onset_weights(alignment, code_lens, targets))
+        out = StageOutput.scored(logits, targets, torch.arange(k, device=codes.device).expand_as(targets), weights)
         return out if advances is None else out.with_advances(self.advance_head(hidden), advances)
+
+    def _onset_weights(self, alignment: Tensor, code_lens: Tensor, targets: Tensor) -> Tensor:
+        """`onset_weight` for the targets `[B, n, g, k]` of the frames where `alignment` `[B, T]` starts a new
+        phoneme (within each utterance's `code_lens` frames), 1 for the others."""
+        batch, frames = alignment.shape
+        onsets = torch.zeros(batch, targets.shape[1] * targets.shape[2], dtype=torch.bool, device=alignment.device)
+        onsets[:, 1:frames] = (alignment[:, 1:] != alignment[:, :-1]) & (alignment[:, :-1] >= 0) & (alignment[:, 1:] >= 0)
+        onsets &= torch.arange(onsets.shape[1], device=alignment.device)[None] < code_lens[:, None]
+        weights = 1.0 + (self.config.onset_weight - 1.0) * onsets.to(torch.float32)
+        return weights.view(*targets.shape[:3], 1).expand_as(targets)
 
     def _training_pointer(self, alignment: Tensor, code_lens: Tensor, n_groups: int,
                           text_kept: Tensor) -> tuple[Tensor, Tensor]:

@@ -41,6 +41,10 @@ class ModelConfig(DictConfig):
     sampling, Duckworth et al., 2019), so that it learns to go on from its own likely
     mistakes: given the true past it keeps the words, running on its own samples it loses
     them (recipes/tournament.md). Its targets stay the true frames.
+    `onset_weight`: for an AR with a `phoneme_pointer`, how much more the frames where the
+    alignment starts a new phoneme count in the loss than the others. There the text says
+    which sound comes next, and the frames before cannot; a stage trained with equal weights
+    gains little from its text even there (`text_gain_onsets`, recipes/tournament.md).
     """
 
     kind = "model config"
@@ -63,6 +67,7 @@ class ModelConfig(DictConfig):
     text_dropout: float = 0.0
     self_feed: float = 0.0
     phoneme_pointer: bool = False
+    onset_weight: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "languages", tuple(self.languages))  # a JSON list loads as a list
@@ -89,6 +94,9 @@ class ModelConfig(DictConfig):
                               f"{self.text_dropout}")
         if not 0 <= self.self_feed <= 1:
             raise ConfigError(f"self_feed must be in [0, 1], got {self.self_feed}")
+        if self.onset_weight <= 0 or (self.onset_weight != 1.0 and not self.phoneme_pointer):
+            raise ConfigError(f"onset_weight must be > 0, and differ from 1 only with phoneme_pointer (it reads the "
+                              f"alignment), got {self.onset_weight}")
 
 PRESETS: dict[str, ModelConfig] = {
     # The paper: 12 layers, 16 heads, 1024 wide, FFN 4096, dropout 0.1 (per stage).

@@ -35,9 +35,16 @@ class StageOutput:
     advances: tuple[Tensor, Tensor] | None = None  # a phoneme pointer's (logits [..., A], targets), where there is one
 
     @classmethod
-    def scored(cls, logits: Tensor, targets: Tensor, levels: Tensor) -> Self:
-        """The cross-entropy and top-10 accuracy (the paper's) of `logits` on the targets that are not IGNORE."""
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
+    def scored(cls, logits: Tensor, targets: Tensor, levels: Tensor, weights: Tensor | None = None) -> Self:
+        """The cross-entropy and top-10 accuracy (the paper's) of `logits` on the targets that are not IGNORE;
+        with `weights` (targets' shape), the loss is their weighted mean."""
+        flat_logits, flat_targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+        if weights is None:
+            loss = F.cross_entropy(flat_logits, flat_targets, ignore_index=IGNORE)
+        else:
+            weights = weights.reshape(-1).to(flat_logits.dtype) * (flat_targets != IGNORE)
+            losses = F.cross_entropy(flat_logits, flat_targets, ignore_index=IGNORE, reduction="none")
+            loss = (losses * weights).sum() / weights.sum().clamp(min=1e-9)
         return cls(loss, top_k_accuracy(logits, targets, 10, IGNORE), logits, targets, levels)
 
     def with_advances(self, logits: Tensor, targets: Tensor) -> Self:
