@@ -44,6 +44,14 @@ MAX_ADVANCE = 7  # phonemes a pointer moves on in one step, at most
 NOT_SAID = -1  # a pointer for steps whose phoneme is not given (the prompt's)
 
 
+def phoneme_onsets(alignment: Tensor, code_lens: Tensor) -> Tensor:
+    """`[B, T]`: the frames of `alignment` `[B, T]` (each frame's phoneme) where a new phoneme starts, within each
+    utterance's `code_lens` frames; a frame not told its phoneme (NOT_SAID) neither starts one nor ends one."""
+    onsets = torch.zeros_like(alignment, dtype=torch.bool)
+    onsets[:, 1:] = (alignment[:, 1:] != alignment[:, :-1]) & (alignment[:, :-1] >= 0) & (alignment[:, 1:] >= 0)
+    return onsets & (torch.arange(alignment.shape[1], device=alignment.device)[None] < code_lens[:, None])
+
+
 class ARModel(Stage):
     kind = "ar"
 
@@ -176,10 +184,8 @@ class ARModel(Stage):
     def _onset_weights(self, alignment: Tensor, code_lens: Tensor, targets: Tensor) -> Tensor:
         """`onset_weight` for the targets `[B, n, g, k]` of the frames where `alignment` `[B, T]` starts a new
         phoneme (within each utterance's `code_lens` frames), 1 for the others."""
-        batch, frames = alignment.shape
-        onsets = torch.zeros(batch, targets.shape[1] * targets.shape[2], dtype=torch.bool, device=alignment.device)
-        onsets[:, 1:frames] = (alignment[:, 1:] != alignment[:, :-1]) & (alignment[:, :-1] >= 0) & (alignment[:, 1:] >= 0)
-        onsets &= torch.arange(onsets.shape[1], device=alignment.device)[None] < code_lens[:, None]
+        onsets = torch.zeros(alignment.shape[0], targets.shape[1] * targets.shape[2], dtype=torch.bool, device=alignment.device)
+        onsets[:, :alignment.shape[1]] = phoneme_onsets(alignment, code_lens)  # the EOS and the group's rest: none
         weights = 1.0 + (self.config.onset_weight - 1.0) * onsets.to(torch.float32)
         return weights.view(*targets.shape[:3], 1).expand_as(targets)
 

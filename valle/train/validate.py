@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from valle.data.shards import TokenizedCorpus
 from valle.model.alignment import head_monotonicity
-from valle.model.ar import NOT_SAID, ARModel
+from valle.model.ar import NOT_SAID, ARModel, phoneme_onsets
 from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.stage import IGNORE, Stage, StageOutput
 from valle.train.batching import BucketBatchSampler, collate, collate_alignments, phoneme_languages, utterance_languages
@@ -70,9 +70,7 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
             for level, values in untold.level_sums().items():
                 untold_sums[level] = [a + b for a, b in zip(untold_sums[level], values)]
             if alignment is not None:
-                onsets = torch.zeros_like(alignment, dtype=torch.bool)
-                onsets[:, 1:] = (alignment[:, 1:] != alignment[:, :-1]) & (alignment[:, :-1] >= 0)
-                onsets &= torch.arange(alignment.shape[1], device=device)[None] < code_lens[:, None]
+                onsets = phoneme_onsets(alignment, code_lens)
                 gain = _frame_losses(untold, alignment.shape[1]) - _frame_losses(outputs[0], alignment.shape[1])
                 onset_sums = [onset_sums[0] + float(gain[onsets].sum()), onset_sums[1] + int(onsets.sum())]
         else:
