@@ -654,6 +654,8 @@ def test_the_monotonic_path_gives_every_sounding_phoneme_a_step_and_passes_over_
     short = monotonic_path(log_probs[:3], silent=silent)  # 3 steps for 5 sounding phonemes: any may be passed over
     assert (np.diff(short) >= 0).all() and (np.diff(short) <= 3).all()
     assert monotonic_path(log_probs, silent=np.ones(9, dtype=bool)).tolist() == free.tolist()
+    for p in (1, 2):  # texts shorter than the longest move
+        assert monotonic_path(np.zeros((4, p)), silent=np.zeros(p, dtype=bool)).tolist()[-1] == p - 1
 
 
 @pytest.mark.parametrize("group_size", [1, 2])

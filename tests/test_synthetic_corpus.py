@@ -283,3 +283,13 @@ def test_an_engine_whose_wheel_is_missing_says_how_to_install_it(monkeypatch, en
     monkeypatch.setitem(sys.modules, module, None)  # import fails as if the wheel were not installed
     with pytest.raises(DependencyError, match=re.escape(f"`{install}`")):
         engine()
+
+
+def test_espeak_says_where_each_word_starts():
+    from valle.data.synthetic.engines import Espeak
+
+    espeak = Espeak()
+    samples, starts = espeak.speak_timed("A provoking delay at the airport.", "en-us+m3", 50, 50, 160)
+    assert len(starts) == 6 and starts == sorted(starts) and 0 <= starts[0] < starts[-1] < len(samples) / espeak.sample_rate
+    _, slow_starts = espeak.speak_timed("A provoking delay at the airport.", "en-us+m3", 50, 50, 100)
+    assert slow_starts[-1] > starts[-1] * 1.3  # a slower rate moves the last word later

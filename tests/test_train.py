@@ -21,12 +21,13 @@ from conftest import TINY, speechlike
 from valle.codec import CodecRecord
 from valle.codec.compact import CompactCodec
 from valle.data.manifest import Utterance, write_manifest
-from valle.data.shards import TokenizedCorpus, write_alignments
+from valle.data.shards import TokenizedCorpus, TokenizedUtterance, write_alignments
 from valle.data.tokenize import tokenize_manifest
 from valle.errors import ConfigError, CorpusError
 from valle.model import ARModel, Stage, TrainedOn, preset
+from valle.model.aligner import AlignerConfig
 from valle.text import PhonemeVocab
-from valle.train.align import align_corpus
+from valle.train.align import AlignerTraining, align_corpus, fit_aligner, flat_start, train_aligner
 from valle.train.batching import BucketBatchSampler, collate, phoneme_languages
 from valle.train.config import TrainConfig
 from valle.train.plots import plot_metrics
@@ -400,19 +401,44 @@ def test_a_moving_average_of_the_weights_is_kept_saved_and_resumed_exactly(shard
         TrainConfig(ema=1.0)
 
 
-def test_a_corpus_aligned_by_a_stages_attention_trains_a_stage_with_a_phoneme_pointer(shards, tmp_path):
+def test_the_frame_aligner_finds_the_true_alignment_from_a_flat_start():
+    """Codes that say their phoneme through noise, with uneven durations: Viterbi training recovers the durations."""
+    generator = torch.Generator().manual_seed(0)
+    vocab_size, silent = 12, torch.zeros(12, dtype=torch.bool)
+    silent[0] = True  # a word gap: may take no frame
+    utterances, truths = [], []
+    for i in range(40):
+        phonemes = torch.randperm(vocab_size - 1, generator=generator)[:6] + 1  # no phoneme twice in a row
+        phonemes[3] = 0
+        durations = torch.randint(1, 9, (6,), generator=generator)
+        durations[3] = 0
+        truth = torch.arange(6).repeat_interleave(durations)
+        codes = torch.randint(0, 16, (2, len(truth)), generator=generator)
+        codes[0] = torch.where(torch.rand(len(truth), generator=generator) < 0.8, phonemes[truth], codes[0])
+        utterances.append(TokenizedUtterance(f"u{i}", "s", "", "en-us", 1.0, phonemes, codes))
+        truths.append(truth)
+    sizes = AlignerConfig(n_phonemes=vocab_size, n_codebooks=2, codebook_size=16, channels=32, layers=1, kernel=3)
+    aligner = fit_aligner(utterances, silent, sizes, AlignerTraining(rounds=3, epochs=8, batch_size=8, learning_rate=5e-3))
+    paths = [aligner.path(u.phonemes, u.codes, silent[u.phonemes]) for u in utterances]
+    flat = [flat_start(u, silent[u.phonemes]) for u in utterances]
+    right = float(torch.cat([p == t for p, t in zip(paths, truths)]).float().mean())
+    right_flat = float(torch.cat([p == t for p, t in zip(flat, truths)]).float().mean())
+    assert right > 0.9 and right > right_flat + 0.2
+
+
+def test_a_corpus_aligned_by_a_trained_aligner_trains_a_stage_with_a_phoneme_pointer(shards, tmp_path):
     folder = Path(shutil.copytree(shards, tmp_path / "shards"))
-    corpus = TokenizedCorpus(folder)
-    stage = ARModel(preset("tiny", n_phonemes=len(corpus.vocab), n_codebooks=corpus.codec.n_codebooks,
-                           codebook_size=corpus.codec.codebook_size))
-    stage.save_pretrained(tmp_path / "aligner", TrainedOn(corpus.vocab, corpus.codec))
-    with pytest.raises(ConfigError, match="does not read the phonemes in order"):  # an untrained stage cannot align
-        align_corpus(folder, tmp_path / "aligner")
+    training = AlignerTraining(rounds=2, epochs=1, batch_size=4)
+    aligner = train_aligner([folder], tmp_path / "aligner", training, AlignerConfig(channels=16, layers=1, kernel=3))
+    with pytest.raises(ConfigError, match="holds no phoneme aligner"):
+        align_corpus(folder, shards / "../codec")
+    with pytest.raises(ConfigError, match="valle data train-aligner"):
+        align_corpus(folder, tmp_path / "nothing here")
     pointed = replace(CONFIG, model={"phoneme_pointer": True})
     with pytest.raises(ConfigError, match="valle data align"):
         Trainer(pointed, folder, tmp_path / "unaligned").fit()
-    alone = align_corpus(folder, tmp_path / "aligner", min_alignment=-1.0).read_bytes()
-    assert align_corpus(folder, tmp_path / "aligner", min_alignment=-1.0, workers=2).read_bytes() == alone
+    alone = align_corpus(folder, aligner).read_bytes()
+    assert align_corpus(folder, aligner, workers=2).read_bytes() == alone
     aligned = TokenizedCorpus(folder)
     for i in range(len(aligned)):
         u = aligned[i]

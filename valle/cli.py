@@ -157,18 +157,35 @@ def _add_data_tokenize(data: Commands) -> None:
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
 
 
+def _data_train_aligner(args: argparse.Namespace) -> None:
+    from valle.train.align import AlignerTraining, train_aligner
+
+    config = AlignerTraining(rounds=args.rounds, epochs=args.epochs, utterances=args.utterances)
+    print(f"wrote {train_aligner(args.folders, args.out, config)}")
+
+
+def _add_data_train_aligner(data: Commands) -> None:
+    p = _command(data, "train-aligner", _data_train_aligner, "train a frame classifier that aligns phonemes to "
+                 "frames, on tokenised folders (from their alignments where they have them, else from a flat start)")
+    p.add_argument("folders", type=Path, nargs="+", help="folders written by `valle data tokenize`")
+    p.add_argument("--out", type=Path, required=True, help="folder for the aligner")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of learning and aligning again (default: 3)")
+    p.add_argument("--epochs", type=int, default=2, help="epochs per round (default: 2)")
+    p.add_argument("--utterances", type=int, default=6000, help="utterances to learn from, at most (default: 6000)")
+
+
 def _data_align(args: argparse.Namespace) -> None:
     from valle.train.align import align_corpus
 
     for directory in args.folders:
-        print(f"wrote {align_corpus(directory, args.stage, workers=args.workers)}")
+        print(f"wrote {align_corpus(directory, args.aligner, workers=args.workers)}")
 
 
 def _add_data_align(data: Commands) -> None:
-    p = _command(data, "align", _data_align, "the phoneme of every frame of tokenised folders, from a trained AR "
-                 "stage's attention (for training a stage with a phoneme pointer)")
+    p = _command(data, "align", _data_align, "the phoneme of every frame of tokenised folders, by a trained aligner "
+                 "(for training a stage with a phoneme pointer)")
     p.add_argument("folders", type=Path, nargs="+", help="folders written by `valle data tokenize`")
-    p.add_argument("--stage", type=Path, required=True, help="an AR stage folder that reads in order (alignment >= 0.9)")
+    p.add_argument("--aligner", type=Path, required=True, help="a folder written by `valle data train-aligner`")
     p.add_argument("--workers", type=int, default=1, help="parallel processes, one thread each (default: 1)")
 
 
@@ -670,7 +687,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_text_phonemize(_group(commands, "text", "text front-end: normalisation and phonemes"))
     data = _group(commands, "data", "corpora and manifests")
     for add in (_add_data_prepare, _add_data_install_sources, _add_data_synth_corpus, _add_data_mix, _add_data_tokenize,
-                _add_data_align):
+                _add_data_train_aligner, _add_data_align):
         add(data)
     codec = _group(commands, "codec", "neural audio codecs")
     _add_codec_train(codec)

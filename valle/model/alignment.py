@@ -112,23 +112,5 @@ def _between_silent(silent: np.ndarray, max_advance: int) -> list[np.ndarray]:
     """`[k - 1][j]`: whether the phonemes strictly between j - k and j are all silent, for moves k = 1..max_advance."""
     out = [np.ones(len(silent), dtype=bool)]
     for k in range(2, max_advance + 1):
-        out.append(out[-1] & np.concatenate([np.zeros(k - 1, dtype=bool), silent[:len(silent) - k + 1]]))
+        out.append(out[-1] & np.concatenate([np.zeros(k - 1, dtype=bool), silent[:max(0, len(silent) - k + 1)]])[:len(silent)])
     return out
-
-
-@torch.no_grad()
-def phoneme_path(model: ARModel, phonemes: Tensor, codes: Tensor, heads: Tensor, languages: Tensor | None = None,
-                 silent: Tensor | None = None) -> Tensor:
-    """`[T]`: the phoneme spoken in each frame of `codes` `[K, T]`, read from the attention of `heads`.
-
-    `heads` are flat indices (layer * n_heads + head) of the model's most monotonic heads
-    (`head_monotonicity`); their log-attention is averaged, and the path through it found
-    at the model's step (a group of frames), then repeated for the group's frames.
-    `languages` `[P]`: the phonemes' language ids, for a stage that takes them; `silent` `[P]`:
-    the phonemes that may take no step (`PhonemeVocab.silent`), every other one gets one.
-    """
-    maps = attention_maps(model, phonemes, codes, languages=languages).flatten(0, 1)[heads]  # [heads, steps, P]
-    log_probs = maps.float().clamp(min=1e-6).log().mean(0).cpu().numpy()
-    steps = -(-codes.shape[1] // model.config.group_size)  # the end token's step has no frames
-    path = torch.from_numpy(monotonic_path(log_probs[:steps], silent=None if silent is None else silent.cpu().numpy()))
-    return path.repeat_interleave(model.config.group_size)[:codes.shape[1]]

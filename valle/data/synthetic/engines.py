@@ -25,7 +25,18 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _RATE, _PITCH, _RANGE = 1, 3, 4
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_EVENT_END_OF_LIST, _EVENT_WORD = 0, 1
+
+
+class _Event(ctypes.Structure):
+    """espeak_EVENT: what the synthesiser reports beside the samples (here, where each word starts)."""
+
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
+
+
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
 class Espeak:
@@ -40,26 +51,36 @@ class Espeak:
         if self.sample_rate <= 0:
             raise DependencyError(f"espeak-ng failed to start with its data in {data_parent}; reinstall espeakng-loader")
         self._chunks: list[np.ndarray] = []
+        self._word_samples: list[int] = []
         self._callback = _SYNTH_CALLBACK(self._collect)  # kept referenced: the library calls it later
         self._lib.espeak_SetSynthCallback(self._callback)
 
-    def _collect(self, samples: "ctypes._Pointer", n: int, _events: int) -> int:
+    def _collect(self, samples: "ctypes._Pointer", n: int, events: "ctypes._Pointer") -> int:
         if n > 0:
             self._chunks.append(np.ctypeslib.as_array(samples, shape=(n,)).copy())
+        j = 0
+        while events and events[j].type != _EVENT_END_OF_LIST:
+            if events[j].type == _EVENT_WORD:
+                self._word_samples.append(events[j].sample)
+            j += 1
         return 0
 
     def speak(self, text: str, voice: str, pitch: int, pitch_range: int, rate: int) -> np.ndarray:
         """Return float32 samples at `self.sample_rate`; pitch and range are 0..100, rate in words/min."""
+        return self.speak_timed(text, voice, pitch, pitch_range, rate)[0]
+
+    def speak_timed(self, text: str, voice: str, pitch: int, pitch_range: int, rate: int) -> tuple[np.ndarray, list[float]]:
+        """`speak`, with the time (s) at which each word of `text` starts, as the synthesiser placed it."""
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise DependencyError(f"espeak-ng has no voice {voice!r}")
         for parameter, value in ((_PITCH, pitch), (_RANGE, pitch_range), (_RATE, rate)):
             self._lib.espeak_SetParameter(parameter, value, 0)
-        self._chunks = []
+        self._chunks, self._word_samples = [], []
         encoded = text.encode()
         self._lib.espeak_Synth(encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         self._lib.espeak_Synchronize()
         samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-        return samples.astype(np.float32) / 32768.0
+        return samples.astype(np.float32) / 32768.0, [n / self.sample_rate for n in self._word_samples]
 
 
 class Flite:
