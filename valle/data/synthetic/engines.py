@@ -36,7 +36,7 @@ class _Event(ctypes.Structure):
                 ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
 
 
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 
 class Espeak:
@@ -51,36 +51,42 @@ class Espeak:
         if self.sample_rate <= 0:
             raise DependencyError(f"espeak-ng failed to start with its data in {data_parent}; reinstall espeakng-loader")
         self._chunks: list[np.ndarray] = []
-        self._word_samples: list[int] = []
+        self._word_starts: list[float] | None = None  # collected while `speak_timed` runs
         self._callback = _SYNTH_CALLBACK(self._collect)  # kept referenced: the library calls it later
         self._lib.espeak_SetSynthCallback(self._callback)
 
-    def _collect(self, samples: "ctypes._Pointer", n: int, events: "ctypes._Pointer") -> int:
+    def _collect(self, samples: "ctypes._Pointer", n: int, events: int | None) -> int:
         if n > 0:
             self._chunks.append(np.ctypeslib.as_array(samples, shape=(n,)).copy())
-        j = 0
-        while events and events[j].type != _EVENT_END_OF_LIST:
-            if events[j].type == _EVENT_WORD:
-                self._word_samples.append(events[j].sample)
-            j += 1
+        if self._word_starts is not None and events:
+            listed = ctypes.cast(events, ctypes.POINTER(_Event))
+            j = 0
+            while listed[j].type != _EVENT_END_OF_LIST:
+                if listed[j].type == _EVENT_WORD:
+                    self._word_starts.append(listed[j].audio_position / 1000)
+                j += 1
         return 0
-
-    def speak(self, text: str, voice: str, pitch: int, pitch_range: int, rate: int) -> np.ndarray:
-        """Return float32 samples at `self.sample_rate`; pitch and range are 0..100, rate in words/min."""
-        return self.speak_timed(text, voice, pitch, pitch_range, rate)[0]
 
     def speak_timed(self, text: str, voice: str, pitch: int, pitch_range: int, rate: int) -> tuple[np.ndarray, list[float]]:
         """`speak`, with the time (s) at which each word of `text` starts, as the synthesiser placed it."""
+        self._word_starts = []
+        try:
+            return self.speak(text, voice, pitch, pitch_range, rate), self._word_starts
+        finally:
+            self._word_starts = None
+
+    def speak(self, text: str, voice: str, pitch: int, pitch_range: int, rate: int) -> np.ndarray:
+        """Return float32 samples at `self.sample_rate`; pitch and range are 0..100, rate in words/min."""
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise DependencyError(f"espeak-ng has no voice {voice!r}")
         for parameter, value in ((_PITCH, pitch), (_RANGE, pitch_range), (_RATE, rate)):
             self._lib.espeak_SetParameter(parameter, value, 0)
-        self._chunks, self._word_samples = [], []
+        self._chunks = []
         encoded = text.encode()
         self._lib.espeak_Synth(encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         self._lib.espeak_Synchronize()
         samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-        return samples.astype(np.float32) / 32768.0, [n / self.sample_rate for n in self._word_samples]
+        return samples.astype(np.float32) / 32768.0
 
 
 class Flite:
