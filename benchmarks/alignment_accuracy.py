@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from valle.data.manifest import Utterance, read_manifest, write_manifest
 from valle.data.shards import TokenizedCorpus
-from valle.data.synthetic.engines import Espeak
+from valle.data.synthetic.engines import engine
 from valle.data.tokenize import tokenize_manifest
 from valle.train.align import align_corpus
 
@@ -37,7 +37,7 @@ def speak_test_set(manifest: Path, n: int, out: Path, seed: int) -> Path:
     rng = random.Random(seed)
     texts = sorted({row.text.split(". ")[0].rstrip(".") + "." for row in read_manifest(manifest)})
     rng.shuffle(texts)
-    espeak, rows, starts = Espeak(), [], {}
+    espeak, rows, starts = engine("espeak"), [], {}
     (out / "wav").mkdir(parents=True, exist_ok=True)
     for i, text in enumerate(tqdm(texts[:n], desc="speaking", unit="utt")):
         samples, words = espeak.speak_timed(text, VOICES[i % len(VOICES)], rng.randint(30, 70), 50, rng.randint(140, 190))
