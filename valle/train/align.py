@@ -24,7 +24,7 @@ from valle.config import DictConfig
 from valle.data.shards import TokenizedCorpus, TokenizedUtterance, open_corpus, write_alignments
 from valle.errors import ConfigError
 from valle.model.aligner import AlignerConfig, FrameAligner
-from valle.model.stage import TrainedOn
+from valle.model.stage import IGNORE, TrainedOn
 from valle.train.batching import collate
 
 
@@ -75,10 +75,10 @@ def _train_round(aligner: FrameAligner, utterances: list[TokenizedUtterance], la
                    unit="batch", leave=False)
         for batch in bar:
             _, _, codes, code_lens = collate([utterances[i] for i in batch])
-            targets = torch.full(codes.shape[::2], -100, dtype=torch.long)
+            targets = torch.full(codes.shape[::2], IGNORE, dtype=torch.long)
             for b, i in enumerate(batch):
                 targets[b, :len(labels[i])] = labels[i]
-            loss = F.cross_entropy(aligner(codes, code_lens).flatten(0, 1), targets.flatten(), ignore_index=-100)
+            loss = F.cross_entropy(aligner(codes, code_lens).flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -106,7 +106,6 @@ def fit_aligner(utterances: list[TokenizedUtterance], silent: Tensor, sizes: Ali
         paths = [u.alignment.clamp(min=0) for u in utterances]
     else:
         paths = [flat_start(u, silent[u.phonemes]) for u in utterances]
-    aligner = FrameAligner(sizes)
     for round_ in range(config.rounds):
         aligner = FrameAligner(sizes)  # each round learns afresh from the better alignments
         if codebooks is not None:
@@ -160,7 +159,7 @@ def align_corpus(directory: str | Path, aligner: str | Path, workers: int = 1) -
     model = FrameAligner.from_pretrained(aligner)
     corpus = TokenizedCorpus(directory)
     vocab, codec = model.trained_on.vocab, model.trained_on.codec
-    if corpus.vocab.tokens[:len(vocab)] != vocab.tokens[:len(corpus.vocab)] or len(corpus.vocab) > len(vocab):
+    if vocab.tokens[:len(corpus.vocab)] != corpus.vocab.tokens:  # the folder's ids must mean the aligner's phones
         raise ConfigError(f"{aligner} was trained on another phoneme vocabulary than {directory}'s (or an earlier "
                           "version of it); train an aligner on folders of this vocabulary")
     if corpus.codec.identity() != codec.identity():
