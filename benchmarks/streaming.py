@@ -164,7 +164,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     valle = VallE.from_pretrained(args.model, dtype=args.dtype)
-    dtype = str(next(valle.ar.parameters()).dtype).removeprefix("torch.")
+    dtype = str(next(valle.lead.parameters()).dtype).removeprefix("torch.")
     items = requests(args.requests, args.seed)
     config = StreamConfig(first_frames=args.first_frames, max_frames=args.max_frames, lookahead=args.lookahead,
                           overlap=args.overlap)

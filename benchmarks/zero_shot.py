@@ -68,7 +68,7 @@ def main() -> int:
         print(build_synthetic_corpus(args.corpus, hours=args.hours, seed=0))
     torch.set_num_threads(args.threads)
     valle = VallE.from_pretrained(args.model, dtype=args.dtype)
-    dtype = str(next(valle.ar.parameters()).dtype).removeprefix("torch.")
+    dtype = str(next(valle.lead.parameters()).dtype).removeprefix("torch.")
     manifest = args.manifest or args.corpus / f"{args.split}.jsonl"
     items = plan(read_manifest(manifest), EvalConfig(modes=("cross-sentence",), n=args.n, seed=args.seed))
     scorers = Scorers(load_recognizer(args.asr, threads=args.threads), SpeakerEncoder())

@@ -13,6 +13,7 @@ from valle.asr import word_error_rate
 from valle.errors import AudioError, ConfigError, TextError
 from valle.infer import VallE
 from valle.infer.pipeline import SynthesisRequest, join_with_pauses
+from valle.model import FrameModel
 from valle.model.sampling import SamplingConfig
 
 PROMPT_TEXT = "a voice speaking for three seconds"
@@ -348,3 +349,38 @@ def test_an_ar_stage_with_a_phoneme_pointer_starts_it_at_each_sentences_first_ph
     assert loaded.ar.config.phoneme_pointer
     again = loaded.synthesize(text, prompt, PROMPT_TEXT, seed=5, watermark=False, batch_size=1)
     np.testing.assert_allclose(again.samples, out.samples, atol=1e-5)  # the pointer moves alike one by one
+
+
+@pytest.fixture(scope="module")
+def frame_model(valle) -> VallE:
+    """`valle`'s codec and vocabulary with a tiny random frame stage in place of the AR and NAR stages."""
+    torch.manual_seed(0)
+    codebooks = valle.codec.codebooks()
+    config = replace(valle.ar.config, latent_dim=codebooks.shape[2])
+    frames = FrameModel(config)
+    frames.use_codebooks(codebooks)
+    with torch.no_grad():
+        frames.duration_head.bias.fill_(1.5)  # about three frames a phoneme, as a trained one would give
+    return VallE(None, None, valle.codec, valle.tokenizer.vocab, valle.codec_name, frames=frames)
+
+
+def test_a_frame_stage_speaks_every_sentence_without_a_transcript_of_the_prompt(frame_model, prompt, monkeypatch, tmp_path):
+    monkeypatch.setattr(frame_model, "_transcribe", lambda samples: pytest.fail("the frame stage needs no prompt transcript"))
+    text = "One sentence here. And a second, longer one after it."
+    out = frame_model.synthesize(text, prompt, seed=1)
+    jobs, _ = frame_model.plan(SynthesisRequest(text, prompt), SamplingConfig())
+    frames = [frame_model.render(job).shape[1] for job in jobs]
+    assert len(jobs) == 2 and all(f >= len(job.phonemes) // 2 for f, job in zip(frames, jobs))
+    hop = frame_model.codec.sample_rate // round(frame_model.codec.frame_rate)
+    assert out.seconds * frame_model.codec.sample_rate >= sum(frames) * hop and out.watermarked
+    assert np.array_equal(frame_model.synthesize(text, prompt, seed=2).samples, out.samples)  # nothing is sampled
+    streamed = np.concatenate(list(frame_model.stream(text, prompt, watermark=False)))
+    np.testing.assert_allclose(streamed, frame_model.synthesize(text, prompt, watermark=False).samples, atol=1e-5)
+    loaded = VallE.from_pretrained(frame_model.save_pretrained(tmp_path / "model"))
+    assert isinstance(loaded.frames, FrameModel) and loaded.ar is None
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["frames", "valle.json"]
+    np.testing.assert_allclose(loaded.synthesize(text, prompt).samples, out.samples, atol=1e-5)
+    with pytest.raises(ConfigError, match="does not continue the prompt's own words"):
+        frame_model.synthesize(text, prompt, continuation=True)
+    with pytest.raises(ConfigError, match="an AR and a NAR stage, or a frame stage alone"):
+        VallE(frame_model.frames, None, frame_model.codec, frame_model.tokenizer.vocab, frame_model.codec_name)

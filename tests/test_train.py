@@ -59,6 +59,16 @@ def shards(tmp_path_factory) -> Path:
     return tokenize_manifest(root / "m.jsonl", codec=codec_dir, out=root / "shards", shard_size=5, workers=1)
 
 
+@pytest.fixture(scope="module")
+def aligned_shards(shards, tmp_path_factory) -> Path:
+    """The shards with flat-start alignments: what the frame stage trains on."""
+    folder = Path(shutil.copytree(shards, tmp_path_factory.mktemp("aligned") / "shards"))
+    corpus = TokenizedCorpus(folder)
+    silent = torch.tensor(corpus.vocab.silent())
+    write_alignments(folder, [flat_start(corpus[i], silent[corpus[i].phonemes]) for i in range(len(corpus))], source="flat")
+    return folder
+
+
 def _losses(out: Path) -> list[tuple[int, float]]:
     records = map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
     return [(r["step"], r["loss"]) for r in records if "loss" in r]  # training records, not held-out scores
@@ -177,23 +187,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank: int, world: int, port: int, shards: str, out: str, ar_levels: int) -> None:
+def _ddp_worker(rank: int, world: int, port: int, shards: str, out: str, ar_levels: int, stage: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    trainer = Trainer(replace(CONFIG, steps=3, max_tokens=300, model={"ar_levels": ar_levels}), shards, out, device="cpu")
+    trainer = Trainer(replace(CONFIG, stage=stage, steps=3, max_tokens=300, model={"ar_levels": ar_levels}), shards, out,
+                      device="cpu")
     model = trainer.fit()
     torch.save({k: v.clone() for k, v in model.state_dict().items()}, Path(out) / f"rank{rank}.pt")
     torch.distributed.destroy_process_group()
 
 
-@pytest.mark.parametrize("ar_levels", [1, 2])
-def test_ddp_on_cpu_keeps_ranks_identical(shards, tmp_path, ar_levels):
-    out = tmp_path / "ddp"
+@pytest.mark.parametrize("stage,ar_levels", [("ar", 1), ("ar", 2), ("frames", 1)])
+def test_ddp_on_cpu_keeps_ranks_identical(shards, aligned_shards, tmp_path, stage, ar_levels):
+    out, data = tmp_path / "ddp", aligned_shards if stage == "frames" else shards
     out.mkdir()
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(shards), str(out), ar_levels), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(data), str(out), ar_levels, stage), nprocs=2, join=True)
     zero, one = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert all(torch.equal(zero[k], one[k]) for k in zero)
-    initial = Trainer(replace(CONFIG, steps=3, model={"ar_levels": ar_levels}), shards, tmp_path / "fresh").model.state_dict()
+    initial = Trainer(replace(CONFIG, stage=stage, steps=3, model={"ar_levels": ar_levels}), data,
+                      tmp_path / "fresh").model.state_dict()
     assert any(not torch.equal(zero[k], initial[k]) for k in zero)  # they did train
     assert len(_losses(out)) == 3  # only rank 0 logs
 
@@ -258,7 +270,7 @@ def test_a_run_on_several_folders_resumes_only_on_the_same_ones(shards, tmp_path
 
 
 def test_training_errors_are_clear(shards, tmp_path):
-    with pytest.raises(ConfigError, match="stage must be 'ar' or 'nar'"):
+    with pytest.raises(ConfigError, match="stage must be 'ar', 'nar' or 'frames'"):
         TrainConfig(stage="both")
     with pytest.raises(ConfigError, match=r"unknown training config field\(s\) \['lr'\]"):
         TrainConfig.from_dict({"lr": 1})
@@ -399,6 +411,30 @@ def test_a_moving_average_of_the_weights_is_kept_saved_and_resumed_exactly(shard
     assert all(torch.equal(late.average[k], v) for k, v in late.model.state_dict().items())
     with pytest.raises(ConfigError, match=r"ema must be in \[0, 1\)"):
         TrainConfig(ema=1.0)
+
+
+def test_the_frame_stage_trains_on_the_codec_latents_resumes_exactly_and_scores_held_out(aligned_shards, shards, tmp_path):
+    config = replace(CONFIG, stage="frames", ema=0.9)
+    straight = Trainer(config, aligned_shards, tmp_path / "straight", valid=aligned_shards)
+    straight.fit()
+    stopped = Trainer(config, aligned_shards, tmp_path / "resumed", valid=aligned_shards)
+    stopped.fit(stop_after=3)
+    resumed = Trainer(config, aligned_shards, tmp_path / "resumed", valid=aligned_shards)
+    resumed.fit(resume=True)
+    assert _losses(tmp_path / "resumed") == _losses(tmp_path / "straight")
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    saved = Stage.from_pretrained(tmp_path / "straight" / "model")
+    codec = CompactCodec.from_pretrained(TokenizedCorpus(aligned_shards).codec.name)
+    assert saved.kind == "frames" and torch.equal(saved.codebooks, codec.codebooks())  # the targets' codebooks, kept
+    assert Stage.from_pretrained(tmp_path / "straight" / "ema").kind == "frames"
+    records = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    assert {"accuracy", "latent", "duration"} <= records[0].keys()
+    held_out = records[-1]
+    assert {f"valid_accuracy_level{level}" for level in range(1, 5)} <= held_out.keys()
+    assert all(math.isfinite(held_out[k]) for k in ("valid_loss_latent", "valid_loss_duration", "valid_duration_error"))
+    with pytest.raises(ConfigError, match="valle data align"):
+        Trainer(config, shards, tmp_path / "unaligned").fit()
 
 
 def test_the_frame_aligner_finds_the_true_alignment_from_a_flat_start():

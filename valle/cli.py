@@ -277,6 +277,10 @@ def _validate(args: argparse.Namespace) -> None:
         print(f"| {stage} | " + " | ".join(cells) + " |")
     print(f"\nsum of the levels' losses: {loss_per_frame(results):.3f} nats per frame")
     for stage, metrics in zip(args.stages, results):
+        if "loss_latent" in metrics:
+            codes = " / ".join(f"{metrics[f'accuracy_level{level}']:.3f}" for level in range(1, 9) if f"accuracy_level{level}" in metrics)
+            print(f"{stage}: latent loss {metrics['loss_latent']:.3f}, duration loss {metrics['loss_duration']:.3f} "
+                  f"({metrics['duration_error']:.2f} frames off per phoneme), codes right by level {codes}")
         if "alignment" in metrics:
             print(f"{stage}: alignment {metrics['alignment']:.2f} (its most monotonic attention head; near 0: it does not "
                   "read the phonemes in order)")
@@ -621,7 +625,7 @@ def _export(args: argparse.Namespace) -> None:
     from valle.infer import VallE
     from valle.model.sampling import SamplingConfig
 
-    valle = VallE.from_stages(args.ar, args.nar, args.codec)
+    valle = VallE.from_stages(*args.stages, codec=args.codec)
     valle.sampling = _sampling(args, SamplingConfig())
     out = valle.save_pretrained(args.out, torch.float16 if args.half else torch.float32)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
@@ -630,9 +634,11 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _add_export(commands: Commands) -> None:
-    p = _command(commands, "export", _export, "join a trained AR and NAR stage into one model folder for synthesis")
-    p.add_argument("ar", type=Path, help="the AR stage (RUN/model of `valle train --stage ar`)")
-    p.add_argument("nar", type=Path, help="the NAR stage (RUN/model of `valle train --stage nar`)")
+    p = _command(commands, "export", _export, "join a trained AR and NAR stage (or take a frame stage) into one model "
+                 "folder for synthesis")
+    p.add_argument("stages", type=Path, nargs="+", metavar="STAGE",
+                   help="the AR stage, then the NAR stage (RUN/model of `valle train --stage ar` and `--stage nar`), "
+                        "or a frame stage alone (`--stage frames`)")
     p.add_argument("out", type=Path)
     p.add_argument("--codec", help="codec name or folder (default: the one the stages were trained with)")
     p.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")

@@ -1,9 +1,13 @@
-"""Zero-shot synthesis: phonemes + a 3-second prompt -> AR level 1 -> NAR levels 2..K -> codec -> waveform.
+"""Zero-shot synthesis: phonemes + a 3-second prompt -> codec codes -> waveform.
 
-The prompt's transcript and the target text are phonemised together; the prompt's
+A model is either the paper's two stages or the frame stage. With the AR and NAR stages:
+the prompt's transcript and the target text are phonemised together; the prompt's
 level-1 codes are the audio prefix the AR stage continues (the paper's setting), and
 the NAR stage sees the whole prompt. The AR length is bounded from both sides by the
 prompt's speaking rate, so that no input loops until memory runs out or stops at once.
+With the frame stage (`valle.model.frames`): each phoneme's duration is predicted in the
+prompt's voice, and every frame's codes are rendered at once; it needs no transcript of
+the prompt, whose codes give only the voice.
 Long text is split into sentences, each spoken with the same prompt, and joined with
 short faded pauses. Every output carries the keyed watermark of `valle.watermark`
 unless the caller turns it off explicitly.
@@ -29,6 +33,7 @@ from valle.infer.bundled import model_folder, resolve_prompt
 from valle.infer.prompt_pick import prepare_prompt
 from valle.infer.stream import StreamConfig, stream_jobs
 from valle.model.ar import ARModel, Chooser
+from valle.model.frames import FrameModel, path_of
 from valle.model.nar import NARModel
 from valle.model.sampling import NearestInExpectation, Sampler, SamplingConfig
 from valle.model.stage import Stage, TrainedOn
@@ -91,17 +96,23 @@ class Synthesis:
 
 
 class VallE:
-    """The AR and NAR stages with the codec and phoneme vocabulary they were trained on."""
+    """The trained stages (AR and NAR, or the frame stage) with the codec and phoneme vocabulary they were trained on."""
 
-    def __init__(self, ar: ARModel, nar: NARModel, codec: Codec, vocab: PhonemeVocab, codec_name: str,
-                 codec_record: CodecRecord | None = None, sampling: SamplingConfig | None = None) -> None:
-        if ar.config.n_codebooks != codec.n_codebooks or ar.config.codebook_size != codec.codebook_size:
-            raise ConfigError(f"the model speaks {ar.config.n_codebooks} x {ar.config.codebook_size} codes but codec "
+    def __init__(self, ar: ARModel | None, nar: NARModel | None, codec: Codec, vocab: PhonemeVocab, codec_name: str,
+                 codec_record: CodecRecord | None = None, sampling: SamplingConfig | None = None,
+                 frames: FrameModel | None = None) -> None:
+        if (frames is None) == (ar is None or nar is None) or (frames is not None and (ar or nar) is not None):
+            raise ConfigError("a model is an AR and a NAR stage, or a frame stage alone")
+        self.stages: list[Stage] = [s.eval() for s in (ar, nar, frames) if s is not None]
+        self.lead = self.stages[0]  # whose config says the codes and languages the model speaks
+        config = self.lead.config
+        if config.n_codebooks != codec.n_codebooks or config.codebook_size != codec.codebook_size:
+            raise ConfigError(f"the model speaks {config.n_codebooks} x {config.codebook_size} codes but codec "
                               f"{codec_name!r} has {codec.n_codebooks} x {codec.codebook_size}")
-        if ar.config.languages != nar.config.languages:
-            raise ConfigError(f"the AR stage was trained on languages {list(ar.config.languages)} and the NAR stage on "
-                              f"{list(nar.config.languages)}; pair stages of one training")
-        self.ar, self.nar, self.codec, self.codec_name = ar.eval(), nar.eval(), codec, codec_name
+        if any(s.config.languages != config.languages for s in self.stages):
+            raise ConfigError(f"the AR stage was trained on languages {list(config.languages)} and the NAR stage on "
+                              f"{list(self.stages[-1].config.languages)}; pair stages of one training")
+        self.ar, self.nar, self.frames, self.codec, self.codec_name = ar, nar, frames, codec, codec_name
         # What the stages record of their codec (a hash of its weights among it), kept when saved again.
         self.codec_record = codec_record or CodecRecord.of(codec, codec_name)
         self.tokenizer = PhonemeTokenizer(vocab)
@@ -109,6 +120,7 @@ class VallE:
         self.sampling = sampling or SamplingConfig()
         self.guard = LengthGuard()
         self._recognizer = None  # for prompts given without a transcript
+        self._sounding = ~torch.tensor(vocab.silent())  # the phonemes that take at least one frame
         self._nearest: NearestInExpectation | None = None  # the NAR's chooser, made from the codebooks when first needed
         self._prompt_codes: dict[bytes, torch.Tensor] = {}  # the latest prompts' codes, by a hash of their samples
         self._prompt_lock = threading.Lock()
@@ -117,7 +129,7 @@ class VallE:
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path = "default", device: str = "cpu",
                         dtype: torch.dtype | str = torch.float32) -> "VallE":
-        """A bundled model by name ("default") or a folder with `valle.json`, `ar/` and `nar/`.
+        """A bundled model by name ("default") or a folder with `valle.json` and `ar/` and `nar/`, or `frames/`.
 
         `dtype=torch.bfloat16` halves the bytes that every decoding step reads, which is
         what bounds its speed at batch 1 (on GPUs and on CPUs with bfloat16 instructions);
@@ -127,21 +139,29 @@ class VallE:
         directory = model_folder(name_or_dir)
         if not (directory / PIPELINE_FILE).is_file():
             raise ConfigError(f"{directory} holds no valle model ({PIPELINE_FILE} is missing); "
-                              "save one with VallE.save_pretrained or give the folder that has ar/ and nar/")
+                              "save one with VallE.save_pretrained or give the folder that has ar/ and nar/ (or frames/)")
         pipeline = read_json(directory / PIPELINE_FILE, "model file")
         codec_name = pipeline["codec"]
         # A codec folder shipped inside the model folder, else a registered name or a path.
-        valle = cls.from_stages(directory / "ar", directory / "nar", directory / codec_name
-                                if (directory / codec_name).is_dir() else codec_name, device, dtype)
+        folders = [directory / FrameModel.kind] if (directory / FrameModel.kind).is_dir() else [directory / "ar", directory / "nar"]
+        valle = cls.from_stages(*folders, codec=directory / codec_name if (directory / codec_name).is_dir() else codec_name,
+                                device=device, dtype=dtype)
         valle.codec_name = codec_name  # as saved: relative to the folder when the codec ships inside it
         valle.sampling = SamplingConfig.from_dict(pipeline.get("sampling", {}))  # none saved: the defaults
         return valle
 
     @classmethod
-    def from_stages(cls, ar_dir: str | Path, nar_dir: str | Path, codec: str | Path | None = None,
+    def from_stages(cls, ar_dir: str | Path, nar_dir: str | Path | None = None, codec: str | Path | None = None,
                     device: str = "cpu", dtype: torch.dtype | str = torch.float32) -> "VallE":
-        """Join two trained stages (`valle train` writes RUN/model); the codec defaults to the one they name."""
-        ar, nar = Stage.from_pretrained(ar_dir, device, dtype), Stage.from_pretrained(nar_dir, device, dtype)
+        """Join two trained stages (`valle train` writes RUN/model), or take a frame stage alone (`nar_dir` None);
+        the codec defaults to the one they name."""
+        ar = Stage.from_pretrained(ar_dir, device, dtype)
+        if nar_dir is None:
+            if not isinstance(ar, FrameModel):
+                raise ConfigError(f"{ar_dir} holds a {ar.kind} stage, which speaks with a NAR stage: give both")
+            codec = codec if codec is not None else ar.trained_on.codec.name
+            return cls(None, None, load_codec(codec, device), ar.trained_on.vocab, str(codec), ar.trained_on.codec, frames=ar)
+        nar = Stage.from_pretrained(nar_dir, device, dtype)
         if not isinstance(ar, ARModel) or not isinstance(nar, NARModel):
             raise ConfigError(f"{ar_dir} holds a {ar.kind} stage and {nar_dir} a {nar.kind} stage; "
                               "give the AR stage first, then the NAR stage")
@@ -154,8 +174,8 @@ class VallE:
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype = torch.float32) -> Path:
         """Write the folder `from_pretrained` reads; `dtype=torch.float16` halves it (it loads back as float32)."""
         directory, trained_on = Path(directory), TrainedOn(self.tokenizer.vocab, self.codec_record)
-        self.ar.save_pretrained(directory / "ar", trained_on, dtype)
-        self.nar.save_pretrained(directory / "nar", trained_on, dtype)
+        for stage in self.stages:
+            stage.save_pretrained(directory / stage.kind, trained_on, dtype)
         with atomic_write(directory / PIPELINE_FILE) as f:
             json.dump({"codec": self.codec_name, "sampling": self.sampling.to_dict()}, f, indent=1)
         return directory
@@ -173,7 +193,7 @@ class VallE:
         with self._prompt_lock:  # the server's model threads share it
             codes = self._prompt_codes.pop(key, None)
         if codes is None:
-            device = next(self.ar.parameters()).device
+            device = next(self.lead.parameters()).device
             with torch.inference_mode():
                 codes = self.codec.encode(torch.from_numpy(samples)[None].to(device))[0]
         with self._prompt_lock:
@@ -203,6 +223,9 @@ class VallE:
         sentences = split_sentences(request.text) if request.text.strip() else []
         if not sentences:
             raise TextError("the text is empty: give the words to speak")
+        if request.continuation and self.frames is not None:
+            raise ConfigError("this model (a frame stage) speaks any text in the prompt's voice but does not continue "
+                              "the prompt's own words: leave out continuation")
         if request.continuation and len(request.text) > MAX_CONTINUATION_CHARS:
             raise TextError(f"continuation takes one passage of at most {MAX_CONTINUATION_CHARS} characters (got "
                             f"{len(request.text)}): it continues the prompt in one go; speak long text in the cross-sentence mode")
@@ -230,6 +253,11 @@ class VallE:
             return [Job(torch.tensor(ids, device=device), codes, low, high, sampler(0), keep_prompt=True,
                         languages=languages(self.language_ids(language, language), 0, len(ids)),
                         text_start=min(spoken, len(ids) - 1))], None
+        if self.frames is not None:  # the prompt gives the voice alone: its words are not needed
+            language_ids = self.language_ids(language, language)
+            return [Job(torch.tensor(ids, device=device), codes, 0, 0, sampler(i),
+                        languages=languages(language_ids, 0, len(ids)))
+                    for i, ids in enumerate(self.tokenizer(sentence, language) for sentence in sentences)], prompt_text
         prompt_text = prompt_text if prompt_text is not None else self._transcribe(samples)
         prompt_language = request.prompt_language or self.language_of(prompt_text, language)
         language_ids = self.language_ids(language, prompt_language)
@@ -246,7 +274,8 @@ class VallE:
         """The prompt's language when nobody said: detected from its transcript among the model's languages
         (`valle.text.language`; a variant of the text's `language`, "en-gb" for "en-us", is taken as it), else
         the text's `language`."""
-        detected = detect_language(prompt_text, self.ar.config.languages, language) if self.ar.config.languages else None
+        languages = self.lead.config.languages
+        detected = detect_language(prompt_text, languages, language) if languages else None
         if detected is not None and detected != language:
             log.info("the prompt's words read as %s (detected; give prompt_language to choose)", detected)
         return detected or language
@@ -256,9 +285,9 @@ class VallE:
 
         A language the model was not trained on is refused, with the ones it knows.
         """
-        if self.ar.language_embedding is None and self.nar.language_embedding is None:
+        if all(stage.language_embedding is None for stage in self.stages):
             return None
-        return self.ar.language_id(language), self.ar.language_id(prompt_language)
+        return self.lead.language_id(language), self.lead.language_id(prompt_language)
 
     def ar_requests(self, jobs: list[Job]) -> dict[str, list]:
         """The arguments of the AR stage's batched decoding (`generate_batch`, `decode_steps`) for `jobs`."""
@@ -269,7 +298,10 @@ class VallE:
 
     @torch.inference_mode()
     def speak(self, jobs: list[Job], batch_size: int = 8) -> list[np.ndarray]:
-        """Run jobs: the AR levels for `batch_size` at a time (sampled), then the NAR levels and the codec, one by one."""
+        """Run jobs: the AR levels for `batch_size` at a time (sampled), then the NAR levels and the codec, one by one;
+        or, with a frame stage, each job's durations, codes and audio."""
+        if self.frames is not None:
+            return [self.codec.decode(self.render(job)[None])[0].float().cpu().numpy() for job in jobs]
         pieces = []
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start:start + batch_size]
@@ -283,6 +315,12 @@ class VallE:
                     codes = torch.cat([job.prompt_codes, codes], dim=1)
                 pieces.append(self.codec.decode(codes[None])[0].float().cpu().numpy())
         return pieces
+
+    def render(self, job: Job) -> torch.Tensor:
+        """The frame stage's codes `[K, T]` for a job: its phonemes' predicted durations, then every frame at once."""
+        sounding = self._sounding.to(job.phonemes.device)[job.phonemes]
+        durations = self.frames.durations(job.phonemes, job.prompt_codes, sounding, job.languages)
+        return self.frames.render(job.phonemes, path_of(durations), job.prompt_codes, job.languages)
 
     def nar_chooser(self, job: Job) -> NearestInExpectation | None:
         """How the NAR stage picks the job's codes: None is the likeliest code (`nar_decoding="greedy"`)."""

@@ -167,13 +167,16 @@ def stream_jobs(valle: "VallE", jobs: list["Job"], config: StreamConfig, fade: i
     position = 0  # samples streamed so far: where the watermark's carrier stands
     steps = None
     for i, job in enumerate(jobs):
-        if i % batch_size == 0:
+        if i % batch_size == 0 and valle.frames is None:
             steps = BatchSteps(valle, jobs[i:i + batch_size])
         if i:
             yield np.zeros(pause, dtype=np.float32)
             position += pause
         faded_in = 0
-        for chunk, last in JobStream(valle, job, config, steps, i % batch_size).chunks():
+        # A frame stage makes a sentence's frames at once, in far less time than it lasts: one chunk a sentence.
+        chunks = JobStream(valle, job, config, steps, i % batch_size).chunks() if valle.frames is None else [
+            (valle.speak([job])[0], True)]
+        for chunk, last in chunks:
             n = min(len(chunk), fade - faded_in)
             chunk[:n] *= ramp[faded_in:faded_in + n]
             faded_in += n

@@ -45,6 +45,9 @@ class ModelConfig(DictConfig):
     alignment starts a new phoneme count in the loss than the others. There the text says
     which sound comes next, and the frames before cannot; a stage trained with equal weights
     gains little from its text even there (`text_gain_onsets`, recipes/tournament.md).
+    The frame stage (`valle.model.frames`) reads `d_model`, `dropout`, `languages` and the codec's
+    sizes, and: `n_layers` convolutions over the frames, `text_layers` over the phonemes, each of
+    `kernel_size` steps, and `latent_dim`, the width of the codec's quantised latent it predicts.
     """
 
     kind = "model config"
@@ -68,6 +71,9 @@ class ModelConfig(DictConfig):
     self_feed: float = 0.0
     phoneme_pointer: bool = False
     onset_weight: float = 1.0
+    latent_dim: int = 128
+    text_layers: int = 3
+    kernel_size: int = 5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "languages", tuple(self.languages))  # a JSON list loads as a list
@@ -94,6 +100,9 @@ class ModelConfig(DictConfig):
                               f"{self.text_dropout}")
         if not 0 <= self.self_feed <= 1:
             raise ConfigError(f"self_feed must be in [0, 1], got {self.self_feed}")
+        if self.latent_dim < 1 or self.text_layers < 1 or self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ConfigError(f"latent_dim and text_layers must be >= 1 and kernel_size odd, got {self.latent_dim}, "
+                              f"{self.text_layers}, {self.kernel_size}")
         if self.onset_weight <= 0 or (self.onset_weight != 1.0 and not self.phoneme_pointer):
             raise ConfigError(f"onset_weight must be > 0, and differ from 1 only with phoneme_pointer (it reads the "
                               f"alignment), got {self.onset_weight}")

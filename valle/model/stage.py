@@ -87,7 +87,8 @@ class TrainedOn:
 class Stage(nn.Module):
     """The phonemes' embedding and positions, the audio's positions and the dropout that both stages open with."""
 
-    kind: ClassVar[str]  # "ar" or "nar": the stage a folder names
+    kind: ClassVar[str]  # "ar", "nar" or "frames": the stage a folder names
+    uses_positions: ClassVar[bool] = True  # sinusoidal positions of text and audio (the transformers' stages)
     kinds: ClassVar[dict[str, type["Stage"]]] = {}  # each stage by its kind, filled as ARModel and NARModel are defined
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -102,10 +103,16 @@ class Stage(nn.Module):
         # One row per language, and a last row for none (padding, or a language left unsaid), held at zero.
         self.language_embedding = (nn.Embedding(len(config.languages) + 1, config.d_model, padding_idx=len(config.languages))
                                    if config.languages else None)
-        self.text_positions = SinusoidalPositions(config.d_model)
-        self.audio_positions = SinusoidalPositions(config.d_model)
+        if self.uses_positions:
+            self.text_positions = SinusoidalPositions(config.d_model)
+            self.audio_positions = SinusoidalPositions(config.d_model)
         self.dropout = nn.Dropout(config.dropout)
         self.trained_on: TrainedOn | None = None  # known once loaded from a folder
+
+    @property
+    def reads_alignment(self) -> bool:
+        """Whether the stage trains on each frame's phoneme (`valle data align`)."""
+        return self.config.phoneme_pointer
 
     def _embed_text(self, phonemes: Tensor, languages: Tensor | None = None) -> Tensor:
         """Phonemes `[B, P]` -> `[B, P, d]`, each with the embedding of its language (`[B, P]` ids) where the stage takes one."""
@@ -150,7 +157,7 @@ class Stage(nn.Module):
         dtype = weights_dtype(dtype, device)
         stage = Stage.kinds.get(values.get("stage"))
         if stage is None or not issubclass(stage, cls):
-            expected = "'ar' or 'nar'" if cls is Stage else repr(cls.kind)
+            expected = ", ".join(map(repr, Stage.kinds)) if cls is Stage else repr(cls.kind)
             raise ConfigError(f"{Path(directory) / CONFIG_FILE} names stage {values.get('stage')!r}; expected {expected}")
         model = stage(ModelConfig.from_dict(values["model"]))
         load_weights(model, directory)

@@ -193,7 +193,7 @@ def _add_page_and_health(app: FastAPI, server: _Server) -> None:
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok", "version": __version__, "model": config.model, "sample_rate": server.valle.codec.sample_rate,
-                "languages": list(server.valle.ar.config.languages),  # [] for a model that takes no language input
+                "languages": list(server.valle.lead.config.languages),  # [] for a model that takes no language input
                 "sampling": server.valle.sampling.to_dict(),  # what a request that leaves it out gets
                 "running": limiter.running, "queued": limiter.admitted - limiter.running,
                 "max_concurrent": config.max_concurrent, "max_queue": config.max_queue,

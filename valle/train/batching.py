@@ -84,11 +84,11 @@ def collate(items: list) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 
 
 def collate_alignments(items: list, stage: Stage, width: int, device: torch.device | str = "cpu") -> Tensor | None:
-    """`[B, width]` on `device`: each frame's phoneme index, for a stage with a phoneme pointer (else None).
+    """`[B, width]` on `device`: each frame's phoneme index, for a stage that reads it (else None).
 
-    A stage with a pointer given unaligned data is refused by the stage itself, with the fix.
+    A stage that reads alignments given unaligned data is refused by the stage itself, with the fix.
     """
-    if not stage.config.phoneme_pointer or any(u.alignment is None for u in items):
+    if not stage.reads_alignment or any(u.alignment is None for u in items):
         return None
     alignment = torch.zeros(len(items), width, dtype=torch.long)
     for b, u in enumerate(items):

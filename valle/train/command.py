@@ -7,11 +7,11 @@ launches on every rank) parses the same options without importing the CLI above 
 import argparse
 from pathlib import Path
 
-HELP = "train the AR or NAR stage on tokenised shards (also under torchrun)"
+HELP = "train the AR, NAR or frame stage on tokenised shards (also under torchrun)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--stage", choices=["ar", "nar"], help="overrides the config's stage")
+    p.add_argument("--stage", choices=["ar", "nar", "frames"], help="overrides the config's stage")
     p.add_argument("--config", type=Path, help="JSON with TrainConfig fields (default: the built-in config)")
     p.add_argument("--data", type=Path, nargs="+", required=True, help="one or more folders written by `valle data "
                    "tokenize` (several are read as one corpus)")

@@ -10,7 +10,7 @@ from valle.errors import ConfigError
 class TrainConfig(DictConfig):
     kind = "training config"
 
-    stage: str = "ar"  # "ar" or "nar"
+    stage: str = "ar"  # "ar", "nar" or "frames" (valle.model.frames)
     preset: str = "small"  # see valle.model.config.PRESETS
     model: dict = field(default_factory=dict)  # overrides of the preset's fields
     max_tokens: int = 6000  # per batch: (longest phonemes + longest frames) x utterances
@@ -22,7 +22,7 @@ class TrainConfig(DictConfig):
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     precision: str = "auto"  # "auto": bf16 on CUDA, fp32 on CPU; or "bf16", "fp16", "fp32"
-    nar_prompt_seconds: float = 3.0
+    nar_prompt_seconds: float = 3.0  # the longest prompt slice the NAR and frame stages are given
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 500
@@ -42,8 +42,8 @@ class TrainConfig(DictConfig):
     def __post_init__(self) -> None:
         if not 0 <= self.ema < 1:
             raise ConfigError(f"ema must be in [0, 1) (0: no average of the weights), got {self.ema}")
-        if self.stage not in ("ar", "nar"):
-            raise ConfigError(f"stage must be 'ar' or 'nar', got {self.stage!r}")
+        if self.stage not in ("ar", "nar", "frames"):
+            raise ConfigError(f"stage must be 'ar', 'nar' or 'frames', got {self.stage!r}")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             raise ConfigError(f"precision must be auto, bf16, fp16 or fp32, got {self.precision!r}")
         if self.steps < 1 or self.grad_accumulation < 1 or self.max_tokens < 1:

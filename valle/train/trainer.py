@@ -22,11 +22,12 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from valle.codec import load_codec
 from valle.data.shards import TokenizedCorpus, open_corpus
 from valle.errors import ConfigError
-from valle.model.ar import ARModel
 from valle.model.config import preset
-from valle.model.nar import NARBatch, NARModel, split_prompt
+from valle.model.frames import FrameModel, voice_slices
+from valle.model.nar import NARBatch, split_prompt
 from valle.model.stage import Stage, TrainedOn
 from valle.text.vocab import PhonemeVocab
 from valle.train.batching import BucketBatchSampler, SamplerState, collate, collate_alignments, phoneme_languages
@@ -109,9 +110,15 @@ class Trainer(Loop):
         self.valid = TokenizedCorpus(valid) if valid is not None and self.rank == 0 else None
         codec = self.corpus.codec
         languages = {"languages": tuple(self.corpus.languages())} if config.language_input else {}
-        self.model_config = preset(config.preset, n_phonemes=len(self.corpus.vocab), n_codebooks=codec.n_codebooks,
-                                   codebook_size=codec.codebook_size, **(config.model | languages))
-        model = (ARModel if config.stage == "ar" else NARModel)(self.model_config).to(device)
+        sizes = {"n_phonemes": len(self.corpus.vocab), "n_codebooks": codec.n_codebooks, "codebook_size": codec.codebook_size}
+        codebooks = None
+        if config.stage == "frames":  # its targets are the codec's latents (an `init` or a resume brings its own)
+            codebooks = load_codec(codec.name).codebooks()
+            sizes["latent_dim"] = codebooks.shape[2]
+        self.model_config = preset(config.preset, **sizes, **(config.model | languages))
+        model = Stage.kinds[config.stage](self.model_config).to(device)
+        if isinstance(model, FrameModel):
+            model.use_codebooks(codebooks.to(device))
         if config.init is not None:  # a resumed run's checkpoint replaces these weights again
             started = warm_start(model, config.init, self.corpus.vocab)
             if self.rank == 0:
@@ -151,6 +158,12 @@ class Trainer(Loop):
         languages = phoneme_languages(items, self.model, phonemes.shape[1], self.device)
         self.tokens += int(phoneme_lens.sum() + code_lens.sum())
         with self.autocast:
+            if self.config.stage == "frames":
+                prompt, prompt_lens = voice_slices(codes, code_lens, self.max_prompt, self.generator)
+                out = self.ddp(phonemes, phoneme_lens, codes, code_lens,
+                               collate_alignments(items, self.model, codes.shape[2], self.device), prompt, prompt_lens, languages)
+                hits, frames = self.model.code_hits(out.latent.detach(), codes, code_lens)[0]
+                return out.loss, {"accuracy": hits / frames, "latent": out.latent_loss.item(), "duration": out.duration_loss.item()}
             if self.config.stage == "ar":
                 out = self.ddp(phonemes, phoneme_lens, codes, code_lens, languages,
                                collate_alignments(items, self.model, codes.shape[2], self.device))

@@ -17,6 +17,11 @@ audio alone gains little from the text, and running on its own samples says noth
 other the gain also counts how lost it is without it.) For a stage with a phoneme
 pointer, `text_gain_onsets` is the same at the frames where the alignment starts a
 new phoneme, where which sound comes next is the text's to say.
+
+The frame stage is scored on what it predicts: the error of its latents (`loss_latent`, as
+trained) and of its durations (`loss_duration`; `duration_error`, mean frames off per
+phoneme), and per level the share of frames whose code, quantised from its latent, is the
+real one (`accuracy_levelL`: exact, not top-10, as it makes one guess).
 """
 
 from collections import defaultdict
@@ -29,13 +34,14 @@ from tqdm import tqdm
 from valle.data.shards import TokenizedCorpus
 from valle.model.alignment import head_monotonicity
 from valle.model.ar import NOT_SAID, ARModel, phoneme_onsets
+from valle.model.frames import FrameModel, voice_slices
 from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.stage import IGNORE, Stage, StageOutput
 from valle.train.batching import BucketBatchSampler, collate, collate_alignments, phoneme_languages, utterance_languages
 
 
 @torch.no_grad()
-def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_tokens: int = 8000,
+def heldout_metrics(model: ARModel | NARModel | FrameModel, corpus: TokenizedCorpus, max_tokens: int = 8000,
                     max_utterances: int | None = None, prompt_seconds: float = 3.0, seed: int = 0,
                     progress: bool = False, alignment_utterances: int = 8) -> dict[str, float]:
     """`loss`, `accuracy` (top-10) and `loss_levelL` / `accuracy_levelL` for each level L (1-based) the stage predicts;
@@ -54,6 +60,11 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
     batches = BucketBatchSampler(n_phonemes, n_frames, budget).batches
     prompt_frames = max(1, round(prompt_seconds * corpus.codec.frame_rate))
     generator = torch.Generator().manual_seed(seed)
+    if isinstance(model, FrameModel):
+        metrics = _frame_metrics(model, [[corpus[chosen[i]] for i in batch] for batch in batches], prompt_frames, generator,
+                                 progress)
+        model.train(was_training)
+        return metrics
     sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     advance_sums = [0.0, 0.0, 0]
     untold_sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])  # the AR's, scored without the text
@@ -99,6 +110,35 @@ def heldout_metrics(model: ARModel | NARModel, corpus: TokenizedCorpus, max_toke
         metrics["text_gain_onsets"] = onset_sums[0] / onset_sums[1]
     total = [sum(values[i] for values in sums.values()) for i in range(3)]
     return {"loss": total[0] / total[2], "accuracy": total[1] / total[2], **metrics}
+
+
+def _frame_metrics(model: FrameModel, batches: list[list], prompt_frames: int, generator: torch.Generator,
+                   progress: bool) -> dict[str, float]:
+    device = next(model.parameters()).device
+    sums = defaultdict(float)
+    hits: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for items in tqdm(batches, desc="held-out", unit="batch", disable=not progress, leave=False):
+        phonemes, phoneme_lens, codes, code_lens = (t.to(device) for t in collate(items))
+        alignment = collate_alignments(items, model, codes.shape[2], device)
+        out = model(phonemes, phoneme_lens, codes, code_lens, alignment, *voice_slices(codes, code_lens, prompt_frames, generator),
+                    phoneme_languages(items, model, phonemes.shape[1], device))
+        frames, phones = float(code_lens.sum()), float(phoneme_lens.sum())
+        sums["latent"] += float(out.latent_loss) * frames
+        sums["duration"] += float(out.duration_loss) * phones
+        for b, u in enumerate(items):
+            real = torch.bincount(u.alignment.clamp(min=0), minlength=len(u.phonemes))[:len(u.phonemes)].float()
+            guessed = out.durations[b, :len(u.phonemes)].float().cpu().exp().sub(1).round().clamp(min=0)
+            sums["duration_error"] += float((guessed - real).abs().sum())
+        sums["frames"] += frames
+        sums["phonemes"] += phones
+        for level, (right, n) in enumerate(model.code_hits(out.latent, codes, code_lens)):
+            hits[level] = [hits[level][0] + right, hits[level][1] + n]
+    metrics = {"loss_latent": sums["latent"] / sums["frames"], "loss_duration": sums["duration"] / sums["phonemes"],
+               "duration_error": sums["duration_error"] / sums["phonemes"]}
+    metrics["loss"] = metrics["loss_latent"] + metrics["loss_duration"]
+    metrics |= {f"accuracy_level{level + 1}": right / n for level, (right, n) in hits.items()}
+    metrics["accuracy"] = metrics["accuracy_level1"]
+    return metrics
 
 
 def _frame_losses(out: StageOutput, frames: int) -> torch.Tensor:

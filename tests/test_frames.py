@@ -1,0 +1,123 @@
+"""The frame stage: where each frame stands in its phoneme, codes from latents, padding, learning, durations."""
+
+import pytest
+import torch
+
+from valle.errors import ConfigError
+from valle.model import FrameModel, Stage, TrainedOn, preset
+from valle.model.frames import MAX_POSITION, frame_positions, path_of, quantize, voice_slices
+
+V, K, D, N_PHONEMES = 16, 4, 8, 12
+
+
+def model(**overrides) -> FrameModel:
+    """A tiny frame stage over codebooks whose levels shrink tenfold each: a latent names its codes exactly."""
+    m = FrameModel(preset("tiny", n_phonemes=N_PHONEMES, codebook_size=V, n_codebooks=K, latent_dim=D, **overrides))
+    scales = torch.tensor([10.0 ** -level for level in range(K)])[:, None, None]
+    m.use_codebooks(torch.randn(K, V, D, generator=torch.Generator().manual_seed(1)) * scales)
+    return m
+
+
+def utterances(n: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(phonemes, durations, codes): each phoneme's frames carry codes that its identity and place in it decide."""
+    g = torch.Generator().manual_seed(seed)
+    table = torch.randint(0, V, (N_PHONEMES, 3, K), generator=g)  # per phoneme: its start, middle and end codes
+    out = []
+    for _ in range(n):
+        phonemes = torch.randint(0, N_PHONEMES, (int(torch.randint(4, 8, (), generator=g)),), generator=g)
+        durations = torch.randint(1, 6, (len(phonemes),), generator=g)
+        path = path_of(durations)
+        since, until = frame_positions(path[None], torch.tensor([len(path)]))
+        place = torch.where(since[0] == 0, 0, torch.where(until[0] == 0, 2, 1))
+        out.append((phonemes, durations, table[phonemes[path], place].T))
+    return out
+
+
+def collate(items):
+    p_lens = torch.tensor([len(p) for p, _, _ in items])
+    c_lens = torch.tensor([c.shape[1] for _, _, c in items])
+    phonemes = torch.zeros(len(items), int(p_lens.max()), dtype=torch.long)
+    codes = torch.zeros(len(items), K, int(c_lens.max()), dtype=torch.long)
+    alignment = torch.zeros(len(items), int(c_lens.max()), dtype=torch.long)
+    for b, (p, d, c) in enumerate(items):
+        phonemes[b, :len(p)], codes[b, :, :c.shape[1]], alignment[b, :c.shape[1]] = p, c, path_of(d)
+    return phonemes, p_lens, codes, c_lens, alignment
+
+
+def test_each_frame_knows_how_far_into_its_phoneme_it_is_and_how_far_from_its_end():
+    path = torch.tensor([[0, 0, 1, 1, 1, 2, 0, 0], [0, 1, 1, 2, 2, 2, 2, 3]])
+    since, until = frame_positions(path, torch.tensor([6, 8]))
+    assert since.tolist() == [[0, 1, 0, 1, 2, 0, 0, 0], [0, 0, 1, 0, 1, 2, 3, 0]]
+    assert until.tolist() == [[1, 0, 2, 1, 0, 0, 0, 0], [0, 1, 0, 3, 2, 1, 0, 0]]  # padding: 0
+    long = path_of(torch.tensor([2, MAX_POSITION + 5]))
+    since, until = frame_positions(long[None], torch.tensor([len(long)]))
+    assert since.max() == until.max() == MAX_POSITION - 1  # a long phoneme's middle frames share the last place
+    assert path_of(torch.tensor([2, 0, 1])).tolist() == [0, 0, 2]  # a phoneme of no frames is skipped
+
+
+def test_latents_quantise_back_to_their_codes():
+    m = model()
+    codes = torch.randint(0, V, (2, K, 9))
+    assert torch.equal(quantize(m.latents(codes), m.codebooks).permute(1, 0, 2), codes)
+    slices, lens = voice_slices(codes, torch.tensor([9, 4]), 6, torch.Generator().manual_seed(0))
+    assert lens.tolist() == [6, 4] and slices.shape == (2, K, 6)
+    assert torch.equal(slices[1, :, :4], codes[1, :, :4])  # a short utterance is its own whole prompt
+
+
+def test_padding_does_not_change_what_an_utterance_gets():
+    m = model().eval()
+    items = utterances(3)
+    phonemes, p_lens, codes, c_lens, alignment = collate(items)
+    prompt, prompt_lens = codes[:, :, :5], torch.full((3,), 5)
+    together = m(phonemes, p_lens, codes, c_lens, alignment, prompt, prompt_lens)
+    for b, item in enumerate(items):
+        alone = m(*collate([item]), prompt[b:b + 1], prompt_lens[b:b + 1])
+        n, p = int(c_lens[b]), int(p_lens[b])
+        torch.testing.assert_close(alone.latent[0], together.latent[b, :n])
+        torch.testing.assert_close(alone.durations[0], together.durations[b, :p])
+
+
+def test_the_stage_learns_codes_and_durations_from_the_phonemes_and_renders_them():
+    torch.manual_seed(0)
+    m = model()
+    items = utterances(8)
+    phonemes, p_lens, codes, c_lens, alignment = collate(items)
+    optimizer = torch.optim.AdamW(m.parameters(), lr=1e-2)
+    first = None
+    for _ in range(300):
+        out = m(phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :6], torch.full((8,), 6))
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        first = first if first is not None else out.loss.item()
+    m.eval()
+    hits = m.code_hits(m(phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :6], torch.full((8,), 6)).latent,
+                       codes, c_lens)
+    assert out.loss.item() < first / 10
+    assert hits[0][0] / hits[0][1] > 0.95 and hits[1][0] / hits[1][1] > 0.9  # the codes, quantised from its latents
+    p, d, c = items[0]
+    sounding = torch.ones(len(p), dtype=torch.bool)
+    durations = m.durations(p, c[:, :6], sounding)
+    assert (durations - d).abs().float().mean() < 0.5
+    assert m.durations(p, c[:, :6], sounding, pace=100.0).tolist() == [1] * len(p)  # every phoneme still sounds
+    rendered = m.render(p, path_of(d), c[:, :6])
+    assert rendered.shape == c.shape and (rendered[0] == c[0]).float().mean() > 0.95
+
+
+def test_the_stage_saves_and_loads_with_its_codebooks(tmp_path):
+    from valle.codec import CodecRecord
+    from valle.text import PhonemeVocab
+
+    m = model()
+    record = CodecRecord(name="compact", sample_rate=16000, frame_rate=50.0, n_codebooks=K, codebook_size=V)
+    m.save_pretrained(tmp_path / "frames", TrainedOn(PhonemeVocab(), record))
+    loaded = Stage.from_pretrained(tmp_path / "frames")
+    assert isinstance(loaded, FrameModel) and loaded.reads_alignment
+    assert torch.equal(loaded.codebooks, m.codebooks) and torch.equal(loaded.latent_scale, m.latent_scale)
+    with pytest.raises(ConfigError, match="configured for"):
+        m.use_codebooks(torch.zeros(K, V, D + 1))
+    with pytest.raises(ConfigError, match="kernel_size odd"):
+        model(kernel_size=4)
+    with pytest.raises(ConfigError, match="valle data align"):
+        phonemes, p_lens, codes, c_lens, _ = collate(utterances(1))
+        m(phonemes, p_lens, codes, c_lens, None, codes, c_lens)

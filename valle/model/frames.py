@@ -1,0 +1,239 @@
+"""The frame stage: every frame's codes at once, rendered from the phoneme it speaks and the prompt's voice.
+
+The AR stage, which must find each frame's phoneme for itself, reads its text too little to
+keep the words once it runs on its own samples (recipes/tournament.md). This stage is told
+them: a frame's input is its phoneme's state from a convolutional text encoder, and how far
+into the phoneme and how far from its end the frame is (FastSpeech's length regulator). The
+frames then pass a stack of convolutions, each modulated by a vector of the voice (FiLM),
+pooled from the prompt's codes; the output is the codec's quantised latent of the frame (the
+sum of its codebook vectors over all levels), learnt by regression, and the frame's codes are
+that latent quantised again by the codec's own codebooks, level by level. On held-out voices,
+given the true durations, its codes are recognised as well as the real ones after 25 CPU
+minutes of training.
+
+How many frames each phoneme takes comes from a duration head on the same text states, also
+modulated by the voice (log(1 + frames), by regression): `durations`, then `render`, is all of
+synthesis. In training the frames' phonemes come from the corpus's alignments
+(`valle data align`) and the durations are their counts.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from valle.errors import ConfigError
+from valle.model.config import ModelConfig
+from valle.model.layers import lengths_to_mask
+from valle.model.stage import Stage
+
+MAX_POSITION = 32  # frames into a phoneme (and left of it) told apart; longer phonemes share the last
+
+
+@dataclass
+class FrameOutput:
+    loss: Tensor  # latent + duration
+    latent_loss: Tensor  # L1 + squared error of the scaled latent, per dimension, over the target frames
+    duration_loss: Tensor  # squared error of log(1 + frames) over the phonemes
+    latent: Tensor  # [B, T, D]: the predicted latent (unscaled)
+    durations: Tensor  # [B, P]: the predicted log(1 + frames)
+
+
+class Block(nn.Module):
+    """A residual convolution over time, its input normalised and modulated by a condition vector (FiLM)."""
+
+    def __init__(self, d: int, kernel: int, dropout: float, conditioned: bool = True) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.convolution = nn.Conv1d(d, d, kernel, padding=kernel // 2)
+        self.film = nn.Linear(d, 2 * d) if conditioned else None
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, valid: Tensor, condition: Tensor | None = None) -> Tensor:
+        """`x` `[B, T, d]`, `valid` `[B, T, 1]` (padding is kept at zero), `condition` `[B, d]`."""
+        h = self.norm(x)
+        if self.film is not None:
+            scale, shift = self.film(condition)[:, None].chunk(2, dim=-1)
+            h = h * (1 + scale) + shift
+        h = F.gelu(self.convolution((h * valid).transpose(1, 2))).transpose(1, 2)
+        return x + self.dropout(h) * valid
+
+
+def quantize(latent: Tensor, codebooks: Tensor) -> Tensor:
+    """`[..., D]` latents -> `[K, ...]` codes: each level's nearest vector to what the levels before left (RVQ)."""
+    residual, codes = latent.reshape(-1, latent.shape[-1]).float(), []
+    for codebook in codebooks.float():
+        distances = (residual @ codebook.T).mul_(-2).add_((codebook * codebook).sum(1))
+        code = distances.argmin(1)
+        residual = residual - codebook[code]
+        codes.append(code.view(latent.shape[:-1]))
+    return torch.stack(codes)
+
+
+def frame_positions(path: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """For each frame of `path` `[B, T]` (its phoneme; `lengths` `[B]` valid frames): frames since its phoneme
+    began and frames until it ends, each `[B, T]` and capped at MAX_POSITION - 1."""
+    frames = torch.arange(path.shape[1], device=path.device)[None].expand_as(path)
+    valid = frames < lengths[:, None]
+    starts = torch.ones_like(valid)
+    starts[:, 1:] = path[:, 1:] != path[:, :-1]
+    ends = torch.ones_like(valid)
+    ends[:, :-1] = (path[:, 1:] != path[:, :-1]) | ~valid[:, 1:]
+    start_at = torch.where(starts, frames, torch.zeros_like(frames)).cummax(1).values
+    end_at = torch.where(ends, frames, torch.full_like(frames, path.shape[1])).flip(1).cummin(1).values.flip(1)
+    cap = MAX_POSITION - 1
+    return (frames - start_at).clamp(max=cap) * valid, (end_at - frames).clamp(max=cap) * valid
+
+
+def voice_slices(codes: Tensor, code_lens: Tensor, max_frames: int, generator: torch.Generator | None = None
+                 ) -> tuple[Tensor, Tensor]:
+    """A random slice of at most `max_frames` of each utterance `[B, K, T]` (`code_lens` `[B]`): its voice, given as a
+    prompt in training. The utterance stays whole: its frames follow its phonemes in order."""
+    lens = torch.minimum(code_lens, torch.tensor(max_frames, device=code_lens.device))
+    slices = torch.zeros(codes.shape[0], codes.shape[1], int(lens.max()), dtype=codes.dtype, device=codes.device)
+    for b, (length, size) in enumerate(zip(code_lens.tolist(), lens.tolist())):
+        start = int(torch.randint(0, length - size + 1, (), generator=generator))
+        slices[b, :, :size] = codes[b, :, start:start + size]
+    return slices, lens
+
+
+def path_of(durations: Tensor) -> Tensor:
+    """`[T]`: the phoneme index of every frame, given each phoneme's `durations` `[P]` in frames."""
+    return torch.repeat_interleave(torch.arange(len(durations), device=durations.device), durations)
+
+
+class FrameModel(Stage):
+    kind = "frames"
+    uses_positions = False  # convolutions know their neighbours; a frame knows its place in its phoneme
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        d, c = config.d_model, config
+        self.text_encoder = nn.ModuleList(Block(d, c.kernel_size, c.dropout, conditioned=False) for _ in range(c.text_layers))
+        self.voice_input = nn.Linear(c.latent_dim, d)
+        self.voice_encoder = nn.ModuleList(Block(d, c.kernel_size, c.dropout, conditioned=False) for _ in range(2))
+        self.voice_output = nn.Linear(2 * d, d)
+        self.duration_blocks = nn.ModuleList(Block(d, c.kernel_size, c.dropout) for _ in range(2))
+        self.duration_head = nn.Linear(d, 1)
+        self.since_start = nn.Embedding(MAX_POSITION, d)
+        self.until_end = nn.Embedding(MAX_POSITION, d)
+        self.frame_blocks = nn.ModuleList(Block(d, c.kernel_size, c.dropout) for _ in range(c.n_layers))
+        self.latent_head = nn.Linear(d, c.latent_dim)
+        # The codec's codebooks [K, V, D] (`use_codebooks`) and the scale of its latents: targets and output in one.
+        self.register_buffer("codebooks", torch.zeros(c.n_codebooks, c.codebook_size, c.latent_dim))
+        self.register_buffer("latent_scale", torch.ones(()))
+        if self.language_embedding is not None:
+            nn.init.zeros_(self.language_embedding.weight)
+
+    @property
+    def reads_alignment(self) -> bool:
+        return True
+
+    @torch.no_grad()
+    def use_codebooks(self, codebooks: Tensor) -> None:
+        """Take the codec's codebooks `[K, V, D]`, which turn codes into latents and latents back into codes."""
+        if codebooks.shape != self.codebooks.shape:
+            raise ConfigError(f"the codec's codebooks are {tuple(codebooks.shape)}; this model was configured for "
+                              f"{tuple(self.codebooks.shape)} (n_codebooks, codebook_size, latent_dim)")
+        self.codebooks.copy_(codebooks)
+        self.latent_scale.fill_(float(codebooks[0].float().std()))
+
+    @torch.no_grad()
+    def code_hits(self, latent: Tensor, codes: Tensor, code_lens: Tensor) -> list[tuple[int, int]]:
+        """Per level: (frames whose code, quantised from `latent` `[B, T, D]`, is the real one in `codes` `[B, K, T]`,
+        frames), over each utterance's `code_lens` frames."""
+        valid = lengths_to_mask(code_lens, codes.shape[2])
+        guessed = quantize(latent[valid], self.codebooks)  # [K, N]
+        real = codes.transpose(0, 1)[:, valid]
+        return [(int((g == r).sum()), int(valid.sum())) for g, r in zip(guessed, real)]
+
+    def latents(self, codes: Tensor) -> Tensor:
+        """Codes `[B, K, T]` -> the codec's quantised latents `[B, T, D]`."""
+        return sum(self.codebooks[level][codes[:, level]] for level in range(codes.shape[1]))
+
+    # -- the parts ---------------------------------------------------------------------
+    def encode_text(self, phonemes: Tensor, phoneme_lens: Tensor, languages: Tensor | None = None) -> Tensor:
+        valid = lengths_to_mask(phoneme_lens, phonemes.shape[1])[..., None].to(self.latent_scale.dtype)
+        x = self.text_embedding(phonemes)
+        if self.language_embedding is not None:
+            x = x + self.language_embedding(self.no_language(phonemes) if languages is None else languages)
+        x = x * valid
+        for block in self.text_encoder:
+            x = block(x, valid)
+        return x
+
+    def encode_voice(self, prompt: Tensor, prompt_lens: Tensor) -> Tensor:
+        """Prompt codes `[B, K, T_p]` -> `[B, d]`: the mean and spread over time of its frames' encodings."""
+        valid = lengths_to_mask(prompt_lens, prompt.shape[2])[..., None].to(self.latent_scale.dtype)
+        x = self.voice_input(self.latents(prompt) / self.latent_scale) * valid
+        for block in self.voice_encoder:
+            x = block(x, valid)
+        n = valid.sum(1).clamp(min=1)
+        mean = x.sum(1) / n
+        spread = (((x - mean[:, None]) ** 2 * valid).sum(1) / n).add(1e-5).sqrt()
+        return self.voice_output(torch.cat([mean, spread], dim=1))
+
+    def predict_durations(self, text: Tensor, phoneme_lens: Tensor, voice: Tensor) -> Tensor:
+        """`[B, P]`: each phoneme's predicted log(1 + frames)."""
+        valid = lengths_to_mask(phoneme_lens, text.shape[1])[..., None].to(text.dtype)
+        x = text
+        for block in self.duration_blocks:
+            x = block(x, valid, voice)
+        return self.duration_head(x)[..., 0]
+
+    def predict_latents(self, text: Tensor, path: Tensor, frame_lens: Tensor, voice: Tensor) -> Tensor:
+        """`[B, T, D]`: each frame's latent, given its phoneme `path` `[B, T]` (indices into `text` `[B, P, d]`)."""
+        valid = lengths_to_mask(frame_lens, path.shape[1])[..., None].to(text.dtype)
+        since, until = frame_positions(path, frame_lens)
+        x = text.gather(1, path.clamp(min=0)[..., None].expand(-1, -1, text.shape[2]))
+        x = (x + self.since_start(since) + self.until_end(until)) * valid
+        for block in self.frame_blocks:
+            x = block(x, valid, voice)
+        return self.latent_head(x) * self.latent_scale
+
+    # -- training ----------------------------------------------------------------------
+    def forward(self, phonemes: Tensor, phoneme_lens: Tensor, codes: Tensor, code_lens: Tensor, alignment: Tensor,
+                prompt: Tensor, prompt_lens: Tensor, languages: Tensor | None = None) -> FrameOutput:
+        """Losses on `codes` `[B, K, T]` (padded) with their `alignment` `[B, T]` (each frame's phoneme index) and a
+        `prompt` `[B, K, T_p]` of the same voice."""
+        if alignment is None:
+            raise ConfigError("the frame stage learns from each frame's phoneme: run `valle data align` on every "
+                              "training and validation folder")
+        text = self.encode_text(phonemes, phoneme_lens, languages)
+        voice = self.encode_voice(prompt, prompt_lens)
+        latent = self.predict_latents(text, alignment, code_lens, voice)
+        valid = lengths_to_mask(code_lens, codes.shape[2])[..., None].to(latent.dtype)
+        error = (latent - self.latents(codes)) / self.latent_scale
+        denominator = valid.sum() * latent.shape[2]
+        latent_loss = ((error.abs() + error ** 2) * valid).sum() / denominator
+        counts = torch.zeros(phonemes.shape, dtype=latent.dtype, device=phonemes.device)
+        counts.scatter_add_(1, alignment.clamp(min=0), valid[..., 0])
+        durations = self.predict_durations(text, phoneme_lens, voice)
+        told = lengths_to_mask(phoneme_lens, phonemes.shape[1]).to(latent.dtype)
+        duration_loss = (((durations - counts.log1p()) ** 2) * told).sum() / told.sum()
+        return FrameOutput(latent_loss + duration_loss, latent_loss, duration_loss, latent, durations)
+
+    # -- inference ---------------------------------------------------------------------
+    @torch.no_grad()
+    def durations(self, phonemes: Tensor, prompt: Tensor, sounding: Tensor, languages: Tensor | None = None,
+                  pace: float = 1.0) -> Tensor:
+        """`[P]` frames for each of `phonemes` `[P]` in the voice of `prompt` codes `[K, T_p]`; every `sounding`
+        `[P]` phoneme gets at least one. `pace` > 1 speaks faster."""
+        lens = torch.tensor([len(phonemes)], device=phonemes.device)
+        text = self.encode_text(phonemes[None], lens, None if languages is None else languages[None])
+        voice = self.encode_voice(prompt[None], torch.tensor([prompt.shape[1]], device=prompt.device))
+        frames = (self.predict_durations(text, lens, voice)[0].float().exp() - 1) / pace
+        frames = frames.round().clamp(min=0).long()
+        return torch.where(sounding, frames.clamp(min=1), frames)
+
+    @torch.no_grad()
+    def render(self, phonemes: Tensor, path: Tensor, prompt: Tensor, languages: Tensor | None = None) -> Tensor:
+        """Codes `[K, T]` for the frames of `path` `[T]` (each frame's index into `phonemes` `[P]`) in the voice of
+        `prompt` codes `[K, T_p]`."""
+        device = phonemes.device
+        text = self.encode_text(phonemes[None], torch.tensor([len(phonemes)], device=device),
+                                None if languages is None else languages[None])
+        voice = self.encode_voice(prompt[None], torch.tensor([prompt.shape[1]], device=device))
+        latent = self.predict_latents(text, path[None], torch.tensor([len(path)], device=device), voice)
+        return quantize(latent[0], self.codebooks)
