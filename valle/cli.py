@@ -486,12 +486,14 @@ def _eval(args: argparse.Namespace) -> None:
     from valle.infer import VallE
     from valle.speaker import load_speaker_embedder
 
-    config = EvalConfig(modes=tuple(args.modes), prompt_seconds=args.prompt_seconds, n=args.n, seed=args.seed)
+    valle = VallE.from_pretrained(args.model, args.device, args.dtype)
+    # A frame stage does not continue a prompt's own words: by default it is scored in the cross-sentence setting.
+    modes = args.modes or (["cross-sentence"] if valle.frames is not None else ["cross-sentence", "continuation"])
+    config = EvalConfig(modes=tuple(modes), prompt_seconds=args.prompt_seconds, n=args.n, seed=args.seed)
     items = plan(read_manifest(args.manifest), config)
     # Every backend loads before the first synthesis, so that a missing one fails at once.
     scorers = Scorers(load_recognizer(args.asr, args.device), load_speaker_embedder(args.speaker, args.device),
                       None if args.no_mos else DNSMOS())
-    valle = VallE.from_pretrained(args.model, args.device, args.dtype)
     records = evaluate(valle, items, scorers, _sampling(args, valle.sampling), args.seed)
     rows = summarize(records)
     info = {"model": str(args.model), "manifest": str(args.manifest), "config": config.to_dict(), "asr": scorers.asr.name,
@@ -507,8 +509,8 @@ def _add_eval(commands: Commands) -> None:
     p.add_argument("--manifest", type=Path, required=True, help="test utterances (JSONL) of speakers the model never heard")
     p.add_argument("--out", type=Path, default=Path("eval"), help="folder for eval.md, eval.json and eval.png")
     p.add_argument("--model", default="default", help="the bundled model's name or a model folder (default: the bundled model)")
-    p.add_argument("--modes", nargs="+", default=["cross-sentence", "continuation"],
-                   choices=["cross-sentence", "continuation", "cross-lingual"], help="the paper's two settings (default), "
+    p.add_argument("--modes", nargs="+", choices=["cross-sentence", "continuation", "cross-lingual"],
+                   help="the paper's two settings (default; cross-sentence alone for a model of the frame stage), "
                    "and VALL-E X's cross-lingual one: each prompt says a test text of another language")
     p.add_argument("--n", type=int, help="at most this many test utterances per setting (spread over the speakers)")
     p.add_argument("--prompt-seconds", type=float, default=3.0)

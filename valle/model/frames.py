@@ -140,11 +140,11 @@ class FrameModel(Stage):
         self.latent_scale.fill_(float(codebooks[0].float().std()))
 
     @torch.no_grad()
-    def code_hits(self, latent: Tensor, codes: Tensor, code_lens: Tensor) -> list[tuple[int, int]]:
-        """Per level: (frames whose code, quantised from `latent` `[B, T, D]`, is the real one in `codes` `[B, K, T]`,
-        frames), over each utterance's `code_lens` frames."""
+    def code_hits(self, latent: Tensor, codes: Tensor, code_lens: Tensor, levels: int | None = None) -> list[tuple[int, int]]:
+        """Per level (the first `levels`; all by default): (frames whose code, quantised from `latent` `[B, T, D]`, is
+        the real one in `codes` `[B, K, T]`, frames), over each utterance's `code_lens` frames."""
         valid = lengths_to_mask(code_lens, codes.shape[2])
-        guessed = quantize(latent[valid], self.codebooks)  # [K, N]
+        guessed = quantize(latent[valid], self.codebooks[:levels])  # [levels, N]
         real = codes.transpose(0, 1)[:, valid]
         return [(int((g == r).sum()), int(valid.sum())) for g, r in zip(guessed, real)]
 

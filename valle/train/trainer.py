@@ -162,7 +162,7 @@ class Trainer(Loop):
                 prompt, prompt_lens = voice_slices(codes, code_lens, self.max_prompt, self.generator)
                 out = self.ddp(phonemes, phoneme_lens, codes, code_lens,
                                collate_alignments(items, self.model, codes.shape[2], self.device), prompt, prompt_lens, languages)
-                hits, frames = self.model.code_hits(out.latent.detach(), codes, code_lens)[0]
+                hits, frames = self.model.code_hits(out.latent.detach(), codes, code_lens, levels=1)[0]
                 return out.loss, {"accuracy": hits / frames, "latent": out.latent_loss.item(), "duration": out.duration_loss.item()}
             if self.config.stage == "ar":
                 out = self.ddp(phonemes, phoneme_lens, codes, code_lens, languages,

@@ -1,0 +1,104 @@
+"""Where a frame stage loses words and voice: its codes at the true durations, and at its own.
+
+Utterances of held-out speakers in a tokenised, aligned folder, each spoken from a prompt
+that is the first 3 s of another utterance of the same speaker, decoded and scored beside
+the real codes (WER by the Whisper judge, SIM(·, prompt) by Resemblyzer):
+- the real codes;
+- the frame stage's codes for the utterance's own alignment (every frame told its phoneme
+  as the recording has it): what the stage makes of the phonemes, given their timing;
+- the same with the levels above the first `--levels` taken from the real codes: which
+  levels cost the words;
+- the frame stage's codes at the durations it predicts: all of synthesis.
+A row at the true durations near the real codes is a stage that renders phonemes as well as
+the codec keeps them; the last row is then as good as its durations.
+
+    python benchmarks/frame_stage.py --stage runs/frames/ema --tokens runs/tokens/valid --per-speaker 4
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from valle.asr import load_recognizer, word_error_rate
+from valle.codec import load_codec
+from valle.data.shards import TokenizedCorpus
+from valle.model import FrameModel, Stage
+from valle.model.frames import path_of
+from valle.speaker import SpeakerEncoder, cosine
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", type=Path, required=True, help="a frame stage folder (RUN/model, RUN/ema)")
+    parser.add_argument("--tokens", type=Path, required=True, help="a tokenised folder aligned by `valle data align`")
+    parser.add_argument("--per-speaker", type=int, default=4)
+    parser.add_argument("--prompt-seconds", type=float, default=3.0)
+    parser.add_argument("--levels", type=int, default=4, help="the row that takes the levels above these from the real codes")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="JSON with every transcript")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    stage = Stage.from_pretrained(args.stage)
+    if not isinstance(stage, FrameModel):
+        parser.error(f"{args.stage} holds a {stage.kind} stage, not a frame stage")
+    corpus = TokenizedCorpus(args.tokens)
+    codec = load_codec(stage.trained_on.codec.name)
+    asr, speaker = load_recognizer("auto", threads=args.threads), SpeakerEncoder()
+    sounding = ~torch.tensor(corpus.vocab.silent())
+    by_speaker: dict[str, list[str]] = {}
+    for position in range(len(corpus)):
+        utterance = corpus[position]
+        by_speaker.setdefault(utterance.speaker, []).append(utterance.id)
+    prompt_frames = round(args.prompt_seconds * codec.frame_rate)
+    k = args.levels
+    rows = ["real codes", "frame stage, true durations", f"frame stage levels 1-{k}, true durations, levels above real",
+            "frame stage, its own durations"]
+    heard: dict[str, list[str]] = {row: [] for row in rows}
+    similarity: dict[str, list[float]] = {row: [] for row in rows}
+    lengths, references = [], []
+
+    def wav(codes: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return codec.decode(codes[None])[0].float().numpy()
+
+    pairs = [(ids[i], ids[(i + 1) % len(ids)]) for ids in by_speaker.values() for i in range(min(args.per_speaker, len(ids)))]
+    for id_, prompt_id in tqdm(pairs, desc="decoding", unit="utt"):
+        u, prompt = corpus[id_], corpus[prompt_id].codes[:, :prompt_frames]
+        if u.alignment is None:
+            parser.error(f"{args.tokens} is not aligned: run `valle data align {args.tokens} --aligner A` first")
+        true_path = u.alignment.clamp(min=0)
+        forced = stage.render(u.phonemes, true_path, prompt)
+        durations = stage.durations(u.phonemes, prompt, sounding[u.phonemes])
+        own = stage.render(u.phonemes, path_of(durations), prompt)
+        decoded = {rows[0]: u.codes, rows[1]: forced, rows[2]: torch.cat([forced[:k], u.codes[k:]]), rows[3]: own}
+        voice = speaker.embed(wav(prompt), codec.sample_rate)
+        for row, codes in decoded.items():
+            audio = wav(codes)
+            heard[row].append(asr.transcribe(audio, codec.sample_rate))
+            similarity[row].append(cosine(speaker.embed(audio, codec.sample_rate), voice))
+        lengths.append(own.shape[1] / u.codes.shape[1])
+        references.append(u.text)
+
+    print(f"\n{args.stage} on {len(pairs)} utterances of {len(by_speaker)} speakers in {args.tokens}, prompts of "
+          f"{args.prompt_seconds:g} s from another utterance of the speaker; judge {asr.name}\n")
+    print("| decoded | WER | SIM(·, prompt) |\n|---|---:|---:|")
+    results = {}
+    for row in rows:
+        results[row] = {"wer": word_error_rate(references, heard[row]), "sim": float(np.mean(similarity[row]))}
+        print(f"| {row} | {100 * results[row]['wer']:.1f} % | {results[row]['sim']:.3f} |")
+    print(f"\nlength at its own durations / the recording's: median {np.median(lengths):.2f} "
+          f"(range {min(lengths):.2f}-{max(lengths):.2f})")
+    if args.out:
+        args.out.write_text(json.dumps({"results": results, "references": references, "heard": heard,
+                                        "lengths": lengths}, indent=1))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
