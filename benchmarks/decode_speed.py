@@ -249,7 +249,7 @@ def plot(result: dict, path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="default", help="the bundled model's name or a model folder")
+    parser.add_argument("--model", default="paper", help="a bundled model's name or a model folder of AR and NAR stages")
     parser.add_argument("--presets", nargs="*", default=["paper"], help="random-weight presets to time beside it")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=list(DTYPES),
                         help="weight dtypes to time (default: float32 bfloat16)")

@@ -81,7 +81,7 @@ def continuation(valle: VallE, near: NearestInExpectation, sampling: SamplingCon
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="default", help="the bundled model's name or a model folder")
+    parser.add_argument("--model", default="paper", help="a bundled model's name or a model folder of AR and NAR stages")
     parser.add_argument("--tokens", type=Path, required=True, help="a folder written by `valle data tokenize`")
     parser.add_argument("--speaker", default="", help="only utterances whose id starts with this")
     parser.add_argument("--n", type=int, default=8)

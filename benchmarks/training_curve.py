@@ -1,11 +1,13 @@
-"""Decoded quality against training time: one point per call, from the latest weights of two runs.
+"""Decoded quality against training time: one point per call, from the latest weights of a model's runs.
 
-Joins the last checkpointed weights of an AR run and a NAR run (`RUN/latest`), clones the
+Takes the last checkpointed weights (`RUN/latest`) of a frame stage's run, or joins those of an
+AR run and a NAR run, clones the
 validation speakers in the zero-shot protocol (cross-sentence, 3 s prompts), scores WER
 (the default judge), SIM(output, prompt) and speaker identification, and appends a point
 to a JSONL log with the runs' steps and hours. Call it now and then while the runs train;
 `--plot` draws every point so far.
 
+    python benchmarks/training_curve.py --frames runs/frames --log runs/frames_curve.jsonl --plot docs/default_curve.png
     python benchmarks/training_curve.py --ar runs/content4_ar --nar runs/content4_nar --log runs/content4_curve.jsonl
 """
 
@@ -37,7 +39,7 @@ def plot(points: list[dict], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    hours = [p["ar"]["hours"] for p in points]
+    hours = [p["runs"][0]["hours"] for p in points]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     axes[0].plot(hours, [100 * p["wer"] for p in points], marker="o", label="model")
     axes[0].plot(hours, [100 * p["wer_truth"] for p in points], linestyle="--", label="ground truth")
@@ -46,7 +48,7 @@ def plot(points: list[dict], out: Path) -> None:
     axes[1].plot(hours, [p["sim_truth"] for p in points], linestyle="--", label="ground truth")
     axes[1].set_ylabel("SIM(output, prompt)")
     for ax in axes:
-        ax.set_xlabel("hours of AR training (NAR alongside)")
+        ax.set_xlabel(f"hours of {points[-1]['stages']} training")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"zero-shot on validation speakers ({points[-1]['utterances']} utterances)")
@@ -58,8 +60,10 @@ def plot(points: list[dict], out: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ar", type=Path, required=True, help="the AR run folder")
-    parser.add_argument("--nar", type=Path, required=True, help="the NAR run folder")
+    runs = parser.add_mutually_exclusive_group(required=True)
+    runs.add_argument("--frames", type=Path, help="a frame stage's run folder")
+    runs.add_argument("--ar", type=Path, help="the AR run folder (with --nar)")
+    parser.add_argument("--nar", type=Path, help="the NAR run folder that goes with --ar")
     parser.add_argument("--corpus", type=Path, default=Path("runs/corpus10h"))
     parser.add_argument("--split", default="valid")
     parser.add_argument("--n", type=int, default=20)
@@ -69,9 +73,13 @@ def main() -> int:
     parser.add_argument("--plot", type=Path, help="draw every point of the log here")
     args = parser.parse_args()
 
+    if args.ar is not None and args.nar is None:
+        parser.error("--ar needs the --nar run that goes with it")
     torch.set_num_threads(args.threads)
-    point = {"ar": progress(args.ar), "nar": progress(args.nar)}
-    valle = VallE.from_stages(args.ar / LATEST, args.nar / LATEST)
+    folders = [args.frames] if args.frames is not None else [args.ar, args.nar]
+    point = {"stages": "frame stage" if args.frames is not None else "AR (NAR alongside)",
+             "runs": [progress(run) for run in folders]}
+    valle = VallE.from_stages(*(run / LATEST for run in folders))
     items = plan(read_manifest(args.corpus / f"{args.split}.jsonl"), EvalConfig(modes=("cross-sentence",), n=args.n))
     scorers = Scorers(load_recognizer(args.asr, threads=args.threads), SpeakerEncoder())
     records = evaluate(valle, items, scorers)

@@ -14,7 +14,8 @@
 # (files of 16 MiB), so the script ends by packing the trained stages in float16 with their
 # metrics and logs into OUT/trained.tar.part-*; here
 #   cat OUT/trained.tar.part-* | tar x -C RUN && valle export RUN/AR_NAME/half RUN/NAR_NAME/half MODEL --half
-# joins them for synthesis.
+# joins them for synthesis (a frame stage alone: `valle export RUN/FRAMES_NAME/half MODEL --half`; it trains
+# on aligned folders, so TOKENS then holds their alignments.safetensors too).
 set -euo pipefail
 tokens=${1:?tokens folder} out=${2:?output folder} minutes=${3:?minutes}
 shift 3

@@ -13,11 +13,12 @@ from valle.codec import CodecRecord
 from valle.codec.compact import CompactCodec
 from valle.errors import ConfigError
 from valle.infer import VallE
-from valle.model import ARModel, NARModel, Stage, TrainedOn, preset
+from valle.model import ARModel, FrameModel, NARModel, Stage, TrainedOn, preset
 from valle.pretrained import computes_bfloat16, weights_dtype
 from valle.text import PhonemeVocab
 
-BUNDLED = Path(__file__).resolve().parents[1] / "valle" / "infer" / "pretrained" / "default"
+PRETRAINED = Path(__file__).resolve().parents[1] / "valle" / "infer" / "pretrained"
+BUNDLED = PRETRAINED / "paper"  # the AR and NAR stages of the paper's layout
 CONFIG = preset("tiny", n_phonemes=len(PhonemeVocab()), n_codebooks=TINY.n_codebooks, codebook_size=TINY.codebook_size)
 RECORD = CodecRecord("compact", 16000, 50.0, TINY.n_codebooks, TINY.codebook_size, "0" * 64)
 
@@ -36,7 +37,7 @@ def _save(model: torch.nn.Module, folder: Path, dtype: torch.dtype) -> Path:
 
 
 MODELS = {"ar": lambda: ARModel(CONFIG), "ar, two levels": lambda: ARModel(replace(CONFIG, ar_levels=2, group_size=2)),
-          "nar": lambda: NARModel(CONFIG), "codec": _codec}
+          "nar": lambda: NARModel(CONFIG), "frames": lambda: FrameModel(CONFIG), "codec": _codec}
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -93,6 +94,11 @@ def test_the_bundled_folders_load_as_they_are_and_are_written_with_the_same_keys
     assert ar.trained_on.codec == CodecRecord.from_dict(old["codec"]) and ar.trained_on.codec.to_dict() == old["codec"]
     new = json.loads((ar.save_pretrained(tmp_path / "ar", ar.trained_on) / "config.json").read_text())
     assert list(new) == list(old) and list(new["codec"]) == list(old["codec"]) and new["vocab"] == old["vocab"]
+    frames = Stage.from_pretrained(PRETRAINED / "default" / "frames")  # the default model: the frame stage
+    old = json.loads((PRETRAINED / "default" / "frames" / "config.json").read_text())
+    assert isinstance(frames, FrameModel) and frames.trained_on.codec == ar.trained_on.codec
+    new = json.loads((frames.save_pretrained(tmp_path / "frames", frames.trained_on) / "config.json").read_text())
+    assert list(new) == list(old) and new["model"] == old["model"] and new["vocab"] == old["vocab"]
     codec = BUNDLED.parents[2] / "codec" / "pretrained" / "compact-16k"
     resaved = CompactCodec.from_pretrained(codec).save_pretrained(tmp_path / "codec", torch.float16)
     assert (resaved / "config.json").read_text() == (codec / "config.json").read_text()
@@ -132,7 +138,7 @@ def test_a_folder_of_another_stage_or_size_is_refused_clearly(tmp_path):
     with pytest.raises(ConfigError, match="do not match its config.json"):
         NARModel.from_pretrained(nar)
     (nar / "config.json").write_text(json.dumps({**config, "stage": "both"}))
-    with pytest.raises(ConfigError, match="names stage 'both'; expected 'ar' or 'nar'"):
+    with pytest.raises(ConfigError, match="names stage 'both'; expected 'ar', 'frames', 'nar'"):
         Stage.from_pretrained(nar)
 
 

@@ -157,7 +157,7 @@ class Stage(nn.Module):
         dtype = weights_dtype(dtype, device)
         stage = Stage.kinds.get(values.get("stage"))
         if stage is None or not issubclass(stage, cls):
-            expected = ", ".join(map(repr, Stage.kinds)) if cls is Stage else repr(cls.kind)
+            expected = ", ".join(map(repr, sorted(Stage.kinds))) if cls is Stage else repr(cls.kind)
             raise ConfigError(f"{Path(directory) / CONFIG_FILE} names stage {values.get('stage')!r}; expected {expected}")
         model = stage(ModelConfig.from_dict(values["model"]))
         load_weights(model, directory)
