@@ -64,14 +64,17 @@ def test_latents_quantise_back_to_their_codes():
     assert torch.equal(slices[1, :, :4], codes[1, :, :4])  # a short utterance is its own whole prompt
 
 
-def test_padding_does_not_change_what_an_utterance_gets():
-    m = model().eval()
+@pytest.mark.parametrize("voice_attention", [False, True])
+def test_padding_does_not_change_what_an_utterance_gets(voice_attention):
+    m = model(voice_attention=voice_attention).eval()
+    if voice_attention:  # as trained: its output is no longer zero
+        torch.nn.init.normal_(m.voice_attention[0].out.weight, std=0.1)
     items = utterances(3)
     phonemes, p_lens, codes, c_lens, alignment = collate(items)
-    prompt, prompt_lens = codes[:, :, :5], torch.full((3,), 5)
+    prompt, prompt_lens = codes[:, :, :5], torch.tensor([5, 3, 4])
     together = m(phonemes, p_lens, codes, c_lens, alignment, prompt, prompt_lens)
     for b, item in enumerate(items):
-        alone = m(*collate([item]), prompt[b:b + 1], prompt_lens[b:b + 1])
+        alone = m(*collate([item]), prompt[b:b + 1, :, :int(prompt_lens[b])], prompt_lens[b:b + 1])
         n, p = int(c_lens[b]), int(p_lens[b])
         torch.testing.assert_close(alone.latent[0], together.latent[b, :n])
         torch.testing.assert_close(alone.durations[0], together.durations[b, :p])
@@ -102,6 +105,15 @@ def test_the_stage_learns_codes_and_durations_from_the_phonemes_and_renders_them
     assert m.durations(p, c[:, :6], sounding, pace=100.0).tolist() == [1] * len(p)  # every phoneme still sounds
     rendered = m.render(p, path_of(d), c[:, :6])
     assert rendered.shape == c.shape and (rendered[0] == c[0]).float().mean() > 0.95
+
+
+def test_voice_attention_starts_as_the_stage_without_it():
+    plain, attending = model(), model(voice_attention=True)
+    attending.load_state_dict(plain.state_dict(), strict=False)  # what `init` copies: the rest starts fresh
+    assert len(attending.voice_attention) == 1  # tiny: 2 frame layers, one attention after the second
+    phonemes, p_lens, codes, c_lens, alignment = collate(utterances(2))
+    args = phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :4], torch.tensor([4, 4])
+    torch.testing.assert_close(attending(*args).latent, plain(*args).latent)
 
 
 def test_the_stage_saves_and_loads_with_its_codebooks(tmp_path):

@@ -47,7 +47,9 @@ class ModelConfig(DictConfig):
     gains little from its text even there (`text_gain_onsets`, recipes/tournament.md).
     The frame stage (`valle.model.frames`) reads `d_model`, `dropout`, `languages` and the codec's
     sizes, and: `n_layers` convolutions over the frames, `text_layers` over the phonemes, each of
-    `kernel_size` steps, and `latent_dim`, the width of the codec's quantised latent it predicts.
+    `kernel_size` steps, and `latent_dim`, the width of the codec's quantised latent it predicts;
+    with `voice_attention`, every second frame layer also attends to the prompt's frames
+    (`n_heads` heads) beside the one vector of the voice that modulates every layer.
     """
 
     kind = "model config"
@@ -74,6 +76,7 @@ class ModelConfig(DictConfig):
     latent_dim: int = 128
     text_layers: int = 3
     kernel_size: int = 5
+    voice_attention: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "languages", tuple(self.languages))  # a JSON list loads as a list

@@ -60,6 +60,40 @@ class Block(nn.Module):
         return x + self.dropout(h) * valid
 
 
+@dataclass
+class Voice:
+    """The prompt as the stage reads it: one vector (mean and spread over time) and, for voice attention, its frames."""
+
+    vector: Tensor  # [B, d]
+    frames: Tensor  # [B, T_p, d]
+    valid: Tensor  # [B, T_p] bool
+
+
+class VoiceAttention(nn.Module):
+    """Each frame attends to the prompt's encoded frames: the detail of a voice that its mean and spread lose.
+
+    Its output starts at zero, so that a stage grown from one without it starts out computing what that one did.
+    """
+
+    def __init__(self, d: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.norm = nn.LayerNorm(d)
+        self.query = nn.Linear(d, d)
+        self.key_value = nn.Linear(d, 2 * d)
+        self.out = nn.Linear(d, d)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor, valid: Tensor, voice: Voice) -> Tensor:
+        batch, length, d = x.shape
+        q = self.query(self.norm(x)).view(batch, length, self.n_heads, -1).transpose(1, 2)
+        k, v = (t.view(batch, -1, self.n_heads, d // self.n_heads).transpose(1, 2)
+                for t in self.key_value(voice.frames).chunk(2, dim=-1))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=voice.valid[:, None, None, :])
+        return x + self.out(y.transpose(1, 2).reshape(batch, length, d)) * valid
+
+
 def quantize(latent: Tensor, codebooks: Tensor) -> Tensor:
     """`[..., D]` latents -> `[K, ...]` codes: each level's nearest vector to what the levels before left (RVQ)."""
     residual, codes = latent.reshape(-1, latent.shape[-1]).float(), []
@@ -119,6 +153,8 @@ class FrameModel(Stage):
         self.since_start = nn.Embedding(MAX_POSITION, d)
         self.until_end = nn.Embedding(MAX_POSITION, d)
         self.frame_blocks = nn.ModuleList(Block(d, c.kernel_size, c.dropout) for _ in range(c.n_layers))
+        # With `voice_attention`, after every second frame block the frames also read the prompt's frames.
+        self.voice_attention = nn.ModuleList(VoiceAttention(d, c.n_heads) for _ in range(c.n_layers // 2 if c.voice_attention else 0))
         self.latent_head = nn.Linear(d, c.latent_dim)
         # The codec's codebooks [K, V, D] (`use_codebooks`) and the scale of its latents: targets and output in one.
         self.register_buffer("codebooks", torch.zeros(c.n_codebooks, c.codebook_size, c.latent_dim))
@@ -163,33 +199,36 @@ class FrameModel(Stage):
             x = block(x, valid)
         return x
 
-    def encode_voice(self, prompt: Tensor, prompt_lens: Tensor) -> Tensor:
-        """Prompt codes `[B, K, T_p]` -> `[B, d]`: the mean and spread over time of its frames' encodings."""
-        valid = lengths_to_mask(prompt_lens, prompt.shape[2])[..., None].to(self.latent_scale.dtype)
+    def encode_voice(self, prompt: Tensor, prompt_lens: Tensor) -> Voice:
+        """Prompt codes `[B, K, T_p]` -> its frames' encodings, and their mean and spread over time as one vector."""
+        mask = lengths_to_mask(prompt_lens, prompt.shape[2])
+        valid = mask[..., None].to(self.latent_scale.dtype)
         x = self.voice_input(self.latents(prompt) / self.latent_scale) * valid
         for block in self.voice_encoder:
             x = block(x, valid)
         n = valid.sum(1).clamp(min=1)
         mean = x.sum(1) / n
         spread = (((x - mean[:, None]) ** 2 * valid).sum(1) / n).add(1e-5).sqrt()
-        return self.voice_output(torch.cat([mean, spread], dim=1))
+        return Voice(self.voice_output(torch.cat([mean, spread], dim=1)), x, mask)
 
-    def predict_durations(self, text: Tensor, phoneme_lens: Tensor, voice: Tensor) -> Tensor:
+    def predict_durations(self, text: Tensor, phoneme_lens: Tensor, voice: Voice) -> Tensor:
         """`[B, P]`: each phoneme's predicted log(1 + frames)."""
         valid = lengths_to_mask(phoneme_lens, text.shape[1])[..., None].to(text.dtype)
         x = text
         for block in self.duration_blocks:
-            x = block(x, valid, voice)
+            x = block(x, valid, voice.vector)
         return self.duration_head(x)[..., 0]
 
-    def predict_latents(self, text: Tensor, path: Tensor, frame_lens: Tensor, voice: Tensor) -> Tensor:
+    def predict_latents(self, text: Tensor, path: Tensor, frame_lens: Tensor, voice: Voice) -> Tensor:
         """`[B, T, D]`: each frame's latent, given its phoneme `path` `[B, T]` (indices into `text` `[B, P, d]`)."""
         valid = lengths_to_mask(frame_lens, path.shape[1])[..., None].to(text.dtype)
         since, until = frame_positions(path, frame_lens)
         x = text.gather(1, path.clamp(min=0)[..., None].expand(-1, -1, text.shape[2]))
         x = (x + self.since_start(since) + self.until_end(until)) * valid
-        for block in self.frame_blocks:
-            x = block(x, valid, voice)
+        for i, block in enumerate(self.frame_blocks):
+            x = block(x, valid, voice.vector)
+            if i % 2 == 1 and i // 2 < len(self.voice_attention):
+                x = self.voice_attention[i // 2](x, valid, voice)
         return self.latent_head(x) * self.latent_scale
 
     # -- training ----------------------------------------------------------------------
