@@ -27,7 +27,6 @@ from valle.asr import load_recognizer, word_error_rate
 from valle.codec import load_codec
 from valle.data.shards import TokenizedCorpus
 from valle.model import FrameModel, Stage
-from valle.model.frames import path_of
 from valle.speaker import SpeakerEncoder, cosine
 
 
@@ -73,8 +72,7 @@ def main() -> int:
             parser.error(f"{args.tokens} is not aligned: run `valle data align {args.tokens} --aligner A` first")
         true_path = u.alignment.clamp(min=0)
         forced = stage.render(u.phonemes, true_path, prompt)
-        durations = stage.durations(u.phonemes, prompt, sounding[u.phonemes])
-        own = stage.render(u.phonemes, path_of(durations), prompt)
+        own = stage.generate(u.phonemes, prompt, sounding[u.phonemes])
         decoded = {rows[0]: u.codes, rows[1]: forced, rows[2]: torch.cat([forced[:k], u.codes[k:]]), rows[3]: own}
         voice = speaker.embed(wav(prompt), codec.sample_rate)
         for row, codes in decoded.items():

@@ -9,6 +9,8 @@ restarted on vectors from the current batch so that every level keeps its whole
 vocabulary alive.
 """
 
+from collections.abc import Iterable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,6 +29,22 @@ def kmeans(x: Tensor, k: int, iterations: int = 10, generator: torch.Generator |
     return centroids
 
 
+def nearest(x: Tensor, codebook: Tensor) -> Tensor:
+    """Index of the nearest row of `codebook` `[V, dim]` for each row of `x` `[M, dim]`."""
+    distances = x.pow(2).sum(1, keepdim=True) - 2 * x @ codebook.t() + codebook.pow(2).sum(1)[None]
+    return distances.argmin(1)
+
+
+def residual_codes(x: Tensor, codebooks: Iterable[Tensor]) -> Tensor:
+    """`[K, M]` codes of the rows of `x` `[M, dim]`: each level's nearest vector to what the levels before left."""
+    residual, codes = x, []
+    for codebook in codebooks:
+        code = nearest(residual, codebook)
+        residual = residual - codebook[code]
+        codes.append(code)
+    return torch.stack(codes)
+
+
 class VectorQuantizer(nn.Module):
     """One codebook of `size` vectors of `dim`; trained by EMA, not by the optimiser."""
 
@@ -40,8 +58,7 @@ class VectorQuantizer(nn.Module):
 
     def assign(self, x: Tensor) -> Tensor:
         """Nearest codebook entry for each row of `x` `[M, dim]`."""
-        distances = x.pow(2).sum(1, keepdim=True) - 2 * x @ self.codebook.t() + self.codebook.pow(2).sum(1)[None]
-        return distances.argmin(1)
+        return nearest(x, self.codebook)
 
     def lookup(self, codes: Tensor) -> Tensor:
         return F.embedding(codes, self.codebook)
@@ -116,13 +133,8 @@ class ResidualVectorQuantizer(nn.Module):
     @torch.no_grad()
     def encode(self, z: Tensor) -> Tensor:
         batch, frames, dim = z.shape
-        residual = z.reshape(-1, dim).float()
-        codes = []
-        for level in self.levels:
-            c = level.assign(residual)
-            residual = residual - level.lookup(c)
-            codes.append(c.view(batch, frames))
-        return torch.stack(codes, 1)
+        codes = residual_codes(z.reshape(-1, dim).float(), [level.codebook for level in self.levels])
+        return codes.view(len(self.levels), batch, frames).transpose(0, 1).contiguous()
 
     def decode(self, codes: Tensor) -> Tensor:
         """Codes `[B, K', T]` (K' <= K levels) -> `[B, T, dim]`."""

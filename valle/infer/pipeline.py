@@ -33,7 +33,7 @@ from valle.infer.bundled import model_folder, resolve_prompt
 from valle.infer.prompt_pick import prepare_prompt
 from valle.infer.stream import StreamConfig, stream_jobs
 from valle.model.ar import ARModel, Chooser
-from valle.model.frames import FrameModel, path_of
+from valle.model.frames import FrameModel
 from valle.model.nar import NARModel
 from valle.model.sampling import NearestInExpectation, Sampler, SamplingConfig
 from valle.model.stage import Stage, TrainedOn
@@ -101,7 +101,8 @@ class VallE:
     def __init__(self, ar: ARModel | None, nar: NARModel | None, codec: Codec, vocab: PhonemeVocab, codec_name: str,
                  codec_record: CodecRecord | None = None, sampling: SamplingConfig | None = None,
                  frames: FrameModel | None = None) -> None:
-        if (frames is None) == (ar is None or nar is None) or (frames is not None and (ar or nar) is not None):
+        paper_layout = ar is not None and nar is not None and frames is None
+        if not paper_layout and (frames is None or ar is not None or nar is not None):
             raise ConfigError("a model is an AR and a NAR stage, or a frame stage alone")
         self.stages: list[Stage] = [s.eval() for s in (ar, nar, frames) if s is not None]
         self.lead = self.stages[0]  # whose config says the codes and languages the model speaks
@@ -318,9 +319,8 @@ class VallE:
 
     def render(self, job: Job) -> torch.Tensor:
         """The frame stage's codes `[K, T]` for a job: its phonemes' predicted durations, then every frame at once."""
-        sounding = self._sounding.to(job.phonemes.device)[job.phonemes]
-        durations = self.frames.durations(job.phonemes, job.prompt_codes, sounding, job.languages)
-        return self.frames.render(job.phonemes, path_of(durations), job.prompt_codes, job.languages)
+        return self.frames.generate(job.phonemes, job.prompt_codes, self._sounding.to(job.phonemes.device)[job.phonemes],
+                                    job.languages)
 
     def nar_chooser(self, job: Job) -> NearestInExpectation | None:
         """How the NAR stage picks the job's codes: None is the likeliest code (`nar_decoding="greedy"`)."""

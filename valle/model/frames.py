@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from valle.codec.rvq import residual_codes
 from valle.errors import ConfigError
 from valle.model.config import ModelConfig
 from valle.model.layers import lengths_to_mask
@@ -38,6 +39,7 @@ class FrameOutput:
     duration_loss: Tensor  # squared error of log(1 + frames) over the phonemes
     latent: Tensor  # [B, T, D]: the predicted latent (unscaled)
     durations: Tensor  # [B, P]: the predicted log(1 + frames)
+    frame_counts: Tensor  # [B, P]: each phoneme's frames in the alignment (what `durations` learns, as log(1 + frames))
 
 
 class Block(nn.Module):
@@ -95,14 +97,14 @@ class VoiceAttention(nn.Module):
 
 
 def quantize(latent: Tensor, codebooks: Tensor) -> Tensor:
-    """`[..., D]` latents -> `[K, ...]` codes: each level's nearest vector to what the levels before left (RVQ)."""
-    residual, codes = latent.reshape(-1, latent.shape[-1]).float(), []
-    for codebook in codebooks.float():
-        distances = (residual @ codebook.T).mul_(-2).add_((codebook * codebook).sum(1))
-        code = distances.argmin(1)
-        residual = residual - codebook[code]
-        codes.append(code.view(latent.shape[:-1]))
-    return torch.stack(codes)
+    """`[..., D]` latents -> `[K, ...]` codes, as the codec's residual quantiser gives them (`codebooks` `[K, V, D]`)."""
+    codes = residual_codes(latent.reshape(-1, latent.shape[-1]).float(), codebooks.float())
+    return codes.view(len(codebooks), *latent.shape[:-1])
+
+
+def frames_of(log_durations: Tensor, pace: float = 1.0) -> Tensor:
+    """Whole frames from predicted log(1 + frames), spoken `pace` times as fast."""
+    return ((log_durations.float().exp() - 1) / pace).round().clamp(min=0).long()
 
 
 def frame_positions(path: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -251,28 +253,41 @@ class FrameModel(Stage):
         durations = self.predict_durations(text, phoneme_lens, voice)
         told = lengths_to_mask(phoneme_lens, phonemes.shape[1]).to(latent.dtype)
         duration_loss = (((durations - counts.log1p()) ** 2) * told).sum() / told.sum()
-        return FrameOutput(latent_loss + duration_loss, latent_loss, duration_loss, latent, durations)
+        return FrameOutput(latent_loss + duration_loss, latent_loss, duration_loss, latent, durations, counts)
 
     # -- inference ---------------------------------------------------------------------
+    def _encode(self, phonemes: Tensor, prompt: Tensor, languages: Tensor | None) -> tuple[Tensor, Tensor, Voice]:
+        """One utterance's phonemes `[P]` (their lengths and states) and the voice of `prompt` codes `[K, T_p]`."""
+        lens = torch.tensor([len(phonemes)], device=phonemes.device)
+        text = self.encode_text(phonemes[None], lens, None if languages is None else languages[None])
+        return lens, text, self.encode_voice(prompt[None], torch.tensor([prompt.shape[1]], device=prompt.device))
+
+    def _durations(self, text: Tensor, lens: Tensor, voice: Voice, sounding: Tensor, pace: float) -> Tensor:
+        frames = frames_of(self.predict_durations(text, lens, voice)[0], pace)
+        return torch.where(sounding, frames.clamp(min=1), frames)
+
+    def _render(self, text: Tensor, path: Tensor, voice: Voice) -> Tensor:
+        latent = self.predict_latents(text, path[None], torch.tensor([len(path)], device=path.device), voice)
+        return quantize(latent[0], self.codebooks)
+
     @torch.no_grad()
     def durations(self, phonemes: Tensor, prompt: Tensor, sounding: Tensor, languages: Tensor | None = None,
                   pace: float = 1.0) -> Tensor:
         """`[P]` frames for each of `phonemes` `[P]` in the voice of `prompt` codes `[K, T_p]`; every `sounding`
         `[P]` phoneme gets at least one. `pace` > 1 speaks faster."""
-        lens = torch.tensor([len(phonemes)], device=phonemes.device)
-        text = self.encode_text(phonemes[None], lens, None if languages is None else languages[None])
-        voice = self.encode_voice(prompt[None], torch.tensor([prompt.shape[1]], device=prompt.device))
-        frames = (self.predict_durations(text, lens, voice)[0].float().exp() - 1) / pace
-        frames = frames.round().clamp(min=0).long()
-        return torch.where(sounding, frames.clamp(min=1), frames)
+        lens, text, voice = self._encode(phonemes, prompt, languages)
+        return self._durations(text, lens, voice, sounding, pace)
 
     @torch.no_grad()
     def render(self, phonemes: Tensor, path: Tensor, prompt: Tensor, languages: Tensor | None = None) -> Tensor:
         """Codes `[K, T]` for the frames of `path` `[T]` (each frame's index into `phonemes` `[P]`) in the voice of
         `prompt` codes `[K, T_p]`."""
-        device = phonemes.device
-        text = self.encode_text(phonemes[None], torch.tensor([len(phonemes)], device=device),
-                                None if languages is None else languages[None])
-        voice = self.encode_voice(prompt[None], torch.tensor([prompt.shape[1]], device=device))
-        latent = self.predict_latents(text, path[None], torch.tensor([len(path)], device=device), voice)
-        return quantize(latent[0], self.codebooks)
+        _, text, voice = self._encode(phonemes, prompt, languages)
+        return self._render(text, path, voice)
+
+    @torch.no_grad()
+    def generate(self, phonemes: Tensor, prompt: Tensor, sounding: Tensor, languages: Tensor | None = None,
+                 pace: float = 1.0) -> Tensor:
+        """`durations`, then `render` at them: codes `[K, T]`, the phonemes and the voice read once."""
+        lens, text, voice = self._encode(phonemes, prompt, languages)
+        return self._render(text, path_of(self._durations(text, lens, voice, sounding, pace)), voice)

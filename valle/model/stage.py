@@ -89,7 +89,7 @@ class Stage(nn.Module):
 
     kind: ClassVar[str]  # "ar", "nar" or "frames": the stage a folder names
     uses_positions: ClassVar[bool] = True  # sinusoidal positions of text and audio (the transformers' stages)
-    kinds: ClassVar[dict[str, type["Stage"]]] = {}  # each stage by its kind, filled as ARModel and NARModel are defined
+    kinds: ClassVar[dict[str, type["Stage"]]] = {}  # each stage by its kind, filled as the stages' classes are defined
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

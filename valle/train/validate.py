@@ -34,7 +34,8 @@ from tqdm import tqdm
 from valle.data.shards import TokenizedCorpus
 from valle.model.alignment import head_monotonicity
 from valle.model.ar import NOT_SAID, ARModel, phoneme_onsets
-from valle.model.frames import FrameModel, voice_slices
+from valle.model.frames import FrameModel, frames_of, voice_slices
+from valle.model.layers import lengths_to_mask
 from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.stage import IGNORE, Stage, StageOutput
 from valle.train.batching import BucketBatchSampler, collate, collate_alignments, phoneme_languages, utterance_languages
@@ -125,10 +126,8 @@ def _frame_metrics(model: FrameModel, batches: list[list], prompt_frames: int, g
         frames, phones = float(code_lens.sum()), float(phoneme_lens.sum())
         sums["latent"] += float(out.latent_loss) * frames
         sums["duration"] += float(out.duration_loss) * phones
-        for b, u in enumerate(items):
-            real = torch.bincount(u.alignment.clamp(min=0), minlength=len(u.phonemes))[:len(u.phonemes)].float()
-            guessed = out.durations[b, :len(u.phonemes)].float().cpu().exp().sub(1).round().clamp(min=0)
-            sums["duration_error"] += float((guessed - real).abs().sum())
+        told = lengths_to_mask(phoneme_lens, phonemes.shape[1])
+        sums["duration_error"] += float((frames_of(out.durations) - out.frame_counts).abs()[told].sum())
         sums["frames"] += frames
         sums["phonemes"] += phones
         for level, (right, n) in enumerate(model.code_hits(out.latent, codes, code_lens)):
