@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "valle"
 ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 
 # Shared utilities, each importing only those before it; "__init__" is the package root (its version).
-SHARED = ("errors", "__init__", "files", "config", "pretrained", "audio", "asr", "speaker", "watermark")
+SHARED = ("errors", "__init__", "files", "config", "pretrained", "audio", "pitch", "asr", "speaker", "watermark")
 # The steps of the data flow, in order: a room may import any room before it.
 FLOW = ("text", "codec", "data", "model", "train", "infer", "eval", "serve", "cli")
 ORDER = SHARED + FLOW

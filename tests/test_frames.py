@@ -1,11 +1,14 @@
 """The frame stage: where each frame stands in its phoneme, codes from latents, padding, learning, durations."""
 
+import math
+
 import pytest
 import torch
 
 from valle.errors import ConfigError
 from valle.model import FrameModel, Stage, TrainedOn, preset
-from valle.model.frames import MAX_POSITION, frame_positions, path_of, quantize, voice_slices
+from valle.model.frames import (DEFAULT_PITCH, MAX_POSITION, PITCH_BINS, frame_positions, path_of, pitch_bins, pitch_level,
+                                quantize, voice_slices)
 
 V, K, D, N_PHONEMES = 16, 4, 8, 12
 
@@ -59,8 +62,8 @@ def test_latents_quantise_back_to_their_codes():
     m = model()
     codes = torch.randint(0, V, (2, K, 9))
     assert torch.equal(quantize(m.latents(codes), m.codebooks).permute(1, 0, 2), codes)
-    slices, lens = voice_slices(codes, torch.tensor([9, 4]), 6, torch.Generator().manual_seed(0))
-    assert lens.tolist() == [6, 4] and slices.shape == (2, K, 6)
+    slices, lens, levels = voice_slices(codes, torch.tensor([9, 4]), 6, torch.Generator().manual_seed(0))
+    assert lens.tolist() == [6, 4] and slices.shape == (2, K, 6) and levels is None
     assert torch.equal(slices[1, :, :4], codes[1, :, :4])  # a short utterance is its own whole prompt
 
 
@@ -114,6 +117,66 @@ def test_voice_attention_starts_as_the_stage_without_it():
     phonemes, p_lens, codes, c_lens, alignment = collate(utterances(2))
     args = phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :4], torch.tensor([4, 4])
     torch.testing.assert_close(attending(*args).latent, plain(*args).latent)
+
+
+def test_pitch_is_told_in_steps_of_log_f0_and_a_prompt_by_its_median():
+    f0 = torch.tensor([0.0, 50.0, 70.7, 100.0, 499.0, 800.0])
+    assert pitch_bins(f0).tolist() == [0, 1, 10, 20, PITCH_BINS, PITCH_BINS]  # 0 unvoiced; an octave is 19.3 steps
+    assert pitch_level(torch.tensor([0.0, 100.0, 200.0, 0.0, 400.0, 200.0, 200.0])) == pytest.approx(7.643856)  # 200 Hz
+    assert pitch_level(torch.tensor([0.0, 0.0, 300.0])) == DEFAULT_PITCH  # too little voiced to measure
+    codes = torch.zeros(2, K, 9, dtype=torch.long)
+    pitch = torch.tensor([[100.0] * 9, [0.0, 0.0] + [400.0] * 7])
+    _, _, levels = voice_slices(codes, torch.tensor([9, 9]), 9, pitch=pitch)
+    assert levels.tolist() == pytest.approx([math.log2(100.0), math.log2(400.0)])
+
+
+def pitched(n: int, seed: int = 0) -> list[tuple]:
+    """`utterances` whose frames also have a pitch (each voice's register, half an octave up on even phonemes,
+    unvoiced on every third) that decides their second level's code: only a stage told the pitch can learn it."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for phonemes, durations, codes in utterances(n, seed):
+        register = float(2 ** (math.log2(100) + torch.rand((), generator=g) * math.log2(3)))
+        spoken = phonemes[path_of(durations)]
+        f0 = torch.where(spoken % 3 == 0, 0.0, register * torch.where(spoken % 2 == 0, 2 ** 0.5, 1.0))
+        codes = codes.clone()
+        codes[1] = pitch_bins(f0) % V
+        out.append((phonemes, durations, codes, f0, math.log2(register)))
+    return out
+
+
+def test_a_stage_told_the_pitch_learns_what_it_decides_and_predicts_it_from_the_prompts_register():
+    torch.manual_seed(0)
+    m = model(pitch=True)
+    items = pitched(8)
+    phonemes, p_lens, codes, c_lens, alignment = collate([item[:3] for item in items])
+    pitch = torch.zeros(codes.shape[0], codes.shape[2])
+    for b, item in enumerate(items):
+        pitch[b, :len(item[3])] = item[3]
+    levels = torch.tensor([item[4] for item in items])
+    args = phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :6], torch.full((8,), 6), None, pitch, levels
+    optimizer = torch.optim.AdamW(m.parameters(), lr=1e-2)
+    for _ in range(300):
+        out = m(*args)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+    m.eval()
+    hits = m.code_hits(m(*args).latent, codes, c_lens)
+    assert hits[1][0] / hits[1][1] > 0.95  # the level the pitch decides, told the true pitch
+    rendered = [(m.render(p, path_of(d), c[:, :6], prompt_pitch=level)[1] == c[1]).float().mean() for p, d, c, _, level in items]
+    assert sum(rendered) / len(rendered) > 0.8  # its own pitch, from the prompt's register
+    with pytest.raises(ConfigError, match="valle data pitch"):
+        m(*args[:8])
+
+
+def test_a_stage_told_the_pitch_starts_as_the_stage_without_it():
+    plain, pitched_stage = model(), model(pitch=True)
+    pitched_stage.load_state_dict(plain.state_dict(), strict=False)
+    phonemes, p_lens, codes, c_lens, alignment = collate(utterances(2))
+    args = phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :4], torch.tensor([4, 4])
+    pitch = torch.full(codes[:, 0].shape, 120.0)
+    torch.testing.assert_close(pitched_stage(*args, None, pitch, torch.full((2,), 7.0)).latent, plain(*args).latent)
 
 
 def test_the_stage_saves_and_loads_with_its_codebooks(tmp_path):

@@ -384,3 +384,19 @@ def test_a_frame_stage_speaks_every_sentence_without_a_transcript_of_the_prompt(
         frame_model.synthesize(text, prompt, continuation=True)
     with pytest.raises(ConfigError, match="an AR and a NAR stage, or a frame stage alone"):
         VallE(frame_model.frames, None, frame_model.codec, frame_model.tokenizer.vocab, frame_model.codec_name)
+
+
+def test_a_frame_stage_told_the_pitch_speaks_at_the_register_measured_on_the_prompt(frame_model, prompt):
+    frames = FrameModel(replace(frame_model.frames.config, pitch=True))
+    frames.load_state_dict(frame_model.frames.state_dict(), strict=False)
+    with torch.no_grad():
+        frames.pitch_embedding.weight.normal_()  # as trained: the pitch changes what the frames become
+        frames.pitch_head.bias.copy_(torch.tensor([5.0, 0.0]))  # every frame voiced, at the prompt's register
+    pitched = VallE(None, None, frame_model.codec, frame_model.tokenizer.vocab, frame_model.codec_name, frames=frames)
+    jobs, _ = pitched.plan(SynthesisRequest("Said at its pitch.", prompt), SamplingConfig())
+    assert abs(2 ** jobs[0].prompt_pitch - 120) < 10  # the prompt glides about 120 Hz
+    octave_up = replace(jobs[0], prompt_pitch=jobs[0].prompt_pitch + 1)
+    assert not torch.equal(pitched.render(octave_up), pitched.render(jobs[0]))
+    out = pitched.synthesize("Said at its pitch.", prompt, watermark=False)
+    assert np.isfinite(out.samples).all() and len(out.samples) > 0
+    assert frame_model.plan(SynthesisRequest("Said.", prompt), SamplingConfig())[0][0].prompt_pitch is None

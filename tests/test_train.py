@@ -18,9 +18,11 @@ import torch
 import torch.multiprocessing as mp
 from conftest import TINY, speechlike
 
+from valle.cli import main
 from valle.codec import CodecRecord
 from valle.codec.compact import CompactCodec
 from valle.data.manifest import Utterance, write_manifest
+from valle.data.pitch import track_corpus
 from valle.data.shards import TokenizedCorpus, TokenizedUtterance, write_alignments
 from valle.data.tokenize import tokenize_manifest
 from valle.errors import ConfigError, CorpusError
@@ -66,6 +68,14 @@ def aligned_shards(shards, tmp_path_factory) -> Path:
     corpus = TokenizedCorpus(folder)
     silent = torch.tensor(corpus.vocab.silent())
     write_alignments(folder, [flat_start(corpus[i], silent[corpus[i].phonemes]) for i in range(len(corpus))], source="flat")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pitched_shards(aligned_shards, tmp_path_factory) -> Path:
+    """The aligned shards with pitch tracks of their recordings: what a frame stage told the pitch trains on."""
+    folder = Path(shutil.copytree(aligned_shards, tmp_path_factory.mktemp("pitched") / "shards"))
+    assert main(["data", "pitch", str(folder), "--workers", "2"]) == 0
     return folder
 
 
@@ -336,8 +346,6 @@ def test_training_scores_held_out_speakers_and_stops_at_its_time_limit(shards, t
 
 
 def test_validate_command_prints_each_level_and_writes_json(shards, tmp_path, capsys):
-    from valle.cli import main
-
     for stage in ("ar", "nar"):
         Trainer(replace(CONFIG, stage=stage, steps=2, model={"ar_levels": 2}), shards, tmp_path / stage).fit()
     assert main(["validate", str(tmp_path / "ar" / "model"), str(tmp_path / "nar" / "model"), "--data", str(shards),
@@ -435,6 +443,37 @@ def test_the_frame_stage_trains_on_the_codec_latents_resumes_exactly_and_scores_
     assert all(math.isfinite(held_out[k]) for k in ("valid_loss_latent", "valid_loss_duration", "valid_duration_error"))
     with pytest.raises(ConfigError, match="valle data align"):
         Trainer(config, shards, tmp_path / "unaligned").fit()
+
+
+def test_a_frame_stage_told_the_pitch_trains_on_the_tracks_and_scores_it_held_out(pitched_shards, aligned_shards, tmp_path):
+    corpus = TokenizedCorpus(pitched_shards)
+    for i in range(len(corpus)):  # the test recordings are a voice gliding about 120 Hz
+        pitch = corpus[i].pitch
+        assert len(pitch) == corpus[i].codes.shape[1] and 90 < pitch[pitch > 0].median() < 150
+    config = replace(CONFIG, stage="frames", model={"pitch": True})
+    Trainer(config, pitched_shards, tmp_path / "run", valid=pitched_shards).fit()
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert "pitch" in records[0] and math.isfinite(records[-1]["valid_loss_pitch"])
+    assert Stage.from_pretrained(tmp_path / "run" / "model").config.pitch
+    with pytest.raises(ConfigError, match="valle data pitch"):
+        Trainer(config, aligned_shards, tmp_path / "untracked").fit()
+    (pitched_shards / "pitch.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CorpusError, match="run `valle data pitch` again"):
+        TokenizedCorpus(pitched_shards)
+
+
+def test_pitch_tracks_need_the_recordings_the_folder_was_tokenised_from(shards, tmp_path):
+    folder = Path(shutil.copytree(shards, tmp_path / "shards"))
+    with pytest.raises(CorpusError, match="has no row for 12"):
+        track_corpus(folder, manifest=_manifest_of_other_ids(tmp_path))
+    with pytest.raises(CorpusError, match="give the manifest"):
+        track_corpus(folder, manifest=tmp_path / "gone.jsonl")
+    assert main(["data", "pitch", str(folder), str(folder), "--manifest", str(tmp_path / "gone.jsonl")]) == 2
+
+
+def _manifest_of_other_ids(tmp_path: Path) -> Path:
+    write_manifest([Utterance("other", tmp_path / "x.wav", "Hello.", "s0", duration=1.0)], tmp_path / "other.jsonl")
+    return tmp_path / "other.jsonl"
 
 
 def test_the_frame_aligner_finds_the_true_alignment_from_a_flat_start():

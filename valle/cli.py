@@ -189,6 +189,24 @@ def _add_data_align(data: Commands) -> None:
     p.add_argument("--workers", type=int, default=1, help="parallel processes, one thread each (default: 1)")
 
 
+def _data_pitch(args: argparse.Namespace) -> None:
+    from valle.data.pitch import track_corpus
+
+    if args.manifest is not None and len(args.folders) > 1:
+        raise ConfigError("--manifest names the recordings of one folder: give one folder with it")
+    for directory in args.folders:
+        print(f"wrote {track_corpus(directory, args.manifest, workers=args.workers)}")
+
+
+def _add_data_pitch(data: Commands) -> None:
+    p = _command(data, "pitch", _data_pitch, "the pitch of every frame of tokenised folders, tracked on their "
+                 "recordings (for training a frame stage that is told it)")
+    p.add_argument("folders", type=Path, nargs="+", help="folders written by `valle data tokenize`")
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="the manifest the folder was tokenised from (default: the one its index names)")
+    p.add_argument("--workers", type=int, default=1, help="parallel processes, one thread each (default: 1)")
+
+
 def _codec_train(args: argparse.Namespace) -> None:
 
     from valle.codec.compact import CompactCodecConfig
@@ -695,7 +713,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_text_phonemize(_group(commands, "text", "text front-end: normalisation and phonemes"))
     data = _group(commands, "data", "corpora and manifests")
     for add in (_add_data_prepare, _add_data_install_sources, _add_data_synth_corpus, _add_data_mix, _add_data_tokenize,
-                _add_data_train_aligner, _add_data_align):
+                _add_data_train_aligner, _add_data_align, _add_data_pitch):
         add(data)
     codec = _group(commands, "codec", "neural audio codecs")
     _add_codec_train(codec)

@@ -23,9 +23,10 @@ shard's bytes must depend on its content only.
 
 `index.json` is written last: a folder with an index is complete and consistent.
 
-A folder may also hold `alignments.safetensors` (`valle data align`): the phoneme
-spoken in every frame of every utterance, in corpus order (`frames` int16 [sum T],
-`offsets` int64 [n + 1]), for a stage that reads a phoneme pointer.
+A folder may also hold frame tracks, one value per frame of every utterance in corpus
+order (`frames` [sum T], `offsets` int64 [n + 1]): `alignments.safetensors` (`valle data
+align`), the phoneme spoken in each frame (int16), for the stages that are told it, and
+`pitch.safetensors` (`valle data pitch`), each frame's F0 in Hz, 0 where unvoiced (float16).
 """
 
 import hashlib
@@ -50,6 +51,7 @@ from valle.text.vocab import PhonemeVocab
 FORMAT_VERSION = 1
 INDEX_FILE = "index.json"
 ALIGNMENTS_FILE = "alignments.safetensors"
+PITCH_FILE = "pitch.safetensors"
 METADATA_KEY = "valle"
 CODES, CODE_OFFSETS, PHONEMES, PHONEME_OFFSETS = "codes", "code_offsets", "phonemes", "phoneme_offsets"
 _MAX_HEADER = 100 * 2**20  # safetensors' own limit
@@ -119,7 +121,8 @@ def read_shard(path: str | Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
 @dataclass(frozen=True)
 class TokenizedUtterance:
     """One utterance of a tokenised corpus: `phonemes` [P] and `codes` [K, T], both int64; `alignment` [T]: the
-    phoneme (index into `phonemes`) spoken in each frame, where the folder has alignments."""
+    phoneme (index into `phonemes`) spoken in each frame, where the folder has alignments; `pitch` [T]: each frame's
+    F0 in Hz (0: unvoiced), where it has a pitch track."""
 
     id: str
     speaker: str
@@ -129,6 +132,7 @@ class TokenizedUtterance:
     phonemes: Tensor
     codes: Tensor
     alignment: Tensor | None = None
+    pitch: Tensor | None = None
 
 
 class _OpenShard:
@@ -188,7 +192,8 @@ class TokenizedCorpus:
         self._position = {id_: i for i, id_ in enumerate(self.ids)}
         self._cache_size = max(1, cache_shards)
         self._open: OrderedDict[int, _OpenShard] = OrderedDict()
-        self.alignments = read_alignments(self.directory, self.n_frames)
+        self.alignments = read_frame_track(self.directory, ALIGNMENTS_FILE, self.n_frames, "valle data align")
+        self.pitch = read_frame_track(self.directory, PITCH_FILE, self.n_frames, "valle data pitch")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -222,8 +227,10 @@ class TokenizedCorpus:
         if not -len(self) <= key < len(self):
             raise IndexError(f"position {key} is outside 0..{len(self) - 1}")
         s, j = self._where[key]
-        item = self._shard(s).item(j)
-        return item if self.alignments is None else replace(item, alignment=self.alignments[key % len(self)].long())
+        item, key = self._shard(s).item(j), key % len(self)
+        if self.alignments is not None:
+            item = replace(item, alignment=self.alignments[key].long())
+        return item if self.pitch is None else replace(item, pitch=self.pitch[key].float())
 
     def _shard(self, s: int) -> _OpenShard:
         shard = self._open.get(s)
@@ -291,30 +298,40 @@ class JoinedCorpus:
         return self.parts[k][i]
 
 
-def write_alignments(directory: str | Path, paths: list[Tensor], source: str) -> Path:
-    """Store each utterance's frame-by-frame phoneme `paths` (corpus order) beside the shards, atomically."""
-    path = Path(directory) / ALIGNMENTS_FILE
-    tensors = {"frames": torch.cat([p.to(torch.int16) for p in paths]) if paths else torch.zeros(0, dtype=torch.int16),
-               "offsets": _offsets([len(p) for p in paths])}
+def write_frame_track(directory: str | Path, name: str, tracks: list[Tensor], dtype: torch.dtype, source: str) -> Path:
+    """Store one `[T]` track per utterance (corpus order) beside the shards as `name`, atomically."""
+    path = Path(directory) / name
+    tensors = {"frames": torch.cat([t.to(dtype) for t in tracks]) if tracks else torch.zeros(0, dtype=dtype),
+               "offsets": _offsets([len(t) for t in tracks])}
     with atomic_write(path, "wb") as f:
         f.write(save_safetensors(tensors, metadata={METADATA_KEY: json.dumps({"source": source})}))
     return path
 
 
-def read_alignments(directory: Path, n_frames: list[int]) -> list[Tensor] | None:
-    """The folder's alignments, one `[T]` per utterance, or None where it has none."""
-    path = directory / ALIGNMENTS_FILE
+def write_alignments(directory: str | Path, paths: list[Tensor], source: str) -> Path:
+    """Store each utterance's frame-by-frame phoneme `paths` (corpus order) beside the shards."""
+    return write_frame_track(directory, ALIGNMENTS_FILE, paths, torch.int16, source)
+
+
+def write_pitch(directory: str | Path, tracks: list[Tensor], source: str) -> Path:
+    """Store each utterance's F0 track in Hz (corpus order, 0 where unvoiced) beside the shards."""
+    return write_frame_track(directory, PITCH_FILE, tracks, torch.float16, source)
+
+
+def read_frame_track(directory: Path, name: str, n_frames: list[int], command: str) -> list[Tensor] | None:
+    """The folder's track `name`, one `[T]` per utterance, or None where it has none (`command` makes it)."""
+    path = directory / name
     if not path.is_file():
         return None
     try:
         tensors = load_safetensors(path.read_bytes())
         frames, offsets = tensors["frames"], tensors["offsets"].tolist()
     except (SafetensorError, OSError, KeyError) as e:
-        raise CorpusError(f"{path} is not readable ({e}); delete it and run `valle data align` again") from None
+        raise CorpusError(f"{path} is not readable ({e}); delete it and run `{command}` again") from None
     lengths = [b - a for a, b in zip(offsets, offsets[1:])]
     if lengths != n_frames:
         raise CorpusError(f"{path} does not fit the utterances of {directory} (it was made for another tokenisation); "
-                          "delete it and run `valle data align` again")
+                          f"delete it and run `{command}` again")
     return [frames[a:b] for a, b in zip(offsets, offsets[1:])]
 
 

@@ -4,14 +4,16 @@ Speaker similarity says how near an output is to its prompt's voice, not in what
 is off. A model can keep a voice's timbre and speak it an octave low (12 semitones, a
 voice from another speaker group), and that is the first thing a listener hears. So the
 evaluation also reports how far an output's median F0 is from its prompt's, in semitones,
-beside the same figure for the speaker's real recording (people vary their pitch too).
+beside the same figure for the speaker's real recording (people vary their pitch too). It
+is measured with librosa's probabilistic YIN, not the tracker the frame stage learns from
+(`valle.pitch`), so that a model is not scored by its own teacher.
 """
 
 import math
 
 import numpy as np
 
-F0_RANGE = (50.0, 500.0)  # Hz: low male to high child voices
+from valle.pitch import F0_RANGE
 HOP_SECONDS = 0.02
 MIN_VOICED_FRAMES = 10  # fewer voiced frames than this (0.2 s) give no pitch
 MIN_VOICED_PROBABILITY = 0.1  # pYIN's decoding marks some frames of noise voiced, with probabilities near 0

@@ -33,10 +33,11 @@ from valle.infer.bundled import model_folder, resolve_prompt
 from valle.infer.prompt_pick import prepare_prompt
 from valle.infer.stream import StreamConfig, stream_jobs
 from valle.model.ar import ARModel, Chooser
-from valle.model.frames import FrameModel
+from valle.model.frames import FrameModel, pitch_level
 from valle.model.nar import NARModel
 from valle.model.sampling import NearestInExpectation, Sampler, SamplingConfig
 from valle.model.stage import Stage, TrainedOn
+from valle.pitch import track_pitch
 from valle.text import PhonemeTokenizer, PhonemeVocab, split_sentences
 from valle.text.language import detect_language
 from valle.watermark import DEFAULT_KEY, MIN_SECONDS, embed
@@ -81,6 +82,7 @@ class Job:
     keep_prompt: bool = False  # continuation: the output starts with the prompt
     languages: torch.Tensor | None = None  # each phoneme's language id, for stages that take one
     text_start: int = 0  # the target's first phoneme: where an AR stage's phoneme pointer starts
+    prompt_pitch: float | None = None  # the prompt's median log2 F0, for a frame stage told the pitch
 
 
 @dataclass
@@ -256,8 +258,11 @@ class VallE:
                         text_start=min(spoken, len(ids) - 1))], None
         if self.frames is not None:  # the prompt gives the voice alone: its words are not needed
             language_ids = self.language_ids(language, language)
+            pitch = None
+            if self.frames.config.pitch:
+                pitch = pitch_level(torch.from_numpy(track_pitch(samples, self.codec.sample_rate, self.codec.frame_rate)))
             return [Job(torch.tensor(ids, device=device), codes, 0, 0, sampler(i),
-                        languages=languages(language_ids, 0, len(ids)))
+                        languages=languages(language_ids, 0, len(ids)), prompt_pitch=pitch)
                     for i, ids in enumerate(self.tokenizer(sentence, language) for sentence in sentences)], prompt_text
         prompt_text = prompt_text if prompt_text is not None else self._transcribe(samples)
         prompt_language = request.prompt_language or self.language_of(prompt_text, language)
@@ -320,7 +325,7 @@ class VallE:
     def render(self, job: Job) -> torch.Tensor:
         """The frame stage's codes `[K, T]` for a job: its phonemes' predicted durations, then every frame at once."""
         return self.frames.generate(job.phonemes, job.prompt_codes, self._sounding.to(job.phonemes.device)[job.phonemes],
-                                    job.languages)
+                                    job.languages, prompt_pitch=job.prompt_pitch)
 
     def nar_chooser(self, job: Job) -> NearestInExpectation | None:
         """How the NAR stage picks the job's codes: None is the likeliest code (`nar_decoding="greedy"`)."""

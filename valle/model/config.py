@@ -49,7 +49,9 @@ class ModelConfig(DictConfig):
     sizes, and: `n_layers` convolutions over the frames, `text_layers` over the phonemes, each of
     `kernel_size` steps, and `latent_dim`, the width of the codec's quantised latent it predicts;
     with `voice_attention`, every second frame layer also attends to the prompt's frames
-    (`n_heads` heads) beside the one vector of the voice that modulates every layer.
+    (`n_heads` heads) beside the one vector of the voice that modulates every layer; with
+    `pitch`, every frame is told its pitch (in training from the corpus's pitch tracks, in
+    synthesis predicted relative to the prompt's, `valle.pitch`).
     """
 
     kind = "model config"
@@ -77,6 +79,7 @@ class ModelConfig(DictConfig):
     text_layers: int = 3
     kernel_size: int = 5
     voice_attention: bool = False
+    pitch: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "languages", tuple(self.languages))  # a JSON list loads as a list

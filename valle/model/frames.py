@@ -11,12 +11,19 @@ that latent quantised again by the codec's own codebooks, level by level. On hel
 given the true durations, its codes are recognised as well as the real ones after 25 CPU
 minutes of training.
 
+With `pitch` (ModelConfig), a frame is also told its pitch: in training its F0 from the corpus's
+pitch tracks (`valle data pitch`), in synthesis a pitch head's prediction, relative to the
+median pitch of the prompt, which `valle.pitch` measures on its recording. Without it, the
+latent regressed for a frame is the average over every pitch the voice might take there,
+and a voice rendered from that has no pitch at all.
+
 How many frames each phoneme takes comes from a duration head on the same text states, also
 modulated by the voice (log(1 + frames), by regression): `durations`, then `render`, is all of
 synthesis. In training the frames' phonemes come from the corpus's alignments
 (`valle data align`) and the durations are their counts.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -28,15 +35,19 @@ from valle.errors import ConfigError
 from valle.model.config import ModelConfig
 from valle.model.layers import lengths_to_mask
 from valle.model.stage import Stage
+from valle.pitch import F0_RANGE
 
 MAX_POSITION = 32  # frames into a phoneme (and left of it) told apart; longer phonemes share the last
+PITCH_BINS = 64  # steps of log F0 over F0_RANGE told apart (0.6 semitones each); bin 0 is unvoiced
+DEFAULT_PITCH = math.log2(150.0)  # the median log2 F0 assumed of a prompt with too little voiced speech to measure
 
 
 @dataclass
 class FrameOutput:
-    loss: Tensor  # latent + duration
+    loss: Tensor  # latent + duration + pitch
     latent_loss: Tensor  # L1 + squared error of the scaled latent, per dimension, over the target frames
     duration_loss: Tensor  # squared error of log(1 + frames) over the phonemes
+    pitch_loss: Tensor  # voicing cross-entropy + absolute error of log2 F0 in voiced frames (0 without `pitch`)
     latent: Tensor  # [B, T, D]: the predicted latent (unscaled)
     durations: Tensor  # [B, P]: the predicted log(1 + frames)
     frame_counts: Tensor  # [B, P]: each phoneme's frames in the alignment (what `durations` learns, as log(1 + frames))
@@ -96,6 +107,19 @@ class VoiceAttention(nn.Module):
         return x + self.out(y.transpose(1, 2).reshape(batch, length, d)) * valid
 
 
+def pitch_bins(f0: Tensor) -> Tensor:
+    """F0 in Hz (0: unvoiced) -> ids: 0 unvoiced, 1..PITCH_BINS equal steps of log F0 over F0_RANGE."""
+    low, high = math.log2(F0_RANGE[0]), math.log2(F0_RANGE[1])
+    step = ((f0.float().clamp(min=1.0).log2() - low) * (PITCH_BINS / (high - low))).floor().clamp(0, PITCH_BINS - 1)
+    return torch.where(f0 > 0, step.long() + 1, 0)
+
+
+def pitch_level(f0: Tensor) -> float:
+    """The median log2 F0 of the voiced frames of a track `[T]`, DEFAULT_PITCH where under a tenth of a second is voiced."""
+    voiced = f0[f0 > 0]
+    return float(voiced.float().log2().median()) if len(voiced) >= 5 else DEFAULT_PITCH
+
+
 def quantize(latent: Tensor, codebooks: Tensor) -> Tensor:
     """`[..., D]` latents -> `[K, ...]` codes, as the codec's residual quantiser gives them (`codebooks` `[K, V, D]`)."""
     codes = residual_codes(latent.reshape(-1, latent.shape[-1]).float(), codebooks.float())
@@ -122,16 +146,20 @@ def frame_positions(path: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
     return (frames - start_at).clamp(max=cap) * valid, (end_at - frames).clamp(max=cap) * valid
 
 
-def voice_slices(codes: Tensor, code_lens: Tensor, max_frames: int, generator: torch.Generator | None = None
-                 ) -> tuple[Tensor, Tensor]:
+def voice_slices(codes: Tensor, code_lens: Tensor, max_frames: int, generator: torch.Generator | None = None,
+                 pitch: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
     """A random slice of at most `max_frames` of each utterance `[B, K, T]` (`code_lens` `[B]`): its voice, given as a
-    prompt in training. The utterance stays whole: its frames follow its phonemes in order."""
+    prompt in training. The utterance stays whole: its frames follow its phonemes in order. With the utterances'
+    `pitch` `[B, T]`, also each slice's `pitch_level` `[B]`, else None."""
     lens = torch.minimum(code_lens, torch.tensor(max_frames, device=code_lens.device))
     slices = torch.zeros(codes.shape[0], codes.shape[1], int(lens.max()), dtype=codes.dtype, device=codes.device)
+    levels = []
     for b, (length, size) in enumerate(zip(code_lens.tolist(), lens.tolist())):
         start = int(torch.randint(0, length - size + 1, (), generator=generator))
         slices[b, :, :size] = codes[b, :, start:start + size]
-    return slices, lens
+        if pitch is not None:
+            levels.append(pitch_level(pitch[b, start:start + size]))
+    return slices, lens, None if pitch is None else torch.tensor(levels, device=codes.device)
 
 
 def path_of(durations: Tensor) -> Tensor:
@@ -158,6 +186,11 @@ class FrameModel(Stage):
         # With `voice_attention`, after every second frame block the frames also read the prompt's frames.
         self.voice_attention = nn.ModuleList(VoiceAttention(d, c.n_heads) for _ in range(c.n_layers // 2 if c.voice_attention else 0))
         self.latent_head = nn.Linear(d, c.latent_dim)
+        if c.pitch:  # told to the frames (starting at zero: a stage grown from one without it starts where it was)
+            self.pitch_embedding = nn.Embedding(PITCH_BINS + 1, d)
+            nn.init.zeros_(self.pitch_embedding.weight)
+            self.pitch_blocks = nn.ModuleList(Block(d, c.kernel_size, c.dropout) for _ in range(2))
+            self.pitch_head = nn.Linear(d, 2)  # voiced (a logit), log2 F0 relative to the prompt's `pitch_level`
         # The codec's codebooks [K, V, D] (`use_codebooks`) and the scale of its latents: targets and output in one.
         self.register_buffer("codebooks", torch.zeros(c.n_codebooks, c.codebook_size, c.latent_dim))
         self.register_buffer("latent_scale", torch.ones(()))
@@ -221,12 +254,26 @@ class FrameModel(Stage):
             x = block(x, valid, voice.vector)
         return self.duration_head(x)[..., 0]
 
-    def predict_latents(self, text: Tensor, path: Tensor, frame_lens: Tensor, voice: Voice) -> Tensor:
-        """`[B, T, D]`: each frame's latent, given its phoneme `path` `[B, T]` (indices into `text` `[B, P, d]`)."""
+    def frame_inputs(self, text: Tensor, path: Tensor, frame_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Each frame's phoneme state and place in it `[B, T, d]`, and which frames are valid `[B, T, 1]`, given the
+        phoneme `path` `[B, T]` (indices into `text` `[B, P, d]`)."""
         valid = lengths_to_mask(frame_lens, path.shape[1])[..., None].to(text.dtype)
         since, until = frame_positions(path, frame_lens)
         x = text.gather(1, path.clamp(min=0)[..., None].expand(-1, -1, text.shape[2]))
-        x = (x + self.since_start(since) + self.until_end(until)) * valid
+        return (x + self.since_start(since) + self.until_end(until)) * valid, valid
+
+    def predict_pitch(self, x: Tensor, valid: Tensor, voice: Voice) -> tuple[Tensor, Tensor]:
+        """From `frame_inputs`: each frame's voicing logit and log2 F0 relative to the prompt's, each `[B, T]`."""
+        for block in self.pitch_blocks:
+            x = block(x, valid, voice.vector)
+        voiced, relative = self.pitch_head(x).unbind(-1)
+        return voiced, relative
+
+    def predict_latents(self, x: Tensor, valid: Tensor, voice: Voice, pitch: Tensor | None = None) -> Tensor:
+        """`[B, T, D]`: each frame's latent, from its `frame_inputs` (and its F0 in Hz `[B, T]`, 0 where unvoiced,
+        for a stage told the pitch)."""
+        if self.config.pitch:
+            x = x + self.pitch_embedding(pitch_bins(pitch)) * valid
         for i, block in enumerate(self.frame_blocks):
             x = block(x, valid, voice.vector)
             if i % 2 == 1 and i // 2 < len(self.voice_attention):
@@ -235,16 +282,21 @@ class FrameModel(Stage):
 
     # -- training ----------------------------------------------------------------------
     def forward(self, phonemes: Tensor, phoneme_lens: Tensor, codes: Tensor, code_lens: Tensor, alignment: Tensor,
-                prompt: Tensor, prompt_lens: Tensor, languages: Tensor | None = None) -> FrameOutput:
+                prompt: Tensor, prompt_lens: Tensor, languages: Tensor | None = None, pitch: Tensor | None = None,
+                prompt_pitch: Tensor | None = None) -> FrameOutput:
         """Losses on `codes` `[B, K, T]` (padded) with their `alignment` `[B, T]` (each frame's phoneme index) and a
-        `prompt` `[B, K, T_p]` of the same voice."""
+        `prompt` `[B, K, T_p]` of the same voice; for a stage told the pitch, also the frames' `pitch` `[B, T]` (Hz,
+        0 where unvoiced) and the prompt's `pitch_level` `[B]`."""
         if alignment is None:
             raise ConfigError("the frame stage learns from each frame's phoneme: run `valle data align` on every "
                               "training and validation folder")
+        if self.config.pitch and (pitch is None or prompt_pitch is None):
+            raise ConfigError("this frame stage learns from each frame's pitch: run `valle data pitch` on every "
+                              "training and validation folder")
         text = self.encode_text(phonemes, phoneme_lens, languages)
         voice = self.encode_voice(prompt, prompt_lens)
-        latent = self.predict_latents(text, alignment, code_lens, voice)
-        valid = lengths_to_mask(code_lens, codes.shape[2])[..., None].to(latent.dtype)
+        x, valid = self.frame_inputs(text, alignment, code_lens)
+        latent = self.predict_latents(x, valid, voice, pitch)
         error = (latent - self.latents(codes)) / self.latent_scale
         denominator = valid.sum() * latent.shape[2]
         latent_loss = ((error.abs() + error ** 2) * valid).sum() / denominator
@@ -253,7 +305,16 @@ class FrameModel(Stage):
         durations = self.predict_durations(text, phoneme_lens, voice)
         told = lengths_to_mask(phoneme_lens, phonemes.shape[1]).to(latent.dtype)
         duration_loss = (((durations - counts.log1p()) ** 2) * told).sum() / told.sum()
-        return FrameOutput(latent_loss + duration_loss, latent_loss, duration_loss, latent, durations, counts)
+        pitch_loss = torch.zeros((), device=latent.device)
+        if self.config.pitch:
+            voiced_logit, relative = self.predict_pitch(x, valid, voice)
+            voiced = (pitch > 0).to(latent.dtype) * valid[..., 0]
+            pitch_loss = (F.binary_cross_entropy_with_logits(voiced_logit.float(), voiced.float(), reduction="none")
+                          * valid[..., 0]).sum() / valid.sum()
+            target = pitch.float().clamp(min=1.0).log2() - prompt_pitch[:, None]
+            pitch_loss = pitch_loss + ((relative.float() - target).abs() * voiced).sum() / voiced.sum().clamp(min=1)
+        return FrameOutput(latent_loss + duration_loss + pitch_loss, latent_loss, duration_loss, pitch_loss, latent,
+                           durations, counts)
 
     # -- inference ---------------------------------------------------------------------
     def _encode(self, phonemes: Tensor, prompt: Tensor, languages: Tensor | None) -> tuple[Tensor, Tensor, Voice]:
@@ -266,9 +327,14 @@ class FrameModel(Stage):
         frames = frames_of(self.predict_durations(text, lens, voice)[0], pace)
         return torch.where(sounding, frames.clamp(min=1), frames)
 
-    def _render(self, text: Tensor, path: Tensor, voice: Voice) -> Tensor:
-        latent = self.predict_latents(text, path[None], torch.tensor([len(path)], device=path.device), voice)
-        return quantize(latent[0], self.codebooks)
+    def _render(self, text: Tensor, path: Tensor, voice: Voice, prompt_pitch: float | None) -> Tensor:
+        x, valid = self.frame_inputs(text, path[None], torch.tensor([len(path)], device=path.device))
+        pitch = None
+        if self.config.pitch:
+            voiced, relative = self.predict_pitch(x, valid, voice)
+            level = DEFAULT_PITCH if prompt_pitch is None else prompt_pitch
+            pitch = torch.where(voiced > 0, torch.exp2(relative.float() + level), 0.0)
+        return quantize(self.predict_latents(x, valid, voice, pitch)[0], self.codebooks)
 
     @torch.no_grad()
     def durations(self, phonemes: Tensor, prompt: Tensor, sounding: Tensor, languages: Tensor | None = None,
@@ -279,15 +345,17 @@ class FrameModel(Stage):
         return self._durations(text, lens, voice, sounding, pace)
 
     @torch.no_grad()
-    def render(self, phonemes: Tensor, path: Tensor, prompt: Tensor, languages: Tensor | None = None) -> Tensor:
+    def render(self, phonemes: Tensor, path: Tensor, prompt: Tensor, languages: Tensor | None = None,
+               prompt_pitch: float | None = None) -> Tensor:
         """Codes `[K, T]` for the frames of `path` `[T]` (each frame's index into `phonemes` `[P]`) in the voice of
-        `prompt` codes `[K, T_p]`."""
+        `prompt` codes `[K, T_p]`, whose recording's `pitch_level` is `prompt_pitch` (for a stage told the pitch;
+        None: DEFAULT_PITCH)."""
         _, text, voice = self._encode(phonemes, prompt, languages)
-        return self._render(text, path, voice)
+        return self._render(text, path, voice, prompt_pitch)
 
     @torch.no_grad()
     def generate(self, phonemes: Tensor, prompt: Tensor, sounding: Tensor, languages: Tensor | None = None,
-                 pace: float = 1.0) -> Tensor:
+                 pace: float = 1.0, prompt_pitch: float | None = None) -> Tensor:
         """`durations`, then `render` at them: codes `[K, T]`, the phonemes and the voice read once."""
         lens, text, voice = self._encode(phonemes, prompt, languages)
-        return self._render(text, path_of(self._durations(text, lens, voice, sounding, pace)), voice)
+        return self._render(text, path_of(self._durations(text, lens, voice, sounding, pace)), voice, prompt_pitch)

@@ -83,6 +83,13 @@ def collate(items: list) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return phonemes, phoneme_lens, codes, code_lens
 
 
+def _collate_track(tracks: list[Tensor], width: int, dtype: torch.dtype, device: torch.device | str) -> Tensor:
+    batch = torch.zeros(len(tracks), width, dtype=dtype)
+    for b, track in enumerate(tracks):
+        batch[b, :len(track)] = track
+    return batch.to(device)
+
+
 def collate_alignments(items: list, stage: Stage, width: int, device: torch.device | str = "cpu") -> Tensor | None:
     """`[B, width]` on `device`: each frame's phoneme index, for a stage that reads it (else None).
 
@@ -90,10 +97,15 @@ def collate_alignments(items: list, stage: Stage, width: int, device: torch.devi
     """
     if not stage.reads_alignment or any(u.alignment is None for u in items):
         return None
-    alignment = torch.zeros(len(items), width, dtype=torch.long)
-    for b, u in enumerate(items):
-        alignment[b, :len(u.alignment)] = u.alignment
-    return alignment.to(device)
+    return _collate_track([u.alignment for u in items], width, torch.long, device)
+
+
+def collate_pitch(items: list, stage: Stage, width: int, device: torch.device | str = "cpu") -> Tensor | None:
+    """`[B, width]` on `device`: each frame's F0 in Hz (0: unvoiced, and padding), for a stage told the pitch (else
+    None). A stage told the pitch given data without pitch tracks is refused by the stage itself, with the fix."""
+    if not stage.config.pitch or any(u.pitch is None for u in items):
+        return None
+    return _collate_track([u.pitch for u in items], width, torch.float32, device)
 
 
 def utterance_languages(utterance: TokenizedUtterance, stage: Stage, device: torch.device | str = "cpu") -> Tensor | None:

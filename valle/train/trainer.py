@@ -30,7 +30,7 @@ from valle.model.frames import FrameModel, voice_slices
 from valle.model.nar import NARBatch, split_prompt
 from valle.model.stage import Stage, TrainedOn
 from valle.text.vocab import PhonemeVocab
-from valle.train.batching import BucketBatchSampler, SamplerState, collate, collate_alignments, phoneme_languages
+from valle.train.batching import BucketBatchSampler, SamplerState, collate, collate_alignments, collate_pitch, phoneme_languages
 from valle.train.config import TrainConfig
 from valle.train.loop import CHECKPOINT, Loop, Settings, linear_decay
 from valle.train.validate import heldout_metrics
@@ -159,11 +159,13 @@ class Trainer(Loop):
         self.tokens += int(phoneme_lens.sum() + code_lens.sum())
         with self.autocast:
             if self.config.stage == "frames":
-                prompt, prompt_lens = voice_slices(codes, code_lens, self.max_prompt, self.generator)
-                out = self.ddp(phonemes, phoneme_lens, codes, code_lens,
-                               collate_alignments(items, self.model, codes.shape[2], self.device), prompt, prompt_lens, languages)
+                pitch = collate_pitch(items, self.model, codes.shape[2], self.device)
+                prompt, prompt_lens, prompt_pitch = voice_slices(codes, code_lens, self.max_prompt, self.generator, pitch)
+                out = self.ddp(phonemes, phoneme_lens, codes, code_lens, collate_alignments(items, self.model, codes.shape[2],
+                               self.device), prompt, prompt_lens, languages, pitch, prompt_pitch)
                 hits, frames = self.model.code_hits(out.latent.detach(), codes, code_lens, levels=1)[0]
-                return out.loss, {"accuracy": hits / frames, "latent": out.latent_loss.item(), "duration": out.duration_loss.item()}
+                metrics = {"accuracy": hits / frames, "latent": out.latent_loss.item(), "duration": out.duration_loss.item()}
+                return out.loss, metrics | ({"pitch": out.pitch_loss.item()} if self.model_config.pitch else {})
             if self.config.stage == "ar":
                 out = self.ddp(phonemes, phoneme_lens, codes, code_lens, languages,
                                collate_alignments(items, self.model, codes.shape[2], self.device))

@@ -38,7 +38,7 @@ from valle.model.frames import FrameModel, frames_of, voice_slices
 from valle.model.layers import lengths_to_mask
 from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.stage import IGNORE, Stage, StageOutput
-from valle.train.batching import BucketBatchSampler, collate, collate_alignments, phoneme_languages, utterance_languages
+from valle.train.batching import BucketBatchSampler, collate, collate_alignments, collate_pitch, phoneme_languages, utterance_languages
 
 
 @torch.no_grad()
@@ -121,11 +121,14 @@ def _frame_metrics(model: FrameModel, batches: list[list], prompt_frames: int, g
     for items in tqdm(batches, desc="held-out", unit="batch", disable=not progress, leave=False):
         phonemes, phoneme_lens, codes, code_lens = (t.to(device) for t in collate(items))
         alignment = collate_alignments(items, model, codes.shape[2], device)
-        out = model(phonemes, phoneme_lens, codes, code_lens, alignment, *voice_slices(codes, code_lens, prompt_frames, generator),
-                    phoneme_languages(items, model, phonemes.shape[1], device))
+        pitch = collate_pitch(items, model, codes.shape[2], device)
+        prompt, prompt_lens, prompt_pitch = voice_slices(codes, code_lens, prompt_frames, generator, pitch)
+        out = model(phonemes, phoneme_lens, codes, code_lens, alignment, prompt, prompt_lens,
+                    phoneme_languages(items, model, phonemes.shape[1], device), pitch, prompt_pitch)
         frames, phones = float(code_lens.sum()), float(phoneme_lens.sum())
         sums["latent"] += float(out.latent_loss) * frames
         sums["duration"] += float(out.duration_loss) * phones
+        sums["pitch"] += float(out.pitch_loss) * frames
         told = lengths_to_mask(phoneme_lens, phonemes.shape[1])
         sums["duration_error"] += float((frames_of(out.durations) - out.frame_counts).abs()[told].sum())
         sums["frames"] += frames
@@ -134,7 +137,9 @@ def _frame_metrics(model: FrameModel, batches: list[list], prompt_frames: int, g
             hits[level] = [hits[level][0] + right, hits[level][1] + n]
     metrics = {"loss_latent": sums["latent"] / sums["frames"], "loss_duration": sums["duration"] / sums["phonemes"],
                "duration_error": sums["duration_error"] / sums["phonemes"]}
-    metrics["loss"] = metrics["loss_latent"] + metrics["loss_duration"]
+    if model.config.pitch:
+        metrics["loss_pitch"] = sums["pitch"] / sums["frames"]
+    metrics["loss"] = metrics["loss_latent"] + metrics["loss_duration"] + metrics.get("loss_pitch", 0.0)
     metrics |= {f"accuracy_level{level + 1}": right / n for level, (right, n) in hits.items()}
     metrics["accuracy"] = metrics["accuracy_level1"]
     return metrics
