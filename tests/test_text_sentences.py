@@ -1,5 +1,5 @@
 """Sentence splitting: no cut inside "Dr. Smith", "e.g.", "3.5" or "J. R. R. Tolkien"; long
-sentences cut at clauses, then words, never beyond `max_chars`."""
+sentences cut at clauses, then words, never beyond `max_chars`; nothing but punctuation is no sentence."""
 
 import string
 import time
@@ -22,6 +22,8 @@ from valle.text import split_sentences
     ("No. 5 won. St. Paul is a city.", ["No. 5 won.", "St. Paul is a city."]),
     ("Line one\n\nLine two", ["Line one", "Line two"]),
     ("  spaced\n out   words. ", ["spaced out words."]),
+    ("No one is fit. ... In the altogether. ! Fine.", ["No one is fit.", "In the altogether.", "Fine."]),
+    ("...", ["..."]),  # nothing else to say: kept, for the tokenizer to refuse with its message
     ("", []),
 ])
 def test_split_sentences(text: str, expected: list[str]) -> None:
@@ -67,4 +69,6 @@ def test_split_ten_thousand_characters_fast() -> None:
 def test_split_keeps_every_character_within_the_limit(text: str, max_chars: int) -> None:
     pieces = split_sentences(text, max_chars=max_chars)
     assert all(0 < len(p) <= max_chars for p in pieces)
-    assert "".join(pieces).replace(" ", "") == "".join(text.split())
+    words = [c for c in text if c.isalpha()]
+    assert [c for c in "".join(pieces) if c.isalpha()] == words  # only pieces of punctuation alone are left out
+    assert all(any(c.isalpha() for c in p) for p in pieces) if words else "".join(pieces).replace(" ", "") == "".join(text.split())

@@ -15,6 +15,7 @@ from valle.text.abbreviations import NOT_SENTENCE_FINAL
 _BOUNDARY = re.compile(r"""([.!?…]+)["')\]]*(\s+)(?=\S)""")
 _WORD_BEFORE = re.compile(r"([\w.]+)$")
 _PARAGRAPH = re.compile(r"\n\s*\n")
+_SAYS_SOMETHING = re.compile(r"[^\W_]")  # a letter or a digit
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+|(?<=\s-)\s+")
 
 
@@ -28,7 +29,9 @@ def split_sentences(text: str, max_chars: int = 300) -> list[str]:
     for paragraph in _PARAGRAPH.split(text):
         for sentence in _sentences(paragraph):
             pieces.extend(_fit(" ".join(sentence.split()), max_chars))
-    return [p for p in pieces if p]
+    pieces = [p for p in pieces if p]
+    # A stray "..." or "!" between sentences says nothing: it is left out, unless nothing else is there.
+    return [p for p in pieces if _SAYS_SOMETHING.search(p)] or pieces
 
 
 def _sentences(text: str) -> list[str]:
