@@ -8,7 +8,13 @@ the real codes (WER by the Whisper judge, SIM(·, prompt) by Resemblyzer):
   as the recording has it): what the stage makes of the phonemes, given their timing;
 - the same with the levels above the first `--levels` taken from the real codes: which
   levels cost the words;
-- the frame stage's codes at the durations it predicts: all of synthesis.
+- the frame stage's codes at the durations it predicts: all of synthesis;
+- for a stage told the pitch, also its codes at the true durations and the true pitch (the
+  folder's pitch track): what its own pitch costs.
+Each latent's spread over time is moved toward the prompt's by `--variance`, as synthesis
+does (`SamplingConfig.variance`). A stage told the pitch speaks at the register of its
+prompt, measured on the folder's pitch tracks (`valle data pitch`), as synthesis measures
+it on the prompt's recording.
 A row at the true durations near the real codes is a stage that renders phonemes as well as
 the codec keeps them; the last row is then as good as its durations.
 
@@ -27,6 +33,8 @@ from valle.asr import load_recognizer, word_error_rate
 from valle.codec import load_codec
 from valle.data.shards import TokenizedCorpus
 from valle.model import FrameModel, Stage
+from valle.model.frames import pitch_level
+from valle.model.sampling import SamplingConfig
 from valle.speaker import SpeakerEncoder, cosine
 
 
@@ -37,6 +45,8 @@ def main() -> int:
     parser.add_argument("--per-speaker", type=int, default=4)
     parser.add_argument("--prompt-seconds", type=float, default=3.0)
     parser.add_argument("--levels", type=int, default=4, help="the row that takes the levels above these from the real codes")
+    parser.add_argument("--variance", type=float, default=SamplingConfig().variance,
+                        help="the latents' spread over time toward the prompt's (default: as synthesis; 0: none)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="JSON with every transcript")
     args = parser.parse_args()
@@ -56,7 +66,7 @@ def main() -> int:
     prompt_frames = round(args.prompt_seconds * codec.frame_rate)
     k = args.levels
     rows = ["real codes", "frame stage, true durations", f"frame stage levels 1-{k}, true durations, levels above real",
-            "frame stage, its own durations"]
+            "frame stage, its own durations"] + (["frame stage, true durations and pitch"] if stage.config.pitch else [])
     heard: dict[str, list[str]] = {row: [] for row in rows}
     similarity: dict[str, list[float]] = {row: [] for row in rows}
     lengths, references = [], []
@@ -70,10 +80,17 @@ def main() -> int:
         u, prompt = corpus[id_], corpus[prompt_id].codes[:, :prompt_frames]
         if u.alignment is None:
             parser.error(f"{args.tokens} is not aligned: run `valle data align {args.tokens} --aligner A` first")
+        register = None
+        if stage.config.pitch:
+            if corpus[prompt_id].pitch is None:
+                parser.error(f"{args.stage} is told the pitch: run `valle data pitch {args.tokens}` first")
+            register = pitch_level(corpus[prompt_id].pitch[:prompt_frames])
         true_path = u.alignment.clamp(min=0)
-        forced = stage.render(u.phonemes, true_path, prompt)
-        own = stage.generate(u.phonemes, prompt, sounding[u.phonemes])
+        forced = stage.render(u.phonemes, true_path, prompt, prompt_pitch=register, variance=args.variance)
+        own = stage.generate(u.phonemes, prompt, sounding[u.phonemes], prompt_pitch=register, variance=args.variance)
         decoded = {rows[0]: u.codes, rows[1]: forced, rows[2]: torch.cat([forced[:k], u.codes[k:]]), rows[3]: own}
+        if stage.config.pitch:
+            decoded[rows[4]] = stage.render(u.phonemes, true_path, prompt, variance=args.variance, pitch=u.pitch)
         voice = speaker.embed(wav(prompt), codec.sample_rate)
         for row, codes in decoded.items():
             audio = wav(codes)

@@ -57,6 +57,7 @@ def main() -> int:
     parser.add_argument("--nar-decoding", choices=NAR_DECODINGS)
     parser.add_argument("--guidance", type=float, help="classifier-free guidance on the text (1: none)")
     parser.add_argument("--prompt-guidance", type=float, help="classifier-free guidance on the voice prompt (1: none)")
+    parser.add_argument("--variance", type=float, help="a frame stage's spread over time toward the prompt's (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="auto", help="of the AR and NAR weights, as for `valle synthesize --dtype`")
@@ -74,7 +75,8 @@ def main() -> int:
     scorers = Scorers(load_recognizer(args.asr, threads=args.threads), SpeakerEncoder())
     sampling = valle.sampling.updated(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                       upper_temperature=args.upper_temperature, nar_decoding=args.nar_decoding,
-                                      guidance=args.guidance, prompt_guidance=args.prompt_guidance)
+                                      guidance=args.guidance, prompt_guidance=args.prompt_guidance,
+                                      variance=args.variance)
     records = evaluate(valle, items, scorers, sampling, seed=args.seed)
     truth, model = summarize(records)
     flite = [r for r in records if r["speaker"].startswith("fl")]

@@ -15,7 +15,8 @@
 # metrics and logs into OUT/trained.tar.part-*; here
 #   cat OUT/trained.tar.part-* | tar x -C RUN && valle export RUN/AR_NAME/half RUN/NAR_NAME/half MODEL --half
 # joins them for synthesis (a frame stage alone: `valle export RUN/FRAMES_NAME/half MODEL --half`; it trains
-# on aligned folders, so TOKENS then holds their alignments.safetensors too).
+# on aligned folders, so TOKENS then holds their alignments.safetensors too, and pitch.safetensors for a
+# stage told the pitch).
 set -euo pipefail
 tokens=${1:?tokens folder} out=${2:?output folder} minutes=${3:?minutes}
 shift 3

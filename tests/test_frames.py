@@ -7,8 +7,18 @@ import torch
 
 from valle.errors import ConfigError
 from valle.model import FrameModel, Stage, TrainedOn, preset
-from valle.model.frames import (DEFAULT_PITCH, MAX_POSITION, PITCH_BINS, frame_positions, path_of, pitch_bins, pitch_level,
-                                quantize, voice_slices)
+from valle.model.frames import (
+    DEFAULT_PITCH,
+    MAX_POSITION,
+    PITCH_BINS,
+    frame_positions,
+    match_variance,
+    path_of,
+    pitch_bins,
+    pitch_level,
+    quantize,
+    voice_slices,
+)
 
 V, K, D, N_PHONEMES = 16, 4, 8, 12
 
@@ -164,19 +174,39 @@ def test_a_stage_told_the_pitch_learns_what_it_decides_and_predicts_it_from_the_
     m.eval()
     hits = m.code_hits(m(*args).latent, codes, c_lens)
     assert hits[1][0] / hits[1][1] > 0.95  # the level the pitch decides, told the true pitch
-    rendered = [(m.render(p, path_of(d), c[:, :6], prompt_pitch=level)[1] == c[1]).float().mean() for p, d, c, _, level in items]
-    assert sum(rendered) / len(rendered) > 0.8  # its own pitch, from the prompt's register
+    with torch.no_grad():  # its own pitch, relative to the prompt's register
+        x, valid = m.frame_inputs(m.encode_text(phonemes, p_lens), alignment, c_lens)
+        voiced, relative = m.predict_pitch(x, valid, m.encode_voice(codes[:, :, :6], torch.full((8,), 6)))
+    told = valid[..., 0] > 0
+    assert ((voiced > 0) == (pitch > 0))[told].float().mean() > 0.95
+    octaves = (relative + levels[:, None] - pitch.clamp(min=1).log2())[told & (pitch > 0)]
+    assert octaves.abs().median() < 0.05  # within a step of PITCH_BINS
+
+    def rendered(shift: float) -> float:
+        return sum(float((m.render(p, path_of(d), c[:, :6], prompt_pitch=level + shift)[1] == c[1]).float().mean())
+                   for p, d, c, _, level in items) / len(items)
+
+    at_register = rendered(0.0)
+    assert at_register > 0.6 and rendered(1.0) < at_register - 0.25  # spoken at the register it is told
+    told_pitch = [float((m.render(p, path_of(d), c[:, :6], pitch=f0)[1] == c[1]).float().mean()) for p, d, c, f0, _ in items]
+    assert sum(told_pitch) / len(told_pitch) > 0.95  # or at the pitch it is given, frame by frame
     with pytest.raises(ConfigError, match="valle data pitch"):
         m(*args[:8])
 
 
-def test_a_stage_told_the_pitch_starts_as_the_stage_without_it():
-    plain, pitched_stage = model(), model(pitch=True)
-    pitched_stage.load_state_dict(plain.state_dict(), strict=False)
-    phonemes, p_lens, codes, c_lens, alignment = collate(utterances(2))
-    args = phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :4], torch.tensor([4, 4])
-    pitch = torch.full(codes[:, 0].shape, 120.0)
-    torch.testing.assert_close(pitched_stage(*args, None, pitch, torch.full((2,), 7.0)).latent, plain(*args).latent)
+def test_variance_matching_gives_each_latent_dimension_the_prompts_spread_and_keeps_its_mean():
+    g = torch.Generator().manual_seed(0)
+    latent = torch.randn(40, D, generator=g) * 0.5 + 3.0  # an average's spread: too even
+    reference = torch.randn(25, D, generator=g) * torch.linspace(0.5, 2.0, D)
+    matched = match_variance(latent, reference)
+    torch.testing.assert_close(matched.std(0, correction=0), reference.std(0, correction=0))
+    torch.testing.assert_close(matched.mean(0), latent.mean(0))
+    halfway = match_variance(latent, reference, 0.5).std(0, correction=0)
+    geometric = (latent.std(0, correction=0) * reference.std(0, correction=0)).sqrt()
+    torch.testing.assert_close(halfway, geometric)
+    assert torch.equal(match_variance(latent, reference, 0.0), latent)
+    one = torch.ones(1, D)
+    assert torch.equal(match_variance(one, reference), one)  # a single frame has no spread to move
 
 
 def test_the_stage_saves_and_loads_with_its_codebooks(tmp_path):

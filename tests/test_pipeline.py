@@ -400,3 +400,19 @@ def test_a_frame_stage_told_the_pitch_speaks_at_the_register_measured_on_the_pro
     out = pitched.synthesize("Said at its pitch.", prompt, watermark=False)
     assert np.isfinite(out.samples).all() and len(out.samples) > 0
     assert frame_model.plan(SynthesisRequest("Said.", prompt), SamplingConfig())[0][0].prompt_pitch is None
+
+
+def test_a_frame_stage_gives_its_latents_the_spread_of_the_prompts_unless_told_not_to(frame_model, prompt, monkeypatch):
+    spreads = []
+    original = FrameModel.predict_latents
+
+    def spy(self, *args, **kwargs):
+        latent = original(self, *args, **kwargs)
+        spreads.append(latent[0].std(0))
+        return latent
+
+    monkeypatch.setattr(FrameModel, "predict_latents", spy)
+    matched = frame_model.synthesize("Spread as the prompt.", prompt, watermark=False)
+    kept = frame_model.synthesize("Spread as the prompt.", prompt, sampling=SamplingConfig(variance=0.0), watermark=False)
+    assert frame_model.sampling.variance == 1.0 and len(spreads) == 2 and torch.equal(spreads[0], spreads[1])
+    assert not np.array_equal(matched.samples, kept.samples)

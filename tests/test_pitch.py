@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from valle.pitch import track_pitch
 

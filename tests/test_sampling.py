@@ -51,7 +51,7 @@ def test_repetition_aware_sampling_breaks_loops():
 @pytest.mark.parametrize(("options", "message"), [
     ({"temperature": -1}, "temperature"), ({"temperature": float("nan")}, "finite"), ({"temperature": float("inf")}, "finite"),
     ({"top_k": -2}, "top_k"), ({"top_p": 0}, "top_p"), ({"top_p": 1.5}, "top_p"), ({"top_p": float("nan")}, "top_p"),
-    ({"ras_window": 0}, "ras_window"),
+    ({"ras_window": 0}, "ras_window"), ({"variance": -0.5}, "variance must be in"), ({"variance": float("nan")}, "variance"),
 ])
 def test_bad_sampling_settings(options, message):
     with pytest.raises(ConfigError, match=message):

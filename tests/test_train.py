@@ -445,7 +445,8 @@ def test_the_frame_stage_trains_on_the_codec_latents_resumes_exactly_and_scores_
         Trainer(config, shards, tmp_path / "unaligned").fit()
 
 
-def test_a_frame_stage_told_the_pitch_trains_on_the_tracks_and_scores_it_held_out(pitched_shards, aligned_shards, tmp_path):
+def test_a_frame_stage_told_the_pitch_trains_on_the_tracks_and_scores_it_held_out(pitched_shards, aligned_shards, tmp_path,
+                                                                                 capsys):
     corpus = TokenizedCorpus(pitched_shards)
     for i in range(len(corpus)):  # the test recordings are a voice gliding about 120 Hz
         pitch = corpus[i].pitch
@@ -455,6 +456,10 @@ def test_a_frame_stage_told_the_pitch_trains_on_the_tracks_and_scores_it_held_ou
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert "pitch" in records[0] and math.isfinite(records[-1]["valid_loss_pitch"])
     assert Stage.from_pretrained(tmp_path / "run" / "model").config.pitch
+    capsys.readouterr()
+    assert main(["validate", str(tmp_path / "run" / "model"), "--data", str(pitched_shards)]) == 0
+    printed = capsys.readouterr().out
+    assert "pitch loss" in printed and "codes right by level" in printed and "top-10" not in printed
     with pytest.raises(ConfigError, match="valle data pitch"):
         Trainer(config, aligned_shards, tmp_path / "untracked").fit()
     (pitched_shards / "pitch.safetensors").write_bytes(b"not safetensors")

@@ -287,18 +287,20 @@ def _validate(args: argparse.Namespace) -> None:
 
     results = validate_stages(args.stages, args.data, args.utterances, args.device or "cpu")
     levels = sorted({int(k.removeprefix("loss_level")) for r in results for k in r if k.startswith("loss_level")})
-    print("| stage | " + " | ".join(f"level {level} loss / top-10" for level in levels) + " |")
-    print("|---|" + "---:|" * len(levels))
-    for stage, metrics in zip(args.stages, results):
-        cells = [f"{metrics[f'loss_level{level}']:.3f} / {metrics[f'accuracy_level{level}']:.3f}"
-                 if f"loss_level{level}" in metrics else "" for level in levels]
-        print(f"| {stage} | " + " | ".join(cells) + " |")
-    print(f"\nsum of the levels' losses: {loss_per_frame(results):.3f} nats per frame")
+    if levels:  # stages that predict codes by level (a frame stage regresses latents: its lines follow)
+        print("| stage | " + " | ".join(f"level {level} loss / top-10" for level in levels) + " |")
+        print("|---|" + "---:|" * len(levels))
+        for stage, metrics in zip(args.stages, results):
+            cells = [f"{metrics[f'loss_level{level}']:.3f} / {metrics[f'accuracy_level{level}']:.3f}"
+                     if f"loss_level{level}" in metrics else "" for level in levels]
+            print(f"| {stage} | " + " | ".join(cells) + " |")
+        print(f"\nsum of the levels' losses: {loss_per_frame(results):.3f} nats per frame")
     for stage, metrics in zip(args.stages, results):
         if "loss_latent" in metrics:
             codes = " / ".join(f"{metrics[f'accuracy_level{level}']:.3f}" for level in range(1, 9) if f"accuracy_level{level}" in metrics)
+            pitch = f", pitch loss {metrics['loss_pitch']:.3f}" if "loss_pitch" in metrics else ""
             print(f"{stage}: latent loss {metrics['loss_latent']:.3f}, duration loss {metrics['loss_duration']:.3f} "
-                  f"({metrics['duration_error']:.2f} frames off per phoneme), codes right by level {codes}")
+                  f"({metrics['duration_error']:.2f} frames off per phoneme){pitch}, codes right by level {codes}")
         if "alignment" in metrics:
             print(f"{stage}: alignment {metrics['alignment']:.2f} (its most monotonic attention head; near 0: it does not "
                   "read the phonemes in order)")
@@ -325,7 +327,7 @@ def _sampling(args: argparse.Namespace, defaults: "SamplingConfig") -> "Sampling
     """The sampling options given, over `defaults` (a model's own)."""
     return defaults.updated(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                             upper_temperature=args.upper_temperature, guidance=args.guidance,
-                            prompt_guidance=args.prompt_guidance,
+                            prompt_guidance=args.prompt_guidance, variance=args.variance,
                             repetition_aware=False if args.no_ras else None)
 
 
@@ -348,6 +350,8 @@ def _add_sampling_options(p: argparse.ArgumentParser, defaults: str = "the model
                    "text dropout: the logits given no text pushed this many times as far as the text moves them (1: none)")
     p.add_argument("--prompt-guidance", type=float, help="classifier-free guidance on the voice: the logits given the "
                    "text without the prompt pushed this many times as far as the prompt moves them (1: none)")
+    p.add_argument("--variance", type=float, help="for a frame stage: how far its latents' spread over time moves "
+                   "toward the prompt's (0: the stage's own, 1: the prompt's)")
 
 
 def _synthesize(args: argparse.Namespace) -> None:

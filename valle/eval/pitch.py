@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from valle.pitch import F0_RANGE
+
 HOP_SECONDS = 0.02
 MIN_VOICED_FRAMES = 10  # fewer voiced frames than this (0.2 s) give no pitch
 MIN_VOICED_PROBABILITY = 0.1  # pYIN's decoding marks some frames of noise voiced, with probabilities near 0

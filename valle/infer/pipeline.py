@@ -325,7 +325,7 @@ class VallE:
     def render(self, job: Job) -> torch.Tensor:
         """The frame stage's codes `[K, T]` for a job: its phonemes' predicted durations, then every frame at once."""
         return self.frames.generate(job.phonemes, job.prompt_codes, self._sounding.to(job.phonemes.device)[job.phonemes],
-                                    job.languages, prompt_pitch=job.prompt_pitch)
+                                    job.languages, prompt_pitch=job.prompt_pitch, variance=job.sampler.config.variance)
 
     def nar_chooser(self, job: Job) -> NearestInExpectation | None:
         """How the NAR stage picks the job's codes: None is the likeliest code (`nar_decoding="greedy"`)."""

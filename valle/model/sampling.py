@@ -51,6 +51,9 @@ class SamplingConfig(DictConfig):
     # The same on the voice prompt (the AR): the logits given the target's phonemes alone, pushed this many
     # times as far as the prompt moves them; 1: none.
     prompt_guidance: float = 1.0
+    # The frame stage: how far each latent dimension's spread over time moves from the stage's own (an average's,
+    # too even) toward the prompt's: 0 keeps the stage's, 1 takes the prompt's (`valle.model.frames.match_variance`).
+    variance: float = 1.0
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.temperature) or self.temperature < 0:
@@ -63,6 +66,8 @@ class SamplingConfig(DictConfig):
             raise ConfigError(f"upper_temperature must be a finite number >= 0 (0 is greedy), got {self.upper_temperature}")
         if self.ras_window < 1 or not 0 <= self.ras_threshold <= 1:
             raise ConfigError("ras_window must be >= 1 and ras_threshold in [0, 1]")
+        if not math.isfinite(self.variance) or not 0 <= self.variance <= 2:
+            raise ConfigError(f"variance must be in [0, 2] (0: the frame stage's own spread, 1: the prompt's), got {self.variance}")
         for name in ("guidance", "prompt_guidance"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be a finite number >= 0 (1: none), got {getattr(self, name)}")
