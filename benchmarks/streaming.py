@@ -9,7 +9,8 @@ fixed, `--threads` CPU threads:
   `stream=true`): time from sending the request to the first audio bytes after the WAV header;
 - joins: each sentence's streamed audio against one decode of the very codes it streamed,
   mean log-mel distance (dB) on frames within 2 of a join against all other frames (a join
-  no worse than elsewhere means the windows and cross-fades are seamless).
+  no worse than elsewhere means the windows and cross-fades are seamless); a frame stage
+  streams whole sentences, so its whole stream is compared with whole synthesis.
 Targets: first audio p50 <= 200 ms and p95 <= 300 ms in process, p50 <= 250 ms over HTTP,
 total time within 1.2x of whole synthesis, joins no worse than elsewhere: within 1.2x of
 it, or below 0.1 dB, a tenth of the smallest change of level a listener can hear, where
@@ -122,27 +123,38 @@ DB_PER_NEPER = 10 / np.log(10)  # log-mel is the natural log of power
 
 
 def joins(valle: VallE, items: list[tuple[str, str]], config: StreamConfig = StreamConfig()) -> dict:
-    """Mean log-mel distance (dB) of streamed audio to one decode of the same codes: near joins and elsewhere."""
+    """Mean log-mel distance (dB) of streamed audio to one decode of the same codes: near joins and elsewhere.
+
+    An AR model streams windows of each sentence, compared with one decode of the sentence's codes; a frame stage
+    streams whole sentences, and its stream, joins and pauses included, is compared with whole synthesis.
+    """
     rate = valle.codec.sample_rate
     hop = round(rate / valle.codec.frame_rate)
     log_mel = LogMel(rate, 4 * hop, hop, 80)
     near, far = [], []
+
+    def compare(chunks: list[np.ndarray], whole: np.ndarray) -> None:
+        streamed = np.concatenate(chunks)
+        a, b = (log_mel(torch.from_numpy(x[:len(streamed)].copy())[None])[0] for x in (streamed, whole))
+        distance = DB_PER_NEPER * (a - b).abs().mean(0).numpy()
+        seams = np.cumsum([len(c) // hop for c in chunks])[:-1]
+        mask = np.zeros(len(distance), bool)
+        for s in seams:
+            mask[max(0, s - 2):s + 3] = True
+        near.extend(distance[mask[:len(distance)]].tolist())
+        far.extend(distance[~mask[:len(distance)]].tolist())
+
     for i, (text, voice) in enumerate(items):
+        if valle.frames is not None:
+            compare(list(valle.stream(text, voice, seed=i, watermark=False)),
+                    valle.synthesize(text, voice, seed=i, watermark=False).samples)
+            continue
         jobs, _ = valle.plan(SynthesisRequest(text, voice, None, i), SamplingConfig())
         for job in jobs:
             stream = JobStream(valle, job, config)
             chunks = [chunk for chunk, _ in stream.chunks()]
-            streamed = np.concatenate(chunks)
             with torch.inference_mode():
-                whole = valle.codec.decode(stream.settled[None])[0].float().numpy()
-            a, b = (log_mel(torch.from_numpy(x[:len(streamed)].copy())[None])[0] for x in (streamed, whole))
-            distance = DB_PER_NEPER * (a - b).abs().mean(0).numpy()
-            seams = np.cumsum([len(c) // hop for c in chunks])[:-1]
-            mask = np.zeros(len(distance), bool)
-            for s in seams:
-                mask[max(0, s - 2):s + 3] = True
-            near += distance[mask[:len(distance)]].tolist()
-            far += distance[~mask[:len(distance)]].tolist()
+                compare(chunks, valle.codec.decode(stream.settled[None])[0].float().numpy())
     near_db, far_db = float(np.mean(near)), float(np.mean(far))
     return {"near_joins_db": near_db, "elsewhere_db": far_db, "ratio": near_db / max(far_db, 1e-9), "join_frames": len(near)}
 
