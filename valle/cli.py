@@ -351,7 +351,7 @@ def _add_sampling_options(p: argparse.ArgumentParser, defaults: str = "the model
     p.add_argument("--prompt-guidance", type=float, help="classifier-free guidance on the voice: the logits given the "
                    "text without the prompt pushed this many times as far as the prompt moves them (1: none)")
     p.add_argument("--variance", type=float, help="for a frame stage: how far its latents' spread over time moves "
-                   "toward the prompt's (0: the stage's own, 1: the prompt's)")
+                   f"toward the prompt's (0: the stage's own, 1: the prompt's; default: {defaults})")
 
 
 def _synthesize(args: argparse.Namespace) -> None:

@@ -15,7 +15,7 @@ With `pitch` (ModelConfig), a frame is also told its pitch: in training its F0 f
 pitch tracks (`valle data pitch`), in synthesis a pitch head's prediction, relative to the
 median pitch of the prompt, which `valle.pitch` measures on its recording. Without it, the
 latent regressed for a frame is the average over every pitch the voice might take there,
-and a voice rendered from that has no pitch at all.
+and a voice rendered from such averages comes out an octave off, or with no pitch at all.
 
 A latent regressed is an average, and averages vary less: a frame stage's latents spread over
 time about a quarter less than real ones, the muffled voice of statistical parametric
