@@ -181,12 +181,19 @@ def _data_align(args: argparse.Namespace) -> None:
         print(f"wrote {align_corpus(directory, args.aligner, workers=args.workers)}")
 
 
-def _add_data_align(data: Commands) -> None:
-    p = _command(data, "align", _data_align, "the phoneme of every frame of tokenised folders, by a trained aligner "
-                 "(for training a stage with a phoneme pointer)")
+def _frame_track_command(data: Commands, name: str, run: Callable[[argparse.Namespace], None],
+                         help_text: str) -> argparse.ArgumentParser:
+    """A command that writes a track of every frame beside the shards of tokenised folders, with processes to share them."""
+    p = _command(data, name, run, help_text)
     p.add_argument("folders", type=Path, nargs="+", help="folders written by `valle data tokenize`")
-    p.add_argument("--aligner", type=Path, required=True, help="a folder written by `valle data train-aligner`")
     p.add_argument("--workers", type=int, default=1, help="parallel processes, one thread each (default: 1)")
+    return p
+
+
+def _add_data_align(data: Commands) -> None:
+    p = _frame_track_command(data, "align", _data_align, "the phoneme of every frame of tokenised folders, by a "
+                             "trained aligner (for training the frame stage, or a stage with a phoneme pointer)")
+    p.add_argument("--aligner", type=Path, required=True, help="a folder written by `valle data train-aligner`")
 
 
 def _data_pitch(args: argparse.Namespace) -> None:
@@ -199,12 +206,10 @@ def _data_pitch(args: argparse.Namespace) -> None:
 
 
 def _add_data_pitch(data: Commands) -> None:
-    p = _command(data, "pitch", _data_pitch, "the pitch of every frame of tokenised folders, tracked on their "
-                 "recordings (for training a frame stage that is told it)")
-    p.add_argument("folders", type=Path, nargs="+", help="folders written by `valle data tokenize`")
+    p = _frame_track_command(data, "pitch", _data_pitch, "the pitch of every frame of tokenised folders, tracked on "
+                             "their recordings (for training a frame stage that is told it)")
     p.add_argument("--manifest", type=Path, default=None,
                    help="the manifest the folder was tokenised from (default: the one its index names)")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes, one thread each (default: 1)")
 
 
 def _codec_train(args: argparse.Namespace) -> None:
