@@ -222,10 +222,11 @@ def test_ddp_on_cpu_keeps_ranks_identical(shards, aligned_shards, tmp_path, stag
 
 def test_torchrun_launches_the_same_command(shards, tmp_path):
     (tmp_path / "c.json").write_text(json.dumps(replace(CONFIG, steps=2, max_tokens=300).to_dict()))
-    result = subprocess.run(["torchrun", "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m", "valle.train",
+    # --standalone: the rendezvous binds a free port itself, so no port picked beforehand can be taken in between
+    result = subprocess.run(["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "valle.train",
                              "--config", str(tmp_path / "c.json"), "--data", str(shards), "--out", str(tmp_path / "run")],
                             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, result.stderr[:3000] + "\n...\n" + result.stderr[-2000:]
     assert "trained ar to step 2" in result.stdout and result.stdout.count("trained ar") == 1  # rank 0 reports
     assert Stage.from_pretrained(tmp_path / "run" / "model").kind == "ar"
 
