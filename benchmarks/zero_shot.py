@@ -14,6 +14,8 @@ the speaker's real recording of the same text:
 - length against the real recording (median ratio), beside WER: outputs that stop early lower
   WER by losing words, which Whisper would otherwise make up from babble;
 - real-time factor of synthesis on this machine (watermarking included).
+Beside the JSON of every utterance (`--out`) it draws them (`.png`): SIM per utterance, and each
+output's median F0 against its prompt's, where a voice an octave off stands out.
 Targets: SIM within 0.05 of ground truth, WER within 10 points, identification >= 80 %, RTF <= 0.5.
 `--manifest` scores any held-out speakers instead (real people, several languages: each
 utterance is spoken in its own language, and WER, by an English judge, counts English ones only).
@@ -35,6 +37,7 @@ from valle.data.manifest import read_manifest
 from valle.data.synthetic import build_synthetic_corpus
 from valle.eval.evaluate import Scorers, evaluate, summarize
 from valle.eval.protocol import EvalConfig, plan
+from valle.eval.report import plot_scores
 from valle.infer import VallE
 from valle.model.sampling import NAR_DECODINGS
 from valle.speaker import SpeakerEncoder
@@ -124,6 +127,9 @@ def main() -> int:
     print(f"\n{len(records)} utterances of {summary['speakers']} unseen speakers ({len(flite)} flite), prompts of "
           f"{low:.1f}-{high:.1f} s; WER target judged on {summary['wer_voices']} voices; "
           f"{torch.get_num_threads()} CPU threads, {dtype} weights")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    figure = plot_scores(records, args.out.with_suffix(".png"))
+    print(f"wrote {figure}")
     return report(checks, {"summary": summary, "utterances": records}, args.out)
 
 

@@ -125,3 +125,17 @@ def test_the_cross_lingual_setting_speaks_another_languages_text_in_the_prompts_
     write_manifest(english_only, tmp_path / "en.jsonl")
     with pytest.raises(ConfigError, match="needs test utterances in two languages at least; all are in en-us"):
         plan(english_only, EvalConfig(modes=("cross-lingual",)))
+
+
+def test_the_figure_draws_each_outputs_pitch_against_its_prompts_found_or_not(tmp_path):
+    import matplotlib.image
+
+    from valle.eval.report import plot_scores
+
+    def record(prompt_f0, output_f0):
+        return {"mode": "cross-sentence", "prompt_f0": prompt_f0, "truth": {"sim": 0.9}, "output": {"sim": 0.7, "f0": output_f0}}
+
+    pitched = plot_scores([record(200.0, 100.0), record(120.0, 121.0), record(419.0, None)], tmp_path / "pitched.png")
+    unpitched = plot_scores([record(None, None), record(None, None)], tmp_path / "unpitched.png")
+    width = {name: matplotlib.image.imread(path).shape[1] for name, path in (("pitched", pitched), ("unpitched", unpitched))}
+    assert width["pitched"] > 1.3 * width["unpitched"]  # a third panel, for the pitch, only where prompts have one

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import numpy as np
+
 from valle.files import atomic_write
 
 
@@ -39,8 +41,12 @@ def write_report(out: Path, rows: list[dict], records: list[dict], info: dict) -
     return paths
 
 
+NO_PITCH_DRAWN_AT = 47.0  # Hz: below the trackers' range, where an output with no pitch found is drawn
+
+
 def plot_scores(records: list[dict], path: Path) -> Path:
-    """Per utterance: SIM of the output against SIM of the real recording; distributions of SIM and DNSMOS."""
+    """Per utterance: SIM of the output against SIM of the real recording; distributions of SIM and DNSMOS; and the
+    output's median F0 against the prompt's, where an octave off stands out at once."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,25 +54,45 @@ def plot_scores(records: list[dict], path: Path) -> Path:
 
     modes = list(dict.fromkeys(r["mode"] for r in records))
     has_mos = "dnsmos" in records[0]["output"]
-    fig, axes = plt.subplots(1, 3 if has_mos else 2, figsize=(13 if has_mos else 9, 3.8))
+    pitched = [r for r in records if r.get("prompt_f0")]  # and an output pitch, or none found (drawn at the bottom)
+    panels = ["sim", "histogram"] + ["mos"] * has_mos + ["pitch"] * bool(pitched)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8))
+    ax = dict(zip(panels, axes))
     for mode, color in zip(modes, ("tab:blue", "tab:orange")):
         rows = [r for r in records if r["mode"] == mode]
         truth, output = [r["truth"]["sim"] for r in rows], [r["output"]["sim"] for r in rows]
-        axes[0].scatter(truth, output, s=14, alpha=0.7, color=color, label=mode)
-        axes[1].hist(output, bins=20, alpha=0.5, color=color, label=f"{mode}: model")
-        axes[1].hist(truth, bins=20, histtype="step", color=color, label=f"{mode}: ground truth")
+        ax["sim"].scatter(truth, output, s=14, alpha=0.7, color=color, label=mode)
+        ax["histogram"].hist(output, bins=20, alpha=0.5, color=color, label=f"{mode}: model")
+        ax["histogram"].hist(truth, bins=20, histtype="step", color=color, label=f"{mode}: ground truth")
         if has_mos:
-            axes[2].hist([r["output"]["dnsmos"] for r in rows], bins=20, alpha=0.5, color=color, label=f"{mode}: model")
-            axes[2].hist([r["truth"]["dnsmos"] for r in rows], bins=20, histtype="step", color=color, label=f"{mode}: ground truth")
+            ax["mos"].hist([r["output"]["dnsmos"] for r in rows], bins=20, alpha=0.5, color=color, label=f"{mode}: model")
+            ax["mos"].hist([r["truth"]["dnsmos"] for r in rows], bins=20, histtype="step", color=color, label=f"{mode}: ground truth")
+        if pitched:
+            rows = [r for r in pitched if r["mode"] == mode]
+            found = [r for r in rows if r["output"].get("f0")]
+            ax["pitch"].scatter([r["prompt_f0"] for r in found], [r["output"]["f0"] for r in found], s=14, alpha=0.7,
+                                color=color, label=mode)
+            none = [r["prompt_f0"] for r in rows if not r["output"].get("f0")]
+            ax["pitch"].scatter(none, [NO_PITCH_DRAWN_AT] * len(none), s=18, marker="x", color=color,
+                                label=f"{mode}: no pitch found")
     low = min(0.0, *(min(r["truth"]["sim"], r["output"]["sim"]) for r in records))
-    axes[0].plot([low, 1], [low, 1], color="grey", lw=0.8, ls="--")
-    axes[0].set(xlabel="SIM(ground truth, prompt)", ylabel="SIM(model output, prompt)", title="speaker similarity per utterance")
-    axes[1].set(xlabel="SIM(·, prompt)", ylabel="utterances", title="speaker similarity")
+    ax["sim"].plot([low, 1], [low, 1], color="grey", lw=0.8, ls="--")
+    ax["sim"].set(xlabel="SIM(ground truth, prompt)", ylabel="SIM(model output, prompt)", title="speaker similarity per utterance")
+    ax["histogram"].set(xlabel="SIM(·, prompt)", ylabel="utterances", title="speaker similarity")
     if has_mos:
-        axes[2].set(xlabel="DNSMOS OVRL", ylabel="utterances", title="naturalness estimate")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax["mos"].set(xlabel="DNSMOS OVRL", ylabel="utterances", title="naturalness estimate")
+    if pitched:
+        span = np.array([45.0, 500.0])
+        for factor, style in ((1, "--"), (0.5, ":"), (2, ":")):
+            ax["pitch"].plot(span, span * factor, color="grey", lw=0.8, ls=style)
+        ticks = [50, 100, 200, 400]
+        ax["pitch"].set(xscale="log", yscale="log", xlim=span, ylim=span, xticks=ticks, yticks=ticks, xticklabels=ticks,
+                        yticklabels=ticks, xlabel="prompt's median F0 (Hz)", ylabel="output's median F0 (Hz)",
+                        title="pitch (dotted: an octave off)")
+        ax["pitch"].minorticks_off()
+    for a in axes:
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
