@@ -15,6 +15,7 @@ from valle.infer import VallE
 from valle.infer.pipeline import SynthesisRequest, join_with_pauses
 from valle.model import FrameModel
 from valle.model.sampling import SamplingConfig
+from valle.pitch import track_pitch
 
 PROMPT_TEXT = "a voice speaking for three seconds"
 
@@ -386,7 +387,11 @@ def test_a_frame_stage_speaks_every_sentence_without_a_transcript_of_the_prompt(
         VallE(frame_model.frames, None, frame_model.codec, frame_model.tokenizer.vocab, frame_model.codec_name)
 
 
-def test_a_frame_stage_told_the_pitch_speaks_at_the_register_measured_on_the_prompt(frame_model, prompt):
+def test_a_frame_stage_told_the_pitch_speaks_at_the_register_measured_on_the_prompt(frame_model, prompt, monkeypatch):
+    import valle.infer.pipeline as pipeline
+
+    tracked = []
+    monkeypatch.setattr(pipeline, "track_pitch", lambda *args: tracked.append(args) or track_pitch(*args))
     frames = FrameModel(replace(frame_model.frames.config, pitch=True))
     frames.load_state_dict(frame_model.frames.state_dict(), strict=False)
     with torch.no_grad():
@@ -399,6 +404,7 @@ def test_a_frame_stage_told_the_pitch_speaks_at_the_register_measured_on_the_pro
     assert not torch.equal(pitched.render(octave_up), pitched.render(jobs[0]))
     out = pitched.synthesize("Said at its pitch.", prompt, watermark=False)
     assert np.isfinite(out.samples).all() and len(out.samples) > 0
+    assert len(tracked) == 1  # the same prompt again: its pitch is kept with its codes
     assert frame_model.plan(SynthesisRequest("Said.", prompt), SamplingConfig())[0][0].prompt_pitch is None
 
 

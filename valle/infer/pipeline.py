@@ -125,7 +125,8 @@ class VallE:
         self._recognizer = None  # for prompts given without a transcript
         self._sounding = ~torch.tensor(vocab.silent())  # the phonemes that take at least one frame
         self._nearest: NearestInExpectation | None = None  # the NAR's chooser, made from the codebooks when first needed
-        self._prompt_codes: dict[bytes, torch.Tensor] = {}  # the latest prompts' codes, by a hash of their samples
+        # The latest prompts' codes (and pitch_level, for a frame stage told the pitch), by a hash of their samples.
+        self._prompts: dict[bytes, tuple[torch.Tensor, float | None]] = {}
         self._prompt_lock = threading.Lock()
 
     # -- persistence -------------------------------------------------------------------
@@ -185,25 +186,33 @@ class VallE:
 
     # -- synthesis ---------------------------------------------------------------------
     def encode_prompt(self, samples: np.ndarray) -> torch.Tensor:
-        """Prompt samples at the codec's rate -> codes `[K, T_p]`.
+        """Prompt samples at the codec's rate -> codes `[K, T_p]`."""
+        return self._read_prompt(samples)[0]
 
-        A server speaks in the same few voices again and again: the codes of the last
-        `PROMPT_CACHE` prompts are kept, found by a hash of the samples (a few
-        microseconds, where encoding costs 10-15 ms of the time to first audio).
+    def _read_prompt(self, samples: np.ndarray) -> tuple[torch.Tensor, float | None]:
+        """Prompt samples -> their codes, and for a frame stage told the pitch their `pitch_level` (else None).
+
+        A server speaks in the same few voices again and again: what the last `PROMPT_CACHE`
+        prompts gave is kept, found by a hash of the samples (a few microseconds, where
+        encoding costs 10-15 ms of the time to first audio, and tracking the pitch a few more).
         """
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         key = hashlib.blake2b(samples.tobytes(), digest_size=16).digest()
         with self._prompt_lock:  # the server's model threads share it
-            codes = self._prompt_codes.pop(key, None)
-        if codes is None:
+            read = self._prompts.pop(key, None)
+        if read is None:
             device = next(self.lead.parameters()).device
             with torch.inference_mode():
                 codes = self.codec.encode(torch.from_numpy(samples)[None].to(device))[0]
+            pitch = None
+            if self.frames is not None and self.frames.config.pitch:
+                pitch = pitch_level(torch.from_numpy(track_pitch(samples, self.codec.sample_rate, self.codec.frame_rate)))
+            read = codes, pitch
         with self._prompt_lock:
-            self._prompt_codes[key] = codes  # the newest last
-            while len(self._prompt_codes) > PROMPT_CACHE:
-                self._prompt_codes.pop(next(iter(self._prompt_codes)))
-        return codes
+            self._prompts[key] = read  # the newest last
+            while len(self._prompts) > PROMPT_CACHE:
+                self._prompts.pop(next(iter(self._prompts)))
+        return read
 
     def length_bounds(self, prompt_frames: int, prompt_phonemes: int, target_phonemes: int) -> tuple[int, int]:
         """(min, max) new frames, from the prompt's frames per phoneme."""
@@ -240,7 +249,7 @@ class VallE:
             if prompt.pick is not None:
                 log.warning(prompt.describe_pick(f"prompt {path}", given_text is not None))
             samples, prompt_text = prompt.samples, prompt.text
-        codes = self.encode_prompt(samples)
+        codes, pitch = self._read_prompt(samples)
         device, frames = codes.device, codes.shape[1]
 
         def sampler(i: int) -> Sampler:  # one per sentence, so that batching never changes a result
@@ -258,9 +267,6 @@ class VallE:
                         text_start=min(spoken, len(ids) - 1))], None
         if self.frames is not None:  # the prompt gives the voice alone: its words are not needed
             language_ids = self.language_ids(language, language)
-            pitch = None
-            if self.frames.config.pitch:
-                pitch = pitch_level(torch.from_numpy(track_pitch(samples, self.codec.sample_rate, self.codec.frame_rate)))
             return [Job(torch.tensor(ids, device=device), codes, 0, 0, sampler(i),
                         languages=languages(language_ids, 0, len(ids)), prompt_pitch=pitch)
                     for i, ids in enumerate(self.tokenizer(sentence, language) for sentence in sentences)], prompt_text
