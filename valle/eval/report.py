@@ -68,11 +68,10 @@ def plot_scores(records: list[dict], path: Path) -> Path:
             ax["mos"].hist([r["output"]["dnsmos"] for r in rows], bins=20, alpha=0.5, color=color, label=f"{mode}: model")
             ax["mos"].hist([r["truth"]["dnsmos"] for r in rows], bins=20, histtype="step", color=color, label=f"{mode}: ground truth")
         if pitched:
-            rows = [r for r in pitched if r["mode"] == mode]
-            found = [r for r in rows if r["output"].get("f0")]
+            found = [r for r in pitched if r["mode"] == mode and r["output"].get("f0")]
             ax["pitch"].scatter([r["prompt_f0"] for r in found], [r["output"]["f0"] for r in found], s=14, alpha=0.7,
                                 color=color, label=mode)
-            none = [r["prompt_f0"] for r in rows if not r["output"].get("f0")]
+            none = [r["prompt_f0"] for r in pitched if r["mode"] == mode and not r["output"].get("f0")]
             ax["pitch"].scatter(none, [NO_PITCH_DRAWN_AT] * len(none), s=18, marker="x", color=color,
                                 label=f"{mode}: no pitch found")
     low = min(0.0, *(min(r["truth"]["sim"], r["output"]["sim"]) for r in records))
