@@ -61,6 +61,7 @@ def main() -> int:
     parser.add_argument("--guidance", type=float, help="classifier-free guidance on the text (1: none)")
     parser.add_argument("--prompt-guidance", type=float, help="classifier-free guidance on the voice prompt (1: none)")
     parser.add_argument("--variance", type=float, help="a frame stage's spread over time toward the prompt's (0: none)")
+    parser.add_argument("--rate", type=float, help="a frame stage's speaking rate toward the prompt's (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="auto", help="of the AR and NAR weights, as for `valle synthesize --dtype`")
@@ -79,7 +80,7 @@ def main() -> int:
     sampling = valle.sampling.updated(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                       upper_temperature=args.upper_temperature, nar_decoding=args.nar_decoding,
                                       guidance=args.guidance, prompt_guidance=args.prompt_guidance,
-                                      variance=args.variance)
+                                      variance=args.variance, rate=args.rate)
     records = evaluate(valle, items, scorers, sampling, seed=args.seed)
     truth, model = summarize(records)
     flite = [r for r in records if r["speaker"].startswith("fl")]

@@ -10,6 +10,7 @@ from valle.model import FrameModel, Stage, TrainedOn, preset
 from valle.model.frames import (
     DEFAULT_PITCH,
     MAX_POSITION,
+    PACE_RANGE,
     PITCH_BINS,
     frame_positions,
     match_variance,
@@ -207,6 +208,22 @@ def test_variance_matching_gives_each_latent_dimension_the_prompts_spread_and_ke
     assert torch.equal(match_variance(latent, reference, 0.0), latent)
     one = torch.ones(1, D)
     assert torch.equal(match_variance(one, reference), one)  # a single frame has no spread to move
+
+
+def test_the_prompts_pace_is_its_words_predicted_frames_against_its_own_within_bounds():
+    m = model()
+    with torch.no_grad():
+        m.duration_head.weight.zero_()
+        m.duration_head.bias.fill_(math.log(5.0))  # every phoneme four frames
+    words, sounding = torch.arange(10), torch.ones(10, dtype=torch.bool)
+    prompt = lambda frames: torch.zeros(K, frames, dtype=torch.long)  # noqa: E731
+    assert m.prompt_pace(words, prompt(40), sounding) == pytest.approx(1.0)
+    assert m.prompt_pace(words, prompt(80), sounding) == pytest.approx(0.5)  # said twice as slowly
+    assert m.prompt_pace(words, prompt(25), sounding) == pytest.approx(1.6)
+    assert m.prompt_pace(words, prompt(400), sounding) == PACE_RANGE[0]  # a wrong transcript is not trusted far
+    assert m.prompt_pace(words, prompt(5), sounding) == PACE_RANGE[1]
+    slow = m.generate(words, prompt(80), sounding, pace=m.prompt_pace(words, prompt(80), sounding))
+    assert slow.shape[1] == 80  # the stage says the prompt's words in the prompt's time
 
 
 def test_the_stage_saves_and_loads_with_its_codebooks(tmp_path):

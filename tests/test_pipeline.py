@@ -408,6 +408,27 @@ def test_a_frame_stage_told_the_pitch_speaks_at_the_register_measured_on_the_pro
     assert frame_model.plan(SynthesisRequest("Said.", prompt), SamplingConfig())[0][0].prompt_pitch is None
 
 
+def test_a_frame_stage_speaks_at_the_prompts_rate_read_off_its_transcript_when_one_is_given(frame_model, prompt, monkeypatch):
+    monkeypatch.setattr(frame_model, "_transcribe", lambda samples: pytest.fail("the rate needs no recognised transcript"))
+    text = "Said at the prompt's pace."
+
+    def job(prompt_text=None, **sampling):
+        return frame_model.plan(SynthesisRequest(text, prompt, prompt_text), SamplingConfig(**sampling))[0][0]
+
+    ids = torch.tensor(frame_model.tokenizer(PROMPT_TEXT))
+    sounding = frame_model._sounding[ids]
+    own = frame_model.frames.prompt_pace(ids, job().prompt_codes, sounding)
+    assert own != pytest.approx(1.0, abs=0.05)  # this stage's three frames a phoneme are not the prompt's rate
+    told = job(PROMPT_TEXT)
+    assert told.pace == pytest.approx(own)
+    assert job(PROMPT_TEXT, rate=0.5).pace == pytest.approx(own ** 0.5)
+    assert job().pace == 1.0 and job(PROMPT_TEXT, rate=0.0).pace == 1.0  # no transcript, or not asked: its own rate
+    at_own, at_prompts = frame_model.render(job()).shape[1], frame_model.render(told).shape[1]
+    assert at_prompts == pytest.approx(at_own / own, rel=0.15)
+    with pytest.raises(ConfigError, match="rate must be in"):
+        SamplingConfig(rate=1.5)
+
+
 def test_a_frame_stage_gives_its_latents_the_spread_of_the_prompts_unless_told_not_to(frame_model, prompt, monkeypatch):
     spreads = []
     original = FrameModel.predict_latents

@@ -7,7 +7,8 @@ the NAR stage sees the whole prompt. The AR length is bounded from both sides by
 prompt's speaking rate, so that no input loops until memory runs out or stops at once.
 With the frame stage (`valle.model.frames`): each phoneme's duration is predicted in the
 prompt's voice, and every frame's codes are rendered at once; it needs no transcript of
-the prompt, whose codes give only the voice.
+the prompt, whose codes give the voice, but where one is given the prompt's speaking rate
+is read off it (`SamplingConfig.rate`).
 Long text is split into sentences, each spoken with the same prompt, and joined with
 short faded pauses. Every output carries the keyed watermark of `valle.watermark`
 unless the caller turns it off explicitly.
@@ -83,6 +84,7 @@ class Job:
     languages: torch.Tensor | None = None  # each phoneme's language id, for stages that take one
     text_start: int = 0  # the target's first phoneme: where an AR stage's phoneme pointer starts
     prompt_pitch: float | None = None  # the prompt's median log2 F0, for a frame stage told the pitch
+    pace: float = 1.0  # how fast a frame stage speaks: the prompt's speaking rate against its own
 
 
 @dataclass
@@ -265,10 +267,11 @@ class VallE:
             return [Job(torch.tensor(ids, device=device), codes, low, high, sampler(0), keep_prompt=True,
                         languages=languages(self.language_ids(language, language), 0, len(ids)),
                         text_start=min(spoken, len(ids) - 1))], None
-        if self.frames is not None:  # the prompt gives the voice alone: its words are not needed
+        if self.frames is not None:  # the prompt gives the voice; its words, where given, its speaking rate
             language_ids = self.language_ids(language, language)
+            pace = self.prompt_pace(codes, prompt_text, request, sampling)
             return [Job(torch.tensor(ids, device=device), codes, 0, 0, sampler(i),
-                        languages=languages(language_ids, 0, len(ids)), prompt_pitch=pitch)
+                        languages=languages(language_ids, 0, len(ids)), prompt_pitch=pitch, pace=pace)
                     for i, ids in enumerate(self.tokenizer(sentence, language) for sentence in sentences)], prompt_text
         prompt_text = prompt_text if prompt_text is not None else self._transcribe(samples)
         prompt_language = request.prompt_language or self.language_of(prompt_text, language)
@@ -281,6 +284,23 @@ class VallE:
                             languages=languages(language_ids, len(prompt_ids), len(target_ids)),
                             text_start=len(prompt_ids)))
         return jobs, prompt_text
+
+    def prompt_pace(self, codes: torch.Tensor, prompt_text: str | None, request: SynthesisRequest,
+                    sampling: SamplingConfig) -> float:
+        """The frame stage's pace for a prompt (codes `[K, T_p]`): its speaking rate, read off its transcript
+        (`FrameModel.prompt_pace`), to the power `sampling.rate`; 1 where no transcript is given (none is
+        recognised for this: the frame stage needs no words of the prompt)."""
+        if not sampling.rate or prompt_text is None or not prompt_text.strip():
+            return 1.0
+        prompt_language = request.prompt_language or self.language_of(prompt_text, request.language)
+        ids = self.tokenizer(prompt_text, prompt_language)
+        if not ids:
+            return 1.0
+        phonemes = torch.tensor(ids, device=codes.device)
+        language_ids = self.language_ids(request.language, prompt_language)
+        languages = None if language_ids is None else torch.full_like(phonemes, language_ids[1])
+        pace = self.frames.prompt_pace(phonemes, codes, self._sounding.to(codes.device)[phonemes], languages)
+        return pace ** sampling.rate
 
     def language_of(self, prompt_text: str, language: str) -> str:
         """The prompt's language when nobody said: detected from its transcript among the model's languages
@@ -331,7 +351,8 @@ class VallE:
     def render(self, job: Job) -> torch.Tensor:
         """The frame stage's codes `[K, T]` for a job: its phonemes' predicted durations, then every frame at once."""
         return self.frames.generate(job.phonemes, job.prompt_codes, self._sounding.to(job.phonemes.device)[job.phonemes],
-                                    job.languages, prompt_pitch=job.prompt_pitch, variance=job.sampler.config.variance)
+                                    job.languages, pace=job.pace, prompt_pitch=job.prompt_pitch,
+                                    variance=job.sampler.config.variance)
 
     def nar_chooser(self, job: Job) -> NearestInExpectation | None:
         """How the NAR stage picks the job's codes: None is the likeliest code (`nar_decoding="greedy"`)."""

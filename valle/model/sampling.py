@@ -54,6 +54,10 @@ class SamplingConfig(DictConfig):
     # The frame stage: how far each latent dimension's spread over time moves from the stage's own (an average's,
     # too even) toward the prompt's: 0 keeps the stage's, 1 takes the prompt's (`valle.model.frames.match_variance`).
     variance: float = 1.0
+    # The frame stage: how far its speaking rate moves from its own toward the prompt's, read off the prompt's words
+    # (`valle.model.frames.FrameModel.prompt_pace`): 0 keeps the stage's, 1 takes the prompt's. Without the prompt's
+    # transcript, the stage's own.
+    rate: float = 1.0
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.temperature) or self.temperature < 0:
@@ -68,6 +72,8 @@ class SamplingConfig(DictConfig):
             raise ConfigError("ras_window must be >= 1 and ras_threshold in [0, 1]")
         if not math.isfinite(self.variance) or not 0 <= self.variance <= 2:
             raise ConfigError(f"variance must be in [0, 2] (0: the frame stage's own spread, 1: the prompt's), got {self.variance}")
+        if not math.isfinite(self.rate) or not 0 <= self.rate <= 1:
+            raise ConfigError(f"rate must be in [0, 1] (0: the frame stage's own speaking rate, 1: the prompt's), got {self.rate}")
         for name in ("guidance", "prompt_guidance"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be a finite number >= 0 (1: none), got {getattr(self, name)}")
