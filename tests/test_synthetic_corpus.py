@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+import struct
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from valle.data.synthetic.corpus import SPLITS, split_speakers
 from valle.data.synthetic.engines import Pico, Piper
 from valle.data.synthetic.sentences import is_speakable, load_sentences
 from valle.data.synthetic.voices import design_voices, warp_formants
-from valle.errors import ConfigError, DependencyError
+from valle.errors import ConfigError, CorpusError, DependencyError
 
 SMALL = {"hours": 0.02, "n_speakers": 12, "max_seconds": 4.0}
 
@@ -125,6 +126,80 @@ def test_languages_without_fortunes_read_the_prose_of_their_translated_manual_pa
     # French phonemes go by fr-fr, espeak-ng's French voice file by fr
     voices = design_voices(12, 0, seed=0, language="fr-fr")
     assert {v.base.split("+")[0] for v in voices} == {"fr"} and voices[0].speaker.startswith("fr-fr-esp")
+
+
+def _write_catalog(path: Path, messages: dict[str, str]) -> None:
+    """A gettext .mo file (little-endian, no hash table) holding `messages`, the way msgfmt lays one out."""
+    keys = sorted(messages)
+    originals, translations = [k.encode() for k in keys], [messages[k].encode() for k in keys]
+    start = 28 + 16 * len(keys)
+    table, blob = [], b""
+    for text in originals + translations:
+        table.append((len(text), start + len(blob)))
+        blob += text + b"\0"
+    header = struct.pack("<7I", 0x950412DE, 0, len(keys), 28, 28 + 8 * len(keys), 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + b"".join(struct.pack("<2I", *entry) for entry in table) + blob)
+
+
+def test_languages_without_fortunes_or_manual_pages_read_the_sentences_of_libreoffice_messages(tmp_path, monkeypatch):
+    import valle.data.synthetic.sentences as sentences
+
+    _write_catalog(tmp_path / "he" / "LC_MESSAGES" / "sw.mo", {
+        "": "Content-Type: text/plain; charset=UTF-8\n",  # the header: left out
+        "The document was not changed.": "המסמך לא השתנה מאז השמירה האחרונה.",
+        "%1 files": "קובץ אחד נמצא בתיקייה הזאת.\0כמה קבצים נמצאו בתיקייה הזאת.",  # plural forms: each its own
+        "Keep it. Then save.": "לא ניתן לפתוח את הקובץ $(ARG1). נא לנסות שוב מאוחר יותר.",  # format specifier: its sentence out
+        "Left in English.": "The preferred color scheme for the interface.",  # wrong script: out
+        "Save.": "שמירה.",  # too short
+    })
+    _write_catalog(tmp_path / "ca" / "LC_MESSAGES" / "sc.mo", {
+        "a": "No s'ha pogut suprimir l'objecte seleccionat.",
+        "b": "Obre el fitxer <b>ara</b> mateix si us plau.",  # markup
+        "c": "~Obre el fitxer seleccionat ara mateix.",  # a shortcut mark (LibreOffice's ~, GTK's _, Qt's &)
+        "d": "_Desa el document actual al disc.", "e": "&Tanca el document actual ara.",
+        "f": "Copia el fitxer {0} a la carpeta de destinació.",  # format specifiers
+        "g": "Copia el fitxer %s a la carpeta de destinació.",
+        "h": "Retorna el valor de la funció NOMÉS amb arguments.",  # a shouted name (a spreadsheet function)
+        "i": "Select the cells that you want to sort in the current sheet.",  # left untranslated: py3langid's English
+        "j": "Retorna el nombre de combinacions sense repetició.",
+    })
+    _write_catalog(tmp_path / "ml" / "LC_MESSAGES" / "sw.mo", {"a": "അവസാന ഘടകം വരെയുള്ള അന്വേഷണം സമാപിച്ചു.",
+                                                                   "b": "ലൈബ്രറിയുടെ പേരു് മാറ്റുവാന്‍ സാധ്യമല്ല."})
+    monkeypatch.setattr(sentences, "CATALOG_DIR", tmp_path)
+    assert load_sentences("he") == sorted(["המסמך לא השתנה מאז השמירה האחרונה.", "נא לנסות שוב מאוחר יותר.",
+                                           "קובץ אחד נמצא בתיקייה הזאת.", "כמה קבצים נמצאו בתיקייה הזאת."])
+    assert load_sentences("ca") == ["No s'ha pogut suprimir l'objecte seleccionat.",
+                                    "Retorna el nombre de combinacions sense repetició."]
+    # Malayalam's vowel signs are combining marks and its chillus written with a zero-width joiner: both belong to letters
+    assert len(load_sentences("ml")) == 2
+    with pytest.raises(DependencyError, match="Debian's libreoffice-l10n-el: `apt-get install libreoffice-l10n-el`"):
+        load_sentences("el")
+    (tmp_path / "nb" / "LC_MESSAGES").mkdir(parents=True)
+    (tmp_path / "nb" / "LC_MESSAGES" / "broken.mo").write_bytes(b"not a catalog")
+    with pytest.raises(CorpusError, match="broken.mo is not a gettext catalog"):
+        load_sentences("nb")
+
+
+def test_accents_read_their_languages_sentences_in_their_own_espeak_voice(tmp_path, monkeypatch):
+    import valle.data.synthetic.sentences as sentences
+
+    (tmp_path / "fortunes" / "es").mkdir(parents=True)
+    (tmp_path / "fortunes" / "wisdom").write_text("A stitch in time saves nine.\n")
+    (tmp_path / "fortunes" / "es" / "refranes").write_text("No hay mal que por bien no venga.\n")
+    monkeypatch.setattr(sentences, "FORTUNE_DIR", tmp_path / "fortunes")
+    monkeypatch.setattr(sentences, "WORDNET_DIR", tmp_path / "none")
+    assert sentences.ACCENTS == {"en-gb": "en-us", "es-419": "es"}
+    assert load_sentences("en-gb") == load_sentences("en-us") == ["A stitch in time saves nine."]
+    assert load_sentences("es-419") == load_sentences("es") == ["No hay mal que por bien no venga."]
+    with pytest.raises(ConfigError, match="no offline sentences in 'en-gb-x-rp'"):  # only the accents listed
+        load_sentences("en-gb-x-rp")
+    for language, voice_file in (("en-gb", "en"), ("es-419", "es-419")):
+        assert CorpusConfig(language=language, n_speakers=40).voice_counts() == (40, 0, 0, 0)  # flite speaks US English
+        voices = design_voices(12, 0, seed=0, language=language)
+        assert {v.base.split("+")[0] for v in voices} == {voice_file}
+        assert all(v.speaker.startswith(f"{language}-esp") for v in voices)
+    assert len({v.base.split("+")[0] for v in design_voices(16, 0, seed=0)}) == 8  # US English: all of its accents
 
 
 def test_a_corpus_in_another_language_is_spoken_by_espeak_voices_named_after_it(tmp_path, monkeypatch):

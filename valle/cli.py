@@ -111,9 +111,10 @@ def _add_data_synth_corpus(data: Commands) -> None:
                    "`pip install 'valle[engines]'`; default: 0, the corpus as it was before Pico)")
     p.add_argument("--piper-share", type=float, default=0.0, help="share of the voices made by Piper, one man's neural "
                    "voice varied (needs `pip install 'valle[engines]'`; default: 0, the corpus as it was before Piper)")
-    p.add_argument("--language", default="en-us", help="what the speakers speak: en-us, or bg, cs, de, es, it, pl, pt-br, "
-                   "ru by espeak-ng's voices, from Debian's fortunes-XX sentences, or fr-fr, nl, ro from its "
-                   "manpages-XX (default: en-us)")
+    p.add_argument("--language", default="en-us", help="what the speakers speak: en-us, or by espeak-ng's voices bg, cs, "
+                   "de, es, it, pl, pt-br, ru from Debian's fortunes-XX sentences, da, fr-fr, hu, nl, ro, uk from its "
+                   "manpages-XX, ar, be, ca, el, he, lt, ml, nb, tn from its libreoffice-l10n-XX, or the accents en-gb, "
+                   "es-419 from the English and Spanish sentences (default: en-us)")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
 
 

@@ -21,11 +21,10 @@ import soundfile as sf
 from tqdm import tqdm
 
 from valle.data.manifest import Utterance, write_manifest
-from valle.data.synthetic.sentences import load_sentences
+from valle.data.synthetic.sentences import ENGLISH, load_sentences
 from valle.data.synthetic.voices import Voice, design_voices, render
 from valle.errors import ConfigError
 from valle.files import atomic_write
-from valle.text.normalize import is_english
 
 SPLITS = ("train", "valid", "test")
 _CHARS_PER_SECOND = 16.0  # rough speaking rate of both engines, used only to plan lengths
@@ -46,9 +45,9 @@ class CorpusConfig:
     sample_rate: int = 16000
     min_seconds: float = 2.0
     max_seconds: float = 10.0
-    # What the speakers speak: English, or another language with offline sentences (`FORTUNE_LANGUAGES`, `MANPAGE_LANGUAGES`),
-    # by espeak-ng's voices alone (flite and Piper speak English only).
-    language: str = "en-us"
+    # What the speakers speak: US English, or another language or accent with offline sentences (`FORTUNE_LANGUAGES`,
+    # `MANPAGE_LANGUAGES`, `CATALOG_LANGUAGES`, `ACCENTS`), by espeak-ng's voices alone (flite and Piper speak US English).
+    language: str = ENGLISH
 
     def validate(self) -> None:
         if not 0 < self.hours <= 1000:
@@ -67,8 +66,8 @@ class CorpusConfig:
 
     def voice_counts(self) -> tuple[int, int, int, int]:
         """espeak-ng, flite, Pico and Piper speakers: each engine but espeak-ng its share, 3 at least where it has one;
-        in another language than English, espeak-ng's alone."""
-        english = is_english(self.language)
+        in another language or accent than US English, espeak-ng's alone."""
+        english = self.language == ENGLISH
         n_flite, n_pico, n_piper = (max(3, round(self.n_speakers * share)) if share and english else 0
                                     for share in (self.flite_share, self.pico_share, self.piper_share))
         return self.n_speakers - n_flite - n_pico - n_piper, n_flite, n_pico, n_piper

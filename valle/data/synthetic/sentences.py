@@ -5,19 +5,23 @@ usage examples (quoted phrases in its data files). Other languages: Debian's
 `fortunes-XX` collections (`FORTUNE_LANGUAGES`), and for languages without one, the
 prose of their translated manual pages (`MANPAGE_LANGUAGES`: technical, but full
 sentences by the hundred or thousand; the sentences a translation left in English, which
-py3langid tells apart, are left out). A sentence is kept only if the synthesisers and a later
-ASR check will read it the same way as its transcript: plain letters and light
-punctuation, no digits, symbols, shouted acronyms or command-line options.
+py3langid tells apart, are left out), or else LibreOffice's translated messages
+(`CATALOG_LANGUAGES`: gettext catalogs, tooltips and error messages). Accents
+(`ACCENTS`) read the sentences of their language in their own voice. A sentence is kept
+only if the synthesisers and a later ASR check will read it the same way as its transcript:
+plain letters and light punctuation, no digits, symbols, shouted acronyms or command-line
+options.
 """
 
 import gzip
 import re
+import struct
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
-from valle.errors import ConfigError, DependencyError
+from valle.errors import ConfigError, CorpusError, DependencyError
 from valle.text.language import detect_language
-from valle.text.normalize import is_english
 
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
 WORDNET_DIR = Path("/usr/share/wordnet")
@@ -30,6 +34,16 @@ MAN_DIR = Path("/usr/share/man")
 # espeak-ng language -> (Debian package, its folder under MAN_DIR). Greek is not here: manpages-el holds 5 pages.
 MANPAGE_LANGUAGES = {"da": ("manpages-da", "da"), "fr-fr": ("manpages-fr", "fr"), "hu": ("manpages-hu", "hu"),
                      "nl": ("manpages-nl", "nl"), "ro": ("manpages-ro", "ro"), "uk": ("manpages-uk", "uk")}
+# espeak-ng language -> (Debian package, its folder under CATALOG_DIR), for languages with neither of the above.
+CATALOG_DIR = Path("/usr/lib/libreoffice/program/resource")
+CATALOG_LANGUAGES = {language: (f"libreoffice-l10n-{language}", language)
+                     for language in ("ar", "be", "ca", "el", "he", "lt", "ml", "nb", "tn")}
+# The script of a catalog language, as Unicode names its letters, where it is not Latin: a message left in English
+# is in the wrong one.
+SCRIPTS = {"ar": "ARABIC", "be": "CYRILLIC", "el": "GREEK", "he": "HEBREW", "ml": "MALAYALAM"}
+# espeak-ng accent -> the language whose sentences it reads: words do not tell the accent, the voice does.
+ACCENTS = {"en-gb": "en-us", "es-419": "es"}
+ENGLISH = "en-us"  # the language of the English sources above
 
 _SPEAKABLE = re.compile(r"[A-Za-z][A-Za-z ,.'?!;-]*[.?!]")
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+(?=[A-Z])")
@@ -56,10 +70,17 @@ def is_speakable(sentence: str, min_words: int = 3, max_words: int = 30) -> bool
 
 
 def is_speakable_in(sentence: str, language: str, min_words: int = 3, max_words: int = 30) -> bool:
-    """`is_speakable` for a language of any alphabet: letters, spaces and light punctuation only."""
-    if not _SPEAKABLE_ANY.fullmatch(sentence) or _ABBREVIATED.search(sentence + " "):
+    """`is_speakable` for a language of any alphabet: letters (with their combining marks and joiners: Malayalam's
+    vowel signs and chillus), spaces and light punctuation only."""
+    letters = _without_marks(sentence)
+    if not _SPEAKABLE_ANY.fullmatch(letters) or _ABBREVIATED.search(letters + " "):
         return False
     return min_words <= len(sentence.split()) <= max_words
+
+
+def _without_marks(text: str) -> str:
+    """`text` without what belongs to the letter before: combining marks, and the zero-width (non-)joiner."""
+    return "".join(c for c in text if not unicodedata.category(c).startswith("M") and c not in "\u200c\u200d")
 
 
 def _entries(path: Path, end: re.Pattern[str]) -> Iterator[str]:
@@ -108,9 +129,11 @@ def _is_prose(sentence: str) -> bool:
             and "--" not in sentence and not _SHOUTED.search(sentence))
 
 
-def load_sentences(language: str = "en-us") -> list[str]:
-    """All distinct speakable sentences of `language`, in a fixed order (sorted), so that seeds reproduce."""
-    if not is_english(language):
+def load_sentences(language: str = ENGLISH) -> list[str]:
+    """All distinct speakable sentences of `language` (of an accent's language), in a fixed order (sorted), so that
+    seeds reproduce."""
+    language = ACCENTS.get(language, language)
+    if language != ENGLISH:
         return _other_language(language)
     if not FORTUNE_DIR.is_dir() and not WORDNET_DIR.is_dir():
         raise DependencyError(
@@ -127,9 +150,11 @@ def load_sentences(language: str = "en-us") -> list[str]:
 def _other_language(language: str) -> list[str]:
     if language in MANPAGE_LANGUAGES:
         return _manpage_sentences(language)
+    if language in CATALOG_LANGUAGES:
+        return _catalog_sentences(language)
     if language not in FORTUNE_LANGUAGES:
         raise ConfigError(f"no offline sentences in {language!r}; the synthetic corpus speaks English and "
-                          f"{', '.join([*FORTUNE_LANGUAGES, *MANPAGE_LANGUAGES])}")
+                          f"{', '.join([*FORTUNE_LANGUAGES, *MANPAGE_LANGUAGES, *CATALOG_LANGUAGES, *ACCENTS])}")
     package, name = FORTUNE_LANGUAGES[language]
     source = FORTUNE_DIR / name
     if not source.exists():
@@ -146,6 +171,43 @@ def _manpage_sentences(language: str) -> list[str]:
     return sorted({s for page in pages for paragraph in _man_paragraphs(page)
                    for s in _SENTENCE_END_ANY.split(" ".join(paragraph.split()))
                    if is_speakable_in(s, language) and _is_prose(s) and detect_language(s, (language, "en-us")) == language})
+
+
+def read_catalog(path: Path) -> Iterator[str]:
+    """The translations in a gettext catalog (.mo), each plural form apart, its header left out.
+
+    Read here rather than by `gettext`, which fails on a header that is not UTF-8 and keys plural forms by number.
+    """
+    data = path.read_bytes()
+    order = {b"\xde\x12\x04\x95": "<", b"\x95\x04\x12\xde": ">"}.get(data[:4])
+    if order is None:
+        raise CorpusError(f"{path} is not a gettext catalog (.mo)")
+    count, originals, translations = struct.unpack(order + "3I", data[8:20])
+    for i in range(count):
+        original_length, _ = struct.unpack_from(order + "2I", data, originals + 8 * i)
+        length, offset = struct.unpack_from(order + "2I", data, translations + 8 * i)
+        if original_length:
+            yield from data[offset:offset + length].decode("utf-8", errors="replace").split("\0")
+
+
+def is_message_sentence(sentence: str, language: str) -> bool:
+    """A sentence of a translated message that reads as the language: speakable (no format specifiers, markup or
+    shortcut marks, which are symbols), every letter in its script, no shouted names (a spreadsheet function's), and
+    not taken for English by py3langid (a message left untranslated; it knows no Tswana, kept by script alone)."""
+    script = SCRIPTS.get(language, "LATIN")
+    return (is_speakable_in(sentence, language)
+            and all(unicodedata.name(c).startswith(script) for c in sentence if c.isalpha())
+            and not any(len(word) > 1 and word.isupper() for word in sentence.split())
+            and detect_language(sentence, (language, ENGLISH)) != ENGLISH)
+
+
+def _catalog_sentences(language: str) -> list[str]:
+    package, name = CATALOG_LANGUAGES[language]
+    catalogs = sorted((CATALOG_DIR / name / "LC_MESSAGES").glob("*.mo"))
+    if not catalogs:
+        raise _missing(language, package)
+    return sorted({s for catalog in catalogs for message in read_catalog(catalog)
+                   for s in _SENTENCE_END_ANY.split(" ".join(message.split())) if is_message_sentence(s, language)})
 
 
 def _missing(language: str, package: str) -> DependencyError:

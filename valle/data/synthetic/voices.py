@@ -18,7 +18,7 @@ import numpy as np
 import soxr
 
 from valle.data.synthetic.engines import Flite, Pico, Piper, engine
-from valle.text.normalize import is_english
+from valle.data.synthetic.sentences import ENGLISH
 
 # espeak-ng variants that sound like a voice; whispering and robotic ones are left out.
 ESPEAK_VARIANTS = (
@@ -33,7 +33,7 @@ ESPEAK_VARIANTS = (
 )
 ESPEAK_ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
 # Where espeak-ng's voice file for a language has another name than the language code its phonemes go by.
-ESPEAK_VOICE_FILES = {"fr-fr": "fr"}
+ESPEAK_VOICE_FILES = {"fr-fr": "fr", "en-gb": "en"}
 FLITE_BASE_F0 = {"slt": 175.0, "rms": 100.0, "awb": 105.0, "kal16": 105.0}
 
 
@@ -66,8 +66,9 @@ def design_voices(n_espeak: int, n_flite: int, seed: int, n_pico: int = 0, n_pip
     """Deal out `n_espeak + n_flite + n_pico + n_piper` distinct speakers, deterministic for `seed`.
 
     Pico's voices, then Piper's, are dealt last, so that a design without them is the one before they came.
-    In another `language` than English, espeak-ng's voices speak its accent (flite and Piper speak English
-    only) and the speakers are named after it ("es-esp000"), so that corpora of several languages mix.
+    In another `language` than US English (British English too), espeak-ng's voices speak its accent alone (flite
+    and Piper speak US English) and the speakers are named after it ("es-esp000"), so that corpora of several
+    languages mix.
     """
     rng = random.Random(seed)
     voices: list[Voice] = []
@@ -76,7 +77,7 @@ def design_voices(n_espeak: int, n_flite: int, seed: int, n_pico: int = 0, n_pip
     pitches, ranges = _spread(rng, n_espeak, 20, 80), _spread(rng, n_espeak, 25, 85)
     rates, tracts = _spread(rng, n_espeak, 140, 185), _spread(rng, n_espeak, 0.9, 1.12)
     gains = _spread(rng, n_espeak + n_flite, -4, 4)
-    accents, prefix = (ESPEAK_ACCENTS, "") if is_english(language) else ((ESPEAK_VOICE_FILES.get(language, language),), f"{language}-")
+    accents, prefix = (ESPEAK_ACCENTS, "") if language == ENGLISH else ((ESPEAK_VOICE_FILES.get(language, language),), f"{language}-")
     for i in range(n_espeak):
         accent = accents[i % len(accents)]
         voices.append(Voice(f"{prefix}esp{i:03d}", "espeak", f"{accent}+{variants[i % len(variants)]}",
