@@ -161,6 +161,7 @@ def test_languages_without_fortunes_or_manual_pages_read_the_sentences_of_libreo
         "f": "Copia el fitxer {0} a la carpeta de destinació.",  # format specifiers
         "g": "Copia el fitxer %s a la carpeta de destinació.",
         "h": "Retorna el valor de la funció NOMÉS amb arguments.",  # a shouted name (a spreadsheet function)
+        "h2": "Introduïu l'URL del document d'origen.",  # an acronym
         "i": "Select the cells that you want to sort in the current sheet.",  # left untranslated: py3langid's English
         "j": "Retorna el nombre de combinacions sense repetició.",
     })

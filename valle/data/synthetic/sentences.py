@@ -53,6 +53,7 @@ _ABBREVIATION = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|etc|Prof|Inc|Ltd|Co|N
 # Any alphabet: a letter first, then letters, spaces and light punctuation, an end mark last.
 _SPEAKABLE_ANY = re.compile(r"[^\W\d_][^\W\d_ ,.'?!;-]*(?:[ ,'?!;-]+[^\W\d_]+)*[.?!]")
 _SENTENCE_END_ANY = re.compile(r"(?<=[.?!])\s+(?=[^\W\d_])")
+_WORD = re.compile(r"[^\W\d_]+")  # a run of letters: "PDF" in "PDF-filen", "URL" in "l'URL"
 _ABBREVIATED = re.compile(r"\b\w{1,3}\.\s")  # "Sr. ", "z. ", "др. ": abbreviations that engines read differently
 # groff: font changes and zero-width marks, dropped; escapes that stand for characters, replaced. Any other escape
 # (an accent written `\['e]`, a string) leaves its sentence out rather than a word without its letter.
@@ -192,12 +193,13 @@ def read_catalog(path: Path) -> Iterator[str]:
 
 def is_message_sentence(sentence: str, language: str) -> bool:
     """A sentence of a translated message that reads as the language: speakable (no format specifiers, markup or
-    shortcut marks, which are symbols), every letter in its script, no shouted names (a spreadsheet function's), and
-    not taken for English by py3langid (a message left untranslated; it knows no Tswana, kept by script alone)."""
+    shortcut marks, which are symbols), every letter in its script, no shouted names (a spreadsheet function's, an
+    acronym: "PDF-filen"), and not taken for English by py3langid (a message left untranslated; it knows no
+    Tswana, kept by script alone)."""
     script = SCRIPTS.get(language, "LATIN")
     return (is_speakable_in(sentence, language)
             and all(unicodedata.name(c).startswith(script) for c in sentence if c.isalpha())
-            and not any(len(word) > 1 and word.isupper() for word in sentence.split())
+            and not any(len(word) > 1 and word.isupper() for word in _WORD.findall(sentence))
             and detect_language(sentence, (language, ENGLISH)) != ENGLISH)
 
 
