@@ -7,7 +7,8 @@
 #
 # Lane A: the 38 synthetic English hours (runs/corpus10h + runs/corpus_s1, recipes/tournament.md).
 # Lane B: the human speech of Debian's packages mixed with corpus10h (runs/mix1, recipes/mixed_corpus.md),
-#         then synthetic speakers in ten more languages.
+#         then synthetic speakers in thirteen more languages, and (not yet tokenised: no run trains on them)
+#         in the human data's eleven other languages and accents.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MALLOC_MMAP_THRESHOLD_=65536
@@ -39,6 +40,8 @@ lane_b() {
   valle data install-sources debian
   apt-get install -y fortunes-es fortunes-de fortunes-it fortunes-ru fortunes-cs fortunes-bg fortunes-br \
     manpages-da manpages-fr manpages-hu manpages-nl manpages-ro manpages-uk > /dev/null
+  apt-get install -y --no-install-recommends $(for L in ar be ca el he lt ml nb tn; do echo libreoffice-l10n-$L; done) \
+    > /dev/null   # their message catalogs, without LibreOffice itself
   nice valle data prepare debian runs/debian
   while ! test -f runs/corpus10h/test.jsonl; do sleep 20; done   # lane A's first corpus
   valle data mix runs/mix1 $(for f in asterisk fillets tuxpaint festvox-ru klettres ktuberling; do echo --human runs/debian/$f.jsonl; done) \
@@ -54,6 +57,10 @@ PY
   for L in es de it ru cs bg pt-br fr-fr nl ro da hu uk; do
     nice valle data synth-corpus runs/synth_$L --language $L --hours 1 --speakers 40 --seed 0 --workers 1
     tokens runs/synth_$L/train.jsonl runs/tokens/synth_${L}_train
+  done
+  for L in ar be ca el he lt ml nb tn en-gb es-419; do   # speakers.json is written last
+    test -f runs/synth_$L/speakers.json ||
+      nice valle data synth-corpus runs/synth_$L --language $L --hours 1 --speakers 40 --seed 0 --workers 1
   done
 }
 
