@@ -4,7 +4,9 @@ import hashlib
 import json
 import re
 import struct
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -369,3 +371,16 @@ def test_espeak_says_where_each_word_starts():
     assert len(starts) == 6 and starts == sorted(starts) and 0 <= starts[0] < starts[-1] < len(samples) / espeak.sample_rate
     _, slow_starts = espeak.speak_timed("A provoking delay at the airport.", "en-us+m3", 50, 50, 100)
     assert slow_starts[-1] > starts[-1] * 1.3  # a slower rate moves the last word later
+
+
+
+def test_a_breathy_espeak_voice_gives_the_same_samples_in_every_process():
+    """espeak-ng seeds the breath noise of some variants (f5) from the clock, in seconds: two processes a second
+    apart must still say a sentence with the same samples."""
+    script = ("import hashlib; from valle.data.synthetic.engines import engine; print(hashlib.sha256(engine('espeak')"
+              ".speak('The birch canoe slid on the smooth planks.', 'en-us+f5', 40, 50, 150).tobytes()).hexdigest())")
+    digests = []
+    for _ in range(2):
+        digests.append(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+        time.sleep(1.1)
+    assert digests[0] == digests[1]

@@ -81,6 +81,9 @@ class Espeak:
             raise DependencyError(f"espeak-ng has no voice {voice!r}")
         for parameter, value in ((_PITCH, pitch), (_RANGE, pitch_range), (_RATE, rate)):
             self._lib.espeak_SetParameter(parameter, value, 0)
+        # espeak-ng seeds the noise of its breathy variants (f2, f5, Alicia, ...) from the clock: a fixed seed
+        # for every utterance gives the same text the same samples, in any process and order.
+        self._lib.espeak_ng_SetRandSeed(ctypes.c_long(0))
         self._chunks = []
         encoded = text.encode()
         self._lib.espeak_Synth(encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
