@@ -26,6 +26,7 @@ false alarms <= 10 % on each kind of clean prompt.
 
     python benchmarks/prompt_check.py --n 100                  # test speakers: the figures
     python benchmarks/prompt_check.py --split valid --n 60 --tune  # validation speakers: thresholds
+    python benchmarks/prompt_check.py --defects "second voice mixed"  # only that defect and the clean prompts
 
 With `--tune`, each `CheckConfig` threshold is placed from the measures themselves:
 halfway between the clean prompts' edge (their 2.5 % quantile toward the defect) and
@@ -291,16 +292,23 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--tune", action="store_true", help="print the thresholds these prompts suggest (use --split valid)")
     parser.add_argument("--retune", type=Path, help="only print the thresholds a saved result suggests")
+    parser.add_argument("--defects", nargs="+", metavar="DEFECT",
+                        help="only these defects (and the clean prompts), e.g. 'second voice mixed': a quicker look")
     args = parser.parse_args()
     if args.retune:
         saved = json.loads(args.retune.read_text())
         print(tune(saved["prompts"], saved["rows"], read_manifest(args.corpus / f"{saved['split']}.jsonl")))
         return 0
+    unknown = set(args.defects or ()) - {c.defect for c in conditions()}
+    if unknown:
+        parser.error(f"no such defect: {', '.join(sorted(unknown))} (the defects are those of the figures' table)")
     out = args.out or Path(f"benchmarks/results/prompt_check{'' if args.split == 'test' else '_' + args.split}.json")
 
     chosen = sources(args.corpus, args.split, args.n, args.seed)
     started, rows, records = time.perf_counter(), [], []
     for c_index, condition in enumerate(conditions()):
+        if args.defects and condition.defect not in ("clean", *args.defects):
+            continue
         found = Counter()
         for p_index, (main, others, voice) in enumerate(tqdm(chosen, desc=f"{condition.defect}, {condition.level}", leave=False)):
             x, text = condition.make(Source(main, others, voice, np.random.default_rng([args.seed, c_index, p_index])))
@@ -352,6 +360,8 @@ def tune(records: list[dict], rows: list[dict], transcripts: list[Utterance]) ->
             if mildest is not None and rule.crossed(threshold, mildest):
                 threshold = mildest
             placed.append(threshold)
+        if not placed:  # none of the defects it is placed on was run (--defects)
+            continue
         threshold = (max if rule.below else min)(placed)
         if code == "low_coverage":
             threshold = coverage_of_3_seconds(transcripts)
