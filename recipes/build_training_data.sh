@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every corpus and token folder the recipes train on, from nothing but Debian packages, in two
-# parallel lanes of one core each (about 75 minutes on 2 cores). Run again after an interruption:
-# each step resumes or is skipped when its output is complete.
+# parallel lanes of one core each (about 75 minutes on 2 cores), then the frame aligner and the
+# alignments and pitch tracks the frame stage trains on (about 45 minutes more). Run again after
+# an interruption: each step resumes or is skipped when its output is complete.
 #
 #   bash recipes/build_training_data.sh          # as root (apt-get); writes runs/
 #
@@ -70,3 +71,13 @@ lane_b > runs/build_lane_b.log 2>&1 & b=$!
 wait $a
 wait $b
 echo "training data complete: $(ls runs/tokens | tr '\n' ' ')"
+
+# The frame stage's inputs (recipes/default_model.md): an aligner trained from a flat start, then
+# the phoneme and the pitch of every frame beside each folder's shards.
+DATA="runs/tokens/train38h runs/tokens/mix1_human_train $(for L in bg cs de es fr-fr it nl pt-br ro ru; do echo runs/tokens/synth_${L}_train; done)"
+test -f runs/aligner_frames/config.json || nice valle data train-aligner $DATA --out runs/aligner_frames
+for folder in runs/tokens/valid runs/tokens/test $DATA; do
+  test -f $folder/alignments.safetensors || nice valle data align $folder --aligner runs/aligner_frames --workers 2
+  test -f $folder/pitch.safetensors || nice valle data pitch $folder --workers 2
+done
+echo "alignments and pitch tracks complete"

@@ -16,6 +16,7 @@ from valle.model.frames import (
     match_variance,
     path_of,
     pitch_bins,
+    pitch_contour,
     pitch_level,
     quantize,
     voice_slices,
@@ -156,9 +157,23 @@ def pitched(n: int, seed: int = 0) -> list[tuple]:
     return out
 
 
-def test_a_stage_told_the_pitch_learns_what_it_decides_and_predicts_it_from_the_prompts_register():
+def test_a_pitch_contour_carries_log_f0_straight_through_unvoiced_frames_and_holds_it_at_the_ends():
+    f0 = torch.tensor([[0.0, 0.0, 100.0, 0.0, 0.0, 800.0, 0.0], [0.0] * 7, [0.0, 0.0, 0.0, 200.0, 0.0, 0.0, 0.0]])
+    contour = pitch_contour(f0)
+    torch.testing.assert_close(contour[0], torch.tensor([100.0, 100.0, 100.0, 200.0, 400.0, 800.0, 800.0]))
+    assert torch.equal(contour[1], f0[1])  # nothing voiced: nothing to carry
+    torch.testing.assert_close(contour[2], torch.full((7,), 200.0))
+    assert torch.equal(f0[0, :2], torch.zeros(2))  # its input is left as it was
+    with pytest.raises(ConfigError, match="pitch_contour .* needs pitch"):
+        model(pitch_contour=True)
+
+
+@pytest.mark.parametrize("contour", [False, True], ids=["voicing", "contour"])
+def test_a_stage_told_the_pitch_learns_what_it_decides_and_predicts_it_from_the_prompts_register(contour: bool):
+    """Told only the contour, the stage learns from the phonemes which frames are unvoiced (every third
+    phoneme in `pitched`); its pitch head predicts the voicing either way."""
     torch.manual_seed(0)
-    m = model(pitch=True)
+    m = model(pitch=True, pitch_contour=contour)
     items = pitched(8)
     phonemes, p_lens, codes, c_lens, alignment = collate([item[:3] for item in items])
     pitch = torch.zeros(codes.shape[0], codes.shape[2])
@@ -167,7 +182,7 @@ def test_a_stage_told_the_pitch_learns_what_it_decides_and_predicts_it_from_the_
     levels = torch.tensor([item[4] for item in items])
     args = phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :6], torch.full((8,), 6), None, pitch, levels
     optimizer = torch.optim.AdamW(m.parameters(), lr=1e-2)
-    for _ in range(300):
+    for _ in range(500):
         out = m(*args)
         optimizer.zero_grad()
         out.loss.backward()

@@ -51,7 +51,9 @@ class ModelConfig(DictConfig):
     with `voice_attention`, every second frame layer also attends to the prompt's frames
     (`n_heads` heads) beside the one vector of the voice that modulates every layer; with
     `pitch`, every frame is told its pitch (in training from the corpus's pitch tracks, in
-    synthesis predicted relative to the prompt's, `valle.pitch`).
+    synthesis predicted relative to the prompt's, `valle.pitch`); with `pitch_contour` as well, only
+    its contour, carried through the unvoiced frames, so that the phonemes alone say where the voice
+    is voiced.
     """
 
     kind = "model config"
@@ -80,6 +82,7 @@ class ModelConfig(DictConfig):
     kernel_size: int = 5
     voice_attention: bool = False
     pitch: bool = False
+    pitch_contour: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "languages", tuple(self.languages))  # a JSON list loads as a list
@@ -112,6 +115,8 @@ class ModelConfig(DictConfig):
         if self.onset_weight <= 0 or (self.onset_weight != 1.0 and not self.phoneme_pointer):
             raise ConfigError(f"onset_weight must be > 0, and differ from 1 only with phoneme_pointer (it reads the "
                               f"alignment), got {self.onset_weight}")
+        if self.pitch_contour and not self.pitch:
+            raise ConfigError("pitch_contour says how the pitch is told to the frames: it needs pitch")
 
 PRESETS: dict[str, ModelConfig] = {
     # The paper: 12 layers, 16 heads, 1024 wide, FFN 4096, dropout 0.1 (per stage).
