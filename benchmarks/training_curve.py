@@ -83,7 +83,7 @@ def main() -> int:
     items = plan(read_manifest(args.corpus / f"{args.split}.jsonl"), EvalConfig(modes=("cross-sentence",), n=args.n))
     scorers = Scorers(load_recognizer(args.asr, threads=args.threads), SpeakerEncoder())
     records = evaluate(valle, items, scorers)
-    truth, model = summarize(records)
+    truth, _, model = summarize(records)
     texts = [r["text"] for r in records]
     point |= {"asr": scorers.asr.name, "utterances": len(records),
               "wer": word_error_rate(texts, [r["output"]["hypothesis"] for r in records]),

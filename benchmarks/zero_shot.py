@@ -3,7 +3,8 @@
 The synthetic corpus's held-out test speakers, through `valle eval`'s protocol: each
 test utterance of 4-10 s is spoken from a prompt that is another recording of the same
 speaker (the whole one nearest 3 s, so that its transcript matches), and scored beside
-the speaker's real recording of the same text:
+the speaker's real recording of the same text and that recording through the model's codec
+and back (codec resynthesis: what any model of the codec's codes can at best keep):
 - WER by the judge `--asr` (default: Whisper tiny.en when installed, else PocketSphinx), over every
   voice and over the flite voices alone; the target is judged over every voice, or over the flite
   voices with PocketSphinx, which cannot read espeak-ng's;
@@ -35,7 +36,7 @@ from targets import report
 from valle.asr import PocketSphinx, load_recognizer, word_error_rate, words_heard
 from valle.data.manifest import read_manifest
 from valle.data.synthetic import build_synthetic_corpus
-from valle.eval.evaluate import Scorers, evaluate, summarize
+from valle.eval.evaluate import SYSTEMS, Scorers, evaluate, summarize
 from valle.eval.protocol import EvalConfig, plan
 from valle.eval.report import plot_scores
 from valle.infer import VallE
@@ -82,15 +83,15 @@ def main() -> int:
                                       guidance=args.guidance, prompt_guidance=args.prompt_guidance,
                                       variance=args.variance, rate=args.rate)
     records = evaluate(valle, items, scorers, sampling, seed=args.seed)
-    truth, model = summarize(records)
+    truth, resynthesis, model = summarize(records)
     flite = [r for r in records if r["speaker"].startswith("fl")]
     english = [r for r in records if is_english(r["language"])]  # what an English judge can read
     judged = flite if isinstance(scorers.asr, PocketSphinx) else english
-    wer = {system: _wer(judged, system) for system in ("output", "truth")}
-    wer_english = {system: _wer(english, system) for system in ("output", "truth")}
-    wer_flite = {system: _wer(flite, system) for system in ("output", "truth")}
-    heard = {system: _heard(english, system) for system in ("output", "truth")}
-    chance = {system: _heard(english, system, shift=1) for system in ("output", "truth")}
+    wer = {system: _wer(judged, system) for system in SYSTEMS}
+    wer_english = {system: _wer(english, system) for system in SYSTEMS}
+    wer_flite = {system: _wer(flite, system) for system in SYSTEMS}
+    heard = {system: _heard(english, system) for system in SYSTEMS}
+    chance = {system: _heard(english, system, shift=1) for system in SYSTEMS}
     summary = {"model": str(args.model), "dtype": dtype, "split": str(manifest), "sampling": vars(sampling),
                "utterances": len(records), "speakers": len({r["speaker"] for r in records}),
                "asr": scorers.asr.name, "wer_voices": "flite" if judged is flite else f"{len(english)} English",
@@ -100,6 +101,8 @@ def main() -> int:
                "words_heard_by_chance_output": chance["output"], "words_heard_by_chance_truth": chance["truth"],
                "sim_output": model["sim"], "sim_truth": truth["sim"], "identification": model["identification"],
                "identification_truth": truth["identification"], "rtf": model["rtf"],
+               "wer_resynthesis": wer["resynthesis"], "wer_flite_resynthesis": wer_flite["resynthesis"],
+               "sim_resynthesis": resynthesis["sim"], "identification_resynthesis": resynthesis["identification"],
                "pitch_off_output": model["pitch_off"], "pitch_off_truth": truth["pitch_off"],
                "length_ratio": _length_ratio(records),
                "prompt_seconds": [min(r["prompt_seconds"] for r in records), max(r["prompt_seconds"] for r in records)]}
@@ -120,6 +123,7 @@ def main() -> int:
         return "n/a" if x is None else f"{x:.1f} st"
 
     for name, system, scores, length, rtf in (("ground truth", "truth", truth, "1", ""),
+                                              ("codec resynthesis", "resynthesis", resynthesis, "1", ""),
                                               (args.model, "output", model, f"{summary['length_ratio']:.2f}", f"{model['rtf']:.2f}")):
         print(f"| {name} | {percent(wer_english[system])} | {percent(wer_flite[system])} | {percent(heard[system])} "
               f"({percent(chance[system])}) | {scores['sim']:.3f} | {percent(scores['identification'])} | "

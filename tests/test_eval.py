@@ -50,9 +50,10 @@ def test_eval_command_writes_table_json_and_figure_with_ground_truth(model_dir, 
     assert "| cross-sentence | ground truth | 2 |" in printed and "| continuation | model | 2 |" in printed
     report = json.loads((tmp_path / "ev" / "eval.json").read_text())
     assert [(r["mode"], r["system"]) for r in report["summary"]] == [
-        ("cross-sentence", "ground truth"), ("cross-sentence", "model"), ("continuation", "ground truth"), ("continuation", "model")]
-    truth = report["summary"][0]
+        (mode, system) for mode in ("cross-sentence", "continuation") for system in ("ground truth", "codec resynthesis", "model")]
+    truth, resynthesis = report["summary"][:2]
     assert truth["rtf"] is None and truth["dnsmos"] is not None and 0 <= truth["identification"] <= 1
+    assert resynthesis["rtf"] is None and -1 <= resynthesis["sim"] <= 1 and 0 <= resynthesis["identification"] <= 1
     assert 1 - truth["wer"] <= truth["heard"] <= 1  # words heard miss only substitutions and deletions
     assert truth["pitch_off"] < 1.0  # the recordings' pitch moves around 120 Hz like their prompts'
     assert all(100 < r["prompt_f0"] < 140 for r in report["utterances"])

@@ -325,6 +325,15 @@ def test_the_latest_prompts_are_encoded_once(valle, monkeypatch):
     assert torch.equal(valle.encode_prompt(prompts[1]), encode(torch.from_numpy(prompts[1])[None])[0]) and len(encoded) == 4
 
 
+def test_resynthesis_is_a_recording_through_the_codecs_codes_and_back(valle):
+    recording = speechlike(1.3, 16000, seed=4)
+    codes = valle.codec.encode(torch.from_numpy(recording)[None])
+    again = valle.resynthesize(recording)
+    assert again.dtype == np.float32 and abs(len(again) - len(recording)) < 320  # within one frame
+    assert np.allclose(again, valle.codec.decode(codes)[0].numpy(), atol=1e-5)
+    assert not np.allclose(again[: len(recording)], recording[: len(again)], atol=1e-3)  # the codec keeps only so much
+
+
 def test_an_ar_stage_with_a_phoneme_pointer_starts_it_at_each_sentences_first_phoneme(valle, prompt, tmp_path,
                                                                                       monkeypatch):
     from valle.model import ARModel, NARModel

@@ -1,8 +1,9 @@
 """Synthesise the planned test items and score them beside the real recordings.
 
-For every item the same scores are taken of the model's output and of the ground truth
-(the speaker's real recording of the same text), so that each metric comes with the
-ceiling the scorers allow on this data:
+For every item the same scores are taken of the model's output, of the ground truth (the
+speaker's real recording of the same text) and of its codec resynthesis (that recording
+through the model's codec and back), so that each metric comes with the ceiling the
+scorers allow on this data and the lower one the codec allows any model of its codes:
 - WER of the recognised words against the transcript;
 - SIM: cosine of speaker embeddings with the prompt (in continuation, of the part after
   the prompt, so that the prompt itself does not count);
@@ -32,6 +33,7 @@ from valle.model.sampling import SamplingConfig
 from valle.speaker import SpeakerEmbedder, cosine
 
 MIN_SCORED_SECONDS = 0.5
+SYSTEMS = {"truth": "ground truth", "resynthesis": "codec resynthesis", "output": "model"}  # record key: row name
 
 
 @dataclass
@@ -43,8 +45,8 @@ class Scorers:
 
 def evaluate(valle: VallE, items: list[EvalItem], scorers: Scorers, sampling: SamplingConfig | None = None,
              seed: int = 0) -> list[dict]:
-    """One record per item: the output's and the ground truth's scores (item i is sampled with seed + i, by `sampling`,
-    the model's own when not given)."""
+    """One record per item: the scores of each of `SYSTEMS` (item i is sampled with seed + i, by `sampling`, the
+    model's own when not given)."""
     rate = valle.codec.sample_rate
     records, prompts = [], {}  # a cross-sentence prompt serves all of its speaker's items: load and embed it once
     for i, item in enumerate(tqdm(items, desc="evaluating", unit="utt")):
@@ -62,11 +64,13 @@ def evaluate(valle: VallE, items: list[EvalItem], scorers: Scorers, sampling: Sa
         seconds = time.perf_counter() - started
         skip = len(prompt) if continuation else 0  # in continuation, score what follows the prompt
         said, said_truth = out.samples[skip:], truth[skip:]
+        resynthesis = valle.resynthesize(truth)
         record = {"mode": item.mode, "id": item.target.id, "speaker": item.target.speaker, "text": spoken.text,
                   "language": spoken.language, "truth_text": item.target.text,
                   "prompt": str(item.prompt_audio), "prompt_seconds": len(prompt) / rate, "prompt_f0": prompt_f0,
                   "output_seconds": len(said) / rate, "truth_seconds": len(said_truth) / rate, "synthesis_seconds": seconds}
-        for system, whole, part in (("output", out.samples, said), ("truth", truth, said_truth)):
+        for system, whole, part in (("output", out.samples, said), ("truth", truth, said_truth),
+                                    ("resynthesis", resynthesis, resynthesis[skip:])):
             scored = len(part) >= MIN_SCORED_SECONDS * rate
             vector = scorers.speaker.embed(part, rate) if scored else None
             record[system] = {"hypothesis": scorers.asr.transcribe(whole, rate), "vector": vector,
@@ -80,7 +84,8 @@ def evaluate(valle: VallE, items: list[EvalItem], scorers: Scorers, sampling: Sa
 
 
 def _identify(records: list[dict]) -> None:
-    """Per setting: is each output (and each real recording) nearest its own speaker's mean prompt embedding?"""
+    """Per setting: is each output (and each real recording, and its resynthesis) nearest its own speaker's mean prompt
+    embedding?"""
     for mode in {r["mode"] for r in records}:
         rows = [r for r in records if r["mode"] == mode]
         by_speaker = defaultdict(list)
@@ -90,33 +95,34 @@ def _identify(records: list[dict]) -> None:
         centroids = np.stack([np.mean(by_speaker[s], axis=0) for s in speakers])
         centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
         for r in rows:
-            for system in ("output", "truth"):
+            for system in SYSTEMS:
                 vector = r[system]["vector"]
                 r[system]["identified"] = vector is not None and speakers[int(np.argmax(centroids @ vector))] == r["speaker"]
     for r in records:
-        for system in ("output", "truth"):
+        for system in SYSTEMS:
             del r[system]["vector"], r[system]["prompt_vector"]  # not for the JSON report
 
 
 def summarize(records: list[dict]) -> list[dict]:
-    """One row per setting and system (ground truth first): n, WER, words heard, SIM, identification, pitch, DNSMOS, RTF.
+    """One row per setting and system (in the order of `SYSTEMS`): n, WER, words heard, SIM, identification, pitch,
+    DNSMOS, RTF.
 
     `pitch_off`: the median over utterances of how far the median F0 is from the prompt's, in semitones
     (None where no utterance has both)."""
     rows = []
     for mode in dict.fromkeys(r["mode"] for r in records):
         chosen = [r for r in records if r["mode"] == mode]
-        for system in ("truth", "output"):
+        for system, name in SYSTEMS.items():
             scores = [r[system] for r in chosen]
             rows.append({
-                "mode": mode, "system": "ground truth" if system == "truth" else "model", "n": len(chosen),
+                "mode": mode, "system": name, "n": len(chosen),
                 "wer": word_error_rate([s["text"] for s in scores], [s["hypothesis"] for s in scores]),
                 "heard": words_heard([s["text"] for s in scores], [s["hypothesis"] for s in scores]),
                 "sim": float(np.mean([s["sim"] for s in scores])),
                 "identification": float(np.mean([s["identified"] for s in scores])),
                 "pitch_off": _median([semitones_off(r[system]["f0"], r["prompt_f0"]) for r in chosen]),
                 "dnsmos": float(np.mean([s["dnsmos"] for s in scores])) if "dnsmos" in scores[0] else None,
-                "rtf": None if system == "truth" else
+                "rtf": None if system != "output" else
                 sum(r["synthesis_seconds"] for r in chosen) / max(1e-9, sum(r["output_seconds"] for r in chosen)),
             })
     return rows

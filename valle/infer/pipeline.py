@@ -187,6 +187,13 @@ class VallE:
         return directory
 
     # -- synthesis ---------------------------------------------------------------------
+    def resynthesize(self, samples: np.ndarray) -> np.ndarray:
+        """Samples at the codec's rate through its codes and back: the best any stage that speaks those codes can do."""
+        device = next(self.lead.parameters()).device
+        with torch.inference_mode():
+            codes = self.codec.encode(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None].to(device))
+            return self.codec.decode(codes)[0].float().cpu().numpy()
+
     def encode_prompt(self, samples: np.ndarray) -> torch.Tensor:
         """Prompt samples at the codec's rate -> codes `[K, T_p]`."""
         return self._read_prompt(samples)[0]
