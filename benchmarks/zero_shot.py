@@ -63,6 +63,7 @@ def main() -> int:
     parser.add_argument("--prompt-guidance", type=float, help="classifier-free guidance on the voice prompt (1: none)")
     parser.add_argument("--variance", type=float, help="a frame stage's spread over time toward the prompt's (0: none)")
     parser.add_argument("--rate", type=float, help="a frame stage's speaking rate toward the prompt's (0: none)")
+    parser.add_argument("--speed", type=float, help="how many times as fast as that a frame stage speaks")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="auto", help="of the AR and NAR weights, as for `valle synthesize --dtype`")
@@ -81,7 +82,7 @@ def main() -> int:
     sampling = valle.sampling.updated(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                       upper_temperature=args.upper_temperature, nar_decoding=args.nar_decoding,
                                       guidance=args.guidance, prompt_guidance=args.prompt_guidance,
-                                      variance=args.variance, rate=args.rate)
+                                      variance=args.variance, rate=args.rate, speed=args.speed)
     records = evaluate(valle, items, scorers, sampling, seed=args.seed)
     truth, resynthesis, model = summarize(records)
     flite = [r for r in records if r["speaker"].startswith("fl")]

@@ -126,9 +126,9 @@ def test_a_model_keeps_its_sampling_and_options_override_it(model_dir, tmp_path,
                  "--upper-temperature", "0"]) == 0
     cool = VallE.from_pretrained(tmp_path / "cool")
     assert cool.sampling == SamplingConfig(temperature=0.5, upper_temperature=0.0)
-    args = _build_parser().parse_args(["synthesize", "hello", "--prompt", "fl001", "--top-k", "5", "--no-ras"])
+    args = _build_parser().parse_args(["synthesize", "hello", "--prompt", "fl001", "--top-k", "5", "--no-ras", "--speed", "0.8"])
     assert _sampling(args, cool.sampling) == SamplingConfig(temperature=0.5, upper_temperature=0.0, top_k=5,
-                                                            repetition_aware=False)
+                                                            repetition_aware=False, speed=0.8)
     used = []
     plan = cool.plan
     monkeypatch.setattr(cool, "plan", lambda request, sampling: used.append(sampling) or plan(request, sampling))

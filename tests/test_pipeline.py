@@ -434,8 +434,13 @@ def test_a_frame_stage_speaks_at_the_prompts_rate_read_off_its_transcript_when_o
     assert job().pace == 1.0 and job(PROMPT_TEXT, rate=0.0).pace == 1.0  # no transcript, or not asked: its own rate
     at_own, at_prompts = frame_model.render(job()).shape[1], frame_model.render(told).shape[1]
     assert at_prompts == pytest.approx(at_own / own, rel=0.15)
+    slower = job(PROMPT_TEXT, speed=0.8)  # and as many times as fast as that as asked
+    assert slower.pace == pytest.approx(0.8 * own) and job(speed=0.8).pace == job(PROMPT_TEXT, rate=0.0, speed=0.8).pace == 0.8
+    assert frame_model.render(slower).shape[1] == pytest.approx(at_prompts / 0.8, rel=0.15)
     with pytest.raises(ConfigError, match="rate must be in"):
         SamplingConfig(rate=1.5)
+    with pytest.raises(ConfigError, match="speed must be in"):
+        SamplingConfig(speed=0.2)
 
 
 def test_a_frame_stage_gives_its_latents_the_spread_of_the_prompts_unless_told_not_to(frame_model, prompt, monkeypatch):

@@ -333,7 +333,7 @@ def _sampling(args: argparse.Namespace, defaults: "SamplingConfig") -> "Sampling
     """The sampling options given, over `defaults` (a model's own)."""
     return defaults.updated(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                             upper_temperature=args.upper_temperature, guidance=args.guidance,
-                            prompt_guidance=args.prompt_guidance, variance=args.variance, rate=args.rate,
+                            prompt_guidance=args.prompt_guidance, variance=args.variance, rate=args.rate, speed=args.speed,
                             repetition_aware=False if args.no_ras else None)
 
 
@@ -360,6 +360,8 @@ def _add_sampling_options(p: argparse.ArgumentParser, defaults: str = "the model
                    f"toward the prompt's (0: the stage's own, 1: the prompt's; default: {defaults})")
     p.add_argument("--rate", type=float, help="for a frame stage: how far its speaking rate moves toward the prompt's, "
                    f"read off the prompt's transcript (0: the stage's own, 1: the prompt's; default: {defaults})")
+    p.add_argument("--speed", type=float, help="for a frame stage: how many times as fast as that rate it speaks, 0.5-2 "
+                   f"(0.8: a fifth slower; default: {defaults})")
 
 
 def _synthesize(args: argparse.Namespace) -> None:

@@ -295,9 +295,12 @@ class VallE:
     def prompt_pace(self, codes: torch.Tensor, prompt_text: str | None, request: SynthesisRequest,
                     sampling: SamplingConfig) -> float:
         """The frame stage's pace for a prompt (codes `[K, T_p]`): its speaking rate, read off its transcript
-        (`FrameModel.prompt_pace`), to the power `sampling.rate`; 1 where no transcript is given (none is
-        recognised for this: the frame stage needs no words of the prompt)."""
-        if not sampling.rate or prompt_text is None or not prompt_text.strip():
+        (`FrameModel.prompt_pace`), to the power `sampling.rate` (1 where no transcript is given: none is recognised
+        for this, the frame stage needs no words of the prompt), times `sampling.speed`."""
+        return self._read_pace(codes, prompt_text, request) ** sampling.rate * sampling.speed if sampling.rate else sampling.speed
+
+    def _read_pace(self, codes: torch.Tensor, prompt_text: str | None, request: SynthesisRequest) -> float:
+        if prompt_text is None or not prompt_text.strip():
             return 1.0
         prompt_language = request.prompt_language or self.language_of(prompt_text, request.language)
         ids = self.tokenizer(prompt_text, prompt_language)
@@ -306,8 +309,7 @@ class VallE:
         phonemes = torch.tensor(ids, device=codes.device)
         language_ids = self.language_ids(request.language, prompt_language)
         languages = None if language_ids is None else torch.full_like(phonemes, language_ids[1])
-        pace = self.frames.prompt_pace(phonemes, codes, self._sounding.to(codes.device)[phonemes], languages)
-        return pace ** sampling.rate
+        return self.frames.prompt_pace(phonemes, codes, self._sounding.to(codes.device)[phonemes], languages)
 
     def language_of(self, prompt_text: str, language: str) -> str:
         """The prompt's language when nobody said: detected from its transcript among the model's languages

@@ -58,6 +58,8 @@ class SamplingConfig(DictConfig):
     # (`valle.model.frames.FrameModel.prompt_pace`): 0 keeps the stage's, 1 takes the prompt's. Without the prompt's
     # transcript, the stage's own.
     rate: float = 1.0
+    # The frame stage: how many times as fast as that rate it speaks (0.8: a fifth slower, each phoneme held longer).
+    speed: float = 1.0
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.temperature) or self.temperature < 0:
@@ -74,6 +76,8 @@ class SamplingConfig(DictConfig):
             raise ConfigError(f"variance must be in [0, 2] (0: the frame stage's own spread, 1: the prompt's), got {self.variance}")
         if not math.isfinite(self.rate) or not 0 <= self.rate <= 1:
             raise ConfigError(f"rate must be in [0, 1] (0: the frame stage's own speaking rate, 1: the prompt's), got {self.rate}")
+        if not math.isfinite(self.speed) or not 0.5 <= self.speed <= 2:
+            raise ConfigError(f"speed must be in [0.5, 2] (1: the speaking rate `rate` sets), got {self.speed}")
         for name in ("guidance", "prompt_guidance"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be a finite number >= 0 (1: none), got {getattr(self, name)}")
