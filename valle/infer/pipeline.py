@@ -187,12 +187,18 @@ class VallE:
         return directory
 
     # -- synthesis ---------------------------------------------------------------------
+    @torch.inference_mode()
     def resynthesize(self, samples: np.ndarray) -> np.ndarray:
         """Samples at the codec's rate through its codes and back: the best any stage that speaks those codes can do."""
-        device = next(self.lead.parameters()).device
-        with torch.inference_mode():
-            codes = self.codec.encode(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None].to(device))
-            return self.codec.decode(codes)[0].float().cpu().numpy()
+        return self._decode(self._encode(np.ascontiguousarray(samples, dtype=np.float32)))
+
+    def _encode(self, samples: np.ndarray) -> torch.Tensor:
+        """Float32 samples at the codec's rate -> codes `[K, T]`, on the stages' device."""
+        return self.codec.encode(torch.from_numpy(samples)[None].to(next(self.lead.parameters()).device))[0]
+
+    def _decode(self, codes: torch.Tensor) -> np.ndarray:
+        """Codes `[K, T]` -> float32 samples at the codec's rate."""
+        return self.codec.decode(codes[None])[0].float().cpu().numpy()
 
     def encode_prompt(self, samples: np.ndarray) -> torch.Tensor:
         """Prompt samples at the codec's rate -> codes `[K, T_p]`."""
@@ -210,9 +216,8 @@ class VallE:
         with self._prompt_lock:  # the server's model threads share it
             read = self._prompts.pop(key, None)
         if read is None:
-            device = next(self.lead.parameters()).device
             with torch.inference_mode():
-                codes = self.codec.encode(torch.from_numpy(samples)[None].to(device))[0]
+                codes = self._encode(samples)
             pitch = None
             if self.frames is not None and self.frames.config.pitch:
                 pitch = pitch_level(torch.from_numpy(track_pitch(samples, self.codec.sample_rate, self.codec.frame_rate)))
@@ -297,9 +302,11 @@ class VallE:
         """The frame stage's pace for a prompt (codes `[K, T_p]`): its speaking rate, read off its transcript
         (`FrameModel.prompt_pace`), to the power `sampling.rate` (1 where no transcript is given: none is recognised
         for this, the frame stage needs no words of the prompt), times `sampling.speed`."""
-        return self._read_pace(codes, prompt_text, request) ** sampling.rate * sampling.speed if sampling.rate else sampling.speed
+        pace = self._read_pace(codes, prompt_text, request) ** sampling.rate if sampling.rate else 1.0
+        return pace * sampling.speed
 
     def _read_pace(self, codes: torch.Tensor, prompt_text: str | None, request: SynthesisRequest) -> float:
+        """The prompt's speaking rate against the frame stage's own for its words; 1 without a transcript."""
         if prompt_text is None or not prompt_text.strip():
             return 1.0
         prompt_language = request.prompt_language or self.language_of(prompt_text, request.language)
@@ -342,7 +349,7 @@ class VallE:
         """Run jobs: the AR levels for `batch_size` at a time (sampled), then the NAR levels and the codec, one by one;
         or, with a frame stage, each job's durations, codes and audio."""
         if self.frames is not None:
-            return [self.codec.decode(self.render(job)[None])[0].float().cpu().numpy() for job in jobs]
+            return [self._decode(self.render(job)) for job in jobs]
         pieces = []
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start:start + batch_size]
@@ -354,7 +361,7 @@ class VallE:
                                           languages=job.languages)
                 if job.keep_prompt:  # decoded together, the prompt and what follows join with no seam
                     codes = torch.cat([job.prompt_codes, codes], dim=1)
-                pieces.append(self.codec.decode(codes[None])[0].float().cpu().numpy())
+                pieces.append(self._decode(codes))
         return pieces
 
     def render(self, job: Job) -> torch.Tensor:
