@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every corpus and token folder the recipes train on, from nothing but Debian packages, in two
-# parallel lanes of one core each (about 75 minutes on 2 cores), then the frame aligner and the
-# alignments and pitch tracks the frame stage trains on (about 45 minutes more). Run again after
-# an interruption: each step resumes or is skipped when its output is complete.
+# parallel lanes of one core each (about 75 minutes on 2 cores), with the frame aligner trained beside
+# them once its two folders are tokenised, then the alignments and pitch tracks the frame stage trains
+# on. Run again after an interruption: each step resumes or is skipped when its output is complete.
 #
 #   bash recipes/build_training_data.sh          # as root (apt-get); writes runs/
 #
@@ -65,19 +65,25 @@ PY
   done
 }
 
+# The frame stage's inputs (recipes/default_model.md): an aligner trained from a flat start on
+# 6,000 utterances of the 10 English hours and the human speech, as soon as both are tokenised
+# (the lanes go on beside it), then the phoneme and the pitch of every frame beside each folder's shards.
+aligner() {
+  while ! test -f runs/tokens/train/index.json || ! test -f runs/tokens/mix1_human_train/index.json; do sleep 20; done
+  test -f runs/aligner_frames/config.json ||
+    OMP_NUM_THREADS=2 nice valle data train-aligner runs/tokens/train runs/tokens/mix1_human_train --out runs/aligner_frames
+}
+
 mkdir -p runs
 lane_a > runs/build_lane_a.log 2>&1 & a=$!
 lane_b > runs/build_lane_b.log 2>&1 & b=$!
+aligner > runs/build_aligner.log 2>&1 & c=$!
 wait $a
 wait $b
+wait $c
 echo "training data complete: $(ls runs/tokens | tr '\n' ' ')"
 
-# The frame stage's inputs (recipes/default_model.md): an aligner trained from a flat start on
-# 6,000 utterances of the 10 English hours and the human speech, then the phoneme and the pitch
-# of every frame beside each folder's shards.
 DATA="runs/tokens/train38h runs/tokens/mix1_human_train $(for L in bg cs de es fr-fr it nl pt-br ro ru; do echo runs/tokens/synth_${L}_train; done)"
-test -f runs/aligner_frames/config.json ||
-  OMP_NUM_THREADS=2 nice valle data train-aligner runs/tokens/train runs/tokens/mix1_human_train --out runs/aligner_frames
 for folder in runs/tokens/valid runs/tokens/test runs/tokens/train $DATA; do
   test -f $folder/alignments.safetensors || nice valle data align $folder --aligner runs/aligner_frames --workers 2
   test -f $folder/pitch.safetensors || nice valle data pitch $folder --workers 2
