@@ -68,8 +68,11 @@ PY
 # The frame stage's inputs (recipes/default_model.md): an aligner trained from a flat start on
 # 6,000 utterances of the 10 English hours and the human speech, as soon as both are tokenised
 # (the lanes go on beside it), then the phoneme and the pitch of every frame beside each folder's shards.
-aligner() {
-  while ! test -f runs/tokens/train/index.json || ! test -f runs/tokens/mix1_human_train/index.json; do sleep 20; done
+wait_for() {  # wait_for FILE PID: until FILE exists; fails if PID, the lane that writes it, ended without it
+  while ! test -f "$1"; do kill -0 "$2" 2> /dev/null || test -f "$1" || return 1; sleep 20; done
+}
+aligner() {  # aligner LANE_A LANE_B
+  wait_for runs/tokens/train/index.json "$1" && wait_for runs/tokens/mix1_human_train/index.json "$2" || return 1
   test -f runs/aligner_frames/config.json ||
     OMP_NUM_THREADS=2 nice valle data train-aligner runs/tokens/train runs/tokens/mix1_human_train --out runs/aligner_frames
 }
@@ -77,7 +80,7 @@ aligner() {
 mkdir -p runs
 lane_a > runs/build_lane_a.log 2>&1 & a=$!
 lane_b > runs/build_lane_b.log 2>&1 & b=$!
-aligner > runs/build_aligner.log 2>&1 & c=$!
+aligner $a $b > runs/build_aligner.log 2>&1 & c=$!
 wait $a
 wait $b
 wait $c
