@@ -122,6 +122,31 @@ def test_the_stage_learns_codes_and_durations_from_the_phonemes_and_renders_them
     assert rendered.shape == c.shape and (rendered[0] == c[0]).float().mean() > 0.95
 
 
+def test_the_code_loss_scores_a_latent_by_the_codes_the_quantiser_gives_it():
+    m = model(code_loss=1.0, code_loss_levels=2)
+    codes = torch.randint(0, V, (2, K, 9), generator=torch.Generator().manual_seed(2))
+    valid = torch.ones(2, 9, dtype=torch.bool)
+    valid[1, 6:] = False
+    exact = m.latents(codes)
+    assert m.code_cross_entropy(exact, codes, valid) < math.log(V) / 2  # the true codes: the nearest at each level
+    # Moved halfway toward another level-1 codeword, a latent is no farther from the truth than one moved as far
+    # elsewhere, yet only the first comes near to quantising to a wrong code.
+    other = m.codebooks[0][(codes[:, 0] + 1) % V]
+    toward = exact + 0.45 * (other - m.codebooks[0][codes[:, 0]])
+    away = exact + torch.randn_like(exact) * (toward - exact).norm(dim=-1, keepdim=True) / D ** 0.5
+    assert m.code_cross_entropy(toward, codes, valid) > m.code_cross_entropy(away, codes, valid)
+    garbage = exact.clone()
+    garbage[1, 6:] = 1e3  # padding frames do not count
+    assert torch.isclose(m.code_cross_entropy(garbage, codes, valid), m.code_cross_entropy(exact, codes, valid))
+    items = utterances(2)
+    phonemes, p_lens, codes, c_lens, alignment = collate(items)
+    out = m(phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :4], torch.full((2,), 4))
+    assert out.code_loss > 0
+    torch.testing.assert_close(out.loss, out.latent_loss + out.duration_loss + out.code_loss)
+    with pytest.raises(ConfigError, match="code_loss_levels"):
+        preset("tiny", n_codebooks=K, code_loss_levels=K + 1)
+
+
 def test_voice_attention_starts_as_the_stage_without_it():
     plain, attending = model(), model(voice_attention=True)
     attending.load_state_dict(plain.state_dict(), strict=False)  # what `init` copies: the rest starts fresh

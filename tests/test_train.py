@@ -452,10 +452,11 @@ def test_a_frame_stage_told_the_pitch_trains_on_the_tracks_and_scores_it_held_ou
     for i in range(len(corpus)):  # the test recordings are a voice gliding about 120 Hz
         pitch = corpus[i].pitch
         assert len(pitch) == corpus[i].codes.shape[1] and 90 < pitch[pitch > 0].median() < 150
-    config = replace(CONFIG, stage="frames", model={"pitch": True})
+    config = replace(CONFIG, stage="frames", model={"pitch": True, "code_loss": 0.01})
     Trainer(config, pitched_shards, tmp_path / "run", valid=pitched_shards).fit()
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert "pitch" in records[0] and math.isfinite(records[-1]["valid_loss_pitch"])
+    assert {"pitch", "code"} <= records[0].keys()
+    assert math.isfinite(records[-1]["valid_loss_pitch"]) and records[-1]["valid_loss_code"] > 0
     assert Stage.from_pretrained(tmp_path / "run" / "model").config.pitch
     capsys.readouterr()
     assert main(["validate", str(tmp_path / "run" / "model"), "--data", str(pitched_shards)]) == 0

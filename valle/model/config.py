@@ -53,7 +53,8 @@ class ModelConfig(DictConfig):
     `pitch`, every frame is told its pitch (in training from the corpus's pitch tracks, in
     synthesis predicted relative to the prompt's, `valle.pitch`); with `pitch_contour` as well, only
     its contour, carried through the unvoiced frames, so that the phonemes alone say where the voice
-    is voiced.
+    is voiced. `code_loss` weighs a cross-entropy of the true codes of the first `code_loss_levels`
+    levels against the codebook distances of the rendered latent, beside its regression.
     """
 
     kind = "model config"
@@ -83,6 +84,8 @@ class ModelConfig(DictConfig):
     voice_attention: bool = False
     pitch: bool = False
     pitch_contour: bool = False
+    code_loss: float = 0.0
+    code_loss_levels: int = 4
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "languages", tuple(self.languages))  # a JSON list loads as a list
@@ -115,6 +118,9 @@ class ModelConfig(DictConfig):
         if self.onset_weight <= 0 or (self.onset_weight != 1.0 and not self.phoneme_pointer):
             raise ConfigError(f"onset_weight must be > 0, and differ from 1 only with phoneme_pointer (it reads the "
                               f"alignment), got {self.onset_weight}")
+        if self.code_loss < 0 or not 1 <= self.code_loss_levels <= self.n_codebooks:
+            raise ConfigError(f"code_loss must be >= 0 and code_loss_levels within 1..n_codebooks ({self.n_codebooks}), "
+                              f"got {self.code_loss} and {self.code_loss_levels}")
         if self.pitch_contour and not self.pitch:
             raise ConfigError("pitch_contour says how the pitch is told to the frames: it needs pitch")
 

@@ -56,10 +56,11 @@ PACE_RANGE = (0.5, 2.0)  # a prompt's pace trusted within these (a wrong transcr
 
 @dataclass
 class FrameOutput:
-    loss: Tensor  # latent + duration + pitch
+    loss: Tensor  # latent + duration + pitch + code_loss (weighted)
     latent_loss: Tensor  # L1 + squared error of the scaled latent, per dimension, over the target frames
     duration_loss: Tensor  # squared error of log(1 + frames) over the phonemes
     pitch_loss: Tensor  # voicing cross-entropy + absolute error of log2 F0 in voiced frames (0 without `pitch`)
+    code_loss: Tensor  # cross-entropy of the true codes per level, by codebook distance (0 without `code_loss`)
     latent: Tensor  # [B, T, D]: the predicted latent (unscaled)
     durations: Tensor  # [B, P]: the predicted log(1 + frames)
     frame_counts: Tensor  # [B, P]: each phoneme's frames in the alignment (what `durations` learns, as log(1 + frames))
@@ -255,6 +256,25 @@ class FrameModel(Stage):
         real = codes.transpose(0, 1)[:, valid]
         return [(int((g == r).sum()), int(valid.sum())) for g, r in zip(guessed, real)]
 
+    def code_cross_entropy(self, latent: Tensor, codes: Tensor, valid: Tensor) -> Tensor:
+        """The true codes' cross-entropy, averaged over the first `code_loss_levels` levels and the `valid` `[B, T]`
+        frames (NaturalSpeech 2's CE-RVQ). A level's logits are the negative squared distances from what the true
+        codes of the levels before leave of `latent` `[B, T, D]` to its codewords, over the spread of its codebook:
+        so measured, a real latent's nearest codeword stands about 5 nats clear of the next at every level, and every
+        level pulls on the latent about as hard.
+
+        A regressed latent may lie as near the truth as another yet quantise to a wrong code of a level that carries
+        the words; this scores it as the quantiser reads it."""
+        residual = latent[valid].float() / self.latent_scale
+        real = codes.transpose(1, 2)[valid]  # [N, K]
+        loss = torch.zeros((), device=latent.device)
+        for level in range(self.config.code_loss_levels):
+            book = self.codebooks[level].float() / self.latent_scale
+            distances = (residual ** 2).sum(1, keepdim=True) - 2 * residual @ book.T + (book ** 2).sum(1)
+            loss = loss + F.cross_entropy(-distances / book.std(), real[:, level])
+            residual = residual - book[real[:, level]]
+        return loss / self.config.code_loss_levels
+
     def latents(self, codes: Tensor) -> Tensor:
         """Codes `[B, K, T]` -> the codec's quantised latents `[B, T, D]`."""
         return sum(self.codebooks[level][codes[:, level]] for level in range(codes.shape[1]))
@@ -336,6 +356,9 @@ class FrameModel(Stage):
         error = (latent - self.latents(codes)) / self.latent_scale
         denominator = valid.sum() * latent.shape[2]
         latent_loss = ((error.abs() + error ** 2) * valid).sum() / denominator
+        code_loss = torch.zeros((), device=latent.device)
+        if self.config.code_loss:
+            code_loss = self.code_cross_entropy(latent, codes, valid[..., 0] > 0)
         counts = torch.zeros(phonemes.shape, dtype=latent.dtype, device=phonemes.device)
         counts.scatter_add_(1, alignment.clamp(min=0), valid[..., 0])
         durations = self.predict_durations(text, phoneme_lens, voice)
@@ -349,8 +372,8 @@ class FrameModel(Stage):
                           * valid[..., 0]).sum() / valid.sum()
             target = pitch.float().clamp(min=1.0).log2() - prompt_pitch[:, None]
             pitch_loss = pitch_loss + ((relative.float() - target).abs() * voiced).sum() / voiced.sum().clamp(min=1)
-        return FrameOutput(latent_loss + duration_loss + pitch_loss, latent_loss, duration_loss, pitch_loss, latent,
-                           durations, counts)
+        loss = latent_loss + duration_loss + pitch_loss + self.config.code_loss * code_loss
+        return FrameOutput(loss, latent_loss, duration_loss, pitch_loss, code_loss, latent, durations, counts)
 
     # -- inference ---------------------------------------------------------------------
     def _encode(self, phonemes: Tensor, prompt: Tensor, languages: Tensor | None) -> tuple[Tensor, Tensor, Voice]:

@@ -129,6 +129,7 @@ def _frame_metrics(model: FrameModel, batches: list[list], prompt_frames: int, g
         sums["latent"] += float(out.latent_loss) * frames
         sums["duration"] += float(out.duration_loss) * phones
         sums["pitch"] += float(out.pitch_loss) * frames
+        sums["code"] += float(out.code_loss) * frames
         told = lengths_to_mask(phoneme_lens, phonemes.shape[1])
         sums["duration_error"] += float((frames_of(out.durations) - out.frame_counts).abs()[told].sum())
         sums["frames"] += frames
@@ -139,7 +140,10 @@ def _frame_metrics(model: FrameModel, batches: list[list], prompt_frames: int, g
                "duration_error": sums["duration_error"] / sums["phonemes"]}
     if model.config.pitch:
         metrics["loss_pitch"] = sums["pitch"] / sums["frames"]
-    metrics["loss"] = metrics["loss_latent"] + metrics["loss_duration"] + metrics.get("loss_pitch", 0.0)
+    if model.config.code_loss:
+        metrics["loss_code"] = sums["code"] / sums["frames"]
+    metrics["loss"] = (metrics["loss_latent"] + metrics["loss_duration"] + metrics.get("loss_pitch", 0.0)
+                       + model.config.code_loss * metrics.get("loss_code", 0.0))
     metrics |= {f"accuracy_level{level + 1}": right / n for level, (right, n) in hits.items()}
     metrics["accuracy"] = metrics["accuracy_level1"]
     return metrics
