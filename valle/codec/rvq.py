@@ -29,10 +29,14 @@ def kmeans(x: Tensor, k: int, iterations: int = 10, generator: torch.Generator |
     return centroids
 
 
+def squared_distances(x: Tensor, codebook: Tensor) -> Tensor:
+    """`[M, V]`: the squared distance from each row of `x` `[M, dim]` to each row of `codebook` `[V, dim]`."""
+    return x.pow(2).sum(1, keepdim=True) - 2 * x @ codebook.t() + codebook.pow(2).sum(1)[None]
+
+
 def nearest(x: Tensor, codebook: Tensor) -> Tensor:
     """Index of the nearest row of `codebook` `[V, dim]` for each row of `x` `[M, dim]`."""
-    distances = x.pow(2).sum(1, keepdim=True) - 2 * x @ codebook.t() + codebook.pow(2).sum(1)[None]
-    return distances.argmin(1)
+    return squared_distances(x, codebook).argmin(1)
 
 
 def residual_codes(x: Tensor, codebooks: Iterable[Tensor]) -> Tensor:

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from valle.codec.rvq import residual_codes
+from valle.codec.rvq import residual_codes, squared_distances
 from valle.errors import ConfigError
 from valle.model.config import ModelConfig
 from valle.model.layers import lengths_to_mask
@@ -270,8 +270,7 @@ class FrameModel(Stage):
         loss = torch.zeros((), device=latent.device)
         for level in range(self.config.code_loss_levels):
             book = self.codebooks[level].float() / self.latent_scale
-            distances = (residual ** 2).sum(1, keepdim=True) - 2 * residual @ book.T + (book ** 2).sum(1)
-            loss = loss + F.cross_entropy(-distances / book.std(), real[:, level])
+            loss = loss + F.cross_entropy(-squared_distances(residual, book) / book.std(), real[:, level])
             residual = residual - book[real[:, level]]
         return loss / self.config.code_loss_levels
 
