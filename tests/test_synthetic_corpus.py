@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from valle.audio import warp_formants
 from valle.data.manifest import read_manifest
 from valle.data.synthetic import CorpusConfig, build_synthetic_corpus
 from valle.data.synthetic.corpus import SPLITS, split_speakers
 from valle.data.synthetic.engines import Pico, Piper
 from valle.data.synthetic.sentences import is_speakable, load_sentences
-from valle.data.synthetic.voices import design_voices, warp_formants
+from valle.data.synthetic.voices import design_voices
 from valle.errors import ConfigError, CorpusError, DependencyError
 
 SMALL = {"hours": 0.02, "n_speakers": 12, "max_seconds": 4.0}

@@ -221,3 +221,27 @@ def read_comment(path: str | Path) -> str:
             return f.comment or ""
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise AudioError(f"cannot read audio file {path}: {_reason(e)}") from None
+
+
+def warp_formants(samples: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
+    """Move the formants by `factor` and leave the pitch: the spectral envelope is stretched, the harmonics stay.
+
+    Each frame's envelope is its log spectrum smoothed by cepstral liftering (quefrencies under
+    2.5 ms, shorter than the pitch period of voices under 400 Hz); the frame is multiplied by
+    the envelope read at f / factor over the envelope itself, and the frames are overlap-added.
+    """
+    n_fft, hop, lifter = 1024, 256, round(0.0025 * sample_rate)
+    window = np.hanning(n_fft + 1)[:-1]
+    padded = np.pad(samples.astype(np.float64), (n_fft, n_fft + hop))
+    spectra = np.fft.rfft(np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop] * window)
+    cepstra = np.fft.irfft(np.log(np.abs(spectra) + 1e-7))
+    cepstra[:, lifter:n_fft - lifter + 1] = 0
+    envelopes = np.fft.rfft(cepstra).real
+    bins = np.arange(envelopes.shape[1])
+    warped = np.stack([np.interp(bins / factor, bins, envelope) for envelope in envelopes])
+    frames = np.fft.irfft(spectra * np.exp(warped - envelopes), n_fft) * window
+    starts = hop * np.arange(len(frames))[:, None] + np.arange(n_fft)
+    out, weight = np.zeros(len(padded)), np.zeros(len(padded))
+    np.add.at(out, starts, frames)
+    np.add.at(weight, starts, np.broadcast_to(window**2, frames.shape))
+    return (out / np.maximum(weight, 1e-3))[n_fft:n_fft + len(samples)].astype(np.float32)

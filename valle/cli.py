@@ -141,6 +141,24 @@ def _add_data_mix(data: Commands) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def _data_perturb(args: argparse.Namespace) -> None:
+    from valle.data.manifest import read_manifest, summarize
+    from valle.data.perturb import PerturbConfig, perturb_speakers
+
+    config = PerturbConfig(copies=args.copies, seed=args.seed)
+    print(summarize(read_manifest(perturb_speakers(args.manifest, args.out, config, workers=args.workers))))
+
+
+def _add_data_perturb(data: Commands) -> None:
+    p = _command(data, "perturb", _data_perturb, "new speakers from recorded ones: copies of each with another pitch "
+                 "and vocal tract (give training speakers only; rerun to resume)")
+    p.add_argument("manifest", type=Path, help="a JSONL manifest of the speakers to copy")
+    p.add_argument("out", type=Path, help="folder for perturbed.jsonl and audio/")
+    p.add_argument("--copies", type=int, default=2, help="new speakers per speaker (default: 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
+
+
 def _data_tokenize(args: argparse.Namespace) -> None:
     from valle.data.tokenize import summary, tokenize_manifest
 
@@ -726,8 +744,8 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     _add_text_phonemize(_group(commands, "text", "text front-end: normalisation and phonemes"))
     data = _group(commands, "data", "corpora and manifests")
-    for add in (_add_data_prepare, _add_data_install_sources, _add_data_synth_corpus, _add_data_mix, _add_data_tokenize,
-                _add_data_train_aligner, _add_data_align, _add_data_pitch):
+    for add in (_add_data_prepare, _add_data_install_sources, _add_data_synth_corpus, _add_data_mix, _add_data_perturb,
+                _add_data_tokenize, _add_data_train_aligner, _add_data_align, _add_data_pitch):
         add(data)
     codec = _group(commands, "codec", "neural audio codecs")
     _add_codec_train(codec)
