@@ -8,11 +8,15 @@ the package, so this runs offline) and reports:
   half of its utterances (enrolment), and the other half are classified among all
   speakers' centroids; also per engine, since flite's 16 speakers come from 4 people, or
   per kind in a mixed corpus, where each kind is also scored among its own speakers alone.
+`--manifests` reads the speakers of manifests instead, such as recorded speakers and their copies
+(`valle data perturb`), grouped as copies (named `<speaker>+p<k>`) and recorded: whether each copy
+is a person of its own, apart from its speaker and the speaker's other copies.
 Targets: same - cross >= 0.15, identification >= 90 %. Writes JSON and a plot of the
 speaker-centroid similarity matrix.
 
     python benchmarks/corpus_speakers.py --corpus runs/bench_corpus --hours 2
     python benchmarks/corpus_speakers.py --corpus runs/mix1 --per-speaker 20
+    python benchmarks/corpus_speakers.py --manifests runs/mix1/train_human.jsonl runs/mix1_perturbed/perturbed.jsonl --per-speaker 10
 """
 
 import argparse
@@ -32,13 +36,13 @@ from valle.data.synthetic.corpus import SPLITS
 from valle.speaker import ENCODER_RATE, SpeakerEncoder, speaker_separation
 
 
-def embed_corpus(corpus: Path, per_speaker: int | None = None) -> dict[str, np.ndarray]:
-    """Speaker -> [utterances, dim] d-vectors over all splits: every utterance, or `per_speaker` spread evenly over
-    each speaker's (in id order); speakers with fewer than 2 are left out."""
+def embed_corpus(manifests: list[Path], per_speaker: int | None = None) -> dict[str, np.ndarray]:
+    """Speaker -> [utterances, dim] d-vectors over the rows of `manifests`: every utterance, or `per_speaker` spread
+    evenly over each speaker's (in id order); speakers with fewer than 2 are left out."""
     encoder = SpeakerEncoder()
     by_speaker: dict[str, list[np.ndarray]] = defaultdict(list)
     rows_of: dict[str, list] = defaultdict(list)
-    for row in sorted((row for split in SPLITS for row in read_manifest(corpus / f"{split}.jsonl")), key=lambda r: r.id):
+    for row in sorted((row for manifest in manifests for row in read_manifest(manifest)), key=lambda r: r.id):
         rows_of[row.speaker].append(row)
     rows = [row for speaker_rows in rows_of.values() if len(speaker_rows) >= 2
             for row in (speaker_rows if per_speaker is None or len(speaker_rows) <= per_speaker else
@@ -72,12 +76,17 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=Path("runs/bench_corpus"))
     parser.add_argument("--hours", type=float, default=2.0, help="size of the corpus to build if it is absent")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--manifests", type=Path, nargs="+", help="the speakers of these manifests instead of a corpus's")
     parser.add_argument("--per-speaker", type=int, help="utterances embedded per speaker (default: all)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
 
     mix = args.corpus / MIX_SUMMARY
-    if mix.exists():  # a mixed corpus: speakers are human or synthetic
+    manifests = args.manifests or [args.corpus / f"{split}.jsonl" for split in SPLITS]
+    if args.manifests:
+        def group_of(speaker: str) -> str:
+            return "copy" if "+p" in speaker else "recorded"
+    elif mix.exists():  # a mixed corpus: speakers are human or synthetic
         humans = set(json.loads(mix.read_text())["human_speakers"])
 
         def group_of(speaker: str) -> str:
@@ -87,7 +96,7 @@ def main() -> int:
             print(build_synthetic_corpus(args.corpus, hours=args.hours, seed=args.seed))
         splits = json.loads((args.corpus / "speakers.json").read_text())["splits"]
         group_of = {voice["speaker"]: voice["engine"] for voices in splits.values() for voice in voices}.__getitem__
-    embeddings = embed_corpus(args.corpus, args.per_speaker)
+    embeddings = embed_corpus(manifests, args.per_speaker)
     result = speaker_separation(embeddings)
     by_group: dict[str, list[float]] = defaultdict(list)
     for speaker, accuracy in result["identified"].items():
@@ -111,7 +120,7 @@ def main() -> int:
               f"{r['cross_speaker_cosine']:.3f} | {r['same_speaker_cosine'] - r['cross_speaker_cosine']:.3f} | "
               f"{100 * r['identification_accuracy']:.1f} % | {extra} |")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "corpus_speakers.json").write_text(json.dumps({**result, "corpus": str(args.corpus)}, indent=1))
+    (args.out / "corpus_speakers.json").write_text(json.dumps({**result, "corpus": [str(m) for m in manifests]}, indent=1))
     plot_similarity(result, args.out / "corpus_speakers.png")
     print(f"\n{'PASS' if result['passed'] else 'FAIL'}; wrote {args.out / 'corpus_speakers.json'} and {args.out / 'corpus_speakers.png'}")
     return 0 if result["passed"] else 1
