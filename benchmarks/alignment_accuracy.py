@@ -26,7 +26,7 @@ from valle.data.manifest import Utterance, read_manifest, write_manifest
 from valle.data.shards import TokenizedCorpus
 from valle.data.synthetic.engines import engine
 from valle.data.tokenize import tokenize_manifest
-from valle.train.align import align_corpus
+from valle.train.align import align_corpus, word_starts
 
 VOICES = ("en-us+m3", "en+f2", "en-us-nyc+m5", "en-029+f3", "en-gb-scotland+m1", "en-gb-x-rp+f4")
 TIMES = "word_starts.json"
@@ -54,25 +54,14 @@ def speak_test_set(manifest: Path, n: int, out: Path, seed: int) -> Path:
 def word_start_errors(folder: Path, truth: dict[str, list[float]]) -> tuple[np.ndarray, int]:
     """Aligned minus true start (s) of every word but the first, and how many utterances were skipped."""
     corpus = TokenizedCorpus(folder)
-    silent = corpus.vocab.silent()
-    gap = corpus.vocab.tokens.index("_")
     errors, skipped = [], 0
     for i in range(len(corpus)):
         u = corpus[i]
-        firsts, new_word = [], True
-        for j, phoneme in enumerate(u.phonemes.tolist()):
-            if phoneme == gap:
-                new_word = True
-            elif new_word and not silent[phoneme]:
-                firsts.append(j)
-                new_word = False
-        if len(firsts) != len(truth[u.id]) or u.alignment is None:
+        starts = word_starts(u, corpus.vocab) if u.alignment is not None else []
+        if len(starts) != len(truth[u.id]):
             skipped += 1
             continue
-        for first, true_start in zip(firsts[1:], truth[u.id][1:]):
-            frames = (u.alignment >= first).nonzero()[:, 0]
-            if len(frames):
-                errors.append(float(frames[0]) / corpus.codec.frame_rate - true_start)
+        errors += [start / corpus.codec.frame_rate - true for start, true in zip(starts[1:], truth[u.id][1:]) if start is not None]
     return np.array(errors), skipped
 
 

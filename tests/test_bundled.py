@@ -1,12 +1,18 @@
-"""What ships in the package: the voice prompts and the default model."""
+"""What ships in the package: the voice prompts, the default model and the aligner of the bundled codec."""
 
 import functools
 
+import numpy as np
 import pytest
 import soundfile as sf
 
 from valle.audio import load_prompt
+from valle.data.manifest import Utterance, write_manifest
+from valle.data.shards import TokenizedCorpus
+from valle.data.synthetic.engines import engine
+from valle.data.tokenize import tokenize_manifest
 from valle.infer.bundled import bundled_prompts, resolve_prompt
+from valle.train.align import align_corpus, word_starts
 
 
 def test_bundled_prompts_are_short_clean_recordings_with_transcripts():
@@ -61,3 +67,26 @@ def _bundled():
     from valle.infer import VallE
 
     return VallE.from_pretrained("default")
+
+
+def test_the_shipped_aligner_finds_where_espeak_ng_starts_its_words(tmp_path):
+    """Without --aligner, folders of the bundled codec are aligned by the aligner that ships for it; espeak-ng says
+    where it started each word, and the first sounding phoneme of each word should start there."""
+    espeak, rows, truth = engine("espeak"), [], {}
+    for i, (text, voice) in enumerate([("Please check each name on the list before you leave.", "en-us+m3"),
+                                       ("The noise of the engine woke everyone in the house.", "en+f2"),
+                                       ("We walked along the river until the sun went down.", "en-gb-x-rp+f4")]):
+        samples, starts = espeak.speak_timed(text, voice, 50, 50, 170)
+        sf.write(tmp_path / f"u{i}.wav", samples, espeak.sample_rate)
+        rows.append(Utterance(f"u{i}", tmp_path / f"u{i}.wav", text, "s", duration=len(samples) / espeak.sample_rate))
+        truth[f"u{i}"] = starts
+    write_manifest(rows, tmp_path / "texts.jsonl")
+    folder = tokenize_manifest(tmp_path / "texts.jsonl", "compact", tmp_path / "tokens", workers=1)
+    align_corpus(folder)
+    corpus, errors = TokenizedCorpus(folder), []
+    for i in range(len(corpus)):
+        utterance = corpus[i]
+        starts = word_starts(utterance, corpus.vocab)
+        assert len(starts) == len(truth[utterance.id]) and None not in starts
+        errors += [abs(frame / corpus.codec.frame_rate - true) for frame, true in zip(starts[1:], truth[utterance.id][1:])]
+    assert np.mean(np.array(errors) <= 0.1) >= 0.8 and np.median(errors) <= 0.05, errors

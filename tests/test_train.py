@@ -18,6 +18,7 @@ import torch
 import torch.multiprocessing as mp
 from conftest import TINY, speechlike
 
+import valle.train.align
 from valle.cli import main
 from valle.codec import CodecRecord
 from valle.codec.compact import CompactCodec
@@ -29,7 +30,7 @@ from valle.errors import ConfigError, CorpusError
 from valle.model import ARModel, Stage, TrainedOn, preset
 from valle.model.aligner import AlignerConfig
 from valle.text import PhonemeVocab
-from valle.train.align import AlignerTraining, align_corpus, fit_aligner, flat_start, train_aligner
+from valle.train.align import AlignerTraining, align_corpus, fit_aligner, flat_start, train_aligner, word_starts
 from valle.train.batching import BucketBatchSampler, collate, phoneme_languages
 from valle.train.config import TrainConfig
 from valle.train.plots import plot_metrics
@@ -506,6 +507,30 @@ def test_the_frame_aligner_finds_the_true_alignment_from_a_flat_start():
     right = float(torch.cat([p == t for p, t in zip(paths, truths)]).float().mean())
     right_flat = float(torch.cat([p == t for p, t in zip(flat, truths)]).float().mean())
     assert right > 0.9 and right > right_flat + 0.2
+
+
+def test_a_word_starts_where_its_first_sounding_phoneme_does():
+    vocab = PhonemeVocab()
+    ids = [vocab.tokens.index(t) for t in ("ˈ", "h", "aɪ", "_", "ˈ", "ð", "ɛ", "_", "aʊ", ".")]  # stress marks are silent
+    alignment = torch.tensor([1, 1, 2, 2, 4, 5, 5, 6, 6, 6, 8, 8])  # the second word's stress mark took frame 4
+    utterance = TokenizedUtterance("u", "s", "", "en-us", 1.0, torch.tensor(ids), torch.zeros(1, 12, dtype=torch.long), alignment)
+    assert word_starts(utterance, vocab) == [0, 5, 10]
+    assert word_starts(replace(utterance, alignment=alignment.clamp(max=6)), vocab) == [0, 5, None]  # the last word lost
+
+
+def test_without_an_aligner_a_folder_is_aligned_by_the_one_that_ships_for_its_codec(shards, tmp_path, monkeypatch):
+    folder = Path(shutil.copytree(shards, tmp_path / "shards"))
+    monkeypatch.setattr(valle.train.align, "SHIPPED", tmp_path / "shipped")
+    with pytest.raises(ConfigError, match="no aligner ships for the codes of .*valle data train-aligner"):
+        align_corpus(folder)
+    sizes, training = AlignerConfig(channels=16, layers=1, kernel=3), AlignerTraining(rounds=1, epochs=1, batch_size=4)
+    train_aligner([folder], tmp_path / "shipped" / "aligner-other", training, sizes)
+    other = json.loads((tmp_path / "shipped" / "aligner-other" / "config.json").read_text())
+    other["codec"]["weights_sha256"] = "f" * 64  # an aligner of other codec weights: never chosen
+    (tmp_path / "shipped" / "aligner-other" / "config.json").write_text(json.dumps(other))
+    own = train_aligner([folder], tmp_path / "shipped" / "aligner-own", training, sizes)
+    by_default = align_corpus(folder).read_bytes()
+    assert by_default == align_corpus(folder, own).read_bytes()
 
 
 def test_a_corpus_aligned_by_a_trained_aligner_trains_a_stage_with_a_phoneme_pointer(shards, tmp_path):

@@ -212,7 +212,8 @@ def _frame_track_command(data: Commands, name: str, run: Callable[[argparse.Name
 def _add_data_align(data: Commands) -> None:
     p = _frame_track_command(data, "align", _data_align, "the phoneme of every frame of tokenised folders, by a "
                              "trained aligner (for training the frame stage, or a stage with a phoneme pointer)")
-    p.add_argument("--aligner", type=Path, required=True, help="a folder written by `valle data train-aligner`")
+    p.add_argument("--aligner", type=Path, help="a folder written by `valle data train-aligner` (default: the aligner "
+                   "that ships for the folders' codec, the bundled compact codec's)")
 
 
 def _data_pitch(args: argparse.Namespace) -> None:

@@ -158,7 +158,7 @@ class ARModel(Stage):
         if self.config.phoneme_pointer:
             if alignment is None:
                 raise ConfigError("this AR stage reads a phoneme pointer, so it trains on aligned data: run "
-                                  "`valle data align FOLDER --stage AR_STAGE` on every training and validation folder")
+                                  "`valle data align FOLDER` on every training and validation folder")
             pointer, advances = self._training_pointer(alignment, code_lens, n_groups, text_kept)
         mask = self.prefix_mask(lengths_to_mask(phoneme_lens, phonemes.shape[1]), lengths_to_mask(group_lens, n_groups))
 

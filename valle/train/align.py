@@ -9,6 +9,7 @@ The first alignments are the corpus's own where every folder has them, else a fl
 (each utterance's sounding phonemes given equal shares of its frames).
 """
 
+import json
 import multiprocessing
 import random
 from dataclasses import dataclass
@@ -19,12 +20,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from valle.codec import load_codec
+from valle.codec import CodecRecord, load_codec
 from valle.config import DictConfig
 from valle.data.shards import TokenizedCorpus, TokenizedUtterance, open_corpus, write_alignments
 from valle.errors import ConfigError
 from valle.model.aligner import AlignerConfig, FrameAligner
 from valle.model.stage import IGNORE, TrainedOn
+from valle.text import PhonemeVocab
 from valle.train.batching import collate
 
 
@@ -150,14 +152,44 @@ def _align(position: int) -> Tensor:
     return aligner.path(u.phonemes, u.codes, silent[u.phonemes])
 
 
-def align_corpus(directory: str | Path, aligner: str | Path, workers: int = 1) -> Path:
-    """Write `alignments.safetensors` into the tokenised folder `directory`, with the aligner folder `aligner`.
+def word_starts(utterance: TokenizedUtterance, vocab: PhonemeVocab) -> list[int | None]:
+    """The frame at which each word of an aligned `utterance` starts: the first frame of its first sounding phoneme
+    (words are parted by the word gap "_"), None for a word the alignment gives no frame from there on."""
+    silent, gap = vocab.silent(), vocab.tokens.index("_")
+    firsts, new_word = [], True
+    for j, phoneme in enumerate(utterance.phonemes.tolist()):
+        if phoneme == gap:
+            new_word = True
+        elif new_word and not silent[phoneme]:
+            firsts.append(j)
+            new_word = False
+    frames = [(utterance.alignment >= first).nonzero()[:, 0] for first in firsts]
+    return [int(f[0]) if len(f) else None for f in frames]
+
+
+SHIPPED = Path(__file__).parent / "pretrained"  # trained aligners that ship with the package, each for one codec
+
+
+def shipped_aligner(codec: CodecRecord) -> Path:
+    """The folder of the aligner that ships for `codec` (the same codec weights), or an error that says what to do."""
+    for folder in sorted(SHIPPED.iterdir()) if SHIPPED.is_dir() else []:
+        trained_on = json.loads((folder / "config.json").read_text(encoding="utf-8"))["codec"]
+        if CodecRecord.from_dict(trained_on).identity() == codec.identity():
+            return folder
+    raise ConfigError(f"no aligner ships for the codes of {codec.name} (aligners ship for the bundled codecs only): "
+                      "train one with `valle data train-aligner` and give it with --aligner")
+
+
+def align_corpus(directory: str | Path, aligner: str | Path | None = None, workers: int = 1) -> Path:
+    """Write `alignments.safetensors` into the tokenised folder `directory`, with the aligner folder `aligner`
+    (by default the one that ships for the folder's codec).
 
     `workers` processes (one thread each) share the utterances; the result does not depend on
     how many. Every phoneme but stress marks, word gaps and punctuation gets at least one frame.
     """
-    model = FrameAligner.from_pretrained(aligner)
     corpus = TokenizedCorpus(directory)
+    aligner = aligner or shipped_aligner(corpus.codec)
+    model = FrameAligner.from_pretrained(aligner)
     vocab, codec = model.trained_on.vocab, model.trained_on.codec
     if vocab.tokens[:len(corpus.vocab)] != corpus.vocab.tokens:  # the folder's ids must mean the aligner's phones
         raise ConfigError(f"{aligner} was trained on another phoneme vocabulary than {directory}'s (or an earlier "
