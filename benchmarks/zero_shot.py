@@ -40,13 +40,12 @@ import torch
 from targets import report
 
 from valle.asr import PocketSphinx, load_recognizer, word_error_rate, words_heard
-from valle.data.manifest import read_manifest
+from valle.data.manifest import read_manifest, write_manifest
 from valle.data.synthetic import build_synthetic_corpus
 from valle.data.synthetic.corpus import SPLITS
 from valle.eval.evaluate import SYSTEMS, Scorers, evaluate, summarize
 from valle.eval.protocol import EvalConfig, plan
 from valle.eval.report import plot_scores
-from valle.files import atomic_write
 from valle.infer import VallE
 from valle.model.sampling import NAR_DECODINGS
 from valle.speaker import SpeakerEncoder
@@ -163,9 +162,8 @@ def unseen_engine_voices(folder: Path) -> Path:
     voices = json.loads((folder / "speakers.json").read_text())["splits"]
     speakers = {voice["speaker"] for split in voices.values() for voice in split if voice["engine"] in UNSEEN_ENGINES}
     manifest = folder / "pico_piper.jsonl"
-    with atomic_write(manifest) as out:
-        for split in SPLITS:
-            out.writelines(line for line in open(folder / f"{split}.jsonl") if json.loads(line)["speaker"] in speakers)
+    write_manifest([row for split in SPLITS for row in read_manifest(folder / f"{split}.jsonl") if row.speaker in speakers],
+                   manifest)
     return manifest
 
 

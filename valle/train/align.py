@@ -9,7 +9,6 @@ The first alignments are the corpus's own where every folder has them, else a fl
 (each utterance's sounding phonemes given equal shares of its frames).
 """
 
-import json
 import multiprocessing
 import random
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from valle.data.shards import TokenizedCorpus, TokenizedUtterance, open_corpus, 
 from valle.errors import ConfigError
 from valle.model.aligner import AlignerConfig, FrameAligner
 from valle.model.stage import IGNORE, TrainedOn
+from valle.pretrained import read_config
 from valle.text import PhonemeVocab
 from valle.train.batching import collate
 
@@ -173,7 +173,7 @@ SHIPPED = Path(__file__).parent / "pretrained"  # trained aligners that ship wit
 def shipped_aligner(codec: CodecRecord) -> Path:
     """The folder of the aligner that ships for `codec` (the same codec weights), or an error that says what to do."""
     for folder in sorted(SHIPPED.iterdir()) if SHIPPED.is_dir() else []:
-        trained_on = json.loads((folder / "config.json").read_text(encoding="utf-8"))["codec"]
+        trained_on = read_config(folder, "phoneme aligner", "reinstall the package")["codec"]
         if CodecRecord.from_dict(trained_on).identity() == codec.identity():
             return folder
     raise ConfigError(f"no aligner ships for the codes of {codec.name} (aligners ship for the bundled codecs only): "
