@@ -7,9 +7,10 @@
 #   bash recipes/build_training_data.sh          # as root (apt-get); writes runs/
 #
 # Lane A: the 38 synthetic English hours (runs/corpus10h + runs/corpus_s1, recipes/tournament.md).
-# Lane B: the human speech of Debian's packages mixed with corpus10h (runs/mix1, recipes/mixed_corpus.md),
-#         then synthetic speakers in thirteen more languages, and (not yet tokenised: no run trains on them)
-#         in the human data's eleven other languages and accents.
+# Lane B: the human speech of Debian's packages mixed with corpus10h (runs/mix1, recipes/mixed_corpus.md)
+#         and a perturbed copy of each human training speaker (`valle data perturb`), then synthetic
+#         speakers in thirteen more languages, and (not yet tokenised: no run trains on them) in the
+#         human data's eleven other languages and accents.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MALLOC_MMAP_THRESHOLD_=65536
@@ -55,6 +56,8 @@ for split in ("train", "valid", "test"):
     open(f"runs/mix1/{split}_human.jsonl", "w").writelines(rows)
 PY
   for split in train valid test; do tokens runs/mix1/${split}_human.jsonl runs/tokens/mix1_human_$split; done
+  nice valle data perturb runs/mix1/train_human.jsonl runs/mix1_perturbed --copies 1 --workers 1   # a new person of each
+  tokens runs/mix1_perturbed/perturbed.jsonl runs/tokens/mix1_human_perturbed
   for L in es de it ru cs bg pt-br fr-fr nl ro da hu uk; do
     nice valle data synth-corpus runs/synth_$L --language $L --hours 1 --speakers 40 --seed 0 --workers 1
     tokens runs/synth_$L/train.jsonl runs/tokens/synth_${L}_train
@@ -80,7 +83,7 @@ echo "training data complete: $(ls runs/tokens | tr '\n' ' ')"
 test -f runs/aligner_frames/config.json || cp -r valle/train/pretrained/aligner-compact-16k runs/aligner_frames
 
 DATA="runs/tokens/train38h runs/tokens/mix1_human_train $(for L in bg cs de es fr-fr it nl pt-br ro ru; do echo runs/tokens/synth_${L}_train; done)"
-for folder in runs/tokens/valid runs/tokens/test runs/tokens/train $DATA; do
+for folder in runs/tokens/valid runs/tokens/test runs/tokens/train $DATA runs/tokens/mix1_human_perturbed; do
   test -f $folder/alignments.safetensors || nice valle data align $folder --aligner runs/aligner_frames --workers 2
   test -f $folder/pitch.safetensors || nice valle data pitch $folder --workers 2
 done
