@@ -10,7 +10,8 @@ the package, so this runs offline) and reports:
   per kind in a mixed corpus, where each kind is also scored among its own speakers alone.
 `--manifests` reads the speakers of manifests instead, such as recorded speakers and their copies
 (`valle data perturb`), grouped as copies (named `<speaker>+p<k>`) and recorded: whether each copy
-is a person of its own, apart from its speaker and the speaker's other copies.
+is a person of its own, apart from its speaker and the speaker's other copies, and how near each
+copy stays to its source (their centroids' cosine; how often the source is the copy's nearest voice).
 Targets: same - cross >= 0.15, identification >= 90 %. Writes JSON and a plot of the
 speaker-centroid similarity matrix.
 
@@ -71,6 +72,21 @@ def plot_similarity(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def copy_kinship(result: dict) -> dict | None:
+    """How near each copy of `valle data perturb` (`<speaker>+p<k>`) stays to its recorded source: the mean cosine
+    of their centroids, and how often the source is the copy's nearest other voice; None without copies of a source."""
+    names = result["speaker_names"]
+    index = {name: i for i, name in enumerate(names)}
+    pairs = [(i, index[name.split("+p")[0]]) for i, name in enumerate(names) if "+p" in name and name.split("+p")[0] in index]
+    if not pairs:
+        return None
+    similarity = np.array(result["centroid_similarity"])
+    np.fill_diagonal(similarity, -np.inf)
+    return {"copies": len(pairs), "source_cosine": float(np.mean([similarity[c, s] for c, s in pairs])),
+            "others_cosine": float(np.mean(similarity[np.isfinite(similarity)])),
+            "source_nearest": float(np.mean([similarity[c].argmax() == s for c, s in pairs]))}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=Path("runs/bench_corpus"))
@@ -110,6 +126,7 @@ def main() -> int:
         result["groups_alone"][group] = {k: alone[k] for k in ("speakers", "utterances", "same_speaker_cosine",
                                                               "cross_speaker_cosine", "identification_accuracy")}
 
+    result["copy_kinship"] = copy_kinship(result)
     by_group_text = ", ".join(f"{g} {100 * a:.1f} %" for g, a in result["identification_by_group"].items())
     print("\n| speakers | utterances | same-speaker cos | cross-speaker cos | same - cross (>= 0.15) "
           "| identification (>= 90 %) | by group |")
@@ -119,6 +136,9 @@ def main() -> int:
         print(f"| {name}: {r['speakers']} | {r['utterances']} | {r['same_speaker_cosine']:.3f} | "
               f"{r['cross_speaker_cosine']:.3f} | {r['same_speaker_cosine'] - r['cross_speaker_cosine']:.3f} | "
               f"{100 * r['identification_accuracy']:.1f} % | {extra} |")
+    if kin := result["copy_kinship"]:
+        print(f"\n{kin['copies']} copies: centroid cosine with their source {kin['source_cosine']:.3f} (between other "
+              f"voices {kin['others_cosine']:.3f}); the source is the nearest voice of {100 * kin['source_nearest']:.1f} %")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "corpus_speakers.json").write_text(json.dumps({**result, "corpus": [str(m) for m in manifests]}, indent=1))
     plot_similarity(result, args.out / "corpus_speakers.png")

@@ -89,3 +89,28 @@ def test_every_clip_of_every_speaker_gets_its_copies_and_a_rerun_resumes(recordi
     assert "8 utterances" in capsys.readouterr().out
     again = {r.id: r for r in read_manifest(tmp_path / "out" / MANIFEST)}
     assert again == rows and {i: r.audio.stat().st_mtime_ns for i, r in again.items()} == written  # none made again
+
+
+def test_a_rerun_with_other_factors_into_the_same_folder_is_refused_and_one_with_more_copies_extends_it(
+        recordings, tmp_path, capsys):
+    out = tmp_path / "out"
+    perturb_speakers(recordings, out, PerturbConfig(copies=1))
+    with pytest.raises(ConfigError, match="holds copies made with other settings"):
+        perturb_speakers(recordings, out, PerturbConfig(copies=1, seed=1))
+    for other in ("--pitch", "0.7", "1.4"), ("--tract", "0.85", "1.18"):
+        assert main(["data", "perturb", str(recordings), str(out), "--copies", "1", *other]) not in (0, None)
+        assert "give another output folder" in capsys.readouterr().err
+    first = {r.id: r.audio.stat().st_mtime_ns for r in read_manifest(out / MANIFEST)}
+    assert main(["data", "perturb", str(recordings), str(out), "--copies", "2"]) in (0, None)
+    rows = {r.id: r for r in read_manifest(out / MANIFEST)}
+    assert len(rows) == 8 and all(rows[i].audio.stat().st_mtime_ns == t for i, t in first.items())
+
+
+def test_the_command_line_passes_its_ranges_on(recordings, tmp_path):
+    wide = PerturbConfig(copies=1, pitch=(0.7, 1.4), tract=(0.85, 1.18))
+    pitches = {c.speaker: c.pitch for c in design_copies(["anna", "ben"], wide)}
+    assert pitches != {c.speaker: c.pitch for c in design_copies(["anna", "ben"], PerturbConfig(copies=1))}
+    assert main(["data", "perturb", str(recordings), str(tmp_path / "out"), "--copies", "1",
+                 "--pitch", "0.7", "1.4", "--tract", "0.85", "1.18"]) in (0, None)
+    for row in read_manifest(tmp_path / "out" / MANIFEST):
+        assert row.duration == pytest.approx(1.5 / pitches[row.speaker], abs=1e-3)

@@ -145,7 +145,8 @@ def _data_perturb(args: argparse.Namespace) -> None:
     from valle.data.manifest import read_manifest, summarize
     from valle.data.perturb import PerturbConfig, perturb_speakers
 
-    config = PerturbConfig(copies=args.copies, seed=args.seed)
+    ranges = {name: tuple(bounds) for name, bounds in (("pitch", args.pitch), ("tract", args.tract)) if bounds}
+    config = PerturbConfig(copies=args.copies, seed=args.seed, **ranges)
     print(summarize(read_manifest(perturb_speakers(args.manifest, args.out, config, workers=args.workers))))
 
 
@@ -155,6 +156,10 @@ def _add_data_perturb(data: Commands) -> None:
     p.add_argument("manifest", type=Path, help="a JSONL manifest of the speakers to copy")
     p.add_argument("out", type=Path, help="folder for perturbed.jsonl and audio/")
     p.add_argument("--copies", type=int, default=2, help="new speakers per speaker (default: 2)")
+    p.add_argument("--pitch", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="range of a copy's pitch factor, LOW < 1 < HIGH (default: 0.8 1.25)")
+    p.add_argument("--tract", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="range of a copy's vocal-tract (formant) factor (default: 0.9 1.12)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
 

@@ -13,9 +13,12 @@ transcripts do.
 Give it training speakers only: a held-out speaker's copy would be heard in training. Copies
 are named `<speaker>+p<k>` (ids likewise), their audio lies under OUT/audio/, and OUT/perturbed.jsonl
 lists them; factors come from the speaker's name and the seed alone, so a run gives the same
-bytes in any order, and an interrupted run keeps the clips already written.
+bytes in any order, and an interrupted run keeps the clips already written. OUT/perturb.json
+records the settings, and a run with other settings into the same OUT is refused: its clips
+would be mixed with the first run's.
 """
 
+import json
 import multiprocessing
 import random
 from dataclasses import dataclass, replace
@@ -29,8 +32,10 @@ from valle.audio import audio_duration, read_audio, to_mono, warp_formants, writ
 from valle.config import DictConfig
 from valle.data.manifest import Utterance, read_manifest, write_manifest
 from valle.errors import ConfigError
+from valle.files import atomic_write
 
 MANIFEST = "perturbed.jsonl"
+SETTINGS = "perturb.json"
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,7 @@ def perturb_speakers(manifest: str | Path, out: str | Path, config: PerturbConfi
                      workers: int = 1) -> Path:
     """Copies of every speaker of `manifest` into `out` (`MANIFEST` and audio/); returns the manifest's path."""
     rows, out = read_manifest(manifest), Path(out)
+    _claim(out, config)
     copies: dict[str, list[Copy]] = {}
     for copy in design_copies(sorted({row.speaker for row in rows}), config):
         copies.setdefault(copy.source, []).append(copy)
@@ -117,3 +123,19 @@ def perturb_speakers(manifest: str | Path, out: str | Path, config: PerturbConfi
                             source_rate=row.source_rate and round(row.source_rate * copy.pitch))
                     for (row, copy, path), duration in zip(jobs, durations)), out / MANIFEST)
     return out / MANIFEST
+
+
+def _claim(out: Path, config: PerturbConfig) -> None:
+    """Record `config` in `out`, or check that the clips already there were made with its factors (more or fewer
+    copies may follow: a copy's factors do not depend on how many there are)."""
+    path = out / SETTINGS
+    factors = json.loads(json.dumps({k: v for k, v in config.to_dict().items() if k != "copies"}))
+    if path.exists():
+        recorded = {k: v for k, v in json.loads(path.read_text()).items() if k != "copies"}
+        if recorded != factors:
+            raise ConfigError(f"{out} holds copies made with other settings ({json.dumps(recorded)}); give another "
+                              "output folder, or the same settings to resume")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as f:
+        json.dump(config.to_dict(), f)
