@@ -32,6 +32,7 @@ from tqdm import tqdm
 from valle.audio import load_audio
 from valle.data.manifest import read_manifest
 from valle.data.mix import SUMMARY_FILE as MIX_SUMMARY
+from valle.data.perturb import COPY_MARK
 from valle.data.synthetic import build_synthetic_corpus
 from valle.data.synthetic.corpus import SPLITS
 from valle.speaker import ENCODER_RATE, SpeakerEncoder, speaker_separation
@@ -77,7 +78,8 @@ def copy_kinship(result: dict) -> dict | None:
     of their centroids, and how often the source is the copy's nearest other voice; None without copies of a source."""
     names = result["speaker_names"]
     index = {name: i for i, name in enumerate(names)}
-    pairs = [(i, index[name.split("+p")[0]]) for i, name in enumerate(names) if "+p" in name and name.split("+p")[0] in index]
+    sources = {i: index.get(name.partition(COPY_MARK)[0]) for i, name in enumerate(names) if COPY_MARK in name}
+    pairs = [(copy, source) for copy, source in sources.items() if source is not None]
     if not pairs:
         return None
     similarity = np.array(result["centroid_similarity"])
@@ -101,7 +103,7 @@ def main() -> int:
     manifests = args.manifests or [args.corpus / f"{split}.jsonl" for split in SPLITS]
     if args.manifests:
         def group_of(speaker: str) -> str:
-            return "copy" if "+p" in speaker else "recorded"
+            return "copy" if COPY_MARK in speaker else "recorded"
     elif mix.exists():  # a mixed corpus: speakers are human or synthetic
         humans = set(json.loads(mix.read_text())["human_speakers"])
 

@@ -32,9 +32,10 @@ from valle.audio import audio_duration, read_audio, to_mono, warp_formants, writ
 from valle.config import DictConfig
 from valle.data.manifest import Utterance, read_manifest, write_manifest
 from valle.errors import ConfigError
-from valle.files import atomic_write
+from valle.files import atomic_write, read_json
 
 MANIFEST = "perturbed.jsonl"
+COPY_MARK = "+p"  # a copy's name: its source's, this, and the copy's number
 SETTINGS = "perturb.json"
 
 
@@ -76,7 +77,7 @@ def design_copies(speakers: list[str], config: PerturbConfig) -> list[Copy]:
         for k in range(1, config.copies + 1):
             rng = random.Random(f"{config.seed}:{speaker}:{k}")
             pitch, tract = (_factor(rng, *bounds, config.min_apart) for bounds in (config.pitch, config.tract))
-            copies.append(Copy(speaker, f"+p{k}", round(pitch, 3), round(tract, 3)))
+            copies.append(Copy(speaker, f"{COPY_MARK}{k}", round(pitch, 3), round(tract, 3)))
     return copies
 
 
@@ -129,13 +130,13 @@ def _claim(out: Path, config: PerturbConfig) -> None:
     """Record `config` in `out`, or check that the clips already there were made with its factors (more or fewer
     copies may follow: a copy's factors do not depend on how many there are)."""
     path = out / SETTINGS
-    factors = json.loads(json.dumps({k: v for k, v in config.to_dict().items() if k != "copies"}))
+    settings = json.loads(json.dumps(config.to_dict()))  # its ranges as JSON gives them back: lists
     if path.exists():
-        recorded = {k: v for k, v in json.loads(path.read_text()).items() if k != "copies"}
-        if recorded != factors:
-            raise ConfigError(f"{out} holds copies made with other settings ({json.dumps(recorded)}); give another "
+        recorded = read_json(path, "speaker perturbation settings")
+        if {**recorded, "copies": None} != {**settings, "copies": None}:
+            raise ConfigError(f"{out} holds copies made with other settings ({path.read_text().strip()}); give another "
                               "output folder, or the same settings to resume")
         return
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as f:
-        json.dump(config.to_dict(), f)
+        json.dump(settings, f)
