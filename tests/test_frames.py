@@ -239,40 +239,6 @@ def test_a_stage_told_the_pitch_learns_what_it_decides_and_predicts_it_from_the_
         m(*args[:8])
 
 
-def test_a_stage_told_the_register_alone_learns_the_rest_and_speaks_at_the_register_it_is_told():
-    """In `pitched` a frame's pitch follows from its voice's register and its phoneme: told only the register (the
-    prompt's median pitch), the stage has no pitch to predict and learns the rest from the phonemes."""
-    torch.manual_seed(0)
-    m = model(pitch=True, pitch_level=True)
-    assert not hasattr(m, "pitch_head") and not m.config.predicts_pitch
-    items = pitched(8)
-    phonemes, p_lens, codes, c_lens, alignment = collate([item[:3] for item in items])
-    pitch = torch.zeros(codes.shape[0], codes.shape[2])
-    for b, item in enumerate(items):
-        pitch[b, :len(item[3])] = item[3]
-    levels = torch.tensor([item[4] for item in items])
-    args = phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :6], torch.full((8,), 6), None, pitch, levels
-    optimizer = torch.optim.AdamW(m.parameters(), lr=1e-2)
-    for _ in range(300):
-        out = m(*args)
-        optimizer.zero_grad()
-        out.loss.backward()
-        optimizer.step()
-    assert float(out.pitch_loss) == 0.0
-    m.eval()
-    hits = m.code_hits(m(*args).latent, codes, c_lens)
-    assert hits[1][0] / hits[1][1] > 0.95  # the level the pitch decides, from the register and the phonemes
-
-    def rendered(shift: float) -> float:
-        return sum(float((m.render(p, path_of(d), c[:, :6], prompt_pitch=level + shift)[1] == c[1]).float().mean())
-                   for p, d, c, _, level in items) / len(items)
-
-    assert rendered(0.0) > 0.9 and rendered(0.0) > rendered(1.0) + 0.5  # at the register it is told
-    for wrong in ({"pitch_level": True}, {"pitch": True, "pitch_contour": True, "pitch_level": True}):
-        with pytest.raises(ConfigError, match="pitch_level .* needs pitch"):
-            model(**wrong)
-
-
 def test_variance_matching_gives_each_latent_dimension_the_prompts_spread_and_keeps_its_mean():
     g = torch.Generator().manual_seed(0)
     latent = torch.randn(40, D, generator=g) * 0.5 + 3.0  # an average's spread: too even

@@ -53,11 +53,8 @@ class ModelConfig(DictConfig):
     `pitch`, every frame is told its pitch (in training from the corpus's pitch tracks, in
     synthesis predicted relative to the prompt's, `valle.pitch`); with `pitch_contour` as well, only
     its contour, carried through the unvoiced frames, so that the phonemes alone say where the voice
-    is voiced; with `pitch_level` instead, every frame is told only the prompt's median pitch, the
-    voice's register, which a regressed latent otherwise averages away, and no contour that synthesis
-    would have to predict for it (the phonemes and the voice say the rest). `code_loss` weighs a
-    cross-entropy of the true codes of the first `code_loss_levels` levels against the codebook
-    distances of the rendered latent, beside its regression.
+    is voiced. `code_loss` weighs a cross-entropy of the true codes of the first `code_loss_levels`
+    levels against the codebook distances of the rendered latent, beside its regression.
     """
 
     kind = "model config"
@@ -87,7 +84,6 @@ class ModelConfig(DictConfig):
     voice_attention: bool = False
     pitch: bool = False
     pitch_contour: bool = False
-    pitch_level: bool = False
     code_loss: float = 0.0
     code_loss_levels: int = 4
 
@@ -127,15 +123,6 @@ class ModelConfig(DictConfig):
                               f"got {self.code_loss} and {self.code_loss_levels}")
         if self.pitch_contour and not self.pitch:
             raise ConfigError("pitch_contour says how the pitch is told to the frames: it needs pitch")
-        if self.pitch_level and (not self.pitch or self.pitch_contour):
-            raise ConfigError("pitch_level says how the pitch is told to the frames: it needs pitch, and excludes "
-                              "pitch_contour (the frames are told either the register or the contour)")
-
-    @property
-    def predicts_pitch(self) -> bool:
-        """Whether a frame stage predicts each frame's pitch (told the frames, unless told only the register)."""
-        return self.pitch and not self.pitch_level
-
 
 PRESETS: dict[str, ModelConfig] = {
     # The paper: 12 layers, 16 heads, 1024 wide, FFN 4096, dropout 0.1 (per stage).

@@ -150,11 +150,6 @@ def pitch_level(f0: Tensor) -> float:
     return float(voiced.float().log2().median()) if len(voiced) >= 5 else DEFAULT_PITCH
 
 
-def level_track(levels: Tensor, length: int) -> Tensor:
-    """`[B, length]` F0 tracks (Hz) held at each of `levels` `[B]` (median log2 F0) throughout: a voice's register."""
-    return torch.exp2(levels.float())[:, None].expand(-1, length)
-
-
 def quantize(latent: Tensor, codebooks: Tensor) -> Tensor:
     """`[..., D]` latents -> `[K, ...]` codes, as the codec's residual quantiser gives them (`codebooks` `[K, V, D]`)."""
     codes = residual_codes(latent.reshape(-1, latent.shape[-1]).float(), codebooks.float())
@@ -231,7 +226,6 @@ class FrameModel(Stage):
         self.latent_head = nn.Linear(d, c.latent_dim)
         if c.pitch:  # told to the frames as loudly as their phoneme (a zero start is learnt too slowly to be heard)
             self.pitch_embedding = nn.Embedding(PITCH_BINS + 1, d)
-        if c.predicts_pitch:
             self.pitch_blocks = nn.ModuleList(Block(d, c.kernel_size, c.dropout) for _ in range(2))
             self.pitch_head = nn.Linear(d, 2)  # voiced (a logit), log2 F0 relative to the prompt's `pitch_level`
         # The codec's codebooks [K, V, D] (`use_codebooks`) and the scale of its latents: targets and output in one.
@@ -357,8 +351,7 @@ class FrameModel(Stage):
         text = self.encode_text(phonemes, phoneme_lens, languages)
         voice = self.encode_voice(prompt, prompt_lens)
         x, valid = self.frame_inputs(text, alignment, code_lens)
-        frame_pitch = level_track(prompt_pitch, x.shape[1]) if self.config.pitch_level else pitch
-        latent = self.predict_latents(x, valid, voice, frame_pitch)
+        latent = self.predict_latents(x, valid, voice, pitch)
         error = (latent - self.latents(codes)) / self.latent_scale
         denominator = valid.sum() * latent.shape[2]
         latent_loss = ((error.abs() + error ** 2) * valid).sum() / denominator
@@ -371,7 +364,7 @@ class FrameModel(Stage):
         told = lengths_to_mask(phoneme_lens, phonemes.shape[1]).to(latent.dtype)
         duration_loss = (((durations - counts.log1p()) ** 2) * told).sum() / told.sum()
         pitch_loss = torch.zeros((), device=latent.device)
-        if self.config.predicts_pitch:
+        if self.config.pitch:
             voiced_logit, relative = self.predict_pitch(x, valid, voice)
             voiced = (pitch > 0).to(latent.dtype) * valid[..., 0]
             pitch_loss = (F.binary_cross_entropy_with_logits(voiced_logit.float(), voiced.float(), reduction="none")
@@ -395,11 +388,9 @@ class FrameModel(Stage):
     def _render(self, text: Tensor, path: Tensor, voice: Voice, prompt: Tensor, prompt_pitch: float | None,
                 variance: float, pitch: Tensor | None = None) -> Tensor:
         x, valid = self.frame_inputs(text, path[None], torch.tensor([len(path)], device=path.device))
-        level = DEFAULT_PITCH if prompt_pitch is None else prompt_pitch
-        if self.config.pitch_level and pitch is None:
-            pitch = level_track(torch.tensor([level], device=path.device), len(path))[0]
-        elif self.config.predicts_pitch and pitch is None:
+        if self.config.pitch and pitch is None:
             voiced, relative = self.predict_pitch(x, valid, voice)
+            level = DEFAULT_PITCH if prompt_pitch is None else prompt_pitch
             pitch = torch.where(voiced > 0, torch.exp2(relative.float() + level), 0.0)[0]
         latent = self.predict_latents(x, valid, voice, None if pitch is None else pitch[None])[0]
         if variance:

@@ -165,7 +165,7 @@ class Trainer(Loop):
                                self.device), prompt, prompt_lens, languages, pitch, prompt_pitch)
                 hits, frames = self.model.code_hits(out.latent.detach(), codes, code_lens, levels=1)[0]
                 metrics = {"accuracy": hits / frames, "latent": out.latent_loss.item(), "duration": out.duration_loss.item()}
-                metrics |= {"pitch": out.pitch_loss.item()} if self.model_config.predicts_pitch else {}
+                metrics |= {"pitch": out.pitch_loss.item()} if self.model_config.pitch else {}
                 return out.loss, metrics | ({"code": out.code_loss.item()} if self.model_config.code_loss else {})
             if self.config.stage == "ar":
                 out = self.ddp(phonemes, phoneme_lens, codes, code_lens, languages,

@@ -138,7 +138,7 @@ def _frame_metrics(model: FrameModel, batches: list[list], prompt_frames: int, g
             hits[level] = [hits[level][0] + right, hits[level][1] + n]
     metrics = {"loss_latent": sums["latent"] / sums["frames"], "loss_duration": sums["duration"] / sums["phonemes"],
                "duration_error": sums["duration_error"] / sums["phonemes"]}
-    if model.config.predicts_pitch:
+    if model.config.pitch:
         metrics["loss_pitch"] = sums["pitch"] / sums["frames"]
     if model.config.code_loss:
         metrics["loss_code"] = sums["code"] / sums["frames"]
