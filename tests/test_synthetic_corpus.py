@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -17,12 +18,15 @@ from valle.audio import warp_formants
 from valle.data.manifest import read_manifest
 from valle.data.synthetic import CorpusConfig, build_synthetic_corpus
 from valle.data.synthetic.corpus import SPLITS, split_speakers
-from valle.data.synthetic.engines import Pico, Piper
+from valle.data.synthetic.engines import Mbrola, Pico, Piper
 from valle.data.synthetic.sentences import is_speakable, load_sentences
 from valle.data.synthetic.voices import design_voices
 from valle.errors import ConfigError, CorpusError, DependencyError
 
 SMALL = {"hours": 0.02, "n_speakers": 12, "max_seconds": 4.0}
+MBROLA_INSTALLED = (shutil.which("espeak-ng") is not None and shutil.which("mbrola") is not None
+                    and all(Path(f"/usr/share/mbrola/{v[:3]}").is_dir() for v in Mbrola.VOICES))
+NEEDS_MBROLA = pytest.mark.skipif(not MBROLA_INSTALLED, reason="needs Debian's espeak-ng, mbrola and mbrola-XX packages")
 
 
 def _digest(out: Path) -> dict[str, str]:
@@ -199,7 +203,7 @@ def test_accents_read_their_languages_sentences_in_their_own_espeak_voice(tmp_pa
     with pytest.raises(ConfigError, match="no offline sentences in 'en-gb-x-rp'"):  # only the accents listed
         load_sentences("en-gb-x-rp")
     for language, voice_file in (("en-gb", "en"), ("es-419", "es-419")):
-        assert CorpusConfig(language=language, n_speakers=40).voice_counts() == (40, 0, 0, 0)  # flite speaks US English
+        assert CorpusConfig(language=language, n_speakers=40).voice_counts() == (40, 0, 0, 0, 0)  # flite speaks US English
         voices = design_voices(12, 0, seed=0, language=language)
         assert {v.base.split("+")[0] for v in voices} == {voice_file}
         assert all(v.speaker.startswith(f"{language}-esp") for v in voices)
@@ -299,6 +303,42 @@ def test_pico_then_piper_voices_come_last_and_leave_earlier_designs_as_they_were
     assert len({v.tract for v in with_both[20:]}) == 5 and len({v.pitch / v.tract for v in with_both[20:]}) == 5
 
 
+def test_mbrola_voices_come_last_each_person_in_turn():
+    before, with_mbrola = design_voices(10, 4, seed=5, n_pico=2), design_voices(10, 4, seed=5, n_pico=2, n_mbrola=20)
+    mbrola = with_mbrola[16:]
+    assert with_mbrola[:16] == before and [v.speaker for v in mbrola] == [f"mb{i:03d}" for i in range(20)]
+    assert {v.base for v in mbrola[:16]} == set(Mbrola.VOICES) and len({(v.pitch, v.tract) for v in mbrola}) == 20
+    assert not {"us1", "us2", "us3", "en1"} & {v.split("-")[0] for v in Mbrola.VOICES}  # festival's recordings
+
+
+def test_mbrola_without_its_programs_says_how_to_install_them(monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(DependencyError, match="apt-get update && apt-get install espeak-ng mbrola mbrola-af1"):
+        Mbrola()
+
+
+@NEEDS_MBROLA
+def test_each_mbrola_person_is_nearer_itself_than_the_others():
+    from valle.data.synthetic.voices import render
+    from valle.speaker import SpeakerEncoder, cosine
+
+    voices = [v for v in design_voices(0, 0, seed=0, n_mbrola=16) if v.base in Mbrola.VOICES[:4]]
+    encoder = SpeakerEncoder()
+    said, other = ([encoder.embed(render(v, text, 16000), 16000) for v in voices] for text in
+                   ("The birch canoe slid on the smooth planks of the old wooden dock.",
+                    "Glue the sheet to the dark blue background before noon."))
+    for i in range(len(voices)):
+        assert cosine(said[i], other[i]) > max(cosine(said[i], said[j]) for j in range(len(voices)) if j != i), voices[i]
+
+
+@NEEDS_MBROLA
+def test_a_missing_mbrola_voice_names_its_package():
+    from valle.data.synthetic.engines import engine
+
+    with pytest.raises(DependencyError, match="is mbrola-zz9 installed"):
+        engine("mbrola").speak("Hello there.", "zz9-en", 50, 160)
+
+
 @pytest.mark.parametrize(("factor", "low", "high"), [(1.0, 0.999, 1.001), (1.2, 1.1, 1.25), (0.85, 0.8, 0.95)])
 def test_warping_formants_moves_the_spectral_envelope_and_keeps_the_harmonics(factor, low, high):
     rate, harmonics = 22050, np.arange(1, 100) * 110.0
@@ -317,9 +357,10 @@ def test_warping_formants_moves_the_spectral_envelope_and_keeps_the_harmonics(fa
     assert warped.shape == vowel.shape and low < after / before < high and harmonic_share > 0.99
 
 
-@pytest.fixture(scope="module", params=["pico", "piper"])
+@pytest.fixture(scope="module", params=["pico", "piper", pytest.param("mbrola", marks=NEEDS_MBROLA)])
 def wheel_corpus(request, tmp_path_factory) -> tuple[str, Path]:
-    """A small corpus where a quarter of the voices come from an engine that ships as a wheel."""
+    """A small corpus where a quarter of the voices come from an engine that ships as a wheel (or, for MBROLA, as
+    Debian packages)."""
     out = tmp_path_factory.mktemp(request.param) / "corpus"
     build_synthetic_corpus(out, seed=2, workers=1, **{f"{request.param}_share": 0.25}, **SMALL)
     return request.param, out

