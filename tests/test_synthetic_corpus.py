@@ -318,6 +318,17 @@ def test_mbrola_without_its_programs_says_how_to_install_them(monkeypatch):
 
 
 @NEEDS_MBROLA
+def test_mbrola_speaks_beside_the_phonemiser_s_espeak_ng_data(monkeypatch):
+    import espeakng_loader
+
+    from valle.data.synthetic.engines import engine
+
+    monkeypatch.setenv("ESPEAK_DATA_PATH", espeakng_loader.get_data_path())  # as valle.text.g2p sets it
+    samples, rate = engine("mbrola").speak("Hello there.", Mbrola.VOICES[0], 50, 160)
+    assert rate >= 16000 and 0.3 < len(samples) / rate < 3
+
+
+@NEEDS_MBROLA
 def test_a_missing_mbrola_voice_names_its_package():
     from valle.data.synthetic.engines import engine
 

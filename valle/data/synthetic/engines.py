@@ -201,7 +201,10 @@ class Mbrola:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "out.wav"
             command = [self._program, "-v", f"mb-{voice}", "-p", str(pitch), "-s", str(rate), "-w", str(out)]
-            result = subprocess.run(command, input=text, capture_output=True, text=True)  # the text on stdin: never an option
+            # Debian's program reads Debian's data, where the mb-XX voices are: not the wheel's, which the phonemiser
+            # points ESPEAK_DATA_PATH at in this process. The text goes on stdin, where it can never be an option.
+            env = {k: v for k, v in os.environ.items() if k != "ESPEAK_DATA_PATH"}
+            result = subprocess.run(command, input=text, capture_output=True, text=True, env=env)
             if result.returncode != 0 or not out.exists():
                 reason = (result.stderr.strip() or "no output").splitlines()[0]
                 raise DependencyError(f"MBROLA voice {voice!r} failed ({reason}): is mbrola-{voice[:3]} installed? "
