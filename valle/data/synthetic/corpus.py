@@ -71,9 +71,10 @@ class CorpusConfig:
         """espeak-ng, flite, Pico, Piper and MBROLA speakers: each engine but espeak-ng its share, 3 at least where it
         has one; in another language or accent than US English, espeak-ng's alone."""
         english = self.language == ENGLISH
-        others = [max(3, round(self.n_speakers * share)) if share and english else 0
-                  for share in (self.flite_share, self.pico_share, self.piper_share, self.mbrola_share)]
-        return (self.n_speakers - sum(others), *others)  # type: ignore[return-value]
+        n_flite, n_pico, n_piper, n_mbrola = (max(3, round(self.n_speakers * share)) if share and english else 0
+                                              for share in (self.flite_share, self.pico_share, self.piper_share,
+                                                            self.mbrola_share))
+        return self.n_speakers - n_flite - n_pico - n_piper - n_mbrola, n_flite, n_pico, n_piper, n_mbrola
 
 
 @dataclass(frozen=True)
