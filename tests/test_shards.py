@@ -243,6 +243,8 @@ def test_several_folders_read_as_one_corpus_with_the_longest_vocabulary(tmp_path
     assert joined.n_frames == parts[0].n_frames + parts[1].n_frames
     assert [joined[i].id for i in range(8)] == parts[0].ids + parts[1].ids
     assert torch.equal(joined[4].codes, parts[1][1].codes) and joined[-1].id == parts[1].ids[-1]
+    assert parts[1].speakers() == [parts[1][i].speaker for i in range(5)]  # from the shards' headers alone
+    assert joined.speakers() == [f"{first}:{s}" for s in parts[0].speakers()] + [f"{second}:{s}" for s in parts[1].speakers()]
 
     other_codec = tokenize_manifest(tmp_path / "a.jsonl", _codec_folder(tmp_path / "other", seed=1), tmp_path / "c", workers=1)
     with pytest.raises(CorpusError, match="another codec"):

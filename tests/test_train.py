@@ -31,7 +31,7 @@ from valle.model import ARModel, Stage, TrainedOn, preset
 from valle.model.aligner import AlignerConfig
 from valle.text import PhonemeVocab
 from valle.train.align import AlignerTraining, align_corpus, fit_aligner, flat_start, train_aligner, word_starts
-from valle.train.batching import BucketBatchSampler, collate, phoneme_languages
+from valle.train.batching import BucketBatchSampler, OtherUtterances, collate, phoneme_languages
 from valle.train.config import TrainConfig
 from valle.train.plots import plot_metrics
 from valle.train.trainer import AUDIO_EMBEDDING, TEXT_EMBEDDING, Trainer, warm_start
@@ -445,6 +445,31 @@ def test_the_frame_stage_trains_on_the_codec_latents_resumes_exactly_and_scores_
     assert all(math.isfinite(held_out[k]) for k in ("valid_loss_latent", "valid_loss_duration", "valid_duration_error"))
     with pytest.raises(ConfigError, match="valle data align"):
         Trainer(config, shards, tmp_path / "unaligned").fit()
+
+
+def test_another_utterance_of_the_same_speaker_is_picked_uniformly():
+    other = OtherUtterances(["a", "b", "a", "c", "a", "b"])
+    generator = torch.Generator().manual_seed(0)
+    picks = [other.pick(0, generator) for _ in range(600)]
+    assert set(picks) == {2, 4} and 250 < picks.count(2) < 350  # never itself, each other one as often
+    assert {other.pick(1, generator) for _ in range(20)} == {5}
+    assert other.pick(3, generator) == 3  # a speaker with one utterance: its own is all there is
+
+
+def test_the_frame_stage_may_read_its_voice_off_another_utterance_of_the_speaker(aligned_shards, tmp_path):
+    config = replace(CONFIG, stage="frames", voice_prompt="other", nar_prompt_seconds=10.0)  # whole utterances
+    trainer = Trainer(config, aligned_shards, tmp_path / "other")
+    corpus = TokenizedCorpus(aligned_shards)
+    positions = list(range(len(corpus)))  # every utterance of a length of its own
+    _, _, codes, code_lens = collate([corpus[i] for i in positions])
+    prompt, prompt_lens, _ = trainer.voice_prompts(positions, codes, code_lens, None)
+    for i in positions:
+        source = [j for j in positions if torch.equal(corpus[j].codes, prompt[i, :, :int(prompt_lens[i])])]
+        assert len(source) == 1 and source[0] != i and corpus[source[0]].speaker == corpus[i].speaker
+    trainer.fit()  # and trains on such prompts
+    assert Stage.from_pretrained(tmp_path / "other" / "model").kind == "frames"
+    with pytest.raises(ConfigError, match="voice_prompt 'other' is for the frame stage"):
+        replace(CONFIG, voice_prompt="other")
 
 
 def test_a_frame_stage_told_the_pitch_trains_on_the_tracks_and_scores_it_held_out(pitched_shards, aligned_shards, tmp_path,

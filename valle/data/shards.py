@@ -206,14 +206,21 @@ class TokenizedCorpus:
 
     def languages(self) -> list[str]:
         """The languages its utterances are in, sorted (read from the shards' headers)."""
-        found: set[str] = set()
+        return sorted({language for metadata in self._headers() for language in metadata["languages"]})
+
+    def speakers(self) -> list[str]:
+        """Each utterance's speaker, in order (read from the shards' headers)."""
+        return [speaker for metadata in self._headers() for speaker in metadata["speakers"]]
+
+    def _headers(self) -> list[dict[str, Any]]:
+        headers = []
         for entry in self.index["shards"]:
             metadata = read_shard_metadata(self.directory / entry["file"])
             if metadata is None:
                 raise CorpusError(f"shard {self.directory / entry['file']} is missing or unreadable; run `valle data "
                                   "tokenize` again with the same arguments to redo it")
-            found.update(metadata["languages"])
-        return sorted(found)
+            headers.append(metadata)
+        return headers
 
     def position(self, id_: str) -> int:
         try:
@@ -287,6 +294,10 @@ class JoinedCorpus:
 
     def languages(self) -> list[str]:
         return sorted({language for part in self.parts for language in part.languages()})
+
+    def speakers(self) -> list[str]:
+        """Each utterance's speaker, named after its folder too: two folders' speakers of one name are two voices."""
+        return [f"{part.directory}:{speaker}" for part in self.parts for speaker in part.speakers()]
 
     def __repr__(self) -> str:
         return f"JoinedCorpus({', '.join(map(repr, self.parts))})"

@@ -71,6 +71,28 @@ class BucketBatchSampler:
         return batches[self.state.position - 1]
 
 
+class OtherUtterances:
+    """Another utterance of the same speaker for each one: a voice prompt recorded apart from the speech it conditions.
+
+    Synthesis reads the voice off another recording than the one it speaks (VALL-E's cross-sentence setting); a prompt
+    cut from the utterance itself also carries that utterance's words, melody and recording, which a stage may learn
+    to lean on and will never be given."""
+
+    def __init__(self, speakers: list[str]) -> None:
+        self.speakers = speakers
+        self.groups: dict[str, list[int]] = {}
+        for position, speaker in enumerate(speakers):
+            self.groups.setdefault(speaker, []).append(position)
+
+    def pick(self, position: int, generator: torch.Generator) -> int:
+        """One of the other utterances of `position`'s speaker, uniformly; `position` itself if it has none."""
+        group = self.groups[self.speakers[position]]
+        if len(group) == 1:
+            return position
+        chosen = group[int(torch.randint(0, len(group) - 1, (), generator=generator))]
+        return group[-1] if chosen == position else chosen
+
+
 def collate(items: list) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Pad utterances into (phonemes [B, P], phoneme_lens, codes [B, K, T], code_lens)."""
     phoneme_lens = torch.tensor([len(u.phonemes) for u in items])

@@ -23,6 +23,9 @@ class TrainConfig(DictConfig):
     grad_clip: float = 1.0
     precision: str = "auto"  # "auto": bf16 on CUDA, fp32 on CPU; or "bf16", "fp16", "fp32"
     nar_prompt_seconds: float = 3.0  # the longest prompt slice the NAR and frame stages are given
+    # Where the frame stage's voice prompt is cut from: "same", the utterance it learns to speak; "other", another
+    # utterance of its speaker (valle.train.batching.OtherUtterances), as in synthesis.
+    voice_prompt: str = "same"
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 500
@@ -44,6 +47,10 @@ class TrainConfig(DictConfig):
             raise ConfigError(f"ema must be in [0, 1) (0: no average of the weights), got {self.ema}")
         if self.stage not in ("ar", "nar", "frames"):
             raise ConfigError(f"stage must be 'ar', 'nar' or 'frames', got {self.stage!r}")
+        if self.voice_prompt not in ("same", "other"):
+            raise ConfigError(f"voice_prompt must be 'same' or 'other', got {self.voice_prompt!r}")
+        if self.voice_prompt == "other" and self.stage != "frames":
+            raise ConfigError("voice_prompt 'other' is for the frame stage; the NAR's prompt is the start of its utterance")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             raise ConfigError(f"precision must be auto, bf16, fp16 or fp32, got {self.precision!r}")
         if self.steps < 1 or self.grad_accumulation < 1 or self.max_tokens < 1:

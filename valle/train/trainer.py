@@ -30,7 +30,15 @@ from valle.model.frames import FrameModel, voice_slices
 from valle.model.nar import NARBatch, split_prompt
 from valle.model.stage import Stage, TrainedOn
 from valle.text.vocab import PhonemeVocab
-from valle.train.batching import BucketBatchSampler, SamplerState, collate, collate_alignments, collate_pitch, phoneme_languages
+from valle.train.batching import (
+    BucketBatchSampler,
+    OtherUtterances,
+    SamplerState,
+    collate,
+    collate_alignments,
+    collate_pitch,
+    phoneme_languages,
+)
 from valle.train.config import TrainConfig
 from valle.train.loop import CHECKPOINT, Loop, Settings, linear_decay
 from valle.train.validate import heldout_metrics
@@ -143,6 +151,7 @@ class Trainer(Loop):
                                           self.rank, self.world_size, config.max_frames)
         self.generator = torch.Generator().manual_seed(config.seed * 7919 + self.rank)  # NAR prompts and levels
         self.max_prompt = max(1, round(config.nar_prompt_seconds * codec.frame_rate))
+        self.other_utterances = OtherUtterances(self.corpus.speakers()) if config.voice_prompt == "other" else None
         # The moving average of every weight and buffer (float ones; the others are copied), when the config keeps one.
         self.average = self._weights() if config.ema else None
         self.hours = 0.0  # of training steps so far, over every resumed part of the run: curves against time
@@ -153,14 +162,15 @@ class Trainer(Loop):
         return linear_decay(step, self.config.learning_rate, self.config.warmup_steps, self.config.steps)
 
     def batch_loss(self) -> tuple[Tensor, dict[str, float]]:
-        items = [self.corpus[i] for i in self.sampler.next_batch()]
+        positions = self.sampler.next_batch()
+        items = [self.corpus[i] for i in positions]
         phonemes, phoneme_lens, codes, code_lens = (t.to(self.device) for t in collate(items))
         languages = phoneme_languages(items, self.model, phonemes.shape[1], self.device)
         self.tokens += int(phoneme_lens.sum() + code_lens.sum())
         with self.autocast:
             if self.config.stage == "frames":
                 pitch = collate_pitch(items, self.model, codes.shape[2], self.device)
-                prompt, prompt_lens, prompt_pitch = voice_slices(codes, code_lens, self.max_prompt, self.generator, pitch)
+                prompt, prompt_lens, prompt_pitch = self.voice_prompts(positions, codes, code_lens, pitch)
                 out = self.ddp(phonemes, phoneme_lens, codes, code_lens, collate_alignments(items, self.model, codes.shape[2],
                                self.device), prompt, prompt_lens, languages, pitch, prompt_pitch)
                 hits, frames = self.model.code_hits(out.latent.detach(), codes, code_lens, levels=1)[0]
@@ -182,6 +192,16 @@ class Trainer(Loop):
         if self.config.stage == "nar" or self.model_config.ar_levels > 1:
             metrics |= {f"accuracy_level{level + 1}": hits / n for level, (_, hits, n) in out.level_sums().items()}
         return out.loss, metrics
+
+    def voice_prompts(self, positions: list[int], codes: Tensor, code_lens: Tensor,
+                      pitch: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The frame stage's prompts for the batch at `positions` (`voice_slices`): cut from the utterances themselves
+        (`codes`, `code_lens`, `pitch`), or with `voice_prompt` "other" from another utterance of each one's speaker."""
+        if self.other_utterances is not None:
+            voices = [self.corpus[self.other_utterances.pick(i, self.generator)] for i in positions]
+            _, _, codes, code_lens = (t.to(self.device) for t in collate(voices))
+            pitch = collate_pitch(voices, self.model, codes.shape[2], self.device)
+        return voice_slices(codes, code_lens, self.max_prompt, self.generator, pitch)
 
     def accumulating(self, last: bool) -> AbstractContextManager:
         return nullcontext() if last or self.world_size == 1 else self.ddp.no_sync()
