@@ -262,6 +262,20 @@ def test_a_finished_run_can_be_resumed_to_train_longer(shards, tmp_path):
     assert all(torch.equal(v, longer.model.state_dict()[k]) for k, v in model.state_dict().items())
 
 
+def test_a_run_checkpointed_before_a_config_field_existed_resumes_at_its_default(shards, tmp_path):
+    Trainer(CONFIG, shards, tmp_path / "run").fit(stop_after=3)
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=False)
+    config = json.loads(state["config"])
+    del config["voice_prompt"]  # as a run written before the field was added
+    torch.save(state | {"config": json.dumps(config)}, checkpoint)
+    resumed = Trainer(CONFIG, shards, tmp_path / "run")
+    resumed.fit(resume=True)
+    assert resumed.step == 6
+    with pytest.raises(ConfigError, match="stage, voice_prompt differ"):
+        Trainer(replace(CONFIG, stage="frames", voice_prompt="other"), shards, tmp_path / "run").fit(resume=True)
+
+
 def test_a_warm_started_run_resumes_after_its_source_folder_moved(shards, tmp_path):
     Trainer(CONFIG, shards, tmp_path / "source").fit()
     Trainer(replace(CONFIG, init=str(tmp_path / "source" / "model")), shards, tmp_path / "run").fit(stop_after=3)

@@ -277,7 +277,8 @@ class Trainer(Loop):
 
     def load_state(self, state: dict) -> None:
         path = self.out / CHECKPOINT
-        saved, now = json.loads(state["config"]), self.config.to_dict()
+        # A field added since the checkpoint was written reads as its default: the run was trained with it.
+        saved, now = TrainConfig().to_dict() | json.loads(state["config"]), self.config.to_dict()
         changed = sorted(k for k in saved.keys() | now.keys() if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
         if changed:
             raise ConfigError(f"{path} was written with another training config ({', '.join(changed)} differ); resume with "
