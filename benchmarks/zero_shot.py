@@ -73,6 +73,7 @@ def main() -> int:
     parser.add_argument("--variance", type=float, help="a frame stage's spread over time toward the prompt's (0: none)")
     parser.add_argument("--rate", type=float, help="a frame stage's speaking rate toward the prompt's (0: none)")
     parser.add_argument("--speed", type=float, help="how many times as fast as that a frame stage speaks")
+    parser.add_argument("--voice-feedback", type=float, help="a frame stage's second rendering, past the prompt's voice")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="auto", help="of the AR and NAR weights, as for `valle synthesize --dtype`")
@@ -93,7 +94,8 @@ def main() -> int:
     sampling = valle.sampling.updated(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                       upper_temperature=args.upper_temperature, nar_decoding=args.nar_decoding,
                                       guidance=args.guidance, prompt_guidance=args.prompt_guidance,
-                                      variance=args.variance, rate=args.rate, speed=args.speed)
+                                      variance=args.variance, rate=args.rate, speed=args.speed,
+                                      voice_feedback=args.voice_feedback)
     records = evaluate(valle, items, scorers, sampling, seed=args.seed)
     truth, resynthesis, model = summarize(records)
     flite = [r for r in records if r["speaker"].startswith("fl")]

@@ -254,6 +254,33 @@ def test_variance_matching_gives_each_latent_dimension_the_prompts_spread_and_ke
     assert torch.equal(match_variance(one, reference), one)  # a single frame has no spread to move
 
 
+def test_voice_feedback_renders_again_past_the_prompts_voice_by_what_the_first_rendering_fell_short(monkeypatch):
+    m = model().eval()
+    p, d, c = utterances(1)[0]
+    prompt = c[:, :6]
+    with torch.no_grad():  # the stage's own reading of a rendering is its reading of the same codes as a prompt
+        torch.testing.assert_close(m.voice_of(m.latents(prompt[None])), m.encode_voice(prompt[None], torch.tensor([6])).vector)
+    calls = []
+    original = FrameModel.predict_latents
+
+    def spy(self, x, valid, voice, pitch=None):
+        latent = original(self, x, valid, voice, pitch)
+        calls.append((voice.vector, latent))
+        return latent
+
+    monkeypatch.setattr(FrameModel, "predict_latents", spy)
+    once = m.render(p, path_of(d), prompt)
+    assert len(calls) == 1 and torch.equal(quantize(calls[0][1][0], m.codebooks), once)
+    calls.clear()
+    again = m.render(p, path_of(d), prompt, feedback=0.5)
+    (voice, first), (moved, second) = calls
+    with torch.no_grad():
+        shortfall = voice - m.voice_of(first)
+    assert shortfall.abs().max() > 1e-3
+    torch.testing.assert_close(moved, voice + 0.5 * shortfall)
+    assert torch.equal(again, quantize(second[0], m.codebooks))  # the second rendering is the one spoken
+
+
 def test_the_prompts_pace_is_its_words_predicted_frames_against_its_own_within_bounds():
     m = model()
     with torch.no_grad():

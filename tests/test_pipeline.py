@@ -457,3 +457,6 @@ def test_a_frame_stage_gives_its_latents_the_spread_of_the_prompts_unless_told_n
     kept = frame_model.synthesize("Spread as the prompt.", prompt, sampling=SamplingConfig(variance=0.0), watermark=False)
     assert frame_model.sampling.variance == 1.0 and len(spreads) == 2 and torch.equal(spreads[0], spreads[1])
     assert not np.array_equal(matched.samples, kept.samples)
+    spreads.clear()
+    frame_model.synthesize("Spread as the prompt.", prompt, sampling=SamplingConfig(voice_feedback=1.0), watermark=False)
+    assert frame_model.sampling.voice_feedback == 0.0 and len(spreads) == 2  # asked for, the sentence is rendered twice

@@ -52,6 +52,7 @@ def test_repetition_aware_sampling_breaks_loops():
     ({"temperature": -1}, "temperature"), ({"temperature": float("nan")}, "finite"), ({"temperature": float("inf")}, "finite"),
     ({"top_k": -2}, "top_k"), ({"top_p": 0}, "top_p"), ({"top_p": 1.5}, "top_p"), ({"top_p": float("nan")}, "top_p"),
     ({"ras_window": 0}, "ras_window"), ({"variance": -0.5}, "variance must be in"), ({"variance": float("nan")}, "variance"),
+    ({"voice_feedback": -1}, "voice_feedback must be in"), ({"voice_feedback": float("inf")}, "voice_feedback"),
 ])
 def test_bad_sampling_settings(options, message):
     with pytest.raises(ConfigError, match=message):

@@ -360,7 +360,7 @@ def _sampling(args: argparse.Namespace, defaults: "SamplingConfig") -> "Sampling
     return defaults.updated(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                             upper_temperature=args.upper_temperature, guidance=args.guidance,
                             prompt_guidance=args.prompt_guidance, variance=args.variance, rate=args.rate, speed=args.speed,
-                            repetition_aware=False if args.no_ras else None)
+                            voice_feedback=args.voice_feedback, repetition_aware=False if args.no_ras else None)
 
 
 def _add_model_runtime_options(p: argparse.ArgumentParser) -> None:
@@ -388,6 +388,9 @@ def _add_sampling_options(p: argparse.ArgumentParser, defaults: str = "the model
                    f"read off the prompt's transcript (0: the stage's own, 1: the prompt's; default: {defaults})")
     p.add_argument("--speed", type=float, help="for a frame stage: how many times as fast as that rate it speaks, 0.5-2 "
                    f"(0.8: a fifth slower; default: {defaults})")
+    p.add_argument("--voice-feedback", type=float, help="for a frame stage: render again in a voice moved past the "
+                   "prompt's by this many times what the first rendering fell short of it, 0-3 (more of the voice, "
+                   f"fewer words understood; 0: rendered once; default: {defaults})")
 
 
 def _synthesize(args: argparse.Namespace) -> None:

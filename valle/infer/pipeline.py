@@ -368,7 +368,7 @@ class VallE:
         """The frame stage's codes `[K, T]` for a job: its phonemes' predicted durations, then every frame at once."""
         return self.frames.generate(job.phonemes, job.prompt_codes, self._sounding.to(job.phonemes.device)[job.phonemes],
                                     job.languages, pace=job.pace, prompt_pitch=job.prompt_pitch,
-                                    variance=job.sampler.config.variance)
+                                    variance=job.sampler.config.variance, feedback=job.sampler.config.voice_feedback)
 
     def nar_chooser(self, job: Job) -> NearestInExpectation | None:
         """How the NAR stage picks the job's codes: None is the likeliest code (`nar_decoding="greedy"`)."""

@@ -25,6 +25,11 @@ time about a quarter less than real ones, the muffled voice of statistical param
 synthesis. Synthesis gives each latent dimension back the spread over time it has in the
 prompt (`variance`; global variance, as Toda and Tokuda restored it to HMM synthesis).
 
+A voice the stage has not heard comes out nearer the voices it has: read back by its own voice
+encoder, a rendering lies between the prompt's voice and the voices of its training. With
+`feedback`, synthesis renders twice: the second time in a voice vector moved past the prompt's
+by that shortfall, as a singer corrects a note by the one heard.
+
 How many frames each phoneme takes comes from a duration head on the same text states, also
 modulated by the voice (log(1 + frames), by regression): `durations`, then `render`, is all of
 synthesis. In training the frames' phonemes come from the corpus's alignments
@@ -35,7 +40,7 @@ the prompt itself: the frames it took against the frames this stage gives the sa
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -385,14 +390,24 @@ class FrameModel(Stage):
         frames = frames_of(self.predict_durations(text, lens, voice)[0], pace)
         return torch.where(sounding, frames.clamp(min=1), frames)
 
+    def voice_of(self, latent: Tensor) -> Tensor:
+        """`[1, d]`: the voice vector this stage reads in a rendering of its own, latents `[1, T, D]`, as codes."""
+        codes = quantize(latent[0], self.codebooks)
+        return self.encode_voice(codes[None], torch.tensor([codes.shape[1]], device=codes.device)).vector
+
     def _render(self, text: Tensor, path: Tensor, voice: Voice, prompt: Tensor, prompt_pitch: float | None,
-                variance: float, pitch: Tensor | None = None) -> Tensor:
+                variance: float, pitch: Tensor | None = None, feedback: float = 0.0) -> Tensor:
         x, valid = self.frame_inputs(text, path[None], torch.tensor([len(path)], device=path.device))
         if self.config.pitch and pitch is None:
             voiced, relative = self.predict_pitch(x, valid, voice)
             level = DEFAULT_PITCH if prompt_pitch is None else prompt_pitch
             pitch = torch.where(voiced > 0, torch.exp2(relative.float() + level), 0.0)[0]
-        latent = self.predict_latents(x, valid, voice, None if pitch is None else pitch[None])[0]
+        told = None if pitch is None else pitch[None]
+        latent = self.predict_latents(x, valid, voice, told)
+        if feedback:  # again, in the voice moved past the prompt's by what the first rendering fell short of it
+            shortfall = voice.vector - self.voice_of(latent)
+            latent = self.predict_latents(x, valid, replace(voice, vector=voice.vector + feedback * shortfall), told)
+        latent = latent[0]
         if variance:
             latent = match_variance(latent, self.latents(prompt[None])[0], variance)
         return quantize(latent, self.codebooks)
@@ -416,18 +431,22 @@ class FrameModel(Stage):
 
     @torch.no_grad()
     def render(self, phonemes: Tensor, path: Tensor, prompt: Tensor, languages: Tensor | None = None,
-               prompt_pitch: float | None = None, variance: float = 0.0, pitch: Tensor | None = None) -> Tensor:
+               prompt_pitch: float | None = None, variance: float = 0.0, pitch: Tensor | None = None,
+               feedback: float = 0.0) -> Tensor:
         """Codes `[K, T]` for the frames of `path` `[T]` (each frame's index into `phonemes` `[P]`) in the voice of
         `prompt` codes `[K, T_p]`. For a stage told the pitch: at the pitch it predicts relative to `prompt_pitch`,
         the `pitch_level` of the prompt's recording (None: DEFAULT_PITCH), or at the frames' given `pitch` `[T]` (Hz,
-        0 unvoiced). `variance`: how far the latents' spread moves toward the prompt's (`match_variance`)."""
+        0 unvoiced). `variance`: how far the latents' spread moves toward the prompt's (`match_variance`);
+        `feedback`: how far past the prompt's voice a second rendering goes, in multiples of the first's shortfall
+        (0: rendered once)."""
         _, text, voice = self._encode(phonemes, prompt, languages)
-        return self._render(text, path, voice, prompt, prompt_pitch, variance, pitch)
+        return self._render(text, path, voice, prompt, prompt_pitch, variance, pitch, feedback)
 
     @torch.no_grad()
     def generate(self, phonemes: Tensor, prompt: Tensor, sounding: Tensor, languages: Tensor | None = None,
-                 pace: float = 1.0, prompt_pitch: float | None = None, variance: float = 0.0) -> Tensor:
+                 pace: float = 1.0, prompt_pitch: float | None = None, variance: float = 0.0,
+                 feedback: float = 0.0) -> Tensor:
         """`durations`, then `render` at them: codes `[K, T]`, the phonemes and the voice read once."""
         lens, text, voice = self._encode(phonemes, prompt, languages)
         path = path_of(self._durations(text, lens, voice, sounding, pace))
-        return self._render(text, path, voice, prompt, prompt_pitch, variance)
+        return self._render(text, path, voice, prompt, prompt_pitch, variance, feedback=feedback)

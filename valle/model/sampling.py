@@ -60,6 +60,9 @@ class SamplingConfig(DictConfig):
     rate: float = 1.0
     # The frame stage: how many times as fast as that rate it speaks (0.8: a fifth slower, each phoneme held longer).
     speed: float = 1.0
+    # The frame stage: render again in a voice moved past the prompt's by this many times what the first rendering
+    # fell short of it, as the stage's voice encoder reads both (`valle.model.frames.FrameModel.render`); 0: once.
+    voice_feedback: float = 0.0
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.temperature) or self.temperature < 0:
@@ -78,6 +81,8 @@ class SamplingConfig(DictConfig):
             raise ConfigError(f"rate must be in [0, 1] (0: the frame stage's own speaking rate, 1: the prompt's), got {self.rate}")
         if not math.isfinite(self.speed) or not 0.5 <= self.speed <= 2:
             raise ConfigError(f"speed must be in [0.5, 2] (1: the speaking rate `rate` sets), got {self.speed}")
+        if not math.isfinite(self.voice_feedback) or not 0 <= self.voice_feedback <= 3:
+            raise ConfigError(f"voice_feedback must be in [0, 3] (0: rendered once), got {self.voice_feedback}")
         for name in ("guidance", "prompt_guidance"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be a finite number >= 0 (1: none), got {getattr(self, name)}")
