@@ -8,12 +8,10 @@ import torch
 from valle.errors import ConfigError
 from valle.model import FrameModel, Stage, TrainedOn, preset
 from valle.model.frames import (
-    CONTRAST_SCALE,
     DEFAULT_PITCH,
     MAX_POSITION,
     PACE_RANGE,
     PITCH_BINS,
-    SecondVoices,
     frame_positions,
     match_variance,
     path_of,
@@ -21,7 +19,6 @@ from valle.model.frames import (
     pitch_contour,
     pitch_level,
     quantize,
-    speaker_contrast,
     voice_slices,
 )
 
@@ -282,54 +279,6 @@ def test_voice_feedback_renders_again_past_the_prompts_voice_by_what_the_first_r
     assert shortfall.abs().max() > 1e-3
     torch.testing.assert_close(moved, voice + 0.5 * shortfall)
     assert torch.equal(again, quantize(second[0], m.codebooks))  # the second rendering is the one spoken
-
-
-def test_the_speaker_contrast_is_least_when_each_voice_lies_nearest_its_own_speakers_other_recording():
-    g = torch.Generator().manual_seed(0)
-    speakers = torch.tensor([0, 1, 2, 0])  # the first speaker twice: both of its rows are its own
-    centres = torch.randn(3, 16, generator=g)
-    voices = centres[speakers] + 0.05 * torch.randn(4, 16, generator=g)
-    others = centres[speakers] + 0.05 * torch.randn(4, 16, generator=g)
-    right = speaker_contrast(voices, others, speakers)
-    assert right < speaker_contrast(voices, others[[1, 2, 0, 1]], speakers)  # each paired with another speaker's
-    # At best, each row's weight is shared evenly by its speaker's recordings: the loss of a uniform split.
-    best = (2 * math.log(2) + 2 * 0) / 4
-    assert right == pytest.approx(best, abs=0.2)
-    same = centres[:1].expand(4, -1)  # one speaker whose recordings all read alike: every row's uniform split, at best
-    assert speaker_contrast(same, same, torch.zeros(4, dtype=torch.long)) == pytest.approx(math.log(4), abs=1e-4)
-    assert speaker_contrast(centres[speakers] * 7, centres[speakers], speakers) == pytest.approx(
-        speaker_contrast(centres[speakers], centres[speakers], speakers))  # cosines: the vectors' lengths do not count
-    assert CONTRAST_SCALE == 10.0
-
-
-def test_the_voice_losses_teach_the_encoder_to_tell_speakers_apart_and_the_rendering_its_voice():
-    m = model(voice_contrast=1.0, voice_match=1.0)
-    items = utterances(4)
-    phonemes, p_lens, codes, c_lens, alignment = collate(items)
-    second = SecondVoices(codes[:, :, 1:5], torch.full((4,), 4), torch.tensor([0, 1, 2, 3]))
-    out = m(phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :4], torch.full((4,), 4), second_voices=second)
-    assert out.contrast_loss > 0 and out.match_loss > 0
-    torch.testing.assert_close(out.loss, out.latent_loss + out.duration_loss + out.contrast_loss + out.match_loss)
-    m.zero_grad()
-    out.match_loss.backward()
-    assert m.latent_head.weight.grad.abs().sum() > 0  # the match moves the rendering
-    m.zero_grad()
-    rendering = (m.latents(codes) + 0.1 * torch.randn(4, codes.shape[2], D)).requires_grad_()
-    m.voice_match(rendering, codes, c_lens).backward()
-    assert rendering.grad.abs().sum() > 0
-    reader = [*m.voice_input.parameters(), *m.voice_encoder.parameters(), *m.voice_output.parameters()]
-    assert all(p.grad is None for p in reader)  # the reading of the rendering does not move the reader
-    assert all(p.requires_grad for p in m.parameters())
-    m.zero_grad()
-    m(phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :4], torch.full((4,), 4), second_voices=second
-      ).contrast_loss.backward()
-    assert m.voice_encoder[0].convolution.weight.grad.abs().sum() > 0  # the contrast teaches the reader
-    with torch.no_grad():  # a rendering that is its recording's latents matches it exactly
-        assert m.voice_match(m.latents(codes), codes, c_lens) == pytest.approx(0.0, abs=1e-5)
-    plain = model()(phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :4], torch.full((4,), 4), second_voices=second)
-    assert plain.contrast_loss == 0  # weighed 0, the contrast is not computed; the match is, as a score
-    with pytest.raises(ConfigError, match="voice_contrast and voice_match"):
-        preset("tiny", voice_match=-1.0)
 
 
 def test_the_prompts_pace_is_its_words_predicted_frames_against_its_own_within_bounds():

@@ -55,9 +55,6 @@ class ModelConfig(DictConfig):
     its contour, carried through the unvoiced frames, so that the phonemes alone say where the voice
     is voiced. `code_loss` weighs a cross-entropy of the true codes of the first `code_loss_levels`
     levels against the codebook distances of the rendered latent, beside its regression.
-    `voice_contrast` weighs a loss that teaches the voice encoder to tell the speakers of each batch
-    apart (InfoNCE over two recordings of each); `voice_match` one that pulls each rendering's voice,
-    as that encoder reads it, toward its recording's (`valle.model.frames`).
     """
 
     kind = "model config"
@@ -89,8 +86,6 @@ class ModelConfig(DictConfig):
     pitch_contour: bool = False
     code_loss: float = 0.0
     code_loss_levels: int = 4
-    voice_contrast: float = 0.0
-    voice_match: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "languages", tuple(self.languages))  # a JSON list loads as a list
@@ -126,9 +121,6 @@ class ModelConfig(DictConfig):
         if self.code_loss < 0 or not 1 <= self.code_loss_levels <= self.n_codebooks:
             raise ConfigError(f"code_loss must be >= 0 and code_loss_levels within 1..n_codebooks ({self.n_codebooks}), "
                               f"got {self.code_loss} and {self.code_loss_levels}")
-        if self.voice_contrast < 0 or self.voice_match < 0:
-            raise ConfigError(f"voice_contrast and voice_match weigh losses: they must be >= 0, got {self.voice_contrast} "
-                              f"and {self.voice_match}")
         if self.pitch_contour and not self.pitch:
             raise ConfigError("pitch_contour says how the pitch is told to the frames: it needs pitch")
 

@@ -30,13 +30,6 @@ encoder, a rendering lies between the prompt's voice and the voices of its train
 `feedback`, synthesis renders twice: the second time in a voice vector moved past the prompt's
 by that shortfall, as a singer corrects a note by the one heard.
 
-What the voice encoder learns from the frames' losses alone is what conditions them best, not what
-tells people apart: to it every rendering is its speaker, where a speaker verifier hears 30 % of
-them as another. With `voice_contrast`, the encoder also learns to tell the speakers of each batch
-apart, by the voice vectors of two recordings of each (InfoNCE over the batch, as GE2E trains a
-speaker verifier); with `voice_match`, each rendering, read by that encoder held fixed, is pulled
-toward the voice of the recording it renders.
-
 How many frames each phoneme takes comes from a duration head on the same text states, also
 modulated by the voice (log(1 + frames), by regression): `durations`, then `render`, is all of
 synthesis. In training the frames' phonemes come from the corpus's alignments
@@ -47,8 +40,6 @@ the prompt itself: the frames it took against the frames this stage gives the sa
 """
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import torch
@@ -62,7 +53,6 @@ from valle.model.layers import lengths_to_mask
 from valle.model.stage import Stage
 from valle.pitch import F0_RANGE
 
-CONTRAST_SCALE = 10.0  # cosines of voice vectors times this are the speaker contrast's logits (GE2E's scale starts at 10)
 MAX_POSITION = 32  # frames into a phoneme (and left of it) told apart; longer phonemes share the last
 PITCH_BINS = 64  # steps of log F0 over F0_RANGE told apart (0.6 semitones each); bin 0 is unvoiced
 DEFAULT_PITCH = math.log2(150.0)  # the median log2 F0 assumed of a prompt with too little voiced speech to measure
@@ -71,13 +61,11 @@ PACE_RANGE = (0.5, 2.0)  # a prompt's pace trusted within these (a wrong transcr
 
 @dataclass
 class FrameOutput:
-    loss: Tensor  # latent + duration + pitch + code, contrast and match losses (weighted)
+    loss: Tensor  # latent + duration + pitch + code_loss (weighted)
     latent_loss: Tensor  # L1 + squared error of the scaled latent, per dimension, over the target frames
     duration_loss: Tensor  # squared error of log(1 + frames) over the phonemes
     pitch_loss: Tensor  # voicing cross-entropy + absolute error of log2 F0 in voiced frames (0 without `pitch`)
     code_loss: Tensor  # cross-entropy of the true codes per level, by codebook distance (0 without `code_loss`)
-    contrast_loss: Tensor  # the speaker contrast of the batch's voice vectors (0 without `voice_contrast`)
-    match_loss: Tensor  # 1 - cosine of the rendering's voice vector to the target recording's, averaged over the batch
     latent: Tensor  # [B, T, D]: the predicted latent (unscaled)
     durations: Tensor  # [B, P]: the predicted log(1 + frames)
     frame_counts: Tensor  # [B, P]: each phoneme's frames in the alignment (what `durations` learns, as log(1 + frames))
@@ -135,39 +123,6 @@ class VoiceAttention(nn.Module):
                 for t in self.key_value(voice.frames).chunk(2, dim=-1))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=voice.valid[:, None, None, :])
         return x + self.out(y.transpose(1, 2).reshape(batch, length, d)) * valid
-
-
-@dataclass
-class SecondVoices:
-    """For the speaker contrast: a voice slice of each utterance's speaker from another recording than its prompt
-    (codes `[B, K, T_v]`, `lens` `[B]`), and each utterance's speaker as an id `[B]`."""
-
-    codes: Tensor
-    lens: Tensor
-    speakers: Tensor
-
-
-def speaker_contrast(voices: Tensor, others: Tensor, speakers: Tensor) -> Tensor:
-    """InfoNCE both ways between two voice vectors `[B, d]` of each utterance's speaker, from two recordings: each
-    should lie nearer the other's vectors of its own speaker (`speakers` `[B]`, ids) than those of the batch's other
-    speakers, by cosine."""
-    logits = F.normalize(voices.float(), dim=-1) @ F.normalize(others.float(), dim=-1).T * CONTRAST_SCALE
-    same = (speakers[:, None] == speakers[None]).float()
-    target = same / same.sum(1, keepdim=True)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
-
-
-@contextmanager
-def held_fixed(modules: list[nn.Module]) -> Iterator[None]:
-    """Within it, what `modules` compute passes gradients to their inputs but not to their weights."""
-    parameters = [p for module in modules for p in module.parameters() if p.requires_grad]
-    for p in parameters:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in parameters:
-            p.requires_grad_(True)
 
 
 def pitch_bins(f0: Tensor) -> Tensor:
@@ -341,13 +296,9 @@ class FrameModel(Stage):
 
     def encode_voice(self, prompt: Tensor, prompt_lens: Tensor) -> Voice:
         """Prompt codes `[B, K, T_p]` -> its frames' encodings, and their mean and spread over time as one vector."""
-        return self.read_voice(self.latents(prompt), prompt_lens)
-
-    def read_voice(self, latent: Tensor, lens: Tensor) -> Voice:
-        """`encode_voice` of latents `[B, T, D]` (`lens` `[B]` valid frames): real ones, or a rendering's."""
-        mask = lengths_to_mask(lens, latent.shape[1])
+        mask = lengths_to_mask(prompt_lens, prompt.shape[2])
         valid = mask[..., None].to(self.latent_scale.dtype)
-        x = self.voice_input(latent / self.latent_scale) * valid
+        x = self.voice_input(self.latents(prompt) / self.latent_scale) * valid
         for block in self.voice_encoder:
             x = block(x, valid)
         n = valid.sum(1).clamp(min=1)
@@ -392,11 +343,10 @@ class FrameModel(Stage):
     # -- training ----------------------------------------------------------------------
     def forward(self, phonemes: Tensor, phoneme_lens: Tensor, codes: Tensor, code_lens: Tensor, alignment: Tensor,
                 prompt: Tensor, prompt_lens: Tensor, languages: Tensor | None = None, pitch: Tensor | None = None,
-                prompt_pitch: Tensor | None = None, second_voices: SecondVoices | None = None) -> FrameOutput:
+                prompt_pitch: Tensor | None = None) -> FrameOutput:
         """Losses on `codes` `[B, K, T]` (padded) with their `alignment` `[B, T]` (each frame's phoneme index) and a
         `prompt` `[B, K, T_p]` of the same voice; for a stage told the pitch, also the frames' `pitch` `[B, T]` (Hz,
-        0 where unvoiced) and the prompt's `pitch_level` `[B]`; for one trained with `voice_contrast`, the
-        `second_voices` of the batch's speakers (without them the contrast is 0)."""
+        0 where unvoiced) and the prompt's `pitch_level` `[B]`."""
         if alignment is None:
             raise ConfigError("the frame stage learns from each frame's phoneme: run `valle data align` on every "
                               "training and validation folder")
@@ -426,25 +376,8 @@ class FrameModel(Stage):
                           * valid[..., 0]).sum() / valid.sum()
             target = pitch.float().clamp(min=1.0).log2() - prompt_pitch[:, None]
             pitch_loss = pitch_loss + ((relative.float() - target).abs() * voiced).sum() / voiced.sum().clamp(min=1)
-        contrast_loss = torch.zeros((), device=latent.device)
-        if self.config.voice_contrast and second_voices is not None:
-            others = self.encode_voice(second_voices.codes, second_voices.lens).vector
-            contrast_loss = speaker_contrast(voice.vector, others, second_voices.speakers)
-        match_loss = self.voice_match(latent, codes, code_lens)
-        c = self.config
-        loss = (latent_loss + duration_loss + pitch_loss + c.code_loss * code_loss + c.voice_contrast * contrast_loss
-                + c.voice_match * match_loss)
-        return FrameOutput(loss, latent_loss, duration_loss, pitch_loss, code_loss, contrast_loss, match_loss, latent,
-                           durations, counts)
-
-    def voice_match(self, latent: Tensor, codes: Tensor, code_lens: Tensor) -> Tensor:
-        """1 - the cosine of the voice vector read in rendered latents `[B, T, D]` to that of the real `codes`
-        `[B, K, T]`, averaged over the batch: the encoder held fixed, it teaches the rendering, not the reading."""
-        with torch.no_grad():
-            real = self.encode_voice(codes, code_lens).vector
-        with held_fixed([self.voice_input, self.voice_encoder, self.voice_output]):
-            rendered = self.read_voice(latent, code_lens).vector
-        return 1 - F.cosine_similarity(rendered.float(), real.float(), dim=-1).mean()
+        loss = latent_loss + duration_loss + pitch_loss + self.config.code_loss * code_loss
+        return FrameOutput(loss, latent_loss, duration_loss, pitch_loss, code_loss, latent, durations, counts)
 
     # -- inference ---------------------------------------------------------------------
     def _encode(self, phonemes: Tensor, prompt: Tensor, languages: Tensor | None) -> tuple[Tensor, Tensor, Voice]:

@@ -26,7 +26,7 @@ from valle.codec import load_codec
 from valle.data.shards import TokenizedCorpus, open_corpus
 from valle.errors import ConfigError
 from valle.model.config import preset
-from valle.model.frames import FrameModel, SecondVoices, voice_slices
+from valle.model.frames import FrameModel, voice_slices
 from valle.model.nar import NARBatch, split_prompt
 from valle.model.stage import Stage, TrainedOn
 from valle.text.vocab import PhonemeVocab
@@ -151,10 +151,7 @@ class Trainer(Loop):
                                           self.rank, self.world_size, config.max_frames)
         self.generator = torch.Generator().manual_seed(config.seed * 7919 + self.rank)  # NAR prompts and levels
         self.max_prompt = max(1, round(config.nar_prompt_seconds * codec.frame_rate))
-        speakers = self.corpus.speakers() if config.stage == "frames" else []
-        self.other_utterances = OtherUtterances(speakers) if speakers else None
-        ids = {name: i for i, name in enumerate(dict.fromkeys(speakers))}
-        self.speaker_ids = torch.tensor([ids[name] for name in speakers], dtype=torch.long)
+        self.other_utterances = OtherUtterances(self.corpus.speakers()) if config.voice_prompt == "other" else None
         # The moving average of every weight and buffer (float ones; the others are copied), when the config keeps one.
         self.average = self._weights() if config.ema else None
         self.hours = 0.0  # of training steps so far, over every resumed part of the run: curves against time
@@ -175,15 +172,11 @@ class Trainer(Loop):
                 pitch = collate_pitch(items, self.model, codes.shape[2], self.device)
                 prompt, prompt_lens, prompt_pitch = self.voice_prompts(positions, codes, code_lens, pitch)
                 out = self.ddp(phonemes, phoneme_lens, codes, code_lens, collate_alignments(items, self.model, codes.shape[2],
-                               self.device), prompt, prompt_lens, languages, pitch, prompt_pitch,
-                               self.second_voices(positions, codes, code_lens))
+                               self.device), prompt, prompt_lens, languages, pitch, prompt_pitch)
                 hits, frames = self.model.code_hits(out.latent.detach(), codes, code_lens, levels=1)[0]
-                c = self.model_config
-                metrics = {"accuracy": hits / frames, "latent": out.latent_loss.item(), "duration": out.duration_loss.item(),
-                           "voice_match": out.match_loss.item()}
-                metrics |= {"pitch": out.pitch_loss.item()} if c.pitch else {}
-                metrics |= {"contrast": out.contrast_loss.item()} if c.voice_contrast else {}
-                return out.loss, metrics | ({"code": out.code_loss.item()} if c.code_loss else {})
+                metrics = {"accuracy": hits / frames, "latent": out.latent_loss.item(), "duration": out.duration_loss.item()}
+                metrics |= {"pitch": out.pitch_loss.item()} if self.model_config.pitch else {}
+                return out.loss, metrics | ({"code": out.code_loss.item()} if self.model_config.code_loss else {})
             if self.config.stage == "ar":
                 out = self.ddp(phonemes, phoneme_lens, codes, code_lens, languages,
                                collate_alignments(items, self.model, codes.shape[2], self.device))
@@ -204,25 +197,11 @@ class Trainer(Loop):
                       pitch: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
         """The frame stage's prompts for the batch at `positions` (`voice_slices`): cut from the utterances themselves
         (`codes`, `code_lens`, `pitch`), or with `voice_prompt` "other" from another utterance of each one's speaker."""
-        if self.config.voice_prompt == "other":
-            codes, code_lens, pitch = self.other_recordings(positions, with_pitch=True)
+        if self.other_utterances is not None:
+            voices = [self.corpus[self.other_utterances.pick(i, self.generator)] for i in positions]
+            _, _, codes, code_lens = (t.to(self.device) for t in collate(voices))
+            pitch = collate_pitch(voices, self.model, codes.shape[2], self.device)
         return voice_slices(codes, code_lens, self.max_prompt, self.generator, pitch)
-
-    def second_voices(self, positions: list[int], codes: Tensor, code_lens: Tensor) -> SecondVoices | None:
-        """For `voice_contrast`: a voice slice of each speaker from a recording that its prompt is not cut from (the
-        utterance itself for a prompt from another, else another; `codes`, `code_lens`: the utterances')."""
-        if not self.model_config.voice_contrast:
-            return None
-        if self.config.voice_prompt == "same":
-            codes, code_lens, _ = self.other_recordings(positions, with_pitch=False)
-        slices, lens, _ = voice_slices(codes, code_lens, self.max_prompt, self.generator)
-        return SecondVoices(slices, lens, self.speaker_ids[positions].to(self.device))
-
-    def other_recordings(self, positions: list[int], with_pitch: bool) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Codes `[B, K, T]`, lengths and (`with_pitch`) pitch of another utterance of each one's speaker."""
-        voices = [self.corpus[self.other_utterances.pick(i, self.generator)] for i in positions]
-        _, _, codes, code_lens = (t.to(self.device) for t in collate(voices))
-        return codes, code_lens, collate_pitch(voices, self.model, codes.shape[2], self.device) if with_pitch else None
 
     def accumulating(self, last: bool) -> AbstractContextManager:
         return nullcontext() if last or self.world_size == 1 else self.ddp.no_sync()

@@ -130,8 +130,6 @@ def _frame_metrics(model: FrameModel, batches: list[list], prompt_frames: int, g
         sums["duration"] += float(out.duration_loss) * phones
         sums["pitch"] += float(out.pitch_loss) * frames
         sums["code"] += float(out.code_loss) * frames
-        sums["voice_match"] += float(out.match_loss) * len(items)
-        sums["utterances"] += len(items)
         told = lengths_to_mask(phoneme_lens, phonemes.shape[1])
         sums["duration_error"] += float((frames_of(out.durations) - out.frame_counts).abs()[told].sum())
         sums["frames"] += frames
@@ -139,7 +137,7 @@ def _frame_metrics(model: FrameModel, batches: list[list], prompt_frames: int, g
         for level, (right, n) in enumerate(model.code_hits(out.latent, codes, code_lens)):
             hits[level] = [hits[level][0] + right, hits[level][1] + n]
     metrics = {"loss_latent": sums["latent"] / sums["frames"], "loss_duration": sums["duration"] / sums["phonemes"],
-               "duration_error": sums["duration_error"] / sums["phonemes"], "voice_match": sums["voice_match"] / sums["utterances"]}
+               "duration_error": sums["duration_error"] / sums["phonemes"]}
     if model.config.pitch:
         metrics["loss_pitch"] = sums["pitch"] / sums["frames"]
     if model.config.code_loss:
