@@ -6,8 +6,8 @@ the real codes (WER by the Whisper judge, SIM(·, prompt) by Resemblyzer):
 - the real codes;
 - the frame stage's codes for the utterance's own alignment (every frame told its phoneme
   as the recording has it): what the stage makes of the phonemes, given their timing;
-- the same with the levels above each of `--levels` taken from the real codes: which
-  levels cost the words and the voice;
+- the same with the levels above each of `--levels` taken from the real codes, and with the
+  levels up to each of `--real-levels` taken from them: which levels cost the words and the voice;
 - the frame stage's codes at the durations it predicts: all of synthesis;
 - for a stage told the pitch, also its codes at the true durations and the true pitch (the
   folder's pitch track): what its own pitch costs.
@@ -46,6 +46,8 @@ def main() -> int:
     parser.add_argument("--prompt-seconds", type=float, default=3.0)
     parser.add_argument("--levels", type=int, nargs="+", default=[4],
                         help="a row for each: the stage's levels up to this one, the levels above from the real codes")
+    parser.add_argument("--real-levels", type=int, nargs="*", default=[],
+                        help="a row for each: the real codes' levels up to this one, the stage's above")
     parser.add_argument("--variance", type=float, default=SamplingConfig().variance,
                         help="the latents' spread over time toward the prompt's (default: as synthesis; 0: none)")
     parser.add_argument("--threads", type=int, default=2)
@@ -66,7 +68,8 @@ def main() -> int:
         by_speaker.setdefault(utterance.speaker, []).append(utterance.id)
     prompt_frames = round(args.prompt_seconds * codec.frame_rate)
     mixed = {k: f"frame stage level{'s 1-' if k > 1 else ' '}{k}, true durations, levels above real" for k in args.levels}
-    rows = (["real codes", "frame stage, true durations", *mixed.values(), "frame stage, its own durations"]
+    given = {k: f"real level{'s 1-' if k > 1 else ' '}{k}, frame stage above, true durations" for k in args.real_levels}
+    rows = (["real codes", "frame stage, true durations", *mixed.values(), *given.values(), "frame stage, its own durations"]
             + (["frame stage, true durations and pitch"] if stage.config.pitch else []))
     heard: dict[str, list[str]] = {row: [] for row in rows}
     similarity: dict[str, list[float]] = {row: [] for row in rows}
@@ -90,6 +93,7 @@ def main() -> int:
         forced = stage.render(u.phonemes, true_path, prompt, prompt_pitch=register, variance=args.variance)
         own = stage.generate(u.phonemes, prompt, sounding[u.phonemes], prompt_pitch=register, variance=args.variance)
         decoded = {rows[0]: u.codes, rows[1]: forced, **{row: torch.cat([forced[:k], u.codes[k:]]) for k, row in mixed.items()},
+                   **{row: torch.cat([u.codes[:k], forced[k:]]) for k, row in given.items()},
                    "frame stage, its own durations": own}
         if stage.config.pitch:
             decoded[rows[-1]] = stage.render(u.phonemes, true_path, prompt, variance=args.variance, pitch=u.pitch)
