@@ -38,6 +38,11 @@ from valle.model.sampling import SamplingConfig
 from valle.speaker import SpeakerEncoder, cosine
 
 
+def _levels(k: int) -> str:
+    """"level 1", or "levels 1-k": a row's name for the levels up to `k`."""
+    return f"level{'s 1-' if k > 1 else ' '}{k}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", type=Path, required=True, help="a frame stage folder (RUN/model, RUN/ema)")
@@ -67,8 +72,8 @@ def main() -> int:
         utterance = corpus[position]
         by_speaker.setdefault(utterance.speaker, []).append(utterance.id)
     prompt_frames = round(args.prompt_seconds * codec.frame_rate)
-    mixed = {k: f"frame stage level{'s 1-' if k > 1 else ' '}{k}, true durations, levels above real" for k in args.levels}
-    given = {k: f"real level{'s 1-' if k > 1 else ' '}{k}, frame stage above, true durations" for k in args.real_levels}
+    mixed = {k: f"frame stage {_levels(k)}, true durations, levels above real" for k in args.levels}
+    given = {k: f"real {_levels(k)}, frame stage above, true durations" for k in args.real_levels}
     rows = (["real codes", "frame stage, true durations", *mixed.values(), *given.values(), "frame stage, its own durations"]
             + (["frame stage, true durations and pitch"] if stage.config.pitch else []))
     heard: dict[str, list[str]] = {row: [] for row in rows}

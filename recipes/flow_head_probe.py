@@ -54,9 +54,11 @@ class FlowHead(nn.Module):
         return self.output(x)
 
 
-def stage_outputs(stage: FrameModel, items: list, prompt: Tensor, prompt_lens: Tensor) -> tuple[Tensor, ...]:
-    """The fixed stage's last frame states, regressed latents, valid frames and voice vectors, at the true alignment."""
-    phonemes, phoneme_lens, codes, code_lens = collate(items)
+def stage_outputs(stage: FrameModel, items: list, batch: tuple[Tensor, ...], prompt: Tensor,
+                  prompt_lens: Tensor) -> tuple[Tensor, ...]:
+    """The fixed stage's last frame states, regressed latents, valid frames and voice vectors, at the true alignment
+    of `items` (`batch`: their `collate`)."""
+    phonemes, phoneme_lens, codes, code_lens = batch
     captured = {}
     hook = stage.latent_head.register_forward_hook(lambda module, inputs, output: captured.update(states=inputs[0]))
     with torch.no_grad():
@@ -65,7 +67,7 @@ def stage_outputs(stage: FrameModel, items: list, prompt: Tensor, prompt_lens: T
         x, valid = stage.frame_inputs(text, collate_alignments(items, stage, codes.shape[2]).clamp(min=0), code_lens)
         mean = stage.predict_latents(x, valid, voice)
     hook.remove()
-    return captured["states"], mean, valid, voice.vector, codes
+    return captured["states"], mean, valid, voice.vector
 
 
 def train(stage: FrameModel, minutes: float, out: str) -> None:
@@ -75,9 +77,10 @@ def train(stage: FrameModel, minutes: float, out: str) -> None:
     generator, started, step = torch.Generator().manual_seed(0), time.process_time(), 0
     while time.process_time() - started < minutes * 60:
         items = [u for u in (corpus[i] for i in random.sample(range(len(corpus)), 12)) if u.codes.shape[1] <= 600]
-        _, _, codes, code_lens = collate(items)
+        batch = collate(items)
+        codes, code_lens = batch[2:]
         prompt, prompt_lens, _ = voice_slices(codes, code_lens, PROMPT_FRAMES, generator)
-        states, mean, valid, voice, codes = stage_outputs(stage, items, prompt, prompt_lens)
+        states, mean, valid, voice = stage_outputs(stage, items, batch, prompt, prompt_lens)
         target = (stage.latents(codes) - mean) / stage.latent_scale
         noise, t = torch.randn_like(target), torch.rand(len(items))
         x_t = (1 - t[:, None, None]) * noise + t[:, None, None] * target
@@ -113,7 +116,7 @@ def score(stage: FrameModel, path: str) -> None:
     similarity, heard, references = {r: [] for r in rows}, {r: [] for r in rows}, []
     for id_, prompt_id in pairs:
         u, prompt = corpus[id_], corpus[prompt_id].codes[:, :PROMPT_FRAMES]
-        states, mean, valid, voice, _ = stage_outputs(stage, [u], prompt[None], torch.tensor([prompt.shape[1]]))
+        states, mean, valid, voice = stage_outputs(stage, [u], collate([u]), prompt[None], torch.tensor([prompt.shape[1]]))
         sampled = {scale: (mean + sample(head, states, valid, voice, scale) * stage.latent_scale)[0] for scale in (1.0, 0.7)}
         real = stage.latents(prompt[None])[0]
         latents = dict(zip(rows, [mean[0], match_variance(mean[0], real), sampled[1.0], match_variance(sampled[1.0], real),
