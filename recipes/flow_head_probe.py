@@ -6,16 +6,17 @@ Gaussian noise), conditioned on the stage's last frame states and the prompt's v
 scored as `benchmarks/frame_stage.py` scores a stage at the true durations: 6 utterances of each
 test speaker, each from 3 s of another of its utterances, WER by the Whisper judge and SIM to the
 prompt's codes decoded, for the mean (as synthesis renders it, with and without `variance`) and for
-latents sampled in 16 Euler steps from noise of scale 1 and 0.7 (recipes/tournament.md).
+latents sampled in 16 Euler steps from noise of the scales given (recipes/tournament.md).
 
     python recipes/flow_head_probe.py train 24 runs/flow_head.pt     # CPU minutes, on the ARMS folders
-    python recipes/flow_head_probe.py score runs/flow_head.pt
+    python recipes/flow_head_probe.py score runs/flow_head.pt [NOISE_SCALE ...]    # default 1 0.7
 """
 
 import math
 import random
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from torch import Tensor, nn
 
 from valle.asr import load_recognizer, word_error_rate
 from valle.codec import load_codec
-from valle.data.shards import TokenizedCorpus, open_corpus
+from valle.data.shards import TokenizedCorpus, TokenizedUtterance, open_corpus
 from valle.model import FrameModel, Stage
 from valle.model.frames import Block, match_variance, quantize, voice_slices
 from valle.speaker import SpeakerEncoder, cosine
@@ -102,39 +103,59 @@ def sample(head: FlowHead, states: Tensor, valid: Tensor, voice: Tensor, scale: 
     return x
 
 
-def score(stage: FrameModel, path: str) -> None:
+def bundled_stage() -> FrameModel:
+    """The bundled frame stage, held fixed, with the probes' seeds set."""
+    torch.manual_seed(0)
+    random.seed(0)
+    return Stage.from_pretrained("valle/infer/pretrained/default/frames").eval().requires_grad_(False)
+
+
+def judge(stage: FrameModel, rows: list[str], render: Callable[[TokenizedUtterance, Tensor], dict[str, Tensor]]) -> None:
+    """Print the WER and SIM(·, prompt) of each of `rows`, the codes `[K, T]` that `render` gives for a test utterance
+    from a prompt (codes `[K, P]`): 6 utterances of each test speaker, each from 3 s of another of its utterances."""
     torch.set_num_threads(1)
-    head = FlowHead(stage.config.d_model, stage.config.latent_dim)
-    head.load_state_dict(torch.load(path))
     corpus = TokenizedCorpus("runs/tokens/test")
     codec, speaker, asr = load_codec(corpus.codec.name), SpeakerEncoder(), load_recognizer("auto", threads=1)
     by_speaker: dict[str, list[str]] = {}
     for position in range(len(corpus)):
         by_speaker.setdefault(corpus[position].speaker, []).append(corpus[position].id)
     pairs = [(ids[i], ids[(i + 1) % len(ids)]) for ids in by_speaker.values() for i in range(6)]
-    rows = ["mean", "mean, variance", "sampled", "sampled, variance", "sampled from noise 0.7"]
     similarity, heard, references = {r: [] for r in rows}, {r: [] for r in rows}, []
     for id_, prompt_id in pairs:
         u, prompt = corpus[id_], corpus[prompt_id].codes[:, :PROMPT_FRAMES]
-        states, mean, valid, voice = stage_outputs(stage, [u], collate([u]), prompt[None], torch.tensor([prompt.shape[1]]))
-        sampled = {scale: (mean + sample(head, states, valid, voice, scale) * stage.latent_scale)[0] for scale in (1.0, 0.7)}
-        real = stage.latents(prompt[None])[0]
-        latents = dict(zip(rows, [mean[0], match_variance(mean[0], real), sampled[1.0], match_variance(sampled[1.0], real),
-                                  sampled[0.7]]))
+        decoded = render(u, prompt)
         with torch.no_grad():
             voice_print = speaker.embed(codec.decode(prompt[None])[0].numpy(), codec.sample_rate)
-            for row, latent in latents.items():
-                audio = codec.decode(quantize(latent, stage.codebooks)[None])[0].numpy()
+            for row in rows:
+                audio = codec.decode(decoded[row][None])[0].numpy()
                 similarity[row].append(cosine(speaker.embed(audio, codec.sample_rate), voice_print))
                 heard[row].append(asr.transcribe(audio, codec.sample_rate))
         references.append(u.text)
-    print("| latent | WER | SIM(·, prompt) |\n|---|---:|---:|")
+    print("| decoded | WER | SIM(·, prompt) |\n|---|---:|---:|")
     for row in rows:
         print(f"| {row} | {100 * word_error_rate(references, heard[row]):.1f} % | {np.mean(similarity[row]):.3f} |")
 
 
+def score(stage: FrameModel, path: str, scales: list[float]) -> None:
+    head = FlowHead(stage.config.d_model, stage.config.latent_dim)
+    head.load_state_dict(torch.load(path))
+    rows = ["mean", "mean, variance", *(f"sampled from noise {x:g}{v}" for x in scales for v in ("", ", variance"))]
+
+    def render(u: TokenizedUtterance, prompt: Tensor) -> dict[str, Tensor]:
+        states, mean, valid, voice = stage_outputs(stage, [u], collate([u]), prompt[None], torch.tensor([prompt.shape[1]]))
+        real = stage.latents(prompt[None])[0]
+        latents = dict(zip(rows[:2], [mean[0], match_variance(mean[0], real)]))
+        for x in scales:
+            sampled = (mean + sample(head, states, valid, voice, x) * stage.latent_scale)[0]
+            latents[f"sampled from noise {x:g}"], latents[f"sampled from noise {x:g}, variance"] = sampled, match_variance(sampled, real)
+        return {row: quantize(latent, stage.codebooks) for row, latent in latents.items()}
+
+    judge(stage, rows, render)
+
+
 if __name__ == "__main__":
-    torch.manual_seed(0)
-    random.seed(0)
-    bundled = Stage.from_pretrained("valle/infer/pretrained/default/frames").eval().requires_grad_(False)
-    train(bundled, float(sys.argv[2]), sys.argv[3]) if sys.argv[1] == "train" else score(bundled, sys.argv[2])
+    bundled = bundled_stage()
+    if sys.argv[1] == "train":
+        train(bundled, float(sys.argv[2]), sys.argv[3])
+    else:
+        score(bundled, sys.argv[2], [float(x) for x in sys.argv[3:]] or [1.0, 0.7])
