@@ -5,9 +5,9 @@ The bundled frame stage is held fixed. A small causal transformer reads the prom
 another utterance of the speaker, VALL-E's in-context prompt), then predicts the target's levels 1 and 2 frame by
 frame; each target frame is told the fixed stage's last frame state and regressed latent at that frame, so that it
 need not find the words itself. Level 2 is predicted from the frame's state and its level-1 code (a depth step).
-The levels above are the residual quantisation of the stage's latent under the two sampled codes. The judge is
-`benchmarks/frame_stage.py`'s at the true durations: 6 utterances of each test speaker, WER by the Whisper judge
-and SIM to the prompt's codes decoded (recipes/tournament.md).
+The levels above are the residual quantisation of the stage's latent under the two sampled codes, or the stage's own
+codes there. The judge is `benchmarks/frame_stage.py`'s at the true durations: 6 utterances of each test speaker,
+WER by the Whisper judge and SIM to the prompt's codes decoded (recipes/tournament.md).
 
     python recipes/ar_refiner_probe.py train 50 runs/ar_refiner.pt [THREADS]   # CPU minutes on the ARMS folders;
                                                                                # again: on from where it stopped
@@ -168,8 +168,9 @@ def score(stage: FrameModel, path: str) -> None:
     refiner = Refiner(stage.config.d_model, stage.config.latent_dim, stage.config.codebook_size)
     refiner.load_state_dict(torch.load(path)["refiner"])
     refiner.eval()
-    settings = {"greedy": (0.0, 1), "sampled, top-k 25, temperature 0.7": (0.7, 25), "sampled, top-k 25": (1.0, 25)}
-    rows = ["mean, variance (as synthesis)", *(f"levels 1-2 {name}" for name in settings)]
+    settings = {"temperature 0.7": 0.7, "temperature 1": 1.0}
+    rows = ["mean, variance (as synthesis)", *(f"levels 1-2 sampled, top-k 25, {name}, {above}" for name in settings
+                                               for above in ("residual re-quantised", "the stage's codes above"))]
     books = stage.codebooks.float()
 
     def render(u: TokenizedUtterance, prompt: Tensor) -> dict[str, Tensor]:
@@ -177,11 +178,14 @@ def score(stage: FrameModel, path: str) -> None:
         latent = match_variance(mean[0], stage.latents(prompt[None])[0]).float()
         with torch.no_grad():
             condition = refiner.condition(states, mean / stage.latent_scale)[0]
-        decoded = {rows[0]: residual_codes(latent, books)}
-        for name, (temperature, top_k) in settings.items():
-            low = sample(refiner, prompt, condition, temperature, top_k, torch.Generator().manual_seed(0))
+        own = residual_codes(latent, books)
+        decoded = {rows[0]: own}
+        for name, temperature in settings.items():
+            low = sample(refiner, prompt, condition, temperature, 25, torch.Generator().manual_seed(0))
             rest = latent - sum(books[k][low[k]] for k in range(LEVELS))
-            decoded[f"levels 1-2 {name}"] = torch.cat([low, residual_codes(rest, books[LEVELS:])])
+            decoded[f"levels 1-2 sampled, top-k 25, {name}, residual re-quantised"] = torch.cat(
+                [low, residual_codes(rest, books[LEVELS:])])
+            decoded[f"levels 1-2 sampled, top-k 25, {name}, the stage's codes above"] = torch.cat([low, own[LEVELS:]])
         return decoded
 
     judge(stage, rows, render)
