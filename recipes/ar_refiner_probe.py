@@ -32,6 +32,7 @@ from valle.model.layers import LayerCache, SinusoidalPositions, TransformerLayer
 from valle.train.batching import OtherUtterances, collate
 
 LEVELS = 2
+HEADS = 4
 
 
 class Refiner(nn.Module):
@@ -45,7 +46,7 @@ class Refiner(nn.Module):
         self.states, self.latent = nn.Linear(d_stage, d), nn.Linear(latent_dim, d)
         self.prompt = nn.Parameter(torch.zeros(d))
         self.positions = SinusoidalPositions(d)
-        self.layers = nn.ModuleList(TransformerLayer(d, 4, 4 * d, 0.1) for _ in range(layers))
+        self.layers = nn.ModuleList(TransformerLayer(d, HEADS, 4 * d, 0.1) for _ in range(layers))
         self.norm = nn.LayerNorm(d)
         self.heads = nn.ModuleList(nn.Linear(d, codebook_size) for _ in range(LEVELS))
 
@@ -144,7 +145,7 @@ def sample(refiner: Refiner, prompt: Tensor, condition: Tensor, temperature: flo
     """Levels 1-2 `[2, T]` for the `condition` `[T, d]` of each frame, after `prompt` codes `[K, P]`."""
     p, frames = prompt.shape[1], condition.shape[0]
     d = refiner.prompt.shape[0]
-    cache = [LayerCache(1, 4, p + frames, d // 4, condition) for _ in refiner.layers]
+    cache = [LayerCache(1, HEADS, p + frames, d // HEADS, condition) for _ in refiner.layers]
     previous = torch.cat([torch.full((LEVELS, 1), refiner.bos), prompt[:LEVELS]], 1)
     hidden = refiner.hidden(previous[None, :, :p], refiner.prompt.expand(p, d)[None],
                             mask=torch.ones(p, p, dtype=torch.bool).tril(), cache=cache)
@@ -168,8 +169,8 @@ def score(stage: FrameModel, path: str) -> None:
     refiner = Refiner(stage.config.d_model, stage.config.latent_dim, stage.config.codebook_size)
     refiner.load_state_dict(torch.load(path)["refiner"])
     refiner.eval()
-    settings = {"temperature 0.7": 0.7, "temperature 1": 1.0}
-    rows = ["mean, variance (as synthesis)", *(f"levels 1-2 sampled, top-k 25, {name}, {above}" for name in settings
+    settings = {"levels 1-2 sampled, top-k 25, temperature 0.7": 0.7, "levels 1-2 sampled, top-k 25, temperature 1": 1.0}
+    rows = ["mean, variance (as synthesis)", *(f"{name}, {above}" for name in settings
                                                for above in ("residual re-quantised", "the stage's codes above"))]
     books = stage.codebooks.float()
 
@@ -183,9 +184,8 @@ def score(stage: FrameModel, path: str) -> None:
         for name, temperature in settings.items():
             low = sample(refiner, prompt, condition, temperature, 25, torch.Generator().manual_seed(0))
             rest = latent - sum(books[k][low[k]] for k in range(LEVELS))
-            decoded[f"levels 1-2 sampled, top-k 25, {name}, residual re-quantised"] = torch.cat(
-                [low, residual_codes(rest, books[LEVELS:])])
-            decoded[f"levels 1-2 sampled, top-k 25, {name}, the stage's codes above"] = torch.cat([low, own[LEVELS:]])
+            decoded[f"{name}, residual re-quantised"] = torch.cat([low, residual_codes(rest, books[LEVELS:])])
+            decoded[f"{name}, the stage's codes above"] = torch.cat([low, own[LEVELS:]])
         return decoded
 
     judge(stage, rows, render)
