@@ -86,11 +86,8 @@ def sequences(refiner: Refiner, prompt: Tensor, prompt_lens: Tensor, codes: Tens
 def losses(refiner: Refiner, stage: FrameModel, corpus, others: OtherUtterances, positions: list[int],
            generator: torch.Generator) -> tuple[Tensor, list[float]]:
     items = [corpus[p] for p in positions]
-    prompts = [corpus[others.pick(p, generator)].codes[:, :PROMPT_FRAMES] for p in positions]
-    prompt_lens = torch.tensor([x.shape[1] for x in prompts])
-    prompt = torch.zeros(len(items), prompts[0].shape[0], int(prompt_lens.max()), dtype=torch.long)
-    for b, x in enumerate(prompts):
-        prompt[b, :, :x.shape[1]] = x
+    _, _, voices, voice_lens = collate([corpus[others.pick(p, generator)] for p in positions])
+    prompt, prompt_lens = voices[:, :, :PROMPT_FRAMES], voice_lens.clamp(max=PROMPT_FRAMES)  # each one's first 3 s
     batch = collate(items)
     states, mean, valid, _ = stage_outputs(stage, items, batch, prompt, prompt_lens)
     valid = valid[..., 0] > 0
@@ -147,8 +144,8 @@ def sample(refiner: Refiner, prompt: Tensor, condition: Tensor, temperature: flo
     d = refiner.prompt.shape[0]
     cache = [LayerCache(1, HEADS, p + frames, d // HEADS, condition) for _ in refiner.layers]
     previous = torch.cat([torch.full((LEVELS, 1), refiner.bos), prompt[:LEVELS]], 1)
-    hidden = refiner.hidden(previous[None, :, :p], refiner.prompt.expand(p, d)[None],
-                            mask=torch.ones(p, p, dtype=torch.bool).tril(), cache=cache)
+    refiner.hidden(previous[None, :, :p], refiner.prompt.expand(p, d)[None],  # the prompt, into the cache
+                   mask=torch.ones(p, p, dtype=torch.bool).tril(), cache=cache)
     last, out = previous[:, p], torch.zeros(LEVELS, frames, dtype=torch.long)
 
     def pick(logits: Tensor) -> Tensor:
