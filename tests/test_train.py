@@ -160,6 +160,23 @@ def test_a_run_can_start_from_a_trained_stage_of_another_layout(shards, tmp_path
         Trainer(replace(CONFIG, stage="ar", init=str(tmp_path / "paper" / "model"), preset="small"), shards, tmp_path / "x")
 
 
+def test_a_run_may_train_only_some_parts_of_the_stage_it_starts_from(shards, tmp_path):
+    """`trained` names the parts that learn; every other weight stays as the `init` stage had it."""
+    Trainer(replace(CONFIG, stage="ar", steps=3), shards, tmp_path / "source").fit()
+    source = Stage.from_pretrained(tmp_path / "source" / "model").state_dict()
+    config = replace(CONFIG, stage="ar", steps=3, init=str(tmp_path / "source" / "model"),
+                     trained=["text_embedding", "layers.1"])
+    Trainer(config, shards, tmp_path / "part").fit()
+    tuned = Stage.from_pretrained(tmp_path / "part" / "model").state_dict()
+    changed = {name for name in tuned if not torch.equal(tuned[name], source[name])}
+    assert "text_embedding.weight" in changed and any(name.startswith("layers.1.") for name in changed)
+    assert all(name == "text_embedding.weight" or name.startswith("layers.1.") for name in changed)
+    with pytest.raises(ConfigError, match="no part layers.9"):
+        Trainer(replace(config, trained=["layers.9"]), shards, tmp_path / "x")
+    with pytest.raises(ConfigError, match="give init"):
+        replace(CONFIG, trained=["text_embedding"])
+
+
 @pytest.mark.parametrize("stage,ar_levels", STAGES)
 def test_interrupted_run_resumes_exactly(shards, tmp_path, stage, ar_levels):
     config = replace(CONFIG, stage=stage, model={"ar_levels": ar_levels})

@@ -35,6 +35,9 @@ class TrainConfig(DictConfig):
     # this model's are copied in, the rest start fresh (e.g. an AR that reads the text in order,
     # given a new depth decoder).
     init: str | None = None
+    # The parts of the model that learn, by the first words of their weights' names ("pitch_embedding",
+    # "frame_blocks.5"); empty: all. The rest keep the `init` weights: new parts learn beside a stage that keeps what it knew.
+    trained: list[str] = field(default_factory=list)
     # VALL-E X: the model takes each phoneme's language, and knows the training corpus's languages.
     language_input: bool = False
     # Decay of an exponential moving average of the weights, kept beside them and saved as RUN/ema
@@ -53,5 +56,7 @@ class TrainConfig(DictConfig):
             raise ConfigError("voice_prompt 'other' is for the frame stage; the NAR's prompt is the start of its utterance")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             raise ConfigError(f"precision must be auto, bf16, fp16 or fp32, got {self.precision!r}")
+        if self.trained and self.init is None:
+            raise ConfigError("trained names the parts that learn from an `init` stage; give init, or leave trained empty")
         if self.steps < 1 or self.grad_accumulation < 1 or self.max_tokens < 1:
             raise ConfigError("steps, grad_accumulation and max_tokens must be >= 1")

@@ -96,6 +96,21 @@ def warm_start(model: nn.Module, stage: str | Path, vocab: PhonemeVocab | None =
     return {"copied": copied, "fresh": [name for name in mine if name not in copied]}
 
 
+def freeze_except(model: nn.Module, trained: list[str]) -> None:
+    """Only the weights under one of the `trained` parts (a name's first words: "pitch_head", "frame_blocks.5") learn;
+    a part that names no weight of the model is an error."""
+    def under(name: str, part: str) -> bool:
+        return name == part or name.startswith(part + ".")
+
+    names = [name for name, _ in model.named_parameters()]
+    unknown = [part for part in trained if not any(under(name, part) for name in names)]
+    if unknown:
+        parts = sorted({name.split(".")[0] for name in names})
+        raise ConfigError(f"trained: this model has no part {', '.join(unknown)}; its parts: {', '.join(parts)}")
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(any(under(name, part) for part in trained))
+
+
 class Trainer(Loop):
     """The stages' part of the loop: batches from the shards, the stage's loss, DDP, mixed precision and validation."""
 
@@ -133,10 +148,13 @@ class Trainer(Loop):
                 fresh = sorted({name.split(".")[0] for name in started["fresh"]})
                 tqdm.write(f"started from {config.init}: {len(started['copied'])} tensors copied; "
                            f"fresh: {', '.join(fresh) or 'none'}")
+        if config.trained:
+            freeze_except(model, config.trained)
         device_ids = [device.index] if device.type == "cuda" else None
         self.ddp = nn.parallel.DistributedDataParallel(model, device_ids=device_ids) if self.world_size > 1 else model
-        decay = [p for p in model.parameters() if p.ndim >= 2]
-        no_decay = [p for p in model.parameters() if p.ndim < 2]
+        learning = [p for p in model.parameters() if p.requires_grad]
+        decay = [p for p in learning if p.ndim >= 2]
+        no_decay = [p for p in learning if p.ndim < 2]
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                        {"params": no_decay, "weight_decay": 0.0}],
                                       lr=config.learning_rate, betas=(0.9, 0.95))
