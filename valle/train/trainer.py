@@ -163,7 +163,7 @@ class Trainer(Loop):
         self.autocast = torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
         settings = Settings(config.steps, config.log_every, config.checkpoint_every, config.grad_clip,
                             config.grad_accumulation, config.valid_every)
-        super().__init__(out, settings, model, optimizer, model.parameters(), device,
+        super().__init__(out, settings, model, optimizer, learning, device,
                          torch.amp.GradScaler(enabled=precision == "fp16"), main=self.rank == 0)
         self.sampler = BucketBatchSampler(self.corpus.n_phonemes, self.corpus.n_frames, config.max_tokens, config.seed,
                                           self.rank, self.world_size, config.max_frames)
