@@ -33,7 +33,7 @@ def progress(run: Path) -> dict:
     return {"step": state["step"], "hours": state.get("hours", 0.0)}
 
 
-def plot(points: list[dict], out: Path) -> None:
+def plot(points: list[dict], out: Path, speakers: str = "validation speakers") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,7 +51,7 @@ def plot(points: list[dict], out: Path) -> None:
         ax.set_xlabel(f"hours of {points[-1]['stages']} training")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"zero-shot on validation speakers ({points[-1]['utterances']} utterances)")
+    fig.suptitle(f"zero-shot on {speakers} ({points[-1]['utterances']} utterances)")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
