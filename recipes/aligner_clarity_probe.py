@@ -8,15 +8,24 @@ frames whose most likely phoneme is that one. The recordings are read the same w
 frames are read less plainly than another's where Whisper hears fewer of its words, such a
 classifier, frozen, can tell a stage in training which frames mispronounce (recipes/tournament.md).
 
+A stage in training gives latents, not codes. `--soft` checks that the classifier reads them as well:
+on 12 test recordings, the codec's latent is turned into soft codes level by level (a softmax over
+the negative squared distances to each codebook, over its spread, as `FrameModel.code_cross_entropy`
+scores codes, at the temperatures given), and the classifier reads the codes' embeddings so mixed.
+
     python recipes/aligner_clarity_probe.py default runs/m_scratch9000     # 1 thread, about a minute
+    python recipes/aligner_clarity_probe.py --soft runs/m_scratch9000 1 0.3 0.1
 """
 
 import sys
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 from valle.audio import load_audio
+from valle.codec.rvq import squared_distances
 from valle.data.manifest import read_manifest
 from valle.eval.protocol import EvalConfig, plan
 from valle.infer import VallE
@@ -36,10 +45,48 @@ def clarity(aligner: FrameAligner, tokenizer: PhonemeTokenizer, codes: torch.Ten
             float((log_probs.argmax(-1) == target).float().mean()))
 
 
+def read_embedded(aligner: FrameAligner, x: Tensor) -> Tensor:
+    """The classifier's log-probabilities `[T, P]` from summed code embeddings `x` `[T, C]` of one whole utterance."""
+    mean, std = x.mean(0), x.std(0, unbiased=False).add(1e-5)  # the classifier's normalisation over time
+    h = ((x - mean) / std * aligner.norm_gain + aligner.norm_bias).T[None]
+    for convolution in aligner.convolutions:
+        h = h + F.gelu(convolution(h))
+    return aligner.output(h)[0].T.log_softmax(-1)
+
+
+def soft_reading(model: str, temperatures: list[float], aligner: FrameAligner, tokenizer: PhonemeTokenizer) -> None:
+    valle = VallE.from_pretrained(model)
+    stage = valle.frames.float()
+    silent = torch.tensor(aligner.trained_on.vocab.silent())
+    rows = read_manifest("runs/corpus10h/test.jsonl")[::40][:12]
+    for temperature in temperatures:
+        hard_right = soft_right = frames = 0
+        for row in rows:
+            with torch.no_grad():
+                codes = valle._encode(load_audio(row.audio, valle.codec.sample_rate)).long()  # [K, T]
+                phonemes = torch.tensor(tokenizer(row.text, row.language))
+                target = phonemes[aligner.path(phonemes, codes, silent[phonemes])]
+                hard = read_embedded(aligner, sum(e(codes[level]) for level, e in enumerate(aligner.embeddings)))
+                residual, mixed = stage.latents(codes[None])[0].float() / stage.latent_scale, 0
+                for level, embedding in enumerate(aligner.embeddings):
+                    book = stage.codebooks[level].float() / stage.latent_scale
+                    weights = (-squared_distances(residual, book) / book.std() / temperature).softmax(-1)
+                    mixed, residual = mixed + weights @ embedding.weight, residual - weights @ book
+                soft = read_embedded(aligner, mixed)
+            hard_right += int((hard.argmax(-1) == target).sum())
+            soft_right += int((soft.argmax(-1) == target).sum())
+            frames += len(target)
+        print(f"temperature {temperature:g}: frames read as their phoneme from hard codes {100 * hard_right / frames:.1f} %, "
+              f"from soft codes {100 * soft_right / frames:.1f} % ({frames} frames)")
+
+
 def main() -> None:
     torch.set_num_threads(1)
     aligner = FrameAligner.from_pretrained("runs/aligner_frames").eval()
     tokenizer = PhonemeTokenizer(aligner.trained_on.vocab)
+    if sys.argv[1] == "--soft":
+        soft_reading(sys.argv[2], [float(t) for t in sys.argv[3:]], aligner, tokenizer)
+        return
     items = plan(read_manifest("runs/corpus10h/test.jsonl"), EvalConfig(modes=("cross-sentence",), n=60, seed=0))
     for n, name in enumerate(sys.argv[1:]):
         valle = VallE.from_pretrained(name)
