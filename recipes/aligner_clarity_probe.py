@@ -21,8 +21,6 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from valle.audio import load_audio
 from valle.codec.rvq import squared_distances
@@ -45,15 +43,6 @@ def clarity(aligner: FrameAligner, tokenizer: PhonemeTokenizer, codes: torch.Ten
             float((log_probs.argmax(-1) == target).float().mean()))
 
 
-def read_embedded(aligner: FrameAligner, x: Tensor) -> Tensor:
-    """The classifier's log-probabilities `[T, P]` from summed code embeddings `x` `[T, C]` of one whole utterance."""
-    mean, std = x.mean(0), x.std(0, unbiased=False).add(1e-5)  # the classifier's normalisation over time
-    h = ((x - mean) / std * aligner.norm_gain + aligner.norm_bias).T[None]
-    for convolution in aligner.convolutions:
-        h = h + F.gelu(convolution(h))
-    return aligner.output(h)[0].T.log_softmax(-1)
-
-
 def soft_reading(model: str, temperatures: list[float], aligner: FrameAligner, tokenizer: PhonemeTokenizer) -> None:
     valle = VallE.from_pretrained(model)
     stage = valle.frames.float()
@@ -66,13 +55,14 @@ def soft_reading(model: str, temperatures: list[float], aligner: FrameAligner, t
                 codes = valle._encode(load_audio(row.audio, valle.codec.sample_rate)).long()  # [K, T]
                 phonemes = torch.tensor(tokenizer(row.text, row.language))
                 target = phonemes[aligner.path(phonemes, codes, silent[phonemes])]
-                hard = read_embedded(aligner, sum(e(codes[level]) for level, e in enumerate(aligner.embeddings)))
+                lens = torch.tensor([codes.shape[1]])
+                hard = aligner(codes[None], lens)[0]
                 residual, mixed = stage.latents(codes[None])[0].float() / stage.latent_scale, 0
                 for level, embedding in enumerate(aligner.embeddings):
                     book = stage.codebooks[level].float() / stage.latent_scale
                     weights = (-squared_distances(residual, book) / book.std() / temperature).softmax(-1)
                     mixed, residual = mixed + weights @ embedding.weight, residual - weights @ book
-                soft = read_embedded(aligner, mixed)
+                soft = aligner.classify(mixed[None], lens)[0]
             hard_right += int((hard.argmax(-1) == target).sum())
             soft_right += int((soft.argmax(-1) == target).sum())
             frames += len(target)

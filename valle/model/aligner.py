@@ -80,8 +80,12 @@ class FrameAligner(nn.Module):
 
     def forward(self, codes: Tensor, code_lens: Tensor) -> Tensor:
         """Codes `[B, K, T]` (padded; `code_lens` `[B]`) -> phoneme logits `[B, T, n_phonemes]`."""
-        x = sum(embedding(codes[:, level]) for level, embedding in enumerate(self.embeddings))  # [B, T, C]
-        valid = lengths_to_mask(code_lens, codes.shape[2])[..., None].to(x.dtype)
+        return self.classify(sum(embedding(codes[:, level]) for level, embedding in enumerate(self.embeddings)), code_lens)
+
+    def classify(self, x: Tensor, code_lens: Tensor) -> Tensor:
+        """Summed code embeddings `[B, T, C]` -> phoneme logits `[B, T, n_phonemes]`: what `forward` does after the
+        embedding lookup, so that embeddings mixed by soft code weights (a path a gradient takes) are read too."""
+        valid = lengths_to_mask(code_lens, x.shape[1])[..., None].to(x.dtype)
         n = valid.sum(1, keepdim=True).clamp(min=1)
         mean = (x * valid).sum(1, keepdim=True) / n
         std = (((x - mean) ** 2 * valid).sum(1, keepdim=True) / n).add(1e-5).sqrt()
