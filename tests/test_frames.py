@@ -161,6 +161,11 @@ def test_soft_codes_weigh_each_levels_nearest_codewords_and_peak_at_the_codes_a_
     assert (weights[..., 0, :].max(-1).values > 0.9).all()
     weights[..., 1, :].max(-1).values.sum().backward()  # a later level's weights reach the latent too
     assert latent.grad.abs().sum() > 0
+    latent.grad = None
+    first_only = m.soft_codes(latent, candidates=4, gradient_levels=1)[1]
+    torch.testing.assert_close(first_only, weights.detach())  # the same weights, a gradient through level 1 only
+    first_only[..., 1:, :].max(-1).values.sum().backward()
+    assert latent.grad is None or latent.grad.abs().sum() == 0
 
 
 def test_voice_attention_starts_as_the_stage_without_it():

@@ -503,6 +503,8 @@ def test_a_frame_stage_run_forks_onto_a_phoneme_classifiers_loss_and_saves_no_cl
         replace(CONFIG, phoneme_loss=1.0)
     with pytest.raises(ConfigError, match="give phoneme_loss a weight"):
         replace(config, phoneme_teacher=str(aligner))
+    with pytest.raises(ConfigError, match="phoneme_loss_levels counts codec levels"):
+        replace(taught, phoneme_loss_levels=-1)
 
 
 def test_another_utterance_of_the_same_speaker_is_picked_uniformly():

@@ -45,9 +45,11 @@ class TrainConfig(DictConfig):
     # checkpoint to checkpoint than the weights of one step.
     ema: float = 0.0
     # With a weight above 0, the frame stage also learns how a frozen phoneme classifier reads its latents
-    # (valle.train.phoneme_teacher): the aligner in `phoneme_teacher`, or by default the one that ships for the codec.
+    # (valle.train.phoneme_teacher): the aligner in `phoneme_teacher`, or by default the one that ships for the codec;
+    # the loss reaches the latent through the first `phoneme_loss_levels` codec levels (0: all).
     phoneme_loss: float = 0.0
     phoneme_teacher: str | None = None
+    phoneme_loss_levels: int = 4
 
     def __post_init__(self) -> None:
         if not 0 <= self.ema < 1:
@@ -57,6 +59,8 @@ class TrainConfig(DictConfig):
         if self.phoneme_loss < 0 or (self.phoneme_loss > 0 and self.stage != "frames"):
             raise ConfigError(f"phoneme_loss weighs the frame stage's phoneme classifier loss: 0 or more, and above 0 "
                               f"only with stage 'frames' (got {self.phoneme_loss} for stage {self.stage!r})")
+        if self.phoneme_loss_levels < 0:
+            raise ConfigError(f"phoneme_loss_levels counts codec levels (0: all), got {self.phoneme_loss_levels}")
         if self.phoneme_teacher is not None and self.phoneme_loss == 0:
             raise ConfigError("phoneme_teacher is the classifier of phoneme_loss; give phoneme_loss a weight above 0")
         if self.voice_prompt not in ("same", "other"):

@@ -24,15 +24,18 @@ from valle.train.align import load_aligner_for, shipped_aligner
 
 
 class PhonemeTeacher:
-    def __init__(self, aligner: FrameAligner) -> None:
+    def __init__(self, aligner: FrameAligner, levels: int | None = None) -> None:
+        """`levels`: how many of the first codec levels the loss reaches the latent through (all by default)."""
         self.aligner = aligner.eval().requires_grad_(False)
+        self.levels = levels
 
     @classmethod
-    def for_corpus(cls, corpus: TokenizedCorpus | JoinedCorpus, folder: str | Path | None = None) -> Self:
+    def for_corpus(cls, corpus: TokenizedCorpus | JoinedCorpus, folder: str | Path | None = None,
+                   levels: int | None = None) -> Self:
         """The aligner in `folder` (by default the one that ships for the corpus's codec), refused unless it reads the
         corpus's codes and phoneme ids."""
         folder = folder or shipped_aligner(corpus.codec)
-        return cls(load_aligner_for(folder, corpus, "the training data"))
+        return cls(load_aligner_for(folder, corpus, "the training data"), levels)
 
     def to(self, device: torch.device) -> Self:
         self.aligner.to(device)
@@ -43,6 +46,6 @@ class PhonemeTeacher:
         classifier reads the stage's `latent` `[B, T, D]`, over the `code_lens` `[B]` frames of each utterance."""
         valid = lengths_to_mask(code_lens, latent.shape[1])
         x = latent.new_zeros(*valid.shape, self.aligner.config.channels, dtype=torch.float32)
-        x[valid] = self.aligner.embed_soft(*stage.soft_codes(latent[valid]))  # the padding costs nothing
+        x[valid] = self.aligner.embed_soft(*stage.soft_codes(latent[valid], gradient_levels=self.levels))  # no padding
         logits = self.aligner.classify(x, code_lens)
         return F.cross_entropy(logits[valid].float(), phonemes.gather(1, alignment)[valid])

@@ -53,7 +53,7 @@ EMA = "ema"  # the average of the weights (`TrainConfig.ema`) at the last checkp
 # weights are read from (a source folder that has moved: the checkpoint's weights replace them), or a phoneme
 # classifier's loss added from now on (a fork of the run, in a copy of its folder, against the run as it goes on).
 RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "valid_every", "valid_utterances", "ema", "init",
-                     "phoneme_loss", "phoneme_teacher")
+                     "phoneme_loss", "phoneme_teacher", "phoneme_loss_levels")
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -153,7 +153,10 @@ class Trainer(Loop):
                            f"fresh: {', '.join(fresh) or 'none'}")
         if config.trained:
             freeze_except(model, config.trained)
-        self.teacher = PhonemeTeacher.for_corpus(self.corpus, config.phoneme_teacher).to(device) if config.phoneme_loss else None
+        self.teacher = None
+        if config.phoneme_loss:
+            levels = config.phoneme_loss_levels or None
+            self.teacher = PhonemeTeacher.for_corpus(self.corpus, config.phoneme_teacher, levels).to(device)
         device_ids = [device.index] if device.type == "cuda" else None
         self.ddp = nn.parallel.DistributedDataParallel(model, device_ids=device_ids) if self.world_size > 1 else model
         learning = [p for p in model.parameters() if p.requires_grad]
