@@ -5,8 +5,12 @@ On 12 validation utterances, a frame stage's training losses and the phoneme los
 differentiated with respect to the stage's weights: the norm of each gradient, their cosine, and the
 phoneme loss's gradient when it reaches the latent through only the first 1, 2, 4 or all 8 levels.
 The weight of the loss in a training config (`phoneme_loss`) scales the second norm against the first.
+Then, for each tokenised folder given after the stage, the loss on the recordings' own latents of
+16 of its utterances: how well the classifier reads each part of a training corpus at all.
 
-    python recipes/phoneme_loss_gradients.py runs/frames_contour_codes_scratch_at8000/latest   # 1 thread, a minute
+    python recipes/phoneme_loss_gradients.py runs/frames_contour_codes_scratch_at8000/latest \
+        runs/tokens/valid runs/tokens/train38h runs/tokens/mix1_human_train runs/tokens/synth_de_train \
+        runs/tokens/synth_ru_train                                      # 1 thread, a minute
 """
 
 import sys
@@ -46,6 +50,14 @@ def main() -> None:
         cosine = sum(float((a * b).sum()) for a, b in zip(own, taught) if a is not None and b is not None)
         print(f"phoneme loss {loss.item():.3f} through levels 1-{levels or stage.config.n_codebooks}: gradient norm "
               f"{norm(taught):.2f}, cosine with the stage's own {cosine / norm(own) / norm(taught):+.3f}")
+    for folder in sys.argv[2:]:
+        part = open_corpus([folder])
+        items = [part[i] for i in range(0, len(part), max(1, len(part) // 16))][:16]
+        phonemes, _, codes, code_lens = collate(items)
+        with torch.no_grad():
+            loss = PhonemeTeacher.for_corpus(part).loss(stage, stage.latents(codes), phonemes,
+                                                        collate_alignments(items, stage, codes.shape[2]), code_lens)
+        print(f"{folder}: phoneme loss on the recordings' own latents {loss.item():.3f}")
 
 
 if __name__ == "__main__":
