@@ -493,7 +493,9 @@ def test_a_frame_stage_run_forks_onto_a_phoneme_classifiers_loss_and_saves_no_cl
         Trainer(taught, aligned_shards, fork)
     aligner = train_aligner([aligned_shards], tmp_path / "aligner", AlignerTraining(rounds=1, epochs=1, batch_size=4),
                             AlignerConfig(channels=16, layers=1, kernel=3))
-    Trainer(replace(taught, phoneme_teacher=str(aligner)), aligned_shards, fork).fit(resume=True)
+    languages = sorted({u.language for u in TokenizedCorpus(aligned_shards)})  # every utterance's: the mask's path
+    Trainer(replace(taught, phoneme_teacher=str(aligner), phoneme_loss_languages=languages), aligned_shards,
+            fork).fit(resume=True)
     records = [json.loads(line) for line in (fork / "metrics.jsonl").read_text().splitlines()]
     assert all(("phoneme" in r) == (r["step"] > 3) for r in records if "loss" in r)
     assert all(math.isfinite(r["phoneme"]) for r in records if "phoneme" in r)
@@ -503,6 +505,8 @@ def test_a_frame_stage_run_forks_onto_a_phoneme_classifiers_loss_and_saves_no_cl
         replace(CONFIG, phoneme_loss=1.0)
     with pytest.raises(ConfigError, match="give phoneme_loss a weight"):
         replace(config, phoneme_teacher=str(aligner))
+    with pytest.raises(ConfigError, match="give phoneme_loss a weight"):
+        replace(config, phoneme_loss_languages=["en-us"])
     with pytest.raises(ConfigError, match="phoneme_loss_levels counts codec levels"):
         replace(taught, phoneme_loss_levels=-1)
 
@@ -625,6 +629,11 @@ def test_a_frozen_phoneme_classifier_teaches_the_frame_stage_through_its_soft_co
         assert stage.latent_head.weight.grad.abs().sum() > 0
         optimizer.step()
     assert float(loss) < 0.5 * first  # the stage learnt to say what the classifier hears
+    taught = torch.tensor([True, False] * 4)  # only some utterances: the loss is theirs alone
+    alone = teacher.loss(stage, latent[::2], phonemes[::2], alignment[::2], c_lens[::2])
+    torch.testing.assert_close(teacher.loss(stage, latent, phonemes, alignment, c_lens, taught), alone)
+    none = teacher.loss(stage, latent, phonemes, alignment, c_lens, torch.zeros(8, dtype=torch.bool))
+    assert none == 0 and none.requires_grad
     assert all(p.grad is None and not p.requires_grad for p in aligner.parameters())
     assert all(torch.equal(v, before[k]) for k, v in aligner.state_dict().items())
 

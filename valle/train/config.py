@@ -46,10 +46,12 @@ class TrainConfig(DictConfig):
     ema: float = 0.0
     # With a weight above 0, the frame stage also learns how a frozen phoneme classifier reads its latents
     # (valle.train.phoneme_teacher): the aligner in `phoneme_teacher`, or by default the one that ships for the codec;
-    # the loss reaches the latent through the first `phoneme_loss_levels` codec levels (0: all).
+    # the loss reaches the latent through the first `phoneme_loss_levels` codec levels (0: all), on the utterances
+    # in `phoneme_loss_languages` (empty: all; a classifier trained on one language reads the others' frames poorly).
     phoneme_loss: float = 0.0
     phoneme_teacher: str | None = None
     phoneme_loss_levels: int = 4
+    phoneme_loss_languages: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not 0 <= self.ema < 1:
@@ -61,8 +63,9 @@ class TrainConfig(DictConfig):
                               f"only with stage 'frames' (got {self.phoneme_loss} for stage {self.stage!r})")
         if self.phoneme_loss_levels < 0:
             raise ConfigError(f"phoneme_loss_levels counts codec levels (0: all), got {self.phoneme_loss_levels}")
-        if self.phoneme_teacher is not None and self.phoneme_loss == 0:
-            raise ConfigError("phoneme_teacher is the classifier of phoneme_loss; give phoneme_loss a weight above 0")
+        if (self.phoneme_teacher is not None or self.phoneme_loss_languages) and self.phoneme_loss == 0:
+            raise ConfigError("phoneme_teacher and phoneme_loss_languages shape phoneme_loss; give phoneme_loss a "
+                              "weight above 0")
         if self.voice_prompt not in ("same", "other"):
             raise ConfigError(f"voice_prompt must be 'same' or 'other', got {self.voice_prompt!r}")
         if self.voice_prompt == "other" and self.stage != "frames":

@@ -41,10 +41,16 @@ class PhonemeTeacher:
         self.aligner.to(device)
         return self
 
-    def loss(self, stage: FrameModel, latent: Tensor, phonemes: Tensor, alignment: Tensor, code_lens: Tensor) -> Tensor:
+    def loss(self, stage: FrameModel, latent: Tensor, phonemes: Tensor, alignment: Tensor, code_lens: Tensor,
+             taught: Tensor | None = None) -> Tensor:
         """The cross-entropy of each frame's phoneme (`phonemes` `[B, P]` at the frame's `alignment` `[B, T]`) as the
-        classifier reads the stage's `latent` `[B, T, D]`, over the `code_lens` `[B]` frames of each utterance."""
+        classifier reads the stage's `latent` `[B, T, D]`, over the `code_lens` `[B]` frames of each utterance (of
+        those `taught` `[B]`, where given; 0 when none is)."""
         valid = lengths_to_mask(code_lens, latent.shape[1])
+        if taught is not None:
+            valid = valid & taught[:, None]
+        if not valid.any():
+            return latent.sum() * 0  # a loss of 0 that keeps the graph's shape on every rank
         x = latent.new_zeros(*valid.shape, self.aligner.config.channels, dtype=torch.float32)
         x[valid] = self.aligner.embed_soft(*stage.soft_codes(latent[valid], gradient_levels=self.levels))  # no padding
         logits = self.aligner.classify(x, code_lens)

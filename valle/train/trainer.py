@@ -53,7 +53,7 @@ EMA = "ema"  # the average of the weights (`TrainConfig.ema`) at the last checkp
 # weights are read from (a source folder that has moved: the checkpoint's weights replace them), or a phoneme
 # classifier's loss added from now on (a fork of the run, in a copy of its folder, against the run as it goes on).
 RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "valid_every", "valid_utterances", "ema", "init",
-                     "phoneme_loss", "phoneme_teacher", "phoneme_loss_levels")
+                     "phoneme_loss", "phoneme_teacher", "phoneme_loss_levels", "phoneme_loss_languages")
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -205,7 +205,10 @@ class Trainer(Loop):
                 metrics |= {"code": out.code_loss.item()} if self.model_config.code_loss else {}
                 if self.teacher is None:
                     return out.loss, metrics
-                phoneme_loss = self.teacher.loss(self.model, out.latent, phonemes, alignment, code_lens)
+                taught = None
+                if self.config.phoneme_loss_languages:
+                    taught = torch.tensor([u.language in self.config.phoneme_loss_languages for u in items], device=self.device)
+                phoneme_loss = self.teacher.loss(self.model, out.latent, phonemes, alignment, code_lens, taught)
                 return out.loss + self.config.phoneme_loss * phoneme_loss, metrics | {"phoneme": phoneme_loss.item()}
             if self.config.stage == "ar":
                 out = self.ddp(phonemes, phoneme_lens, codes, code_lens, languages,
