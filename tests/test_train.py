@@ -628,6 +628,7 @@ def test_a_frozen_phoneme_classifier_teaches_the_frame_stage_through_its_soft_co
         loss.backward()
         assert stage.latent_head.weight.grad.abs().sum() > 0
         optimizer.step()
+    assert first > truth  # the untrained stage's latents read worse than the true ones
     assert float(loss) < 0.5 * first  # the stage learnt to say what the classifier hears
     taught = torch.tensor([True, False] * 4)  # only some utterances: the loss is theirs alone
     alone = teacher.loss(stage, latent[::2], phonemes[::2], alignment[::2], c_lens[::2])
