@@ -9,12 +9,12 @@ frames are read less plainly than another's where Whisper hears fewer of its wor
 classifier, frozen, can tell a stage in training which frames mispronounce (recipes/tournament.md).
 
 A stage in training gives latents, not codes. `--soft` checks that the classifier reads them as well:
-on 12 test recordings, the codec's latent is turned into soft codes level by level
-(`FrameModel.soft_codes`, the path `valle.train.phoneme_teacher` trains a stage through), and the
-classifier reads the codes' embeddings so mixed (`FrameAligner.embed_soft`).
+on 12 test recordings, the codec's latent is turned into soft codes level by level (a softmax over
+the negative squared distances to each codebook, over its spread, as `FrameModel.code_cross_entropy`
+scores codes, at the temperatures given), and the classifier reads the codes' embeddings so mixed.
 
     python recipes/aligner_clarity_probe.py default runs/m_scratch9000     # 1 thread, about a minute
-    python recipes/aligner_clarity_probe.py --soft runs/m_scratch9000
+    python recipes/aligner_clarity_probe.py --soft runs/m_scratch9000 1 0.3 0.1
 """
 
 import sys
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from valle.audio import load_audio
+from valle.codec.rvq import squared_distances
 from valle.data.manifest import read_manifest
 from valle.eval.protocol import EvalConfig, plan
 from valle.infer import VallE
@@ -42,24 +43,31 @@ def clarity(aligner: FrameAligner, tokenizer: PhonemeTokenizer, codes: torch.Ten
             float((log_probs.argmax(-1) == target).float().mean()))
 
 
-def soft_reading(model: str, aligner: FrameAligner, tokenizer: PhonemeTokenizer) -> None:
+def soft_reading(model: str, temperatures: list[float], aligner: FrameAligner, tokenizer: PhonemeTokenizer) -> None:
     valle = VallE.from_pretrained(model)
     stage = valle.frames.float()
     silent = torch.tensor(aligner.trained_on.vocab.silent())
-    hard_right = soft_right = frames = 0
-    for row in read_manifest("runs/corpus10h/test.jsonl")[::40][:12]:
-        with torch.no_grad():
-            codes = valle._encode(load_audio(row.audio, valle.codec.sample_rate)).long()  # [K, T]
-            phonemes = torch.tensor(tokenizer(row.text, row.language))
-            target = phonemes[aligner.path(phonemes, codes, silent[phonemes])]
-            lens = torch.tensor([codes.shape[1]])
-            hard = aligner(codes[None], lens)[0]
-            soft = aligner.classify(aligner.embed_soft(*stage.soft_codes(stage.latents(codes[None]))), lens)[0]
-        hard_right += int((hard.argmax(-1) == target).sum())
-        soft_right += int((soft.argmax(-1) == target).sum())
-        frames += len(target)
-    print(f"frames read as their phoneme from hard codes {100 * hard_right / frames:.1f} %, "
-          f"from soft codes {100 * soft_right / frames:.1f} % ({frames} frames)")
+    rows = read_manifest("runs/corpus10h/test.jsonl")[::40][:12]
+    for temperature in temperatures:
+        hard_right = soft_right = frames = 0
+        for row in rows:
+            with torch.no_grad():
+                codes = valle._encode(load_audio(row.audio, valle.codec.sample_rate)).long()  # [K, T]
+                phonemes = torch.tensor(tokenizer(row.text, row.language))
+                target = phonemes[aligner.path(phonemes, codes, silent[phonemes])]
+                lens = torch.tensor([codes.shape[1]])
+                hard = aligner(codes[None], lens)[0]
+                residual, mixed = stage.latents(codes[None])[0].float() / stage.latent_scale, 0
+                for level, embedding in enumerate(aligner.embeddings):
+                    book = stage.codebooks[level].float() / stage.latent_scale
+                    weights = (-squared_distances(residual, book) / book.std() / temperature).softmax(-1)
+                    mixed, residual = mixed + weights @ embedding.weight, residual - weights @ book
+                soft = aligner.classify(mixed[None], lens)[0]
+            hard_right += int((hard.argmax(-1) == target).sum())
+            soft_right += int((soft.argmax(-1) == target).sum())
+            frames += len(target)
+        print(f"temperature {temperature:g}: frames read as their phoneme from hard codes {100 * hard_right / frames:.1f} %, "
+              f"from soft codes {100 * soft_right / frames:.1f} % ({frames} frames)")
 
 
 def main() -> None:
@@ -67,7 +75,7 @@ def main() -> None:
     aligner = FrameAligner.from_pretrained("runs/aligner_frames").eval()
     tokenizer = PhonemeTokenizer(aligner.trained_on.vocab)
     if sys.argv[1] == "--soft":
-        soft_reading(sys.argv[2], aligner, tokenizer)
+        soft_reading(sys.argv[2], [float(t) for t in sys.argv[3:]], aligner, tokenizer)
         return
     items = plan(read_manifest("runs/corpus10h/test.jsonl"), EvalConfig(modes=("cross-sentence",), n=60, seed=0))
     for n, name in enumerate(sys.argv[1:]):

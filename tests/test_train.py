@@ -17,10 +17,6 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from conftest import TINY, speechlike
-from test_frames import N_PHONEMES as FRAME_PHONEMES
-from test_frames import collate as collate_frames
-from test_frames import model as frame_stage
-from test_frames import utterances as frame_utterances
 
 import valle.train.align
 from valle.cli import main
@@ -33,14 +29,12 @@ from valle.data.tokenize import tokenize_manifest
 from valle.errors import ConfigError, CorpusError
 from valle.model import ARModel, Stage, TrainedOn, preset
 from valle.model.aligner import AlignerConfig
-from valle.model.frames import path_of
 from valle.text import PhonemeVocab
 from valle.train.align import AlignerTraining, align_corpus, fit_aligner, flat_start, train_aligner, word_starts
 from valle.train.batching import BucketBatchSampler, OtherUtterances, collate, phoneme_languages
 from valle.train.config import TrainConfig
-from valle.train.phoneme_teacher import PhonemeTeacher
 from valle.train.plots import plot_metrics
-from valle.train.trainer import AUDIO_EMBEDDING, LATEST, TEXT_EMBEDDING, Trainer, warm_start
+from valle.train.trainer import AUDIO_EMBEDDING, TEXT_EMBEDDING, Trainer, warm_start
 from valle.train.validate import heldout_metrics, loss_per_frame
 
 SENTENCES = ["Hello world.", "A quick brown fox jumps.", "She sells sea shells.", "Time flies like an arrow.",
@@ -484,33 +478,6 @@ def test_the_frame_stage_trains_on_the_codec_latents_resumes_exactly_and_scores_
         Trainer(config, shards, tmp_path / "unaligned").fit()
 
 
-def test_a_frame_stage_run_forks_onto_a_phoneme_classifiers_loss_and_saves_no_classifier(aligned_shards, tmp_path):
-    config = replace(CONFIG, stage="frames")
-    Trainer(config, aligned_shards, tmp_path / "run").fit(stop_after=3)
-    fork = Path(shutil.copytree(tmp_path / "run", tmp_path / "fork"))
-    taught = replace(config, phoneme_loss=1.0)
-    with pytest.raises(ConfigError, match="no aligner ships for the codes of"):  # the tiny codec's: none ships
-        Trainer(taught, aligned_shards, fork)
-    aligner = train_aligner([aligned_shards], tmp_path / "aligner", AlignerTraining(rounds=1, epochs=1, batch_size=4),
-                            AlignerConfig(channels=16, layers=1, kernel=3))
-    languages = sorted({u.language for u in TokenizedCorpus(aligned_shards)})  # every utterance's: the mask's path
-    Trainer(replace(taught, phoneme_teacher=str(aligner), phoneme_loss_languages=languages), aligned_shards,
-            fork).fit(resume=True)
-    records = [json.loads(line) for line in (fork / "metrics.jsonl").read_text().splitlines()]
-    assert all(("phoneme" in r) == (r["step"] > 3) for r in records if "loss" in r)
-    assert all(math.isfinite(r["phoneme"]) for r in records if "phoneme" in r)
-    saved = Stage.from_pretrained(fork / "model")  # the stage alone: the classifier was only its teacher
-    assert saved.state_dict().keys() == Stage.from_pretrained(tmp_path / "run" / LATEST).state_dict().keys()
-    with pytest.raises(ConfigError, match="only with stage 'frames'"):
-        replace(CONFIG, phoneme_loss=1.0)
-    with pytest.raises(ConfigError, match="give phoneme_loss a weight"):
-        replace(config, phoneme_teacher=str(aligner))
-    with pytest.raises(ConfigError, match="give phoneme_loss a weight"):
-        replace(config, phoneme_loss_languages=["en-us"])
-    with pytest.raises(ConfigError, match="phoneme_loss_levels counts codec levels"):
-        replace(taught, phoneme_loss_levels=-1)
-
-
 def test_another_utterance_of_the_same_speaker_is_picked_uniformly():
     other = OtherUtterances(["a", "b", "a", "c", "a", "b"])
     generator = torch.Generator().manual_seed(0)
@@ -596,47 +563,6 @@ def test_the_frame_aligner_finds_the_true_alignment_from_a_flat_start():
     right = float(torch.cat([p == t for p, t in zip(paths, truths)]).float().mean())
     right_flat = float(torch.cat([p == t for p, t in zip(flat, truths)]).float().mean())
     assert right > 0.9 and right > right_flat + 0.2
-
-
-def test_a_frozen_phoneme_classifier_teaches_the_frame_stage_through_its_soft_codes_and_learns_nothing():
-    stage = frame_stage()
-    items = frame_utterances(40)
-    tokenized = [TokenizedUtterance(f"u{i}", "s", "", "en-us", 1.0, p, c, path_of(d)) for i, (p, d, c) in enumerate(items)]
-    sizes = AlignerConfig(n_phonemes=FRAME_PHONEMES, n_codebooks=stage.config.n_codebooks,
-                          codebook_size=stage.config.codebook_size, channels=16, layers=1, kernel=3)
-    aligner = fit_aligner(tokenized, torch.zeros(FRAME_PHONEMES, dtype=torch.bool), sizes,
-                          AlignerTraining(rounds=1, epochs=10, batch_size=8, learning_rate=5e-3))
-    before = {k: v.clone() for k, v in aligner.state_dict().items()}
-    aligner.zero_grad(set_to_none=True)
-    teacher = PhonemeTeacher(aligner)
-    phonemes, p_lens, codes, c_lens, alignment = collate_frames(items[:8])
-    hard = codes.transpose(1, 2)[..., None]  # one candidate per level, of weight 1: the codes themselves
-    torch.testing.assert_close(aligner.classify(aligner.embed_soft(hard, torch.ones(hard.shape)), c_lens),
-                               aligner(codes, c_lens))
-    # The true latents read as their phonemes far better than chance (the later levels of these codebooks, too close
-    # to tell apart, blur their soft codes); the untrained stage's latents do not.
-    truth = teacher.loss(stage, stage.latents(codes), phonemes, alignment, c_lens)
-    assert truth < 0.7 * math.log(FRAME_PHONEMES)
-    optimizer = torch.optim.Adam(stage.parameters(), lr=3e-3)
-    prompt = codes[:, :, :4]
-    first = None
-    for _ in range(40):
-        latent = stage(phonemes, p_lens, codes, c_lens, alignment, prompt, torch.full((8,), 4)).latent
-        loss = teacher.loss(stage, latent, phonemes, alignment, c_lens)
-        first = first if first is not None else float(loss)
-        optimizer.zero_grad()
-        loss.backward()
-        assert stage.latent_head.weight.grad.abs().sum() > 0
-        optimizer.step()
-    assert first > truth  # the untrained stage's latents read worse than the true ones
-    assert float(loss) < 0.5 * first  # the stage learnt to say what the classifier hears
-    taught = torch.tensor([True, False] * 4)  # only some utterances: the loss is theirs alone
-    alone = teacher.loss(stage, latent[::2], phonemes[::2], alignment[::2], c_lens[::2])
-    torch.testing.assert_close(teacher.loss(stage, latent, phonemes, alignment, c_lens, taught), alone)
-    none = teacher.loss(stage, latent, phonemes, alignment, c_lens, torch.zeros(8, dtype=torch.bool))
-    assert none == 0 and none.requires_grad
-    assert all(p.grad is None and not p.requires_grad for p in aligner.parameters())
-    assert all(torch.equal(v, before[k]) for k, v in aligner.state_dict().items())
 
 
 def test_a_word_starts_where_its_first_sounding_phoneme_does():

@@ -82,16 +82,9 @@ class FrameAligner(nn.Module):
         """Codes `[B, K, T]` (padded; `code_lens` `[B]`) -> phoneme logits `[B, T, n_phonemes]`."""
         return self.classify(sum(embedding(codes[:, level]) for level, embedding in enumerate(self.embeddings)), code_lens)
 
-    def embed_soft(self, codes: Tensor, weights: Tensor) -> Tensor:
-        """Soft codes (`codes` `[..., K, C]`, each level's candidate codes, and their `weights`) -> summed code
-        embeddings `[..., channels]`: the lookup of `forward` as a path a gradient takes; one candidate per level
-        of weight 1 gives the lookup of those codes."""
-        return sum((weights[..., level, :, None] * embedding(codes[..., level, :])).sum(-2)
-                   for level, embedding in enumerate(self.embeddings))
-
     def classify(self, x: Tensor, code_lens: Tensor) -> Tensor:
         """Summed code embeddings `[B, T, C]` -> phoneme logits `[B, T, n_phonemes]`: what `forward` does after the
-        embedding lookup, so that embeddings mixed by soft codes (`embed_soft`) are read too."""
+        embedding lookup, so that embeddings mixed by soft code weights (a path a gradient takes) are read too."""
         valid = lengths_to_mask(code_lens, x.shape[1])[..., None].to(x.dtype)
         n = valid.sum(1, keepdim=True).clamp(min=1)
         mean = (x * valid).sum(1, keepdim=True) / n

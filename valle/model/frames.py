@@ -57,7 +57,6 @@ MAX_POSITION = 32  # frames into a phoneme (and left of it) told apart; longer p
 PITCH_BINS = 64  # steps of log F0 over F0_RANGE told apart (0.6 semitones each); bin 0 is unvoiced
 DEFAULT_PITCH = math.log2(150.0)  # the median log2 F0 assumed of a prompt with too little voiced speech to measure
 PACE_RANGE = (0.5, 2.0)  # a prompt's pace trusted within these (a wrong transcript would give any)
-SOFT_CANDIDATES = 8  # codewords a soft code weighs per level (`soft_codes`): the nearest
 
 
 @dataclass
@@ -279,35 +278,6 @@ class FrameModel(Stage):
             loss = loss + F.cross_entropy(-squared_distances(residual, book) / book.std(), real[:, level])
             residual = residual - book[real[:, level]]
         return loss / self.config.code_loss_levels
-
-    def soft_codes(self, latent: Tensor, candidates: int = SOFT_CANDIDATES,
-                   gradient_levels: int | None = None) -> tuple[Tensor, Tensor]:
-        """Each level's code of `latent` `[..., D]` as weights over its nearest `candidates` codewords: the codes
-        `[..., K, candidates]` and their weights. Level by level as the quantiser reads the latent, but
-        differentiably: a level's weights are a softmax over the negative squared distances from what the levels
-        before leave of the latent to its codewords, over the spread of its codebook (as `code_cross_entropy`
-        scores them), and the next level reads what the weighted codewords leave.
-
-        A model that reads codes (a phoneme classifier: `valle.train.phoneme_teacher`) can read a latent so, and a
-        loss on what it reads reaches the latent. Only the nearest codewords are weighed: the rest hold a trace of
-        the weight and would cost as much again as the codebook has codewords. With `gradient_levels`, only the
-        first levels pass a gradient: a later level's codebook spreads less, so its weights turn on smaller moves
-        of the latent, and its gradient, about the latent's finest detail, outweighs the first levels' (5 to 1 for
-        levels 5-8 against 1-4, for the phoneme classifier on held-out frames: recipes/tournament.md)."""
-        residual, codes, weights = latent.float().flatten(0, -2) / self.latent_scale, [], []
-        for level in range(self.config.n_codebooks):
-            if level == gradient_levels:
-                residual = residual.detach()
-            book = self.codebooks[level].float() / self.latent_scale
-            with torch.no_grad():
-                nearest = squared_distances(residual, book).topk(candidates, dim=1, largest=False).indices  # [N, C]
-            words = book[nearest]  # [N, C, D]
-            weight = (-(residual[:, None] - words).pow(2).sum(-1) / book.std()).softmax(-1)
-            residual = residual - (weight[..., None] * words).sum(1)
-            codes.append(nearest)
-            weights.append(weight)
-        return (torch.stack(codes, dim=1).unflatten(0, latent.shape[:-1]),
-                torch.stack(weights, dim=1).unflatten(0, latent.shape[:-1]))
 
     def latents(self, codes: Tensor) -> Tensor:
         """Codes `[B, K, T]` -> the codec's quantised latents `[B, T, D]`."""

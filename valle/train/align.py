@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from valle.codec import CodecRecord, load_codec
 from valle.config import DictConfig
-from valle.data.shards import JoinedCorpus, TokenizedCorpus, TokenizedUtterance, open_corpus, write_alignments
+from valle.data.shards import TokenizedCorpus, TokenizedUtterance, open_corpus, write_alignments
 from valle.errors import ConfigError
 from valle.model.aligner import AlignerConfig, FrameAligner
 from valle.model.stage import IGNORE, TrainedOn
@@ -180,19 +180,6 @@ def shipped_aligner(codec: CodecRecord) -> Path:
                       "train one with `valle data train-aligner` and give it with --aligner")
 
 
-def load_aligner_for(folder: str | Path, corpus: TokenizedCorpus | JoinedCorpus, name: str | Path) -> FrameAligner:
-    """The aligner in `folder`, refused unless it reads the codes and phoneme ids of `corpus` (called `name`)."""
-    model = FrameAligner.from_pretrained(folder)
-    vocab, codec = model.trained_on.vocab, model.trained_on.codec
-    if vocab.tokens[:len(corpus.vocab)] != corpus.vocab.tokens:  # the folder's ids must mean the aligner's phones
-        raise ConfigError(f"{folder} was trained on another phoneme vocabulary than {name}'s (or an earlier "
-                          "version of it); train an aligner on folders of this vocabulary")
-    if corpus.codec.identity() != codec.identity():
-        raise ConfigError(f"{folder} reads {codec.name} codes and {name} holds {corpus.codec.name} codes; train "
-                          "an aligner on folders of this codec")
-    return model
-
-
 def align_corpus(directory: str | Path, aligner: str | Path | None = None, workers: int = 1) -> Path:
     """Write `alignments.safetensors` into the tokenised folder `directory`, with the aligner folder `aligner`
     (by default the one that ships for the folder's codec).
@@ -202,7 +189,14 @@ def align_corpus(directory: str | Path, aligner: str | Path | None = None, worke
     """
     corpus = TokenizedCorpus(directory)
     aligner = aligner or shipped_aligner(corpus.codec)
-    model = load_aligner_for(aligner, corpus, directory)
+    model = FrameAligner.from_pretrained(aligner)
+    vocab, codec = model.trained_on.vocab, model.trained_on.codec
+    if vocab.tokens[:len(corpus.vocab)] != corpus.vocab.tokens:  # the folder's ids must mean the aligner's phones
+        raise ConfigError(f"{aligner} was trained on another phoneme vocabulary than {directory}'s (or an earlier "
+                          "version of it); train an aligner on folders of this vocabulary")
+    if corpus.codec.identity() != codec.identity():
+        raise ConfigError(f"{aligner} reads {codec.name} codes and {directory} holds {corpus.codec.name} codes; train "
+                          "an aligner on folders of this codec")
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {workers}")
     with multiprocessing.get_context("fork").Pool(workers, _start_worker, (model, corpus.directory)) as pool:

@@ -44,28 +44,12 @@ class TrainConfig(DictConfig):
     # at every checkpoint (0: none). An average over the last ~1 / (1 - ema) steps varies less from
     # checkpoint to checkpoint than the weights of one step.
     ema: float = 0.0
-    # With a weight above 0, the frame stage also learns how a frozen phoneme classifier reads its latents
-    # (valle.train.phoneme_teacher): the aligner in `phoneme_teacher`, or by default the one that ships for the codec;
-    # the loss reaches the latent through the first `phoneme_loss_levels` codec levels (0: all), on the utterances
-    # in `phoneme_loss_languages` (empty: all; a classifier trained on one language reads the others' frames poorly).
-    phoneme_loss: float = 0.0
-    phoneme_teacher: str | None = None
-    phoneme_loss_levels: int = 4
-    phoneme_loss_languages: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not 0 <= self.ema < 1:
             raise ConfigError(f"ema must be in [0, 1) (0: no average of the weights), got {self.ema}")
         if self.stage not in ("ar", "nar", "frames"):
             raise ConfigError(f"stage must be 'ar', 'nar' or 'frames', got {self.stage!r}")
-        if self.phoneme_loss < 0 or (self.phoneme_loss > 0 and self.stage != "frames"):
-            raise ConfigError(f"phoneme_loss weighs the frame stage's phoneme classifier loss: 0 or more, and above 0 "
-                              f"only with stage 'frames' (got {self.phoneme_loss} for stage {self.stage!r})")
-        if self.phoneme_loss_levels < 0:
-            raise ConfigError(f"phoneme_loss_levels counts codec levels (0: all), got {self.phoneme_loss_levels}")
-        if (self.phoneme_teacher is not None or self.phoneme_loss_languages) and self.phoneme_loss == 0:
-            raise ConfigError("phoneme_teacher and phoneme_loss_languages shape phoneme_loss; give phoneme_loss a "
-                              "weight above 0")
         if self.voice_prompt not in ("same", "other"):
             raise ConfigError(f"voice_prompt must be 'same' or 'other', got {self.voice_prompt!r}")
         if self.voice_prompt == "other" and self.stage != "frames":

@@ -41,7 +41,6 @@ from valle.train.batching import (
 )
 from valle.train.config import TrainConfig
 from valle.train.loop import CHECKPOINT, Loop, Settings, linear_decay
-from valle.train.phoneme_teacher import PhonemeTeacher
 from valle.train.validate import heldout_metrics
 
 TEXT_EMBEDDING = "text_embedding.weight"  # grows with the phoneme vocabulary (warm_start)
@@ -50,10 +49,8 @@ LATEST = "latest"  # the weights of the last checkpoint as a stage folder: a run
 EMA = "ema"  # the average of the weights (`TrainConfig.ema`) at the last checkpoint, as a stage folder
 # What a resumed run may change: training longer (the decay stretches to the new end), logging differently,
 # keeping an average of the weights from now on (it starts from the weights as they are), or where the starting
-# weights are read from (a source folder that has moved: the checkpoint's weights replace them), or a phoneme
-# classifier's loss added from now on (a fork of the run, in a copy of its folder, against the run as it goes on).
-RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "valid_every", "valid_utterances", "ema", "init",
-                     "phoneme_loss", "phoneme_teacher", "phoneme_loss_levels", "phoneme_loss_languages")
+# weights are read from (a source folder that has moved: the checkpoint's weights replace them).
+RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "valid_every", "valid_utterances", "ema", "init")
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -153,10 +150,6 @@ class Trainer(Loop):
                            f"fresh: {', '.join(fresh) or 'none'}")
         if config.trained:
             freeze_except(model, config.trained)
-        self.teacher = None
-        if config.phoneme_loss:
-            levels = config.phoneme_loss_levels or None
-            self.teacher = PhonemeTeacher.for_corpus(self.corpus, config.phoneme_teacher, levels).to(device)
         device_ids = [device.index] if device.type == "cuda" else None
         self.ddp = nn.parallel.DistributedDataParallel(model, device_ids=device_ids) if self.world_size > 1 else model
         learning = [p for p in model.parameters() if p.requires_grad]
@@ -196,20 +189,12 @@ class Trainer(Loop):
             if self.config.stage == "frames":
                 pitch = collate_pitch(items, self.model, codes.shape[2], self.device)
                 prompt, prompt_lens, prompt_pitch = self.voice_prompts(positions, codes, code_lens, pitch)
-                alignment = collate_alignments(items, self.model, codes.shape[2], self.device)
-                out = self.ddp(phonemes, phoneme_lens, codes, code_lens, alignment, prompt, prompt_lens, languages, pitch,
-                               prompt_pitch)
+                out = self.ddp(phonemes, phoneme_lens, codes, code_lens, collate_alignments(items, self.model, codes.shape[2],
+                               self.device), prompt, prompt_lens, languages, pitch, prompt_pitch)
                 hits, frames = self.model.code_hits(out.latent.detach(), codes, code_lens, levels=1)[0]
                 metrics = {"accuracy": hits / frames, "latent": out.latent_loss.item(), "duration": out.duration_loss.item()}
                 metrics |= {"pitch": out.pitch_loss.item()} if self.model_config.pitch else {}
-                metrics |= {"code": out.code_loss.item()} if self.model_config.code_loss else {}
-                if self.teacher is None:
-                    return out.loss, metrics
-                taught = None
-                if self.config.phoneme_loss_languages:
-                    taught = torch.tensor([u.language in self.config.phoneme_loss_languages for u in items], device=self.device)
-                phoneme_loss = self.teacher.loss(self.model, out.latent, phonemes, alignment, code_lens, taught)
-                return out.loss + self.config.phoneme_loss * phoneme_loss, metrics | {"phoneme": phoneme_loss.item()}
+                return out.loss, metrics | ({"code": out.code_loss.item()} if self.model_config.code_loss else {})
             if self.config.stage == "ar":
                 out = self.ddp(phonemes, phoneme_lens, codes, code_lens, languages,
                                collate_alignments(items, self.model, codes.shape[2], self.device))
