@@ -12,6 +12,7 @@ from valle.model.frames import (
     MAX_POSITION,
     PACE_RANGE,
     PITCH_BINS,
+    fit_latent_map,
     frame_positions,
     match_variance,
     path_of,
@@ -279,6 +280,40 @@ def test_voice_feedback_renders_again_past_the_prompts_voice_by_what_the_first_r
     assert shortfall.abs().max() > 1e-3
     torch.testing.assert_close(moved, voice + 0.5 * shortfall)
     assert torch.equal(again, quantize(second[0], m.codebooks))  # the second rendering is the one spoken
+
+
+def test_the_latent_map_recovers_an_affine_map_and_is_held_toward_the_identity_by_its_ridge():
+    g = torch.Generator().manual_seed(0)
+    rendered = torch.randn(300, D, generator=g)
+    weight, bias = torch.eye(D) + 0.3 * torch.randn(D, D, generator=g), torch.randn(D, generator=g)
+    real = rendered @ weight + bias
+    fitted_weight, fitted_bias = fit_latent_map(rendered, real, ridge=1e-6)
+    torch.testing.assert_close(fitted_weight, weight, atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(fitted_bias, bias, atol=1e-3, rtol=1e-3)
+    held_weight, held_bias = fit_latent_map(rendered, real, ridge=1e6)  # held hard: only the mean moves
+    torch.testing.assert_close(held_weight, torch.eye(D), atol=1e-4, rtol=0)
+    torch.testing.assert_close(held_bias, real.mean(0) - rendered.mean(0) @ held_weight)
+    between = fit_latent_map(rendered, real, ridge=1.0)[0]
+    assert (held_weight - torch.eye(D)).norm() < (between - torch.eye(D)).norm() < (fitted_weight - torch.eye(D)).norm()
+    few = fit_latent_map(rendered[:3], real[:3], ridge=0.1)[0]  # fewer frames than dimensions: still one answer
+    assert torch.isfinite(few).all()
+
+
+def test_the_prompt_map_takes_the_stages_rendering_of_the_prompts_words_toward_the_prompt():
+    m = model().eval()
+    p, d, c = utterances(1, seed=3)[0]
+    path = path_of(d)
+    weight, bias = m.prompt_map(p, path, c, ridge=1e-3)  # the prompt is the utterance itself, at its true frames
+    with torch.no_grad():
+        _, text, voice = m._encode(p, c, None)
+        own = m._latents(text, path, voice, None)
+        real = m.latents(c[None])[0]
+    assert ((own @ weight + bias - real) ** 2).mean() < 0.5 * ((own - real) ** 2).mean()
+    identity = (torch.eye(D), torch.zeros(D))
+    torch.testing.assert_close(m.render(p, path, c, latent_map=identity), m.render(p, path, c))
+    assert not torch.equal(m.render(p, path, c, latent_map=(weight, bias)), m.render(p, path, c))
+    with pytest.raises(ValueError, match="alignment has"):
+        m.prompt_map(p, path[:-1], c)
 
 
 def test_the_prompts_pace_is_its_words_predicted_frames_against_its_own_within_bounds():

@@ -13,9 +13,11 @@ from valle.asr import word_error_rate
 from valle.errors import AudioError, ConfigError, TextError
 from valle.infer import VallE
 from valle.infer.pipeline import SynthesisRequest, join_with_pauses
-from valle.model import FrameModel
+from valle.model import FrameModel, TrainedOn
+from valle.model.aligner import AlignerConfig, FrameAligner
 from valle.model.sampling import SamplingConfig
 from valle.pitch import track_pitch
+from valle.text import PhonemeVocab
 
 PROMPT_TEXT = "a voice speaking for three seconds"
 
@@ -394,6 +396,41 @@ def test_a_frame_stage_speaks_every_sentence_without_a_transcript_of_the_prompt(
         frame_model.synthesize(text, prompt, continuation=True)
     with pytest.raises(ConfigError, match="an AR and a NAR stage, or a frame stage alone"):
         VallE(frame_model.frames, None, frame_model.codec, frame_model.tokenizer.vocab, frame_model.codec_name)
+
+
+def test_a_frame_stage_maps_its_frames_as_its_rendering_of_the_prompts_own_words_maps_onto_the_prompt(
+        frame_model, prompt, monkeypatch, tmp_path):
+    import valle.train.align
+
+    monkeypatch.setattr(valle.train.align, "SHIPPED", tmp_path / "shipped")
+    monkeypatch.setattr(frame_model, "_aligner", None)  # the fixture's model outlives this test: nothing of it kept
+    monkeypatch.setattr(frame_model, "_transcribe", lambda samples: pytest.fail("the map recognises no transcript"))
+    text, asked = "Said in the prompt's voice.", SamplingConfig(prompt_map=0.1)
+    with pytest.raises(ConfigError, match="prompt_map needs a phoneme aligner for the codes of"):
+        frame_model.plan(SynthesisRequest(text, prompt, PROMPT_TEXT), asked)
+    vocab, codec = frame_model.tokenizer.vocab, frame_model.codec_record
+    torch.manual_seed(0)
+    aligner = FrameAligner(AlignerConfig(n_phonemes=len(vocab), n_codebooks=codec.n_codebooks,
+                                         codebook_size=codec.codebook_size, channels=16, layers=1, kernel=3))
+    aligner.save_pretrained(tmp_path / "shipped" / "aligner-test", TrainedOn(vocab, codec))
+    job = frame_model.plan(SynthesisRequest(text, prompt, PROMPT_TEXT), asked)[0][0]
+    ids = torch.tensor(frame_model.tokenizer(PROMPT_TEXT))
+    path = aligner.eval().path(ids, job.prompt_codes, ~frame_model._sounding[ids])  # the prompt's words on its frames
+    weight, bias = frame_model.frames.prompt_map(ids, path, job.prompt_codes, ridge=10.0)
+    torch.testing.assert_close(job.latent_map[0], weight)
+    torch.testing.assert_close(job.latent_map[1], bias)
+    assert not torch.equal(frame_model.render(job), frame_model.render(replace(job, latent_map=None)))
+    out = frame_model.synthesize(text, prompt, PROMPT_TEXT, sampling=asked, watermark=False)
+    assert np.isfinite(out.samples).all() and len(out.samples) > 0
+    assert frame_model.plan(SynthesisRequest(text, prompt, PROMPT_TEXT), SamplingConfig())[0][0].latent_map is None
+    assert frame_model.plan(SynthesisRequest(text, prompt), asked)[0][0].latent_map is None  # no words, no map
+    monkeypatch.setattr(frame_model, "_aligner", None)
+    swapped = list(vocab.tokens)
+    swapped[-2:] = swapped[:-3:-1]  # two phones' ids swapped: another vocabulary of the same size
+    shifted = PhonemeVocab(swapped, vocab.version)
+    aligner.save_pretrained(tmp_path / "shipped" / "aligner-test", TrainedOn(shifted, codec))
+    with pytest.raises(ConfigError, match="reads another phoneme vocabulary than this model's"):
+        frame_model.plan(SynthesisRequest(text, prompt, PROMPT_TEXT), asked)
 
 
 def test_a_frame_stage_told_the_pitch_speaks_at_the_register_measured_on_the_prompt(frame_model, prompt, monkeypatch):

@@ -360,7 +360,8 @@ def _sampling(args: argparse.Namespace, defaults: "SamplingConfig") -> "Sampling
     return defaults.updated(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                             upper_temperature=args.upper_temperature, guidance=args.guidance,
                             prompt_guidance=args.prompt_guidance, variance=args.variance, rate=args.rate, speed=args.speed,
-                            voice_feedback=args.voice_feedback, repetition_aware=False if args.no_ras else None)
+                            voice_feedback=args.voice_feedback, prompt_map=args.prompt_map,
+                            repetition_aware=False if args.no_ras else None)
 
 
 def _add_model_runtime_options(p: argparse.ArgumentParser) -> None:
@@ -391,6 +392,10 @@ def _add_sampling_options(p: argparse.ArgumentParser, defaults: str = "the model
     p.add_argument("--voice-feedback", type=float, help="for a frame stage: render again in a voice moved past the "
                    "prompt's by this many times what the first rendering fell short of it, 0-3 (more of the voice, "
                    f"fewer words understood; 0: rendered once; default: {defaults})")
+    p.add_argument("--prompt-map", type=float, help="for a frame stage, with the prompt's transcript: move every frame by "
+                   "the linear map that takes the stage's rendering of the prompt's own words nearest the prompt, free "
+                   "to move from the identity by this much, 0-10 (0.1: more of the voice, a few words fewer; 1: the "
+                   f"prompt's accent too; 0: no map; default: {defaults})")
 
 
 def _synthesize(args: argparse.Namespace) -> None:

@@ -33,6 +33,7 @@ from valle.files import atomic_write, read_json
 from valle.infer.bundled import model_folder, resolve_prompt
 from valle.infer.prompt_pick import prepare_prompt
 from valle.infer.stream import StreamConfig, stream_jobs
+from valle.model.aligner import FrameAligner
 from valle.model.ar import ARModel, Chooser
 from valle.model.frames import FrameModel, pitch_level
 from valle.model.nar import NARModel
@@ -41,6 +42,7 @@ from valle.model.stage import Stage, TrainedOn
 from valle.pitch import track_pitch
 from valle.text import PhonemeTokenizer, PhonemeVocab, split_sentences
 from valle.text.language import detect_language
+from valle.train.align import shipped_aligner
 from valle.watermark import DEFAULT_KEY, MIN_SECONDS, embed
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ class Job:
     text_start: int = 0  # the target's first phoneme: where an AR stage's phoneme pointer starts
     prompt_pitch: float | None = None  # the prompt's median log2 F0, for a frame stage told the pitch
     pace: float = 1.0  # how fast a frame stage speaks: the prompt's speaking rate against its own
+    latent_map: tuple[torch.Tensor, torch.Tensor] | None = None  # a frame stage's map toward the prompt (`prompt_map`)
 
 
 @dataclass
@@ -125,6 +128,7 @@ class VallE:
         self.sampling = sampling or SamplingConfig()
         self.guard = LengthGuard()
         self._recognizer = None  # for prompts given without a transcript
+        self._aligner: FrameAligner | None = None  # the prompt's frames to its words (`prompt_map`), loaded when first needed
         self._sounding = ~torch.tensor(vocab.silent())  # the phonemes that take at least one frame
         self._nearest: NearestInExpectation | None = None  # the NAR's chooser, made from the codebooks when first needed
         # The latest prompts' codes (and pitch_level, for a frame stage told the pitch), by a hash of their samples.
@@ -282,8 +286,10 @@ class VallE:
         if self.frames is not None:  # the prompt gives the voice; its words, where given, its speaking rate
             language_ids = self.language_ids(language, language)
             pace = self.prompt_pace(codes, prompt_text, request, sampling)
+            latent_map = self.prompt_map(codes, prompt_text, request, sampling, pitch)
             return [Job(torch.tensor(ids, device=device), codes, 0, 0, sampler(i),
-                        languages=languages(language_ids, 0, len(ids)), prompt_pitch=pitch, pace=pace)
+                        languages=languages(language_ids, 0, len(ids)), prompt_pitch=pitch, pace=pace,
+                        latent_map=latent_map)
                     for i, ids in enumerate(self.tokenizer(sentence, language) for sentence in sentences)], prompt_text
         prompt_text = prompt_text if prompt_text is not None else self._transcribe(samples)
         prompt_language = request.prompt_language or self.language_of(prompt_text, language)
@@ -307,16 +313,57 @@ class VallE:
 
     def _read_pace(self, codes: torch.Tensor, prompt_text: str | None, request: SynthesisRequest) -> float:
         """The prompt's speaking rate against the frame stage's own for its words; 1 without a transcript."""
-        if prompt_text is None or not prompt_text.strip():
+        words = self._prompt_words(prompt_text, request, codes.device)
+        if words is None:
             return 1.0
+        phonemes, languages = words
+        return self.frames.prompt_pace(phonemes, codes, self._sounding.to(codes.device)[phonemes], languages)
+
+    def prompt_map(self, codes: torch.Tensor, prompt_text: str | None, request: SynthesisRequest,
+                   sampling: SamplingConfig, prompt_pitch: float | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The frame stage's map of latents toward a prompt (codes `[K, T_p]`; `FrameModel.prompt_map`, its ridge weight
+        1 / `sampling.prompt_map`), the prompt's words put on its frames by the aligner that ships for the codec; None
+        where no map is asked for or the prompt's words are not given (none is recognised for this: the map is an
+        extra)."""
+        if not sampling.prompt_map:
+            return None
+        words = self._prompt_words(prompt_text, request, codes.device)
+        if words is None:
+            log.info("no prompt transcript: rendering without prompt_map, which needs the prompt's words")
+            return None
+        phonemes, languages = words
+        aligner = self._load_aligner()
+        path = aligner.path(phonemes, codes.long(), ~self._sounding.to(codes.device)[phonemes]).to(codes.device)
+        return self.frames.prompt_map(phonemes, path, codes, languages, prompt_pitch, ridge=1 / sampling.prompt_map)
+
+    def _prompt_words(self, prompt_text: str | None, request: SynthesisRequest,
+                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """The prompt transcript's phonemes `[P]` and their language ids (None for a model of one language); None
+        without a transcript, or one with no phonemes."""
+        if prompt_text is None or not prompt_text.strip():
+            return None
         prompt_language = request.prompt_language or self.language_of(prompt_text, request.language)
         ids = self.tokenizer(prompt_text, prompt_language)
         if not ids:
-            return 1.0
-        phonemes = torch.tensor(ids, device=codes.device)
+            return None
+        phonemes = torch.tensor(ids, device=device)
         language_ids = self.language_ids(request.language, prompt_language)
-        languages = None if language_ids is None else torch.full_like(phonemes, language_ids[1])
-        return self.frames.prompt_pace(phonemes, codes, self._sounding.to(codes.device)[phonemes], languages)
+        return phonemes, None if language_ids is None else torch.full_like(phonemes, language_ids[1])
+
+    def _load_aligner(self) -> FrameAligner:
+        """The aligner that ships for the model's codec, refused unless it reads the model's phoneme ids."""
+        if self._aligner is None:
+            try:
+                folder = shipped_aligner(self.codec_record)
+            except ConfigError:
+                raise ConfigError(f"prompt_map needs a phoneme aligner for the codes of {self.codec_name!r}, and "
+                                  "aligners ship for the bundled codecs only: synthesise without prompt_map") from None
+            aligner = FrameAligner.from_pretrained(folder).to(next(self.lead.parameters()).device)
+            if list(aligner.trained_on.vocab.tokens) != list(self.tokenizer.vocab.tokens):
+                raise ConfigError(f"the aligner in {folder} reads another phoneme vocabulary than this model's: "
+                                  "synthesise without prompt_map")
+            self._aligner = aligner
+        return self._aligner
 
     def language_of(self, prompt_text: str, language: str) -> str:
         """The prompt's language when nobody said: detected from its transcript among the model's languages
@@ -368,7 +415,8 @@ class VallE:
         """The frame stage's codes `[K, T]` for a job: its phonemes' predicted durations, then every frame at once."""
         return self.frames.generate(job.phonemes, job.prompt_codes, self._sounding.to(job.phonemes.device)[job.phonemes],
                                     job.languages, pace=job.pace, prompt_pitch=job.prompt_pitch,
-                                    variance=job.sampler.config.variance, feedback=job.sampler.config.voice_feedback)
+                                    variance=job.sampler.config.variance, feedback=job.sampler.config.voice_feedback,
+                                    latent_map=job.latent_map)
 
     def nar_chooser(self, job: Job) -> NearestInExpectation | None:
         """How the NAR stage picks the job's codes: None is the likeliest code (`nar_decoding="greedy"`)."""

@@ -25,6 +25,13 @@ time about a quarter less than real ones, the muffled voice of statistical param
 synthesis. Synthesis gives each latent dimension back the spread over time it has in the
 prompt (`variance`; global variance, as Toda and Tokuda restored it to HMM synthesis).
 
+A rendering's latents also lie nearer the voices of training than the prompt's do, frame for frame.
+When the prompt's words and their frames are known, `prompt_map` renders those words in the prompt's
+voice and fits the affine map that takes that rendering nearest the prompt's real latents, held
+toward the identity (the speaker adaptation of MLLR, fitted on 3 s); synthesis applies it to every
+frame. Held strongly, it moves the timbre and keeps the words; held loosely, it learns the
+prompt's accent too (recipes/tournament.md).
+
 A voice the stage has not heard comes out nearer the voices it has: read back by its own voice
 encoder, a rendering lies between the prompt's voice and the voices of its training. With
 `feedback`, synthesis renders twice: the second time in a voice vector moved past the prompt's
@@ -187,6 +194,21 @@ def match_variance(latent: Tensor, reference: Tensor, strength: float = 1.0) -> 
     mean = latent.mean(0)
     ratio = reference.float().std(0, correction=0) / latent.float().std(0, correction=0).clamp(min=1e-6)
     return mean + (latent - mean) * ratio.to(latent.dtype) ** strength
+
+
+def fit_latent_map(rendered: Tensor, real: Tensor, ridge: float) -> tuple[Tensor, Tensor]:
+    """The affine map (`weight` `[D, D]`, `bias` `[D]`) that takes `rendered` `[T, D]`, a stage's latents of the frames
+    of `real` `[T, D]`, nearest `real` (`rendered @ weight + bias`, least squares), held toward the identity by `ridge`
+    in units of the data's own weight (the rendered latents' mean variance, times T): 0 fits freely, more keeps the
+    map nearer the identity. A few seconds of frames cannot fit D x D numbers freely."""
+    rendered, real = rendered.float(), real.float()
+    mean_rendered, mean_real = rendered.mean(0), real.mean(0)
+    x, y = rendered - mean_rendered, real - mean_real
+    scatter = x.T @ x
+    identity = torch.eye(scatter.shape[0], device=scatter.device)
+    held = ridge * scatter.diagonal().mean() * identity
+    weight = torch.linalg.solve(scatter + held, x.T @ y + held)
+    return weight, mean_real - mean_rendered @ weight
 
 
 def voice_slices(codes: Tensor, code_lens: Tensor, max_frames: int, generator: torch.Generator | None = None,
@@ -395,8 +417,9 @@ class FrameModel(Stage):
         codes = quantize(latent[0], self.codebooks)
         return self.encode_voice(codes[None], torch.tensor([codes.shape[1]], device=codes.device)).vector
 
-    def _render(self, text: Tensor, path: Tensor, voice: Voice, prompt: Tensor, prompt_pitch: float | None,
-                variance: float, pitch: Tensor | None = None, feedback: float = 0.0) -> Tensor:
+    def _latents(self, text: Tensor, path: Tensor, voice: Voice, prompt_pitch: float | None,
+                 pitch: Tensor | None = None, feedback: float = 0.0) -> Tensor:
+        """The latents `[T, D]` of the frames of `path`, before any change toward the prompt."""
         x, valid = self.frame_inputs(text, path[None], torch.tensor([len(path)], device=path.device))
         if self.config.pitch and pitch is None:
             voiced, relative = self.predict_pitch(x, valid, voice)
@@ -407,7 +430,15 @@ class FrameModel(Stage):
         if feedback:  # again, in the voice moved past the prompt's by what the first rendering fell short of it
             shortfall = voice.vector - self.voice_of(latent)
             latent = self.predict_latents(x, valid, replace(voice, vector=voice.vector + feedback * shortfall), told)
-        latent = latent[0]
+        return latent[0]
+
+    def _render(self, text: Tensor, path: Tensor, voice: Voice, prompt: Tensor, prompt_pitch: float | None,
+                variance: float, pitch: Tensor | None = None, feedback: float = 0.0,
+                latent_map: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        latent = self._latents(text, path, voice, prompt_pitch, pitch, feedback)
+        if latent_map is not None:
+            weight, bias = latent_map
+            latent = latent.float() @ weight + bias
         if variance:
             latent = match_variance(latent, self.latents(prompt[None])[0], variance)
         return quantize(latent, self.codebooks)
@@ -430,23 +461,36 @@ class FrameModel(Stage):
         return min(max(predicted / prompt.shape[1], PACE_RANGE[0]), PACE_RANGE[1])
 
     @torch.no_grad()
+    def prompt_map(self, prompt_phonemes: Tensor, prompt_path: Tensor, prompt: Tensor, languages: Tensor | None = None,
+                   prompt_pitch: float | None = None, ridge: float = 10.0) -> tuple[Tensor, Tensor]:
+        """The affine map of latents (`fit_latent_map`, held toward the identity by `ridge`) that takes this stage's
+        rendering of the prompt's own words, `prompt_phonemes` `[P]` at the prompt's frames `prompt_path` `[T_p]` (each
+        frame's index into them: its alignment), nearest the real latents of the prompt, codes `[K, T_p]`. Given to
+        `render` or `generate`, it moves each frame of a rendering as it moves the prompt's own."""
+        if len(prompt_path) != prompt.shape[1]:
+            raise ValueError(f"the prompt's alignment has {len(prompt_path)} frames and the prompt {prompt.shape[1]}")
+        _, text, voice = self._encode(prompt_phonemes, prompt, languages)
+        rendered = self._latents(text, prompt_path, voice, prompt_pitch)
+        return fit_latent_map(rendered, self.latents(prompt[None])[0], ridge)
+
+    @torch.no_grad()
     def render(self, phonemes: Tensor, path: Tensor, prompt: Tensor, languages: Tensor | None = None,
                prompt_pitch: float | None = None, variance: float = 0.0, pitch: Tensor | None = None,
-               feedback: float = 0.0) -> Tensor:
+               feedback: float = 0.0, latent_map: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """Codes `[K, T]` for the frames of `path` `[T]` (each frame's index into `phonemes` `[P]`) in the voice of
         `prompt` codes `[K, T_p]`. For a stage told the pitch: at the pitch it predicts relative to `prompt_pitch`,
         the `pitch_level` of the prompt's recording (None: DEFAULT_PITCH), or at the frames' given `pitch` `[T]` (Hz,
         0 unvoiced). `variance`: how far the latents' spread moves toward the prompt's (`match_variance`);
         `feedback`: how far past the prompt's voice a second rendering goes, in multiples of the first's shortfall
-        (0: rendered once)."""
+        (0: rendered once); `latent_map`: an affine map of every latent, before `variance` (`prompt_map`)."""
         _, text, voice = self._encode(phonemes, prompt, languages)
-        return self._render(text, path, voice, prompt, prompt_pitch, variance, pitch, feedback)
+        return self._render(text, path, voice, prompt, prompt_pitch, variance, pitch, feedback, latent_map)
 
     @torch.no_grad()
     def generate(self, phonemes: Tensor, prompt: Tensor, sounding: Tensor, languages: Tensor | None = None,
                  pace: float = 1.0, prompt_pitch: float | None = None, variance: float = 0.0,
-                 feedback: float = 0.0) -> Tensor:
+                 feedback: float = 0.0, latent_map: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """`durations`, then `render` at them: codes `[K, T]`, the phonemes and the voice read once."""
         lens, text, voice = self._encode(phonemes, prompt, languages)
         path = path_of(self._durations(text, lens, voice, sounding, pace))
-        return self._render(text, path, voice, prompt, prompt_pitch, variance, feedback=feedback)
+        return self._render(text, path, voice, prompt, prompt_pitch, variance, feedback=feedback, latent_map=latent_map)

@@ -63,6 +63,11 @@ class SamplingConfig(DictConfig):
     # The frame stage: render again in a voice moved past the prompt's by this many times what the first rendering
     # fell short of it, as the stage's voice encoder reads both (`valle.model.frames.FrameModel.render`); 0: once.
     voice_feedback: float = 0.0
+    # The frame stage, where the prompt's words are known: every latent moved by the affine map that takes the stage's
+    # rendering of the prompt's own words nearest the prompt (`valle.model.frames.FrameModel.prompt_map`), free to move
+    # from the identity by this much (the inverse of its ridge weight); 0: no map. 0.1 keeps more of the voice for a
+    # few words; 1 learns the prompt's accent too (recipes/tournament.md).
+    prompt_map: float = 0.0
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.temperature) or self.temperature < 0:
@@ -83,6 +88,9 @@ class SamplingConfig(DictConfig):
             raise ConfigError(f"speed must be in [0.5, 2] (1: the speaking rate `rate` sets), got {self.speed}")
         if not math.isfinite(self.voice_feedback) or not 0 <= self.voice_feedback <= 3:
             raise ConfigError(f"voice_feedback must be in [0, 3] (0: rendered once), got {self.voice_feedback}")
+        if not math.isfinite(self.prompt_map) or not 0 <= self.prompt_map <= 10:
+            raise ConfigError(f"prompt_map must be in [0, 10] (how far the map toward the prompt may move from the "
+                              f"identity; 0: no map), got {self.prompt_map}")
         for name in ("guidance", "prompt_guidance"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be a finite number >= 0 (1: none), got {getattr(self, name)}")
