@@ -283,10 +283,11 @@ class VallE:
             return [Job(torch.tensor(ids, device=device), codes, low, high, sampler(0), keep_prompt=True,
                         languages=languages(self.language_ids(language, language), 0, len(ids)),
                         text_start=min(spoken, len(ids) - 1))], None
-        if self.frames is not None:  # the prompt gives the voice; its words, where given, its speaking rate
+        if self.frames is not None:  # the prompt gives the voice; its words, where given, its speaking rate and map
             language_ids = self.language_ids(language, language)
-            pace = self.prompt_pace(codes, prompt_text, request, sampling)
-            latent_map = self.prompt_map(codes, prompt_text, request, sampling, pitch)
+            words = self._prompt_words(prompt_text, request, device) if sampling.rate or sampling.prompt_map else None
+            pace = self.prompt_pace(codes, words, sampling)
+            latent_map = self.prompt_map(codes, words, sampling, pitch)
             return [Job(torch.tensor(ids, device=device), codes, 0, 0, sampler(i),
                         languages=languages(language_ids, 0, len(ids)), prompt_pitch=pitch, pace=pace,
                         latent_map=latent_map)
@@ -303,31 +304,25 @@ class VallE:
                             text_start=len(prompt_ids)))
         return jobs, prompt_text
 
-    def prompt_pace(self, codes: torch.Tensor, prompt_text: str | None, request: SynthesisRequest,
+    def prompt_pace(self, codes: torch.Tensor, words: tuple[torch.Tensor, torch.Tensor | None] | None,
                     sampling: SamplingConfig) -> float:
-        """The frame stage's pace for a prompt (codes `[K, T_p]`): its speaking rate, read off its transcript
-        (`FrameModel.prompt_pace`), to the power `sampling.rate` (1 where no transcript is given: none is recognised
-        for this, the frame stage needs no words of the prompt), times `sampling.speed`."""
-        pace = self._read_pace(codes, prompt_text, request) ** sampling.rate if sampling.rate else 1.0
-        return pace * sampling.speed
-
-    def _read_pace(self, codes: torch.Tensor, prompt_text: str | None, request: SynthesisRequest) -> float:
-        """The prompt's speaking rate against the frame stage's own for its words; 1 without a transcript."""
-        words = self._prompt_words(prompt_text, request, codes.device)
-        if words is None:
-            return 1.0
+        """The frame stage's pace for a prompt (codes `[K, T_p]`): its speaking rate, read off its transcript's
+        `words` (`_prompt_words`; `FrameModel.prompt_pace`), to the power `sampling.rate` (1 where no transcript is
+        given: none is recognised for this, the frame stage needs no words of the prompt), times `sampling.speed`."""
+        if not sampling.rate or words is None:
+            return sampling.speed
         phonemes, languages = words
-        return self.frames.prompt_pace(phonemes, codes, self._sounding.to(codes.device)[phonemes], languages)
+        pace = self.frames.prompt_pace(phonemes, codes, self._sounding.to(codes.device)[phonemes], languages)
+        return pace ** sampling.rate * sampling.speed
 
-    def prompt_map(self, codes: torch.Tensor, prompt_text: str | None, request: SynthesisRequest,
+    def prompt_map(self, codes: torch.Tensor, words: tuple[torch.Tensor, torch.Tensor | None] | None,
                    sampling: SamplingConfig, prompt_pitch: float | None) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The frame stage's map of latents toward a prompt (codes `[K, T_p]`; `FrameModel.prompt_map`, its ridge weight
-        1 / `sampling.prompt_map`), the prompt's words put on its frames by the aligner that ships for the codec; None
-        where no map is asked for or the prompt's words are not given (none is recognised for this: the map is an
-        extra)."""
+        1 / `sampling.prompt_map`), its transcript's `words` (`_prompt_words`) put on its frames by the aligner that
+        ships for the codec; None where no map is asked for or the prompt's words are not given (none is recognised
+        for this: the map is an extra)."""
         if not sampling.prompt_map:
             return None
-        words = self._prompt_words(prompt_text, request, codes.device)
         if words is None:
             log.info("no prompt transcript: rendering without prompt_map, which needs the prompt's words")
             return None
