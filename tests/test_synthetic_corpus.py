@@ -8,6 +8,7 @@ import struct
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import soundfile as sf
 from valle.audio import warp_formants
 from valle.data.manifest import read_manifest
 from valle.data.synthetic import CorpusConfig, build_synthetic_corpus
-from valle.data.synthetic.corpus import SPLITS, split_speakers
+from valle.data.synthetic.corpus import SPLITS, _plan, split_speakers
 from valle.data.synthetic.engines import Mbrola, Pico, Piper
 from valle.data.synthetic.sentences import is_speakable, load_sentences
 from valle.data.synthetic.voices import design_voices
@@ -423,3 +424,23 @@ def test_a_breathy_espeak_voice_gives_the_same_samples_in_every_process():
         digests.append(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
         time.sleep(1.1)
     assert digests[0] == digests[1]
+
+
+def test_mixed_accents_vary_a_training_voice_s_accent_and_leave_the_rest_of_the_corpus_as_it_was(tmp_path):
+    config = CorpusConfig(hours=0.5, seed=2, n_speakers=16)
+    mixed = replace(config, mixed_accents=True)
+    splits = split_speakers(design_voices(*config.voice_counts()[:2], seed=2), config)
+    plain, accented = _plan(splits, config, tmp_path), _plan(splits, mixed, tmp_path)
+    assert [(j.id, j.text, j.path) for j in plain] == [(j.id, j.text, j.path) for j in accented]
+    train = {v.speaker for v in splits["train"]}
+    accents: dict[str, set[str]] = {}
+    for before, after in zip(plain, accented):
+        variant = before.voice.base.split("+")[-1]
+        if before.voice.engine != "espeak" or before.voice.speaker not in train:
+            assert after.voice == before.voice  # flite, and every held-out speaker, as designed
+            continue
+        assert after.voice.base.split("+")[-1] == variant  # the voice kept: variant, pitch, tract, rate
+        assert replace(after.voice, base=before.voice.base) == before.voice
+        accents.setdefault(after.voice.speaker, set()).add(after.voice.base.split("+")[0])
+    assert accents and all(len(drawn) >= 3 for drawn in accents.values())
+    assert _plan(splits, mixed, tmp_path) == accented  # seeded: the same draw every time

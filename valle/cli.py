@@ -97,7 +97,8 @@ def _data_synth_corpus(args: argparse.Namespace) -> None:
 
     summary = build_synthetic_corpus(args.out, hours=args.hours, seed=args.seed, workers=args.workers,
                                      n_speakers=args.speakers, pico_share=args.pico_share, piper_share=args.piper_share,
-                                     mbrola_share=args.mbrola_share, language=args.language)
+                                     mbrola_share=args.mbrola_share, language=args.language,
+                                     mixed_accents=args.mixed_accents)
     print(summary)
 
 
@@ -117,6 +118,8 @@ def _add_data_synth_corpus(data: Commands) -> None:
                    "de, es, it, pl, pt-br, ru from Debian's fortunes-XX sentences, da, fr-fr, hu, nl, ro, uk from its "
                    "manpages-XX, ar, be, ca, el, he, lt, ml, nb, tn from its libreoffice-l10n-XX, or the accents en-gb, "
                    "es-419 from the English and Spanish sentences (default: en-us)")
+    p.add_argument("--mixed-accents", action="store_true", help="each English espeak-ng training utterance in an accent "
+                   "drawn for it alone, the speaker's voice kept, so that a voice does not tell its accent")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
 
 

@@ -8,13 +8,19 @@ Layout (the generic folder format, one folder per split, plus manifests):
 Speakers are split before any utterance is planned, so test speakers never occur
 in training. Each wav is written atomically and skipped when present, so an
 interrupted build resumes where it stopped and gives the same corpus.
+
+With `mixed_accents`, each English espeak-ng utterance of a training speaker is spoken in an
+accent drawn for that utterance alone, its voice (variant, pitch, vocal tract, rate) kept: a
+voice then no longer tells a stage which accent to speak in, which the phonemes it is given
+must say instead. The draw is seeded by the utterance, so the corpus is otherwise the one
+its seed gives without it: the same sentences, speakers and files.
 """
 
 import json
 import multiprocessing
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import soundfile as sf
@@ -22,7 +28,7 @@ from tqdm import tqdm
 
 from valle.data.manifest import Utterance, write_manifest
 from valle.data.synthetic.sentences import ENGLISH, load_sentences
-from valle.data.synthetic.voices import Voice, design_voices, render
+from valle.data.synthetic.voices import ESPEAK_ACCENTS, Voice, design_voices, render
 from valle.errors import ConfigError
 from valle.files import atomic_write
 
@@ -49,6 +55,7 @@ class CorpusConfig:
     # What the speakers speak: US English, or another language or accent with offline sentences (`FORTUNE_LANGUAGES`,
     # `MANPAGE_LANGUAGES`, `CATALOG_LANGUAGES`, `ACCENTS`), by espeak-ng's voices alone (flite and Piper speak US English).
     language: str = ENGLISH
+    mixed_accents: bool = False  # each English espeak-ng training utterance in an accent of its own (module docstring)
 
     def validate(self) -> None:
         if not 0 < self.hours <= 1000:
@@ -137,9 +144,19 @@ def _plan(splits: dict[str, list[Voice]], config: CorpusConfig, out: Path) -> li
             text = " ".join(words)
             uid = f"{voice.speaker}_{counts[voice.speaker]:05d}"
             counts[voice.speaker] += 1
-            jobs.append(_Job(voice, uid, text, out / split / voice.speaker / f"{uid}.wav", config.sample_rate))
+            speaking = _accented(voice, uid, config) if split == "train" else voice
+            jobs.append(_Job(speaking, uid, text, out / split / voice.speaker / f"{uid}.wav", config.sample_rate))
             budget -= len(text) / _CHARS_PER_SECOND
     return jobs
+
+
+def _accented(voice: Voice, uid: str, config: CorpusConfig) -> Voice:
+    """`voice` as it speaks utterance `uid`: with `mixed_accents`, an English espeak-ng voice in an accent drawn for
+    the utterance (seeded by it, so that the plan's other draws stay as they are), else as designed."""
+    if not config.mixed_accents or voice.engine != "espeak" or config.language != ENGLISH:
+        return voice
+    variant = voice.base.split("+", 1)[1]
+    return replace(voice, base=f"{random.Random(f'{config.seed}:{uid}').choice(ESPEAK_ACCENTS)}+{variant}")
 
 
 def _render_job(job: _Job) -> float:
