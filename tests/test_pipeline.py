@@ -431,6 +431,10 @@ def test_a_frame_stage_maps_its_frames_as_its_rendering_of_the_prompts_own_words
     aligner.save_pretrained(tmp_path / "shipped" / "aligner-test", TrainedOn(shifted, codec))
     with pytest.raises(ConfigError, match="reads another phoneme vocabulary than this model's"):
         frame_model.plan(SynthesisRequest(text, prompt, PROMPT_TEXT), asked)
+    monkeypatch.setattr(frame_model, "_aligner", None)
+    later = PhonemeVocab([*vocab.tokens, "ʘ"], vocab.version)  # one phone more after the model's ids: they still read
+    aligner.save_pretrained(tmp_path / "shipped" / "aligner-test", TrainedOn(later, codec))
+    assert frame_model.plan(SynthesisRequest(text, prompt, PROMPT_TEXT), asked)[0][0].latent_map is not None
 
 
 def test_a_frame_stage_told_the_pitch_speaks_at_the_register_measured_on_the_prompt(frame_model, prompt, monkeypatch):

@@ -131,6 +131,15 @@ def test_save_load_identity(tmp_path: Path) -> None:
     assert PhonemeVocab.from_dict(vocab.to_dict()) == vocab
 
 
+def test_a_vocabulary_is_read_by_itself_and_its_later_versions_only() -> None:
+    first, second = PhonemeVocab(version="1"), PhonemeVocab(version="2")
+    assert first.read_by(first) and first.read_by(second)  # version 2 only adds ids after version 1's
+    assert not second.read_by(first)  # version 1 has no ids for the phones added in 2
+    swapped = list(first.tokens)
+    swapped[-2:] = swapped[:-3:-1]
+    assert not first.read_by(PhonemeVocab(swapped, "1"))  # the same size, two ids naming other phones
+
+
 def test_a_saved_vocabulary_keeps_its_own_ids(tmp_path: Path) -> None:
     """A model trained with another version decodes with its own list, not today's."""
     old = PhonemeVocab(["<pad>", "<bos>", "<eos>", "<unk>", "_", "k", "æ", "t"], version="0")

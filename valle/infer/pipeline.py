@@ -346,7 +346,8 @@ class VallE:
         return phonemes, None if language_ids is None else torch.full_like(phonemes, language_ids[1])
 
     def _load_aligner(self) -> FrameAligner:
-        """The aligner that ships for the model's codec, refused unless it reads the model's phoneme ids."""
+        """The aligner that ships for the model's codec, refused unless each of the model's phoneme ids means the
+        same phone to it."""
         if self._aligner is None:
             try:
                 folder = shipped_aligner(self.codec_record)
@@ -354,7 +355,7 @@ class VallE:
                 raise ConfigError(f"prompt_map needs a phoneme aligner for the codes of {self.codec_name!r}, and "
                                   "aligners ship for the bundled codecs only: synthesise without prompt_map") from None
             aligner = FrameAligner.from_pretrained(folder).to(next(self.lead.parameters()).device)
-            if list(aligner.trained_on.vocab.tokens) != list(self.tokenizer.vocab.tokens):
+            if not self.tokenizer.vocab.read_by(aligner.trained_on.vocab):
                 raise ConfigError(f"the aligner in {folder} reads another phoneme vocabulary than this model's: "
                                   "synthesise without prompt_map")
             self._aligner = aligner

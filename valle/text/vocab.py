@@ -110,6 +110,11 @@ class PhonemeVocab:
             tokens.append(self.tokens[i])
         return tokens
 
+    def read_by(self, other: "PhonemeVocab") -> bool:
+        """Whether every id of this vocabulary names the same token in `other`, which may list more after them:
+        what a model of `other` (an aligner of a later version) needs to read ids written with this one."""
+        return other.tokens[:len(self.tokens)] == self.tokens
+
     def silent(self) -> list[bool]:
         """Per id: whether the token may take no time of its own in speech (word gaps, stress marks,
         punctuation that is not a pause), where every phone takes some."""

@@ -191,7 +191,7 @@ def align_corpus(directory: str | Path, aligner: str | Path | None = None, worke
     aligner = aligner or shipped_aligner(corpus.codec)
     model = FrameAligner.from_pretrained(aligner)
     vocab, codec = model.trained_on.vocab, model.trained_on.codec
-    if vocab.tokens[:len(corpus.vocab)] != corpus.vocab.tokens:  # the folder's ids must mean the aligner's phones
+    if not corpus.vocab.read_by(vocab):
         raise ConfigError(f"{aligner} was trained on another phoneme vocabulary than {directory}'s (or an earlier "
                           "version of it); train an aligner on folders of this vocabulary")
     if corpus.codec.identity() != codec.identity():
