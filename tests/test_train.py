@@ -302,6 +302,19 @@ def test_a_warm_started_run_resumes_after_its_source_folder_moved(shards, tmp_pa
     assert [s for s, _ in _losses(tmp_path / "run")] == list(range(1, CONFIG.steps + 1))
 
 
+def test_valle_train_starts_from_the_stage_its_init_option_names(shards, tmp_path, capsys):
+    from valle.cli import main
+
+    Trainer(CONFIG, shards, tmp_path / "source").fit()
+    (tmp_path / "config.json").write_text(json.dumps(CONFIG.to_dict()))
+    command = ["train", "--config", str(tmp_path / "config.json"), "--data", str(shards), "--steps", "2"]
+    assert main([*command, "--out", str(tmp_path / "run"), "--init", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere holds no trained stage" in capsys.readouterr().err
+    assert main([*command, "--out", str(tmp_path / "run"), "--init", str(tmp_path / "source" / "model")]) == 0
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert json.loads(state["config"])["init"] == str(tmp_path / "source" / "model")
+
+
 def test_a_run_on_several_folders_resumes_only_on_the_same_ones(shards, tmp_path):
     run = Trainer(CONFIG, [shards, shards], tmp_path / "run")
     assert len(run.corpus) == 2 * len(TokenizedCorpus(shards))

@@ -18,6 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--valid", type=Path, help="tokenised held-out speakers, scored every valid_every steps and at the end")
     p.add_argument("--out", type=Path, required=True, help="folder for checkpoints, metrics and the final model")
     p.add_argument("--steps", type=int, help="overrides the config's steps")
+    p.add_argument("--init", help="overrides the config's init: the trained stage (a model folder) to start from")
     p.add_argument("--device", help="cpu, cuda, ... (default: this process's GPU when there is one)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--time-limit", type=float, help="stop after this many minutes with a checkpoint and the model as it is")
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> None:
     from valle.train.trainer import Trainer
 
     config = TrainConfig.load(args.config) if args.config else TrainConfig()
-    overrides = {k: v for k, v in (("stage", args.stage), ("steps", args.steps)) if v is not None}
+    overrides = {k: v for k, v in (("stage", args.stage), ("steps", args.steps), ("init", args.init)) if v is not None}
     trainer = Trainer(replace(config, **overrides), args.data, args.out, device=args.device, valid=args.valid)
     trainer.fit(resume=args.resume, time_limit=args.time_limit and args.time_limit * 60, cpu_time=args.cpu_time)
     if trainer.rank == 0:
