@@ -6,9 +6,10 @@ also the benchmark's judge of SIM. Whisper's encoder, trained on far more voices
 For up to 30 speakers of each set (10 clips of 2 s or more each, seed 0), each clip's encoder
 states are pooled over its frames (mean and spread), every vector is centred on the mean of all,
 and a clip is identified by the nearest centroid of the other half of each speaker's clips, by
-cosine; Resemblyzer's d-vectors are scored the same way beside it.
+cosine; Resemblyzer's d-vectors are scored the same way beside it, and so is the voice vector that
+the bundled frame stage reads off the clip's first 3 s of codes, as it reads a prompt.
 
-    python recipes/speaker_features_probe.py      # one thread, about two minutes
+    python recipes/speaker_features_probe.py      # one thread, about three minutes
 """
 
 import random
@@ -20,6 +21,7 @@ import torch
 from valle.asr import bundled_whisper
 from valle.audio import load_audio
 from valle.data.manifest import read_manifest
+from valle.infer import VallE
 from valle.speaker import load_speaker_embedder
 
 SETS = {"synthetic test": ["runs/corpus10h/test.jsonl"],
@@ -63,6 +65,12 @@ def main() -> None:
     folder, _ = bundled_whisper()
     whisper = WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=1, local_files_only=True)
     resemblyzer = load_speaker_embedder()
+    bundled = VallE.from_pretrained("default")
+
+    @torch.no_grad()
+    def stage_voice(samples: np.ndarray) -> np.ndarray:
+        codes = bundled.codec.encode(torch.from_numpy(samples[: 16000 * 3])[None])
+        return bundled.frames.encode_voice(codes, torch.tensor([codes.shape[2]])).vector[0].numpy()
 
     def whisper_states(samples: np.ndarray) -> np.ndarray:
         features = whisper.feature_extractor(samples[: 16000 * 30])
@@ -74,12 +82,14 @@ def main() -> None:
     rng = random.Random(0)
     for name, manifests in SETS.items():
         clips = clips_by_speaker(manifests, rng)
-        vectors = {"Resemblyzer": defaultdict(list), "Whisper tiny.en encoder": defaultdict(list)}
+        vectors = {"Resemblyzer": defaultdict(list), "Whisper tiny.en encoder": defaultdict(list),
+                   "the bundled stage's voice vector": defaultdict(list)}
         for speaker, paths in clips.items():
             for path in paths:
                 samples = load_audio(path, 16000)
                 vectors["Resemblyzer"][speaker].append(np.asarray(resemblyzer.embed(samples, 16000)))
                 vectors["Whisper tiny.en encoder"][speaker].append(whisper_states(samples))
+                vectors["the bundled stage's voice vector"][speaker].append(stage_voice(samples))
         for kind, by_speaker in vectors.items():
             accuracy, same, cross = identification(by_speaker)
             print(f"| {name} | {len(clips)} | {kind} | {100 * accuracy:.1f} % | {same:.3f} | {cross:.3f} |", flush=True)
