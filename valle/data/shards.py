@@ -282,7 +282,7 @@ class JoinedCorpus:
             if part.codec.identity() != self.codec.identity():
                 raise CorpusError(f"{part.directory} was tokenised with another codec than {parts[0].directory} "
                                   f"({part.codec.name} against {self.codec.name}); tokenise both with the same codec")
-            if self.vocab.tokens[:len(part.vocab)] != part.vocab.tokens:
+            if not part.vocab.read_by(self.vocab):
                 raise CorpusError(f"{part.directory}'s phoneme ids mean other phones than those of the longest "
                                   f"vocabulary given (version {self.vocab.version}); tokenise it again")
         self.n_frames = [n for p in parts for n in p.n_frames]

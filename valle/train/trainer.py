@@ -79,7 +79,7 @@ def warm_start(model: nn.Module, stage: str | Path, vocab: PhonemeVocab | None =
     weights = {name: theirs[name] for name, tensor in mine.items() if name in theirs and theirs[name].shape == tensor.shape}
     if vocab is not None and TEXT_EMBEDDING in mine:
         old = source.trained_on.vocab.tokens
-        if vocab.tokens[:len(old)] != old:  # the same id is another phone: its row would mislead
+        if not source.trained_on.vocab.read_by(vocab):  # the same id is another phone: its row would mislead
             weights.pop(TEXT_EMBEDDING, None)
         elif len(old) < len(vocab) and mine[TEXT_EMBEDDING].shape[1:] == theirs[TEXT_EMBEDDING].shape[1:]:
             weights[TEXT_EMBEDDING] = mine[TEXT_EMBEDDING].clone()
