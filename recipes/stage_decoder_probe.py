@@ -26,9 +26,9 @@ import torch
 from valle.audio import load_audio
 from valle.codec.losses import MultiResolutionLoss
 from valle.data.shards import TokenizedCorpus
-from valle.train.batching import utterance_languages
 from valle.infer.pipeline import VallE
 from valle.model.frames import FrameModel, match_variance, quantize
+from valle.train.batching import utterance_languages
 
 ARMS = ["runs/tokens/train", "runs/tokens/mix1_human_train"] + [f"runs/tokens/synth_{lang}_train" for lang in ("bg", "de", "es", "ro")]
 PROMPT_FRAMES, WINDOW, BATCH = 150, 64, 8
@@ -39,15 +39,14 @@ class Pairs:
 
     def __init__(self, folders: list[str], stage: FrameModel, hop: int, seed: int) -> None:
         self.stage, self.hop, self.rng = stage, hop, random.Random(seed)
-        self.items, by_speaker = [], {}
+        self.items, self.audio, by_speaker = [], {}, {}
         for folder in folders:
             corpus = TokenizedCorpus(folder)
             manifest = Path(json.loads((Path(folder) / "index.json").read_text())["manifest"]["path"])
-            audio = {row["id"]: manifest.parent / row["audio"] for row in map(json.loads, manifest.open())}
+            self.audio |= {row["id"]: manifest.parent / row["audio"] for row in map(json.loads, manifest.open())}
             for i in range(len(corpus)):
                 self.items.append((corpus, i))
                 by_speaker.setdefault((folder, corpus[i].speaker), []).append(len(self.items) - 1)
-            self.audio = getattr(self, "audio", {}) | audio
         self.others = {i: group for group in by_speaker.values() if len(group) > 1 for i in group}
         self.usable = sorted(self.others)
 
