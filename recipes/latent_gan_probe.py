@@ -11,9 +11,10 @@ losses. Same budget, folders, schedule and warm start as the arms of `frames_pla
 so that its control is that arm.
 
     MALLOC_MMAP_THRESHOLD_=65536 OMP_NUM_THREADS=1 nice python recipes/latent_gan_probe.py \
-        recipes/tournament/frames_plain_bundled.json OUT MINUTES ADV FM FOLDER ...
+        recipes/tournament/frames_plain_bundled.json OUT MINUTES ADV FM FOLDER ...   # RESUME=1: continue OUT
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -102,9 +103,18 @@ class AdversarialTrainer(Trainer):
         return loss, {"accuracy": hits / frames, "latent": out.latent_loss.item(), "duration": out.duration_loss.item(),
                       "d_loss": d_loss.item(), "g_loss": g_loss.item(), "matching": matching.item()}
 
+    def state(self) -> dict:
+        return super().state() | {"discriminator": self.discriminator.state_dict(),
+                                  "d_optimizer": self.d_optimizer.state_dict()}
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.d_optimizer.load_state_dict(state["d_optimizer"])
+
 
 if __name__ == "__main__":
     config_path, out, minutes, adversarial, matching, *folders = sys.argv[1:]
     trainer = AdversarialTrainer(TrainConfig.load(Path(config_path)), folders, out, float(adversarial), float(matching),
                                  valid="runs/tokens/valid")
-    trainer.fit(time_limit=float(minutes) * 60, cpu_time=True)
+    trainer.fit(resume=os.environ.get("RESUME") == "1", time_limit=float(minutes) * 60, cpu_time=True)
