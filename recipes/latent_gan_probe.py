@@ -11,11 +11,12 @@ losses. Same budget, folders, schedule and warm start as the arms of `frames_pla
 so that its control is that arm.
 
     MALLOC_MMAP_THRESHOLD_=65536 OMP_NUM_THREADS=1 nice python recipes/latent_gan_probe.py \
-        recipes/tournament/frames_plain_bundled.json OUT MINUTES ADV FM FOLDER ...   # RESUME=1: continue OUT
+        recipes/tournament/frames_plain_bundled.json OUT MINUTES ADV FM FOLDER ...   # RESUME=1: continue OUT; STEPS=N: the config's steps
 """
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -115,6 +116,7 @@ class AdversarialTrainer(Trainer):
 
 if __name__ == "__main__":
     config_path, out, minutes, adversarial, matching, *folders = sys.argv[1:]
-    trainer = AdversarialTrainer(TrainConfig.load(Path(config_path)), folders, out, float(adversarial), float(matching),
-                                 valid="runs/tokens/valid")
+    config = TrainConfig.load(Path(config_path))
+    config = replace(config, steps=int(os.environ["STEPS"])) if "STEPS" in os.environ else config
+    trainer = AdversarialTrainer(config, folders, out, float(adversarial), float(matching), valid="runs/tokens/valid")
     trainer.fit(resume=os.environ.get("RESUME") == "1", time_limit=float(minutes) * 60, cpu_time=True)
