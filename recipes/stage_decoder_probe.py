@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from valle.audio import load_audio
+from valle.codec.compact import CompactCodec
 from valle.codec.losses import MultiResolutionLoss
 from valle.data.shards import TokenizedCorpus
 from valle.infer.pipeline import VallE
@@ -79,21 +80,19 @@ class Pairs:
         return torch.stack(codes), torch.stack(wavs)
 
 
-def held_out_loss(decoder: torch.nn.Module, codec, batches: list, loss_fn: MultiResolutionLoss) -> float:
-    """The spectral losses of `decoder` speaking the held-out batches, summed as the codec trains on them."""
+def held_out_loss(codec: CompactCodec, batches: list, loss_fn: MultiResolutionLoss) -> float:
+    """The spectral losses of `codec` speaking the held-out batches, summed as the codec trains on them."""
     total = 0.0
     with torch.no_grad():
         for codes, wav in batches:
-            parts = loss_fn(speak(decoder, codec, codes), wav)
+            parts = loss_fn(speak(codec, codes), wav)
             total += float(parts["mel"] + parts["convergence"] + parts["log_magnitude"])
     return total / len(batches)
 
 
-def speak(decoder: torch.nn.Module, codec, codes: torch.Tensor) -> torch.Tensor:
-    """Codes `[B, K, T]` -> samples `[B, T * hop]` through `decoder` in place of the codec's own."""
-    out = decoder(codec.quantizer.decode(codes).transpose(1, 2)).transpose(1, 2).float()
-    log_magnitude, phase = out.chunk(2, dim=1)
-    return codec.istft.inverse(torch.polar(torch.exp(log_magnitude.clamp(max=10.0)), phase))
+def speak(codec: CompactCodec, codes: torch.Tensor) -> torch.Tensor:
+    """Codes `[B, K, T]` -> samples `[B, T * hop]`, as `codec.decode` but with gradients to its decoder."""
+    return codec._synthesise(codec.quantizer.decode(codes))
 
 
 def train(minutes: float, out: str, folders: list[str]) -> None:
@@ -104,15 +103,16 @@ def train(minutes: float, out: str, folders: list[str]) -> None:
     pairs = Pairs(folders, stage, hop, seed=0)
     held = Pairs(["runs/tokens/valid"], stage, hop, seed=1)
     held_batches = [held.batch(BATCH) for _ in range(4)]
-    decoder = copy.deepcopy(codec.decoder).train()
+    tuned = copy.deepcopy(codec)  # only its decoder learns
+    decoder = tuned.decoder.train()
     loss_fn = MultiResolutionLoss(codec.config.sample_rate)
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=1e-4, betas=(0.8, 0.99), weight_decay=0.0)
-    log = {"step": [0], "held_out": [held_out_loss(codec.decoder, codec, held_batches, loss_fn)], "train": [None]}
+    log = {"step": [0], "held_out": [held_out_loss(codec, held_batches, loss_fn)], "train": [None]}
     print(f"step 0 held-out {log['held_out'][0]:.4f} (the codec's own decoder)", flush=True)
     started, step, recent = time.monotonic(), 0, []
     while time.monotonic() - started < minutes * 60:
         codes, wav = pairs.batch(BATCH)
-        parts = loss_fn(speak(decoder, codec, codes), wav)
+        parts = loss_fn(speak(tuned, codes), wav)
         loss = parts["mel"] + parts["convergence"] + parts["log_magnitude"]
         optimizer.zero_grad()
         loss.backward()
@@ -122,7 +122,7 @@ def train(minutes: float, out: str, folders: list[str]) -> None:
         if step % 100 == 0:
             decoder.eval()
             log["step"].append(step)
-            log["held_out"].append(held_out_loss(decoder, codec, held_batches, loss_fn))
+            log["held_out"].append(held_out_loss(tuned, held_batches, loss_fn))
             log["train"].append(sum(recent) / len(recent))
             decoder.train()
             recent = []
@@ -141,10 +141,9 @@ def score(weights: str, options: list[str]) -> None:
 
     def speak_jobs(self, jobs, batch_size=8):
         if not hasattr(self, "_tuned"):
-            self._tuned = copy.deepcopy(self.codec.decoder)
-            self._tuned.load_state_dict(state)
-            self._tuned.to(next(self.codec.parameters()).dtype).eval()
-        return [speak(self._tuned, self.codec, self.render(job)[None])[0].float().cpu().numpy() for job in jobs]
+            self._tuned = copy.deepcopy(self.codec)
+            self._tuned.decoder.load_state_dict(state)
+        return [self._tuned.decode(self.render(job)[None])[0].float().cpu().numpy() for job in jobs]
 
     VallE.speak = torch.inference_mode()(speak_jobs)
     sys.argv = ["zero_shot.py"] + options
