@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from valle.model.layers import lengths_to_mask
-from valle.train.batching import collate, collate_alignments, collate_pitch, phoneme_languages
 from valle.train.config import TrainConfig
 from valle.train.trainer import Trainer
 
@@ -61,14 +60,15 @@ class AdversarialTrainer(Trainer):
         self.d_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=2e-4, betas=(0.8, 0.99))
 
     def batch_loss(self) -> tuple[Tensor, dict[str, float]]:
-        positions = self.sampler.next_batch()
-        items = [self.corpus[i] for i in positions]
-        phonemes, phoneme_lens, codes, code_lens = collate(items)
-        languages = phoneme_languages(items, self.model, phonemes.shape[1])
-        pitch = collate_pitch(items, self.model, codes.shape[2])
-        prompt, prompt_lens, prompt_pitch = self.voice_prompts(positions, codes, code_lens, pitch)
-        out = self.model(phonemes, phoneme_lens, codes, code_lens, collate_alignments(items, self.model, codes.shape[2]),
-                         prompt, prompt_lens, languages, pitch, prompt_pitch)
+        """The stage's batch and losses as `Trainer` makes them, read off its forward pass, and the two players' terms."""
+        seen = {}
+        hook = self.model.register_forward_hook(lambda _, inputs, output: seen.update(inputs=inputs, out=output))
+        try:
+            loss, metrics = super().batch_loss()
+        finally:
+            hook.remove()
+        _, _, codes, code_lens, _, prompt, prompt_lens, *_ = seen["inputs"]
+        out = seen["out"]
         scale = self.model.latent_scale
         valid = lengths_to_mask(code_lens, codes.shape[2]).float()
         real = self.model.latents(codes) / scale
@@ -99,10 +99,8 @@ class AdversarialTrainer(Trainer):
         _, real_features = self.discriminator(noisy(real), voice)
         g_loss = masked((score_fake - 1) ** 2)
         matching = sum(masked((f - r.detach()).abs().mean(1)) for f, r in zip(fake_features, real_features)) / len(fake_features)
-        loss = out.loss + self.adversarial * g_loss + self.matching * matching
-        hits, frames = self.model.code_hits(out.latent.detach(), codes, code_lens, levels=1)[0]
-        return loss, {"accuracy": hits / frames, "latent": out.latent_loss.item(), "duration": out.duration_loss.item(),
-                      "d_loss": d_loss.item(), "g_loss": g_loss.item(), "matching": matching.item()}
+        loss = loss + self.adversarial * g_loss + self.matching * matching
+        return loss, metrics | {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "matching": matching.item()}
 
     def state(self) -> dict:
         return super().state() | {"discriminator": self.discriminator.state_dict(),
