@@ -45,9 +45,9 @@ class Pairs:
             corpus = TokenizedCorpus(folder)
             manifest = Path(json.loads((Path(folder) / "index.json").read_text())["manifest"]["path"])
             self.audio |= {row["id"]: manifest.parent / row["audio"] for row in map(json.loads, manifest.open())}
-            for i in range(len(corpus)):
+            for i, speaker in enumerate(corpus.speakers()):  # from the shards' headers: no utterance is read
                 self.items.append((corpus, i))
-                by_speaker.setdefault((folder, corpus[i].speaker), []).append(len(self.items) - 1)
+                by_speaker.setdefault((folder, speaker), []).append(len(self.items) - 1)
         self.others = {i: group for group in by_speaker.values() if len(group) > 1 for i in group}
         self.usable = sorted(self.others)
 
