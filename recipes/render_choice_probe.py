@@ -74,17 +74,18 @@ def choose_hold(delta: float, holds: list[float], log: Path | None) -> None:
 def borrow_fine_levels(split: int, k: int) -> None:
     rendered = FrameModel._render
 
-    def levels_sum(model: FrameModel, codes: Tensor, levels: range) -> Tensor:
-        return sum(model.codebooks[level][codes[level]] for level in levels).float()
+    def first_levels(model: FrameModel, codes: Tensor) -> Tensor:
+        """The latent of the first `split` levels of codes `[K, T]`, `[T, D]`."""
+        return model.latents(codes[None, :split])[0].float()
 
     def _render(self: FrameModel, text, path, voice, prompt, *args, **kwargs) -> Tensor:
         codes = rendered(self, text, path, voice, prompt, *args, **kwargs)
-        nearest = torch.cdist(levels_sum(self, codes, range(split)), levels_sum(self, prompt, range(split)))
+        nearest = torch.cdist(first_levels(self, codes), first_levels(self, prompt))
         nearest = nearest.topk(k, dim=1, largest=False).indices  # [T, k] prompt frames
         if k == 1:
             return torch.cat([codes[:split], prompt[split:, nearest[:, 0]]])
-        residual = levels_sum(self, prompt, range(split, len(prompt)))[nearest].mean(1)
-        upper = quantize(residual, self.codebooks[split:])
+        above = self.latents(prompt[None])[0].float() - first_levels(self, prompt)
+        upper = quantize(above[nearest].mean(1), self.codebooks[split:])
         return torch.cat([codes[:split], upper.to(codes.dtype)])
 
     FrameModel._render = _render
