@@ -11,7 +11,7 @@
 # backstop). TOKENS holds valid/ and one or more train* folders (train/, train_human/, ...: read
 # as one corpus) as written by `valle data tokenize` (tens of MB for hours of speech). Training needs only torch, safetensors and tqdm, so it runs from the source
 # tree with whatever PyTorch the machine has. What comes back from a lent machine is limited
-# (files of 16 MiB), so the script ends by packing the trained stages in float16 with their
+# (files of 16 MiB), so the script ends by packing the trained stages (their EMA where the config keeps one) in float16 with their
 # metrics and logs into OUT/trained.tar.part-*; here
 #   cat OUT/trained.tar.part-* | tar x -C RUN && valle export RUN/AR_NAME/half RUN/NAR_NAME/half MODEL --half
 # joins them for synthesis (a frame stage alone: `valle export RUN/FRAMES_NAME/half MODEL --half`; it trains
@@ -84,10 +84,11 @@ for config in sys.argv[2:]:
     folder = out / Path(config).stem
     if not (folder / "model").exists():  # that stage failed: its log says why; pack the others
         continue
-    model = Stage.from_pretrained(folder / "model")
+    weights = folder / "ema" if (folder / "ema").exists() else folder / "model"  # the average, where the config keeps one
+    model = Stage.from_pretrained(weights)
     model.save_pretrained(folder / "half", model.trained_on, torch.float16)
 PY
 packed=()
-for config in "${configs[@]}"; do n=$(name "$config"); packed+=("$n.json" "$n.log"); [ -d "$out/$n/half" ] && packed+=("$n/half" "$n/metrics.jsonl"); done
+for config in "${configs[@]}"; do n=$(name "$config"); packed+=("$n.json" "$n.log"); [ -f "$out/$n.png" ] && packed+=("$n.png"); [ -d "$out/$n/half" ] && packed+=("$n/half" "$n/metrics.jsonl"); done
 tar cf - -C "$out" "${packed[@]}" | split -b 15M - "$out/trained.tar.part-"
 exit $status

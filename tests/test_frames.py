@@ -96,6 +96,21 @@ def test_padding_does_not_change_what_an_utterance_gets(voice_attention):
         torch.testing.assert_close(alone.durations[0], together.durations[b, :p])
 
 
+def test_under_bf16_autocast_the_losses_stay_float32_and_close_to_full_precision():
+    """A GPU trains under bf16 autocast: the frame counts behind the duration loss must stay exact there."""
+    torch.manual_seed(0)
+    m = model(pitch=True).eval()
+    phonemes, p_lens, codes, c_lens, alignment = collate(utterances(3))
+    pitch = torch.full(codes[:, 0].shape, 150.0)
+    args = (phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :5], torch.full((3,), 5))
+    full = m(*args, pitch=pitch, prompt_pitch=torch.full((3,), 7.2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = m(*args, pitch=pitch, prompt_pitch=torch.full((3,), 7.2))
+    assert mixed.loss.dtype == torch.float32
+    torch.testing.assert_close(mixed.duration_loss, full.duration_loss, rtol=0.05, atol=0.01)
+    torch.testing.assert_close(mixed.loss, full.loss, rtol=0.05, atol=0.05)
+
+
 def test_the_stage_learns_codes_and_durations_from_the_phonemes_and_renders_them():
     torch.manual_seed(0)
     m = model()

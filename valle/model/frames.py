@@ -385,10 +385,10 @@ class FrameModel(Stage):
         code_loss = torch.zeros((), device=latent.device)
         if self.config.code_loss:
             code_loss = self.code_cross_entropy(latent, codes, valid[..., 0] > 0)
-        counts = torch.zeros(phonemes.shape, dtype=latent.dtype, device=phonemes.device)
-        counts.scatter_add_(1, alignment.clamp(min=0), valid[..., 0])
+        counts = torch.zeros(phonemes.shape, device=phonemes.device)  # float32 under autocast too: counts stay exact
+        counts.scatter_add_(1, alignment.clamp(min=0), valid[..., 0].float())
         durations = self.predict_durations(text, phoneme_lens, voice)
-        told = lengths_to_mask(phoneme_lens, phonemes.shape[1]).to(latent.dtype)
+        told = lengths_to_mask(phoneme_lens, phonemes.shape[1]).float()
         duration_loss = (((durations - counts.log1p()) ** 2) * told).sum() / told.sum()
         pitch_loss = torch.zeros((), device=latent.device)
         if self.config.pitch:
