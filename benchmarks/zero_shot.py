@@ -14,7 +14,9 @@ and back (codec resynthesis: what any model of the codec's codes can at best kee
   over utterances, and the same for the real recordings;
 - length against the real recording (median ratio), beside WER: outputs that stop early lower
   WER by losing words, which Whisper would otherwise make up from babble;
-- real-time factor of synthesis on this machine (watermarking included).
+- real-time factor of synthesis on this machine (watermarking included);
+- per voice, WER and SIM of the three systems: a voice whose recordings the judge hears badly
+  (ground truth WER) loses words when rendered closely, and this tells it from a rendering that loses them.
 Beside the JSON of every utterance (`--out`) it draws them (`.png`): SIM per utterance, and each
 output's median F0 against its prompt's, where a voice an octave off stands out.
 Targets: SIM within 0.05 of ground truth, WER within 10 points, identification >= 80 %, RTF <= 0.5.
@@ -43,9 +45,9 @@ from valle.asr import PocketSphinx, load_recognizer, word_error_rate, words_hear
 from valle.data.manifest import read_manifest, write_manifest
 from valle.data.synthetic import build_synthetic_corpus
 from valle.data.synthetic.corpus import SPLITS
-from valle.eval.evaluate import SYSTEMS, Scorers, evaluate, summarize
+from valle.eval.evaluate import SYSTEMS, Scorers, by_speaker, evaluate, summarize
 from valle.eval.protocol import EvalConfig, plan
-from valle.eval.report import plot_scores
+from valle.eval.report import plot_scores, speaker_table
 from valle.infer import VallE
 from valle.model.sampling import NAR_DECODINGS
 from valle.speaker import SpeakerEncoder
@@ -147,10 +149,12 @@ def main() -> int:
     print(f"\n{len(records)} utterances of {summary['speakers']} unseen speakers ({len(flite)} flite), prompts of "
           f"{low:.1f}-{high:.1f} s; WER target judged on {summary['wer_voices']} voices; "
           f"{torch.get_num_threads()} CPU threads, {dtype} weights")
+    speakers = by_speaker(records)
+    print(f"\n{speaker_table(speakers, judged={r['language'] for r in english})}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     figure = plot_scores(records, args.out.with_suffix(".png"))
     print(f"wrote {figure}")
-    return report(checks, {"summary": summary, "utterances": records}, args.out)
+    return report(checks, {"summary": summary, "speakers": speakers, "utterances": records}, args.out)
 
 
 UNSEEN_ENGINES = ("pico", "piper")

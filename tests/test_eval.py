@@ -60,6 +60,9 @@ def test_eval_command_writes_table_json_and_figure_with_ground_truth(model_dir, 
     assert len(report["utterances"]) == 4 and report["info"]["asr"] == "faster-whisper:tiny.en"  # the default judge
     assert "WER by faster-whisper:tiny.en, SIM by resemblyzer" in (tmp_path / "ev" / "eval.md").read_text()
     assert "pitch off the prompt's (semitones)" in printed and "| words heard |" in printed
+    assert [(v["speaker"], v["n"]) for v in report["speakers"]] == [("s0", 2), ("s1", 2)]  # both settings together
+    assert all(0 <= v["wer_truth"] and -1 <= v["sim_output"] <= 1 for v in report["speakers"])
+    assert "| s1 | en-us | 2 |" in (tmp_path / "ev" / "eval.md").read_text()
     for record in report["utterances"]:
         assert record["truth"]["sim"] > 0.5  # the same signal family as its prompt
     assert (tmp_path / "ev" / "eval.png").stat().st_size > 10_000
@@ -140,3 +143,27 @@ def test_the_figure_draws_each_outputs_pitch_against_its_prompts_found_or_not(tm
     unpitched = plot_scores([record(None, None), record(None, None)], tmp_path / "unpitched.png")
     width = {name: matplotlib.image.imread(path).shape[1] for name, path in (("pitched", pitched), ("unpitched", unpitched))}
     assert width["pitched"] > 1.3 * width["unpitched"]  # a third panel, for the pitch, only where prompts have one
+
+
+def test_each_voice_gets_its_own_row_with_the_judge_s_reading_of_its_recordings():
+    from valle.eval.evaluate import by_speaker
+    from valle.eval.report import speaker_table
+
+    def record(speaker, language, truth_heard, output_heard, sim):
+        text = "one two three four"
+        return {"speaker": speaker, "language": language,
+                **{system: {"text": text, "hypothesis": heard, "sim": sim}
+                   for system, heard in (("truth", truth_heard), ("resynthesis", truth_heard), ("output", output_heard))}}
+
+    records = [record("clear", "en-us", "one two three four", "one two three four", 0.8),
+               record("mumbled", "en-us", "one", "one two", 0.6),
+               record("clear", "en-us", "one two three four", "one two three", 0.6),
+               record("french", "fr-fr", "un deux", "un", 0.7)]
+    rows = {r["speaker"]: r for r in by_speaker(records)}
+    assert list(rows) == ["clear", "mumbled", "french"]  # in the order they first come
+    assert rows["clear"]["n"] == 2 and rows["clear"]["wer_truth"] == 0 and rows["clear"]["wer_output"] == 1 / 8
+    assert rows["mumbled"]["wer_truth"] == 0.75 and rows["mumbled"]["wer_output"] == 0.5
+    assert rows["clear"]["sim_output"] == pytest.approx(0.7)
+    table = speaker_table(list(rows.values()), judged={"en-us"})
+    assert "| mumbled | en-us | 1 | 75 % | 75 % | 50 % | 0.600 | 0.600 | 0.600 |" in table
+    assert "| french | fr-fr | 1 | n/a | n/a | n/a |" in table  # an English judge's WER of French is not shown

@@ -548,7 +548,7 @@ def _stream(valle: "VallE", args: argparse.Namespace, prompt: "np.ndarray", prom
 def _eval(args: argparse.Namespace) -> None:
     from valle.asr import load_recognizer
     from valle.data.manifest import read_manifest
-    from valle.eval.evaluate import Scorers, evaluate, summarize
+    from valle.eval.evaluate import Scorers, by_speaker, evaluate, summarize
     from valle.eval.mos import DNSMOS
     from valle.eval.protocol import EvalConfig, plan
     from valle.eval.report import markdown_table, scored_by, write_report
@@ -567,7 +567,7 @@ def _eval(args: argparse.Namespace) -> None:
     rows = summarize(records)
     info = {"model": str(args.model), "manifest": str(args.manifest), "config": config.to_dict(), "asr": scorers.asr.name,
             "speaker": scorers.speaker.name, "mos": "dnsmos" if scorers.mos else None}
-    paths = write_report(args.out, rows, records, info)
+    paths = write_report(args.out, rows, by_speaker(records), records, info)
     print(markdown_table(rows))
     print(f"\n{scored_by(info)}; wrote {', '.join(map(str, paths.values()))}")
 

@@ -24,19 +24,34 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def speaker_table(rows: list[dict], judged: set[str] | None = None) -> str:
+    """`valle.eval.evaluate.by_speaker`'s rows as markdown; WER only for the languages in `judged` (None: all)."""
+    def wer(row: dict, system: str) -> str:
+        return f"{100 * row[f'wer_{system}']:.0f} %" if judged is None or row["language"] in judged else "n/a"
+
+    lines = ["| voice | language | n | WER: ground truth | codec resynthesis | model "
+             "| SIM: ground truth | codec resynthesis | model |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['speaker']} | {r['language']} | {r['n']} | {wer(r, 'truth')} | {wer(r, 'resynthesis')} | "
+                     f"{wer(r, 'output')} | {r['sim_truth']:.3f} | {r['sim_resynthesis']:.3f} | {r['sim_output']:.3f} |")
+    return "\n".join(lines)
+
+
 def scored_by(info: dict) -> str:
     """Which judges gave the scores: a WER or SIM means little without them."""
     return f"WER by {info['asr']}, SIM by {info['speaker']}"
 
 
-def write_report(out: Path, rows: list[dict], records: list[dict], info: dict) -> dict[str, Path]:
-    """`eval.md`, `eval.json` and `eval.png` in `out`; returns their paths."""
+def write_report(out: Path, rows: list[dict], speakers: list[dict], records: list[dict], info: dict) -> dict[str, Path]:
+    """`eval.md` (the table of `rows`, then the voices'), `eval.json` and `eval.png` in `out`; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"table": out / "eval.md", "json": out / "eval.json", "figure": out / "eval.png"}
     with atomic_write(paths["table"]) as f:
-        f.write(f"{markdown_table(rows)}\n\n{scored_by(info)}\n")
+        f.write(f"{markdown_table(rows)}\n\n{scored_by(info)}\n\nPer voice, every setting together:\n\n"
+                f"{speaker_table(speakers)}\n")
     with atomic_write(paths["json"]) as f:
-        json.dump({"info": info, "summary": rows, "utterances": records}, f, indent=1)
+        json.dump({"info": info, "summary": rows, "speakers": speakers, "utterances": records}, f, indent=1)
     plot_scores(records, paths["figure"])
     return paths
 
