@@ -41,11 +41,11 @@ import numpy as np
 import torch
 from targets import report
 
-from valle.asr import PocketSphinx, load_recognizer, word_error_rate, words_heard
+from valle.asr import PocketSphinx, load_recognizer, words_heard
 from valle.data.manifest import read_manifest, write_manifest
 from valle.data.synthetic import build_synthetic_corpus
 from valle.data.synthetic.corpus import SPLITS
-from valle.eval.evaluate import SYSTEMS, Scorers, by_speaker, evaluate, summarize
+from valle.eval.evaluate import SYSTEMS, Scorers, by_speaker, corpus_wer, evaluate, summarize
 from valle.eval.protocol import EvalConfig, plan
 from valle.eval.report import plot_scores, speaker_table
 from valle.infer import VallE
@@ -190,7 +190,7 @@ def _heard(records: list[dict], system: str, shift: int = 0) -> float | None:
 
 def _wer(records: list[dict], system: str) -> float | None:
     """Corpus WER of `system` ("output" or "truth") over `records`; None when there are none."""
-    return word_error_rate([r[system]["text"] for r in records], [r[system]["hypothesis"] for r in records]) if records else None
+    return corpus_wer([r[system] for r in records]) if records else None
 
 
 if __name__ == "__main__":

@@ -103,6 +103,11 @@ def _identify(records: list[dict]) -> None:
             del r[system]["vector"], r[system]["prompt_vector"]  # not for the JSON report
 
 
+def corpus_wer(scores: list[dict]) -> float:
+    """The WER of one system's scores (each with the `text` said and the `hypothesis` heard), over all their words."""
+    return word_error_rate([s["text"] for s in scores], [s["hypothesis"] for s in scores])
+
+
 def summarize(records: list[dict]) -> list[dict]:
     """One row per setting and system (in the order of `SYSTEMS`): n, WER, words heard, SIM, identification, pitch,
     DNSMOS, RTF.
@@ -116,7 +121,7 @@ def summarize(records: list[dict]) -> list[dict]:
             scores = [r[system] for r in chosen]
             rows.append({
                 "mode": mode, "system": name, "n": len(chosen),
-                "wer": word_error_rate([s["text"] for s in scores], [s["hypothesis"] for s in scores]),
+                "wer": corpus_wer(scores),
                 "heard": words_heard([s["text"] for s in scores], [s["hypothesis"] for s in scores]),
                 "sim": float(np.mean([s["sim"] for s in scores])),
                 "identification": float(np.mean([s["identified"] for s in scores])),
@@ -140,7 +145,7 @@ def by_speaker(records: list[dict]) -> list[dict]:
         row = {"speaker": speaker, "language": chosen[0]["language"], "n": len(chosen)}
         for system in SYSTEMS:
             scores = [r[system] for r in chosen]
-            row[f"wer_{system}"] = word_error_rate([s["text"] for s in scores], [s["hypothesis"] for s in scores])
+            row[f"wer_{system}"] = corpus_wer(scores)
             row[f"sim_{system}"] = float(np.mean([s["sim"] for s in scores]))
         rows.append(row)
     return rows
