@@ -34,7 +34,7 @@ from valle.train.align import AlignerTraining, align_corpus, fit_aligner, flat_s
 from valle.train.batching import BucketBatchSampler, OtherUtterances, collate, phoneme_languages
 from valle.train.config import TrainConfig
 from valle.train.plots import plot_metrics
-from valle.train.trainer import AUDIO_EMBEDDING, TEXT_EMBEDDING, Trainer, warm_start
+from valle.train.trainer import AUDIO_EMBEDDING, TEXT_EMBEDDING, Trainer, kept_stage, warm_start
 from valle.train.validate import heldout_metrics, loss_per_frame
 
 SENTENCES = ["Hello world.", "A quick brown fox jumps.", "She sells sea shells.", "Time flies like an arrow.",
@@ -465,6 +465,27 @@ def test_a_moving_average_of_the_weights_is_kept_saved_and_resumed_exactly(shard
     assert all(torch.equal(late.average[k], v) for k, v in late.model.state_dict().items())
     with pytest.raises(ConfigError, match=r"ema must be in \[0, 1\)"):
         TrainConfig(ema=1.0)
+
+
+def test_a_long_run_keeps_a_copy_of_its_average_every_keep_every_steps(shards, tmp_path):
+    """`keep_every`: RUN/kept/step-N holds the average at step N, for every multiple of it, and survives a resume."""
+    config = replace(CONFIG, ema=0.9, keep_every=3)
+    Trainer(config, shards, tmp_path / "run").fit(stop_after=3)
+    at3 = Stage.from_pretrained(kept_stage(tmp_path / "run", 3)).state_dict()
+    ema3 = Stage.from_pretrained(tmp_path / "run" / "ema").state_dict()
+    assert all(torch.equal(at3[k], v) for k, v in ema3.items())
+    resumed = Trainer(config, shards, tmp_path / "run")
+    resumed.fit(resume=True)
+    assert sorted(p.name for p in (tmp_path / "run" / "kept").iterdir()) == ["step-000003", "step-000006"]
+    at6 = Stage.from_pretrained(kept_stage(tmp_path / "run", 6)).state_dict()
+    assert all(torch.equal(at6[k], v) for k, v in resumed.average.items())
+    assert not torch.equal(at3["text_embedding.weight"], at6["text_embedding.weight"])
+    plain = Trainer(replace(CONFIG, keep_every=6), shards, tmp_path / "plain")  # no average: the weights are kept
+    plain.fit()
+    at6 = Stage.from_pretrained(kept_stage(tmp_path / "plain", 6)).state_dict()
+    assert all(torch.equal(at6[k], v) for k, v in plain.model.state_dict().items())
+    with pytest.raises(ConfigError, match="multiple of checkpoint_every"):
+        replace(CONFIG, keep_every=4)
 
 
 def test_the_frame_stage_trains_on_the_codec_latents_resumes_exactly_and_scores_held_out(aligned_shards, shards, tmp_path):

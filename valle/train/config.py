@@ -44,10 +44,16 @@ class TrainConfig(DictConfig):
     # at every checkpoint (0: none). An average over the last ~1 / (1 - ema) steps varies less from
     # checkpoint to checkpoint than the weights of one step.
     ema: float = 0.0
+    # Steps between kept copies of the stage (RUN/kept/step-NNNNNN: the average where `ema` keeps one, else the
+    # weights), written with the checkpoint of such a step (0: none): a long run's curve can be scored after it ends.
+    keep_every: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.ema < 1:
             raise ConfigError(f"ema must be in [0, 1) (0: no average of the weights), got {self.ema}")
+        if self.keep_every < 0 or self.keep_every and self.keep_every % max(1, self.checkpoint_every):
+            raise ConfigError(f"keep_every must be 0 (no copies) or a multiple of checkpoint_every ({self.checkpoint_every}): "
+                              f"a copy is kept with a checkpoint; got {self.keep_every}")
         if self.stage not in ("ar", "nar", "frames"):
             raise ConfigError(f"stage must be 'ar', 'nar' or 'frames', got {self.stage!r}")
         if self.voice_prompt not in ("same", "other"):

@@ -47,10 +47,17 @@ TEXT_EMBEDDING = "text_embedding.weight"  # grows with the phoneme vocabulary (w
 AUDIO_EMBEDDING = "audio_embedding.weight"  # grows with the AR's history levels (warm_start)
 LATEST = "latest"  # the weights of the last checkpoint as a stage folder: a run in progress can be tried out
 EMA = "ema"  # the average of the weights (`TrainConfig.ema`) at the last checkpoint, as a stage folder
+KEPT = "kept"  # copies of the stage at every `TrainConfig.keep_every` steps, one folder each (`kept_stage`)
 # What a resumed run may change: training longer (the decay stretches to the new end), logging differently,
 # keeping an average of the weights from now on (it starts from the weights as they are), or where the starting
 # weights are read from (a source folder that has moved: the checkpoint's weights replace them).
-RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "valid_every", "valid_utterances", "ema", "init")
+RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "valid_every", "valid_utterances", "ema", "init",
+                     "keep_every")
+
+
+def kept_stage(run: str | Path, step: int) -> Path:
+    """The folder of the stage a run kept at `step` (`TrainConfig.keep_every`)."""
+    return Path(run) / KEPT / f"step-{step:06d}"
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -266,6 +273,9 @@ class Trainer(Loop):
             self.model.save_pretrained(self.out / LATEST, trained_on)
             if self.average is not None:
                 self.averaged().save_pretrained(self.out / EMA, trained_on)
+            if self.config.keep_every and self.step % self.config.keep_every == 0:
+                kept = self.averaged() if self.average is not None else self.model
+                kept.save_pretrained(kept_stage(self.out, self.step), trained_on)
 
     def _weights(self) -> dict[str, Tensor]:
         """A copy of the model's weights and buffers as they are now."""
