@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from conftest import speechlike
 
@@ -167,3 +168,36 @@ def test_each_voice_gets_its_own_row_with_the_judge_s_reading_of_its_recordings(
     table = speaker_table(list(rows.values()), judged={"en-us"})
     assert "| mumbled | en-us | 1 | 75 % | 75 % | 50 % | 0.600 | 0.600 | 0.600 |" in table
     assert "| french | fr-fr | 1 | n/a | n/a | n/a |" in table  # an English judge's WER of French is not shown
+
+
+def test_two_evaluations_are_compared_utterance_by_utterance_with_an_interval_that_tells_chance_from_a_gain():
+    from valle.eval.compare import compare, comparison_table
+    from valle.eval.evaluate import corpus_wer
+
+    def records(heard: list[str], sims: list[float], languages: list[str] | None = None) -> list[dict]:
+        return [{"mode": "cross-sentence", "id": f"u{i}", "language": (languages or ["en-us"] * len(heard))[i],
+                 "output": {"text": "one two three four", "hypothesis": h, "sim": s, "identified": s > 0.5}}
+                for i, (h, s) in enumerate(zip(heard, sims))]
+
+    rng = np.random.default_rng(0)
+    sims = list(rng.uniform(0.4, 0.9, 40))
+    worse = records(["one two"] * 40, sims)
+    better = records(["one two three four"] * 20 + ["one two three"] * 20, [s + 0.05 for s in sims])
+    n, (wer, sim, identified) = compare(worse, better)
+    assert n == 40 and wer.first == corpus_wer([r["output"] for r in worse]) == 0.5
+    assert wer.second == corpus_wer([r["output"] for r in better]) == 0.125
+    assert wer.high < 0 and sim.low == pytest.approx(0.05) == sim.high  # every utterance better: no interval holds 0
+    assert identified.first <= identified.second
+    n, same = compare(worse, worse)
+    assert all(d.low == d.high == 0 for d in same)
+    mixed = records(["one two"] * 20 + ["one two three four"] * 20, sims)  # half better, half worse than `noisy`
+    noisy = records(["one two three four"] * 20 + ["one two"] * 20, sims)
+    n, (wer, *_) = compare(mixed, noisy)
+    assert wer.second - wer.first == 0 and wer.low < 0 < wer.high  # chance: the interval holds zero
+    assert compare(worse[:10], better)[0] == 10  # only the utterances both scored
+    n, (wer, *_) = compare(records(["un"] * 2 + ["one"] * 2, [0.5] * 4, ["fr-fr"] * 2 + ["en-us"] * 2),
+                           records(["deux"] * 2 + ["one two three four"] * 2, [0.5] * 4, ["fr-fr"] * 2 + ["en-us"] * 2))
+    assert (wer.first, wer.second) == (0.75, 0)  # WER of the English utterances only
+    assert "| WER | 75.0 % | 0.0 % | -75.0 % |" in comparison_table(n, [wer])
+    with pytest.raises(ConfigError, match="share no utterance"):
+        compare(worse, [{**r, "id": "other" + r["id"]} for r in better])
