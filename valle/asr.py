@@ -51,6 +51,12 @@ def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
     return float(_aligned_words(references, hypotheses).wer)
 
 
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(edits, reference words) of one utterance after `normalize_for_wer`: summed over utterances, the corpus WER."""
+    counts = _aligned_words([reference], [hypothesis])
+    return counts.substitutions + counts.deletions + counts.insertions, len(normalize_for_wer(reference).split())
+
+
 def words_heard(references: list[str], hypotheses: list[str]) -> float:
     """The share of reference words the recogniser heard (jiwer's hits over reference words).
 

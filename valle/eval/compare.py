@@ -9,10 +9,9 @@ utterances tell WER apart to about five points; an interval that holds zero is n
 
 from dataclasses import dataclass
 
-import jiwer
 import numpy as np
 
-from valle.asr import normalize_for_wer
+from valle.asr import word_errors
 from valle.errors import ConfigError
 from valle.text.normalize import is_english
 
@@ -26,13 +25,6 @@ class Difference:
     second: float
     low: float
     high: float
-
-
-def word_errors(text: str, heard: str) -> tuple[int, int]:
-    """(edits, reference words) of what was `heard` against the `text` said, as `corpus_wer` counts them."""
-    reference = normalize_for_wer(text)
-    counts = jiwer.process_words(reference, normalize_for_wer(heard) or "<empty>")
-    return counts.substitutions + counts.deletions + counts.insertions, len(reference.split())
 
 
 def compare(first: list[dict], second: list[dict], system: str = "output", rounds: int = 10000,
