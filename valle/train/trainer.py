@@ -271,10 +271,11 @@ class Trainer(Loop):
         if self.rank == 0:
             trained_on = TrainedOn(self.corpus.vocab, self.corpus.codec)
             self.model.save_pretrained(self.out / LATEST, trained_on)
-            if self.average is not None:
-                self.averaged().save_pretrained(self.out / EMA, trained_on)
+            averaged = self.averaged() if self.average is not None else None
+            if averaged is not None:
+                averaged.save_pretrained(self.out / EMA, trained_on)
             if self.config.keep_every and self.step % self.config.keep_every == 0:
-                kept = self.averaged() if self.average is not None else self.model
+                kept = averaged if averaged is not None else self.model
                 kept.save_pretrained(kept_stage(self.out, self.step), trained_on)
 
     def _weights(self) -> dict[str, Tensor]:
