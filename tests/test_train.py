@@ -284,13 +284,14 @@ def test_a_run_checkpointed_before_a_config_field_existed_resumes_at_its_default
     checkpoint = tmp_path / "run" / "checkpoint.pt"
     state = torch.load(checkpoint, weights_only=False)
     config = json.loads(state["config"])
-    del config["voice_prompt"]  # as a run written before the field was added
+    del config["language_input"]  # as a run written before the field was added
     torch.save(state | {"config": json.dumps(config)}, checkpoint)
     resumed = Trainer(CONFIG, shards, tmp_path / "run")
     resumed.fit(resume=True)
     assert resumed.step == 6
-    with pytest.raises(ConfigError, match="stage, voice_prompt differ"):
-        Trainer(replace(CONFIG, stage="frames", voice_prompt="other"), shards, tmp_path / "run").fit(resume=True)
+    with pytest.raises(ConfigError, match=r"\(language_input, stage differ\)"):
+        Trainer(replace(CONFIG, stage="frames", language_input=not CONFIG.language_input), shards,
+                tmp_path / "run").fit(resume=True)
 
 
 def test_a_warm_started_run_resumes_after_its_source_folder_moved(shards, tmp_path):
@@ -533,6 +534,10 @@ def test_the_frame_stage_may_read_its_voice_off_another_utterance_of_the_speaker
         assert len(source) == 1 and source[0] != i and corpus[source[0]].speaker == corpus[i].speaker
     trainer.fit()  # and trains on such prompts
     assert Stage.from_pretrained(tmp_path / "other" / "model").kind == "frames"
+    Trainer(replace(config, voice_prompt="same"), aligned_shards, tmp_path / "fork").fit(stop_after=2)
+    forked = Trainer(config, aligned_shards, tmp_path / "fork")  # a copy of a run, forked into an arm of its own
+    forked.fit(resume=True)
+    assert forked.step == config.steps and forked.other_utterances is not None
     with pytest.raises(ConfigError, match="voice_prompt 'other' is for the frame stage"):
         replace(CONFIG, voice_prompt="other")
 

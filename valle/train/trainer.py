@@ -49,10 +49,11 @@ LATEST = "latest"  # the weights of the last checkpoint as a stage folder: a run
 EMA = "ema"  # the average of the weights (`TrainConfig.ema`) at the last checkpoint, as a stage folder
 KEPT = "kept"  # copies of the stage at every `TrainConfig.keep_every` steps, one folder each (`kept_stage`)
 # What a resumed run may change: training longer (the decay stretches to the new end), logging differently,
-# keeping an average of the weights from now on (it starts from the weights as they are), or where the starting
-# weights are read from (a source folder that has moved: the checkpoint's weights replace them).
+# keeping an average of the weights from now on (it starts from the weights as they are), where the starting
+# weights are read from (a source folder that has moved: the checkpoint's weights replace them), or where the frame
+# stage's voice prompts are cut from (a copy of a run forked into arms that differ from that step on).
 RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "valid_every", "valid_utterances", "ema", "init",
-                     "keep_every")
+                     "keep_every", "voice_prompt")
 
 
 def kept_stage(run: str | Path, step: int) -> Path:
