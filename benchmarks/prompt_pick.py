@@ -34,6 +34,7 @@ from targets import report  # noqa: E402
 from valle.audio import trim_silence  # noqa: E402
 from valle.data.manifest import Utterance, read_manifest  # noqa: E402
 from valle.errors import TextError  # noqa: E402
+from valle.eval.compare import paired_interval  # noqa: E402
 from valle.infer import VallE  # noqa: E402
 from valle.infer.prompt_pick import pick_window  # noqa: E402
 from valle.speaker import SpeakerEncoder, cosine  # noqa: E402
@@ -54,11 +55,6 @@ def long_recording(own: list[Utterance], other: Utterance, talkers: list[Utteran
     order = rng.permutation(len(pieces))
     recording = np.concatenate([np.concatenate([pieces[i], gap]) for i in order])
     return (recording * min(1.0, 0.9 / np.abs(recording).max())).astype(np.float32)
-
-
-def bootstrap(differences: np.ndarray, rng: np.random.Generator, rounds: int = 2000) -> tuple[float, float]:
-    means = [float(np.mean(rng.choice(differences, len(differences)))) for _ in range(rounds)]
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def main() -> int:
@@ -109,7 +105,7 @@ def main() -> int:
     both = [r for r in results if r["picked"] is not None and r["random"] is not None]
     picked_sim = np.array([r["picked"]["sim"] for r in both])
     random_sim = np.array([r["random"]["sim"] for r in both])
-    low, high = bootstrap(picked_sim - random_sim, np.random.default_rng(args.seed)) if both else (float("nan"),) * 2
+    low, high = paired_interval(picked_sim - random_sim, np.random.default_rng(args.seed)) if both else (float("nan"),) * 2
     print("\n| prompt | refused (no words heard in it) | SIM(output, the speaker's voice) | identified |\n|---|---:|---:|---:|")
     for name, key, sims in (("picked window", "picked", picked_sim), ("random window of the same length", "random", random_sim)):
         refused = sum(r[key] is None for r in results)

@@ -48,18 +48,21 @@ def compare(first: list[dict], second: list[dict], system: str = "output", round
         edits_b = np.array([word_errors(b[k]["text"], b[k]["hypothesis"])[0] for k in english], dtype=float)
         picks = rng.integers(0, len(english), (rounds, len(english)))
         resampled = (edits_b[picks].sum(1) - edits_a[picks].sum(1)) / np.maximum(words[picks].sum(1), 1)
-        differences.append(_difference("WER", edits_a.sum() / words.sum(), edits_b.sum() / words.sum(), resampled))
-    picks = rng.integers(0, len(shared), (rounds, len(shared)))
+        low, high = np.percentile(resampled, [2.5, 97.5])
+        differences.append(Difference("WER", float(edits_a.sum() / words.sum()), float(edits_b.sum() / words.sum()),
+                                      float(low), float(high)))
     for metric, key in (("SIM", "sim"), ("identification", "identified")):
         if all(key in a[k] and key in b[k] for k in shared):
             x, y = (np.array([float(scores[k][key]) for k in shared]) for scores in (a, b))
-            differences.append(_difference(metric, x.mean(), y.mean(), y[picks].mean(1) - x[picks].mean(1)))
+            differences.append(Difference(metric, float(x.mean()), float(y.mean()), *paired_interval(y - x, rng, rounds)))
     return len(shared), differences
 
 
-def _difference(metric: str, first: float, second: float, resampled: np.ndarray) -> Difference:
-    low, high = np.percentile(resampled, [2.5, 97.5])
-    return Difference(metric, float(first), float(second), float(low), float(high))
+def paired_interval(differences: np.ndarray, rng: np.random.Generator, rounds: int = 10000) -> tuple[float, float]:
+    """The 95 % bootstrap interval of the mean of per-utterance differences, each pair resampled as one."""
+    picks = rng.integers(0, len(differences), (rounds, len(differences)))
+    low, high = np.percentile(differences[picks].mean(1), [2.5, 97.5])
+    return float(low), float(high)
 
 
 def comparison_table(n: int, differences: list[Difference]) -> str:
