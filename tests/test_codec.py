@@ -10,6 +10,7 @@ from conftest import TINY, speechlike, tiny_encodec_folder
 
 from valle.codec import Codec, load_codec
 from valle.codec.compact import CompactCodec
+from valle.codec.discriminators import Discriminators, PeriodDiscriminator, adversarial_loss, discriminator_loss, feature_loss
 from valle.codec.rvq import ResidualVectorQuantizer, VectorQuantizer, kmeans
 from valle.codec.spectral import STFT, LogMel, mel_filters, pad_to_hop
 from valle.data.manifest import Utterance, write_manifest
@@ -220,14 +221,19 @@ def test_phones_are_the_tokens_that_take_time():
     assert phones(["h", "ə", "ˈ", "oʊ", "_", "ð", "ˌ", "ɛɹ", ",", "."]) == ["h", "ə", "oʊ", "ð", "ɛɹ"]
 
 
-@pytest.mark.parametrize("content_weight", [0.0, 0.5])
-def test_interrupted_training_resumes_exactly(manifest, tmp_path, content_weight):
+@pytest.mark.parametrize("options", [{}, {"content_weight": 0.5}, {"adversarial_weight": 1.0, "decoder_only": True}])
+def test_interrupted_training_resumes_exactly(manifest, tmp_path, options):
     config = CodecTrainConfig(steps=6, batch_size=2, segment_frames=16, warmup_steps=2, log_every=1, checkpoint_every=3,
-                              content_weight=content_weight, content_batch_size=2)
-    train_codec([manifest], tmp_path / "straight", TINY, config, device="cpu")
+                              content_batch_size=2, **options)
+    init = None
+    if config.decoder_only:  # a trained codec to start from, as fine-tuning a decoder always does
+        train_codec([manifest], tmp_path / "init", TINY, CodecTrainConfig(steps=2, batch_size=2, segment_frames=16),
+                    device="cpu")
+        init = tmp_path / "init" / "model"
+    train_codec([manifest], tmp_path / "straight", TINY, config, init=init, device="cpu")
     half = CodecTrainConfig(**{**config.__dict__, "steps": 3})
-    train_codec([manifest], tmp_path / "resumed", TINY, half, device="cpu")
-    train_codec([manifest], tmp_path / "resumed", TINY, config, resume=True, device="cpu")
+    train_codec([manifest], tmp_path / "resumed", TINY, half, init=init, device="cpu")
+    train_codec([manifest], tmp_path / "resumed", TINY, config, resume=True, init=init, device="cpu")
 
     def losses(run: str) -> list[float]:
         return [json.loads(line)["loss"] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
@@ -240,3 +246,56 @@ def test_interrupted_training_resumes_exactly(manifest, tmp_path, content_weight
 def test_resume_without_checkpoint_is_an_error(manifest, tmp_path):
     with pytest.raises(ConfigError, match="--resume given but .*checkpoint.pt does not exist"):
         train_codec([manifest], tmp_path / "none", TINY, CodecTrainConfig(steps=1), resume=True, device="cpu")
+
+
+# -- adversarial training of the decoder ---------------------------------------------------
+
+def test_discriminators_judge_every_window_and_pass_gradients_back():
+    torch.manual_seed(0)
+    critic = Discriminators()
+    wav = (torch.randn(2, 4000) * 0.1).requires_grad_(True)
+    judgements = critic(wav)
+    assert len(judgements) == 8  # five periods, three resolutions
+    for scores, features in judgements:
+        assert scores.shape[0] == 2 and scores.shape[1] > 1 and len(features) == 4
+    adversarial_loss(judgements).backward()
+    assert wav.grad is not None and wav.grad.abs().sum() > 0
+
+
+def test_a_period_discriminator_sees_samples_one_period_apart_together():
+    periodic = torch.sin(torch.arange(3000.0) * 2 * np.pi / 5)[None]  # period 5: every column is constant
+    discriminator = PeriodDiscriminator(5)
+    first = discriminator.convs[0]
+    folded = torch.nn.functional.leaky_relu(first(periodic.view(1, 1, -1, 5)), 0.1)
+    assert torch.allclose(discriminator(periodic)[1][0], folded)
+    assert folded[..., 10:-10, :].std(dim=2).max() < 1e-3 * folded.abs().max()
+
+
+def test_adversarial_losses_reward_what_each_side_wants():
+    def judged(score: float) -> list:
+        return [(torch.full((2, 5), score), [torch.full((2, 3), score)])]
+
+    assert discriminator_loss(judged(1.0), judged(0.0)) == 0  # real called real, decoded called decoded
+    assert discriminator_loss(judged(0.0), judged(1.0)) == 2
+    assert adversarial_loss(judged(1.0)) == 0 and adversarial_loss(judged(0.0)) == 1
+    assert feature_loss(judged(0.5), judged(0.5)) == 0 and feature_loss(judged(0.5), judged(1.0)) == 0.5
+
+
+def test_decoder_only_training_keeps_every_code_and_learns_against_the_critic(manifest, tmp_path):
+    train_codec([manifest], tmp_path / "init", TINY, CodecTrainConfig(steps=3, batch_size=2, segment_frames=16), device="cpu")
+    config = CodecTrainConfig(steps=30, batch_size=2, segment_frames=16, warmup_steps=2, log_every=1, learning_rate=2e-3,
+                              adversarial_weight=1.0, decoder_only=True)
+    train_codec([manifest], tmp_path / "run", TINY, config, init=tmp_path / "init" / "model", device="cpu")
+    before, after = (CompactCodec.from_pretrained(tmp_path / run / "model").state_dict() for run in ("init", "run"))
+    decoder = [k for k in before if k.startswith("decoder.")]
+    assert all(torch.equal(before[k], after[k]) for k in before if k not in decoder)  # encoder and codebooks
+    assert not all(torch.equal(before[k], after[k]) for k in decoder)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {"critic", "adversarial", "features"} <= set(records[0]) and records[0]["commitment"] == 0
+    early, late = (np.mean([r["critic"] for r in part]) for part in (records[:5], records[-5:]))
+    assert late < early  # the discriminators learn to tell decoded audio from real
+
+
+def test_decoder_only_refuses_the_content_loss():
+    with pytest.raises(ConfigError, match="decoder_only freezes"):
+        CodecTrainConfig(decoder_only=True, content_weight=0.5)

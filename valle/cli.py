@@ -248,10 +248,14 @@ def _codec_train(args: argparse.Namespace) -> None:
     from valle.train.codec import CodecTrainConfig, train_codec
 
     model_config = CompactCodecConfig.load(args.model_config) if args.model_config else CompactCodecConfig()
-    options = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("learning_rate", args.learning_rate),
-                                 ("content_weight", args.content_weight)) if v is not None}
-    model = train_codec(args.manifest, args.out, model_config, CodecTrainConfig(**options), resume=args.resume,
-                        init=args.init, device=args.device, time_limit=args.time_limit and args.time_limit * 60)
+    options = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
+                                 ("segment_frames", args.segment_frames), ("learning_rate", args.learning_rate),
+                                 ("content_weight", args.content_weight), ("adversarial_weight", args.adversarial_weight))
+               if v is not None}
+    config = CodecTrainConfig(**options, decoder_only=args.decoder_only)
+    model = train_codec(args.manifest, args.out, model_config, config, resume=args.resume, init=args.init,
+                        device=args.device,
+                        time_limit=args.time_limit and args.time_limit * 60)
     print(f"wrote the codec to {model}; metrics in {args.out / 'metrics.jsonl'}")
 
 
@@ -263,9 +267,14 @@ def _add_codec_train(codec: Commands) -> None:
                    "(default: the built-in one)")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--segment-frames", type=int, help="frames in each training segment (default: 64, 1.28 s at 50 Hz)")
     p.add_argument("--learning-rate", type=float, help="the peak (default: 5e-4; lower it to fine-tune with --init)")
     p.add_argument("--content-weight", type=float, help="> 0: level 1 also learns the phones of whole utterances "
                    "(CTC), so that the AR's level carries the words (default: 0)")
+    p.add_argument("--adversarial-weight", type=float, help="> 0: the decoder also learns against waveform "
+                   "discriminators, the detail that spectral losses average away (default: 0)")
+    p.add_argument("--decoder-only", action="store_true", help="train only the decoder: the codes, and every stage "
+                   "trained on them, stay valid (with --init)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     p.add_argument("--init", type=Path, help="start from this pretrained codec folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from valle.audio import load_audio
 from valle.codec.compact import CompactCodec, CompactCodecConfig
+from valle.codec.discriminators import Discriminators, adversarial_loss, discriminator_loss, feature_loss
 from valle.codec.losses import MultiResolutionLoss
 from valle.data.manifest import Utterance, read_manifest
 from valle.errors import ConfigError
@@ -53,12 +54,19 @@ class CodecTrainConfig:
     content_weight: float = 0.0  # > 0: level 1 learns the phones (CTC on whole utterances)
     content_batch_size: int = 4
     content_max_seconds: float = 4.0  # utterances up to this long feed the content loss (whole: CTC needs all its text)
+    adversarial_weight: float = 0.0  # > 0: the decoder also learns against waveform discriminators
+    feature_weight: float = 2.0  # of the discriminators' feature matching, when adversarial
+    decoder_only: bool = False  # encoder and codebooks frozen: the codes stay what they were
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.segment_frames < 8:
             raise ConfigError("codec training needs steps >= 1, batch_size >= 1 and segment_frames >= 8")
         if self.content_weight < 0 or self.content_batch_size < 1 or self.content_max_seconds <= 0:
             raise ConfigError("content_weight must be >= 0, content_batch_size >= 1 and content_max_seconds > 0")
+        if self.adversarial_weight < 0 or self.feature_weight < 0:
+            raise ConfigError("adversarial_weight and feature_weight must be >= 0")
+        if self.decoder_only and self.content_weight > 0:
+            raise ConfigError("the content loss trains the encoder, which decoder_only freezes: use one of the two")
 
 
 class SegmentSampler:
@@ -156,8 +164,16 @@ class CodecTrainer(Loop):
             self.content_sampler = UtteranceSampler(audio, ids, round(config.content_max_seconds * model.config.sample_rate),
                                                     config.seed)
             self.content = PhoneCTC(model.config.latent_dim, n_phones).to(device)
-        trained = list(model.parameters()) + (list(self.content.parameters()) if self.content is not None else [])
+        if config.decoder_only:
+            model.requires_grad_(False).decoder.requires_grad_(True)
+        trained = [p for p in model.parameters() if p.requires_grad]
+        trained += list(self.content.parameters()) if self.content is not None else []
         optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, betas=(0.8, 0.99), weight_decay=config.weight_decay)
+        self.discriminators: Discriminators | None = None
+        if config.adversarial_weight > 0:
+            self.discriminators = Discriminators().to(device)
+            self.critic_optimizer = torch.optim.AdamW(self.discriminators.parameters(), lr=config.learning_rate,
+                                                      betas=(0.8, 0.99), weight_decay=config.weight_decay)
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") \
             else torch.autocast("cpu", enabled=False)
         super().__init__(out, Settings(config.steps, config.log_every, config.checkpoint_every, config.grad_clip),
@@ -170,13 +186,42 @@ class CodecTrainer(Loop):
     def batch_loss(self) -> tuple[Tensor, dict[str, float]]:
         wav = self.sampler.batch(self.config.batch_size).to(self.device)
         with self.autocast:
-            reconstruction, codes, commitment = self.model(wav)
-        parts = self.loss_fn(reconstruction.float(), wav)
+            reconstruction, codes, commitment = self._reconstruct(wav)
+        reconstruction = reconstruction.float()
+        parts = self.loss_fn(reconstruction, wav)
         loss = parts["mel"] + parts["convergence"] + parts["log_magnitude"] + self.config.commitment_weight * commitment
+        if self.discriminators is not None:
+            parts |= self._adversarial_losses(wav, reconstruction)
+            loss = loss + self.config.adversarial_weight * parts["adversarial"] + self.config.feature_weight * parts["features"]
         if self.content is not None:
             parts["content"] = self._content_loss()
             loss = loss + self.config.content_weight * parts["content"]
         return loss, {"commitment": commitment.item(), "levels_used": codes.shape[1], **{k: v.item() for k, v in parts.items()}}
+
+    def _reconstruct(self, wav: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(reconstruction, codes, commitment loss); with `decoder_only`, through every level of frozen codes."""
+        if not self.config.decoder_only:
+            return self.model(wav)
+        with torch.no_grad():
+            codes = self.model.encode(wav)
+            quantized = self.model.quantizer.decode(codes)
+        return self.model._synthesise(quantized), codes, torch.zeros((), device=wav.device)
+
+    def _adversarial_losses(self, wav: Tensor, reconstruction: Tensor) -> dict[str, Tensor]:
+        """One step of the discriminators on this batch, then the decoder's losses against them."""
+        critic = self.discriminators.requires_grad_(True)
+        for group in self.critic_optimizer.param_groups:
+            group["lr"] = self.learning_rate(self.step)
+        critic_loss = discriminator_loss(critic(wav), critic(reconstruction.detach()))
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        nn.utils.clip_grad_norm_(critic.parameters(), self.config.grad_clip)
+        self.critic_optimizer.step()
+        critic.requires_grad_(False)
+        with torch.no_grad():
+            real = critic(wav)
+        fake = critic(reconstruction)
+        return {"critic": critic_loss.detach(), "adversarial": adversarial_loss(fake), "features": feature_loss(real, fake)}
 
     def _content_loss(self) -> Tensor:
         """CTC of the phone head on level 1 of a batch of whole utterances."""
@@ -196,6 +241,8 @@ class CodecTrainer(Loop):
     def state(self) -> dict:
         state = super().state() | {"torch_rng": torch.get_rng_state(), "model_config": self.model.config.to_dict(),
                                    "sampler_rng": json.dumps(self.sampler.rng.bit_generator.state)}
+        if self.discriminators is not None:
+            state |= {"discriminators": self.discriminators.state_dict(), "critic_optimizer": self.critic_optimizer.state_dict()}
         if self.content is not None:
             state |= {"content": self.content.state_dict(),
                       "content_rng": json.dumps(self.content_sampler.rng.bit_generator.state)}
@@ -207,6 +254,9 @@ class CodecTrainer(Loop):
         super().load_state(state)
         torch.set_rng_state(state["torch_rng"].cpu())
         self.sampler.rng.bit_generator.state = json.loads(state["sampler_rng"])
+        if self.discriminators is not None:
+            self.discriminators.load_state_dict(state["discriminators"])
+            self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         if self.content is not None:
             self.content.load_state_dict(state["content"])
             self.content_sampler.rng.bit_generator.state = json.loads(state["content_rng"])
