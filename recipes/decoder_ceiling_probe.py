@@ -1,6 +1,6 @@
 """Where the compact codec loses a voice: its quantiser, its decoder's magnitudes or its decoder's phases.
 
-A probe, not an option. Each recording of a split (PER a speaker) is rendered six ways and
+A probe, not an option. Each recording of a split (PER a speaker) is rendered seven ways and
 scored by SIM to another recording of its speaker and by the Whisper judge's WER:
 the recording; codec resynthesis; the decoder on the unquantised latents; the recording's
 magnitudes with the decoder's phases; the decoder's magnitudes with the recording's phases;
@@ -25,31 +25,30 @@ from valle.data.manifest import read_manifest
 from valle.speaker import SpeakerEncoder, cosine
 
 
-def decoded(codec: CompactCodec, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The decoder's magnitudes and phases for `latent` `[B, T, D]`."""
-    log_magnitude, phase = codec.decoder(latent.transpose(1, 2)).transpose(1, 2).float().chunk(2, dim=1)
-    return torch.exp(log_magnitude.clamp(max=10.0)), phase
+def speak(codec: CompactCodec, magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    return codec.istft.inverse(torch.polar(magnitude, phase))
 
 
 def griffin_lim(codec: CompactCodec, magnitude: torch.Tensor, phase: torch.Tensor, iterations: int) -> torch.Tensor:
     for _ in range(iterations):
-        phase = codec.istft(codec.istft.inverse(torch.polar(magnitude, phase))).angle()
-    return codec.istft.inverse(torch.polar(magnitude, phase))
+        phase = codec.istft(speak(codec, magnitude, phase)).angle()
+    return speak(codec, magnitude, phase)
 
 
 def renderings(codec: CompactCodec, wav: torch.Tensor) -> dict[str, torch.Tensor]:
     latent = codec._latents(wav)
     quantized, _, _ = codec.quantizer(latent)
     spectrum = codec.istft(wav)
-    magnitude, phase = decoded(codec, latent)
     true_magnitude = spectrum.abs()
-    return {"recording": wav, "codec resynthesis": codec._synthesise(quantized),
-            "decoder, unquantised latents": codec._synthesise(latent),
-            "recording's magnitudes, decoder's phases": codec.istft.inverse(torch.polar(true_magnitude, phase)),
-            "decoder's magnitudes, recording's phases": codec.istft.inverse(torch.polar(magnitude, spectrum.angle())),
+    magnitude, phase = codec.spectrum(latent)
+    resynthesis = codec.spectrum(quantized)
+    return {"recording": wav, "codec resynthesis": speak(codec, *resynthesis),
+            "decoder, unquantised latents": speak(codec, magnitude, phase),
+            "recording's magnitudes, decoder's phases": speak(codec, true_magnitude, phase),
+            "decoder's magnitudes, recording's phases": speak(codec, magnitude, spectrum.angle()),
             "recording's magnitudes, Griffin-Lim phases": griffin_lim(codec, true_magnitude,
                                                                   torch.rand_like(true_magnitude) * 2 * np.pi, 32),
-        "codec resynthesis, phases refined by Griffin-Lim": griffin_lim(codec, *decoded(codec, quantized), 16)}
+            "codec resynthesis, phases refined by Griffin-Lim": griffin_lim(codec, *resynthesis, 16)}
 
 
 @torch.no_grad()

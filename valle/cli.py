@@ -254,8 +254,7 @@ def _codec_train(args: argparse.Namespace) -> None:
                if v is not None}
     config = CodecTrainConfig(**options, decoder_only=args.decoder_only)
     model = train_codec(args.manifest, args.out, model_config, config, resume=args.resume, init=args.init,
-                        device=args.device,
-                        time_limit=args.time_limit and args.time_limit * 60)
+                        device=args.device, time_limit=args.time_limit and args.time_limit * 60)
     print(f"wrote the codec to {model}; metrics in {args.out / 'metrics.jsonl'}")
 
 

@@ -141,11 +141,14 @@ class CompactCodec(nn.Module):
     def _latents(self, wav: Tensor) -> Tensor:
         return self.encoder(self.features(pad_to_hop(wav, self.config.hop_length)))
 
-    def _synthesise(self, latents: Tensor) -> Tensor:
+    def spectrum(self, latents: Tensor) -> tuple[Tensor, Tensor]:
+        """The decoder's magnitudes and phases, each `[B, n_fft // 2 + 1, T]`, for latents `[B, T, dim]`."""
         out = self.decoder(latents.transpose(1, 2)).transpose(1, 2).float()  # [B, n_fft + 2, T]
         log_magnitude, phase = out.chunk(2, dim=1)
-        magnitude = torch.exp(log_magnitude.clamp(max=10.0))
-        return self.istft.inverse(torch.polar(magnitude, phase))
+        return torch.exp(log_magnitude.clamp(max=10.0)), phase
+
+    def _synthesise(self, latents: Tensor) -> Tensor:
+        return self.istft.inverse(torch.polar(*self.spectrum(latents)))
 
     # -- persistence -------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype = torch.float32) -> Path:
