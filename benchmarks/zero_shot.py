@@ -77,6 +77,8 @@ def main() -> int:
     parser.add_argument("--speed", type=float, help="how many times as fast as that a frame stage speaks")
     parser.add_argument("--voice-feedback", type=float, help="a frame stage's second rendering, past the prompt's voice")
     parser.add_argument("--prompt-map", type=float, help="a frame stage's linear map toward the prompt (0: none)")
+    parser.add_argument("--prompt-neighbours", type=float,
+                        help="a frame stage's share of the nearest prompt frames' residual (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="auto", help="of the AR and NAR weights, as for `valle synthesize --dtype`")
@@ -98,7 +100,8 @@ def main() -> int:
                                       upper_temperature=args.upper_temperature, nar_decoding=args.nar_decoding,
                                       guidance=args.guidance, prompt_guidance=args.prompt_guidance,
                                       variance=args.variance, rate=args.rate, speed=args.speed,
-                                      voice_feedback=args.voice_feedback, prompt_map=args.prompt_map)
+                                      voice_feedback=args.voice_feedback, prompt_map=args.prompt_map,
+                                      prompt_neighbours=args.prompt_neighbours)
     records = evaluate(valle, items, scorers, sampling, seed=args.seed)
     truth, resynthesis, model = summarize(records)
     flite = [r for r in records if r["speaker"].startswith("fl")]

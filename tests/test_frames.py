@@ -10,8 +10,10 @@ from valle.model import FrameModel, Stage, TrainedOn, preset
 from valle.model.frames import (
     DEFAULT_PITCH,
     MAX_POSITION,
+    NEIGHBOURS,
     PACE_RANGE,
     PITCH_BINS,
+    PromptMap,
     fit_latent_map,
     frame_positions,
     match_variance,
@@ -318,17 +320,41 @@ def test_the_prompt_map_takes_the_stages_rendering_of_the_prompts_words_toward_t
     m = model().eval()
     p, d, c = utterances(1, seed=3)[0]
     path = path_of(d)
-    weight, bias = m.prompt_map(p, path, c, ridge=1e-3)  # the prompt is the utterance itself, at its true frames
+    fitted = m.prompt_map(p, path, c, ridge=1e-3)  # the prompt is the utterance itself, at its true frames
     with torch.no_grad():
         _, text, voice = m._encode(p, c, None)
         own = m._latents(text, path, voice, None)
         real = m.latents(c[None])[0]
-    assert ((own @ weight + bias - real) ** 2).mean() < 0.5 * ((own - real) ** 2).mean()
-    identity = (torch.eye(D), torch.zeros(D))
+    assert ((fitted(own) - real) ** 2).mean() < 0.5 * ((own - real) ** 2).mean()
+    torch.testing.assert_close(fitted.rendered, fitted(own))
+    torch.testing.assert_close(fitted.real, real)
+    identity = m.prompt_map(p, path, c, ridge=None)
+    assert torch.equal(identity.weight, torch.eye(D)) and not identity.bias.any()
     torch.testing.assert_close(m.render(p, path, c, latent_map=identity), m.render(p, path, c))
-    assert not torch.equal(m.render(p, path, c, latent_map=(weight, bias)), m.render(p, path, c))
+    assert not torch.equal(m.render(p, path, c, latent_map=fitted), m.render(p, path, c))
+    local = m.prompt_map(p, path, c, ridge=None, neighbours=1.0)  # each own frame's nearest rendering is its own
+    assert ((local(own) - real) ** 2).mean() < ((own - real) ** 2).mean()
     with pytest.raises(ValueError, match="alignment has"):
         m.prompt_map(p, path[:-1], c)
+
+
+def test_the_prompt_maps_neighbours_move_a_frame_by_the_residual_of_the_prompt_frames_rendered_nearest_it():
+    g = torch.Generator().manual_seed(0)
+    centres = 10 * torch.randn(3, D, generator=g)  # three sounds, far apart, NEIGHBOURS prompt frames of each
+    rendered = centres.repeat_interleave(NEIGHBOURS, 0) + 0.01 * torch.randn(3 * NEIGHBOURS, D, generator=g)
+    offsets = torch.randn(3, D, generator=g)  # how the prompt's voice says each sound, unlike the rendering
+    real = rendered + offsets.repeat_interleave(NEIGHBOURS, 0)
+    frames = centres[torch.tensor([2, 0, 0, 1])] + 0.01 * torch.randn(4, D, generator=g)
+    identity = torch.eye(D), torch.zeros(D)
+    torch.testing.assert_close(PromptMap(*identity, rendered, real)(frames), frames)  # none asked: the map alone
+    for share in (0.5, 1.0):
+        moved = PromptMap(*identity, rendered, real, neighbours=share)(frames)
+        torch.testing.assert_close(moved, frames + share * offsets[torch.tensor([2, 0, 0, 1])])
+    few = PromptMap(*identity, rendered[:2], real[:2], neighbours=1.0)(frames)  # fewer prompt frames than NEIGHBOURS
+    torch.testing.assert_close(few, frames + offsets[0])
+    weight, bias = 2 * torch.eye(D), torch.ones(D)  # the affine map comes first; the neighbours are sought after it
+    torch.testing.assert_close(PromptMap(weight, bias, rendered, real, 1.0)((frames - bias) / 2),
+                               frames + offsets[torch.tensor([2, 0, 0, 1])])
 
 
 def test_the_prompts_pace_is_its_words_predicted_frames_against_its_own_within_bounds():

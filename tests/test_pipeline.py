@@ -416,10 +416,14 @@ def test_a_frame_stage_maps_its_frames_as_its_rendering_of_the_prompts_own_words
     job = frame_model.plan(SynthesisRequest(text, prompt, PROMPT_TEXT), asked)[0][0]
     ids = torch.tensor(frame_model.tokenizer(PROMPT_TEXT))
     path = aligner.eval().path(ids, job.prompt_codes, ~frame_model._sounding[ids])  # the prompt's words on its frames
-    weight, bias = frame_model.frames.prompt_map(ids, path, job.prompt_codes, ridge=10.0)
-    torch.testing.assert_close(job.latent_map[0], weight)
-    torch.testing.assert_close(job.latent_map[1], bias)
+    expected = frame_model.frames.prompt_map(ids, path, job.prompt_codes, ridge=10.0)
+    torch.testing.assert_close(job.latent_map.weight, expected.weight)
+    torch.testing.assert_close(job.latent_map.bias, expected.bias)
+    assert job.latent_map.neighbours == 0
     assert not torch.equal(frame_model.render(job), frame_model.render(replace(job, latent_map=None)))
+    local = frame_model.plan(SynthesisRequest(text, prompt, PROMPT_TEXT), SamplingConfig(prompt_neighbours=0.5))[0][0]
+    assert torch.equal(local.latent_map.weight, torch.eye(len(expected.bias))) and local.latent_map.neighbours == 0.5
+    assert not torch.equal(frame_model.render(local), frame_model.render(replace(local, latent_map=None)))
     out = frame_model.synthesize(text, prompt, PROMPT_TEXT, sampling=asked, watermark=False)
     assert np.isfinite(out.samples).all() and len(out.samples) > 0
     assert frame_model.plan(SynthesisRequest(text, prompt, PROMPT_TEXT), SamplingConfig())[0][0].latent_map is None

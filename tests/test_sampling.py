@@ -54,6 +54,8 @@ def test_repetition_aware_sampling_breaks_loops():
     ({"ras_window": 0}, "ras_window"), ({"variance": -0.5}, "variance must be in"), ({"variance": float("nan")}, "variance"),
     ({"voice_feedback": -1}, "voice_feedback must be in"), ({"voice_feedback": float("inf")}, "voice_feedback"),
     ({"prompt_map": -0.1}, "prompt_map must be in"), ({"prompt_map": float("nan")}, "prompt_map"), ({"prompt_map": 11}, "prompt_map"),
+    ({"prompt_neighbours": -0.1}, "prompt_neighbours must be in"), ({"prompt_neighbours": 1.5}, "prompt_neighbours"),
+    ({"prompt_neighbours": float("nan")}, "prompt_neighbours"),
 ])
 def test_bad_sampling_settings(options, message):
     with pytest.raises(ConfigError, match=message):

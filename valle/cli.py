@@ -372,6 +372,7 @@ def _sampling(args: argparse.Namespace, defaults: "SamplingConfig") -> "Sampling
                             upper_temperature=args.upper_temperature, guidance=args.guidance,
                             prompt_guidance=args.prompt_guidance, variance=args.variance, rate=args.rate, speed=args.speed,
                             voice_feedback=args.voice_feedback, prompt_map=args.prompt_map,
+                            prompt_neighbours=args.prompt_neighbours,
                             repetition_aware=False if args.no_ras else None)
 
 
@@ -407,6 +408,10 @@ def _add_sampling_options(p: argparse.ArgumentParser, defaults: str = "the model
                    "the linear map that takes the stage's rendering of the prompt's own words nearest the prompt, free "
                    "to move from the identity by this much, 0-10 (0.1: more of the voice, a few words fewer; 1: the "
                    f"prompt's accent too; 0: no map; default: {defaults})")
+    p.add_argument("--prompt-neighbours", type=float, help="for a frame stage, with the prompt's transcript: also move "
+                   "every frame by this share of what the prompt differs from the stage's rendering of it at the prompt "
+                   "frames nearest it, 0-1 (0.25-0.5: more of a voice the stage has not heard, a few words fewer; "
+                   f"0: none; default: {defaults})")
 
 
 def _synthesize(args: argparse.Namespace) -> None:

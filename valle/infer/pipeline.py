@@ -35,7 +35,7 @@ from valle.infer.prompt_pick import prepare_prompt
 from valle.infer.stream import StreamConfig, stream_jobs
 from valle.model.aligner import FrameAligner
 from valle.model.ar import ARModel, Chooser
-from valle.model.frames import FrameModel, pitch_level
+from valle.model.frames import FrameModel, PromptMap, pitch_level
 from valle.model.nar import NARModel
 from valle.model.sampling import NearestInExpectation, Sampler, SamplingConfig
 from valle.model.stage import Stage, TrainedOn
@@ -87,7 +87,7 @@ class Job:
     text_start: int = 0  # the target's first phoneme: where an AR stage's phoneme pointer starts
     prompt_pitch: float | None = None  # the prompt's median log2 F0, for a frame stage told the pitch
     pace: float = 1.0  # how fast a frame stage speaks: the prompt's speaking rate against its own
-    latent_map: tuple[torch.Tensor, torch.Tensor] | None = None  # a frame stage's map toward the prompt (`prompt_map`)
+    latent_map: PromptMap | None = None  # a frame stage's map toward the prompt (`prompt_map`)
 
 
 @dataclass
@@ -285,7 +285,8 @@ class VallE:
                         text_start=min(spoken, len(ids) - 1))], None
         if self.frames is not None:  # the prompt gives the voice; its words, where given, its speaking rate and map
             language_ids = self.language_ids(language, language)
-            words = self._prompt_words(prompt_text, request, device) if sampling.rate or sampling.prompt_map else None
+            asks_words = sampling.rate or sampling.prompt_map or sampling.prompt_neighbours
+            words = self._prompt_words(prompt_text, request, device) if asks_words else None
             pace = self.prompt_pace(codes, words, sampling)
             latent_map = self.prompt_map(codes, words, sampling, pitch)
             return [Job(torch.tensor(ids, device=device), codes, 0, 0, sampler(i),
@@ -316,20 +317,21 @@ class VallE:
         return pace ** sampling.rate * sampling.speed
 
     def prompt_map(self, codes: torch.Tensor, words: tuple[torch.Tensor, torch.Tensor | None] | None,
-                   sampling: SamplingConfig, prompt_pitch: float | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+                   sampling: SamplingConfig, prompt_pitch: float | None) -> PromptMap | None:
         """The frame stage's map of latents toward a prompt (codes `[K, T_p]`; `FrameModel.prompt_map`, its ridge weight
-        1 / `sampling.prompt_map`), its transcript's `words` (`_prompt_words`) put on its frames by the aligner that
-        ships for the codec; None where no map is asked for or the prompt's words are not given (none is recognised
-        for this: the map is an extra)."""
-        if not sampling.prompt_map:
+        1 / `sampling.prompt_map`, its share of the neighbours' residual `sampling.prompt_neighbours`), its transcript's
+        `words` (`_prompt_words`) put on its frames by the aligner that ships for the codec; None where no map is asked
+        for or the prompt's words are not given (none is recognised for this: the map is an extra)."""
+        if not (sampling.prompt_map or sampling.prompt_neighbours):
             return None
         if words is None:
-            log.info("no prompt transcript: rendering without prompt_map, which needs the prompt's words")
+            log.info("no prompt transcript: rendering without prompt_map and prompt_neighbours, which need the prompt's words")
             return None
         phonemes, languages = words
         aligner = self._load_aligner()
         path = aligner.path(phonemes, codes.long(), ~self._sounding.to(codes.device)[phonemes]).to(codes.device)
-        return self.frames.prompt_map(phonemes, path, codes, languages, prompt_pitch, ridge=1 / sampling.prompt_map)
+        ridge = 1 / sampling.prompt_map if sampling.prompt_map else None
+        return self.frames.prompt_map(phonemes, path, codes, languages, prompt_pitch, ridge, sampling.prompt_neighbours)
 
     def _prompt_words(self, prompt_text: str | None, request: SynthesisRequest,
                       device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None] | None:

@@ -31,6 +31,11 @@ voice and fits the affine map that takes that rendering nearest the prompt's rea
 toward the identity (the speaker adaptation of MLLR, fitted on 3 s); synthesis applies it to every
 frame. Held strongly, it moves the timbre and keeps the words; held loosely, it learns the
 prompt's accent too (recipes/tournament.md).
+An affine map moves every frame alike. With `neighbours`, each frame is also moved by what the
+prompt's real latents differ from the stage's mapped rendering of them at the few prompt frames
+whose rendering lies nearest it (k-nearest-neighbour regression of the residual, as kNN-VC
+matches frames to a reference): a local correction, learnt on 3 s as the map is, that keeps
+more of a voice the stage has not heard for a few of its words.
 
 A voice the stage has not heard comes out nearer the voices it has: read back by its own voice
 encoder, a rendering lies between the prompt's voice and the voices of its training. With
@@ -64,6 +69,7 @@ MAX_POSITION = 32  # frames into a phoneme (and left of it) told apart; longer p
 PITCH_BINS = 64  # steps of log F0 over F0_RANGE told apart (0.6 semitones each); bin 0 is unvoiced
 DEFAULT_PITCH = math.log2(150.0)  # the median log2 F0 assumed of a prompt with too little voiced speech to measure
 PACE_RANGE = (0.5, 2.0)  # a prompt's pace trusted within these (a wrong transcript would give any)
+NEIGHBOURS = 4  # prompt frames whose residual a frame takes (`PromptMap`); 1 takes words, 16 too little of the voice
 
 
 @dataclass
@@ -209,6 +215,26 @@ def fit_latent_map(rendered: Tensor, real: Tensor, ridge: float) -> tuple[Tensor
     held = ridge * scatter.diagonal().mean() * identity
     weight = torch.linalg.solve(scatter + held, x.T @ y + held)
     return weight, mean_real - mean_rendered @ weight
+
+
+@dataclass(frozen=True)
+class PromptMap:
+    """What synthesis learns of a prompt's voice from its own words (`FrameModel.prompt_map`), applied to a rendering's
+    latents `[T, D]` by calling it: the affine map (`fit_latent_map`), then, with `neighbours` > 0, that share of the
+    mean residual (`real` minus `rendered`) at the NEIGHBOURS prompt frames whose `rendered` latent lies nearest."""
+
+    weight: Tensor  # [D, D]
+    bias: Tensor  # [D]
+    rendered: Tensor  # [T_p, D] the stage's rendering of the prompt's frames, mapped
+    real: Tensor  # [T_p, D] the prompt's own latents
+    neighbours: float = 0.0
+
+    def __call__(self, latent: Tensor) -> Tensor:
+        latent = latent.float() @ self.weight + self.bias
+        if not self.neighbours:
+            return latent
+        nearest = torch.cdist(latent, self.rendered).topk(min(NEIGHBOURS, len(self.rendered)), largest=False).indices
+        return latent + self.neighbours * (self.real - self.rendered)[nearest].mean(1)
 
 
 def voice_slices(codes: Tensor, code_lens: Tensor, max_frames: int, generator: torch.Generator | None = None,
@@ -434,11 +460,10 @@ class FrameModel(Stage):
 
     def _render(self, text: Tensor, path: Tensor, voice: Voice, prompt: Tensor, prompt_pitch: float | None,
                 variance: float, pitch: Tensor | None = None, feedback: float = 0.0,
-                latent_map: tuple[Tensor, Tensor] | None = None) -> Tensor:
+                latent_map: PromptMap | None = None) -> Tensor:
         latent = self._latents(text, path, voice, prompt_pitch, pitch, feedback)
         if latent_map is not None:
-            weight, bias = latent_map
-            latent = latent.float() @ weight + bias
+            latent = latent_map(latent)
         if variance:
             latent = match_variance(latent, self.latents(prompt[None])[0], variance)
         return quantize(latent, self.codebooks)
@@ -462,34 +487,41 @@ class FrameModel(Stage):
 
     @torch.no_grad()
     def prompt_map(self, prompt_phonemes: Tensor, prompt_path: Tensor, prompt: Tensor, languages: Tensor | None = None,
-                   prompt_pitch: float | None = None, ridge: float = 10.0) -> tuple[Tensor, Tensor]:
-        """The affine map of latents (`fit_latent_map`, held toward the identity by `ridge`) that takes this stage's
-        rendering of the prompt's own words, `prompt_phonemes` `[P]` at the prompt's frames `prompt_path` `[T_p]` (each
-        frame's index into them: its alignment), nearest the real latents of the prompt, codes `[K, T_p]`. Given to
-        `render` or `generate`, it moves each frame of a rendering as it moves the prompt's own."""
+                   prompt_pitch: float | None = None, ridge: float | None = 10.0,
+                   neighbours: float = 0.0) -> PromptMap:
+        """The `PromptMap` that takes this stage's rendering of the prompt's own words, `prompt_phonemes` `[P]` at the
+        prompt's frames `prompt_path` `[T_p]` (each frame's index into them: its alignment), nearest the real latents of
+        the prompt, codes `[K, T_p]`: an affine map held toward the identity by `ridge` (None: the identity), then
+        `neighbours` of the residual left at the nearest prompt frames. Given to `render` or `generate`, it moves each
+        frame of a rendering as it moves the prompt's own."""
         if len(prompt_path) != prompt.shape[1]:
             raise ValueError(f"the prompt's alignment has {len(prompt_path)} frames and the prompt {prompt.shape[1]}")
         _, text, voice = self._encode(prompt_phonemes, prompt, languages)
-        rendered = self._latents(text, prompt_path, voice, prompt_pitch)
-        return fit_latent_map(rendered, self.latents(prompt[None])[0], ridge)
+        rendered = self._latents(text, prompt_path, voice, prompt_pitch).float()
+        real = self.latents(prompt[None])[0].float()
+        if ridge is None:
+            weight, bias = torch.eye(rendered.shape[1], device=rendered.device), torch.zeros_like(rendered[0])
+        else:
+            weight, bias = fit_latent_map(rendered, real, ridge)
+        return PromptMap(weight, bias, rendered @ weight + bias, real, neighbours)
 
     @torch.no_grad()
     def render(self, phonemes: Tensor, path: Tensor, prompt: Tensor, languages: Tensor | None = None,
                prompt_pitch: float | None = None, variance: float = 0.0, pitch: Tensor | None = None,
-               feedback: float = 0.0, latent_map: tuple[Tensor, Tensor] | None = None) -> Tensor:
+               feedback: float = 0.0, latent_map: PromptMap | None = None) -> Tensor:
         """Codes `[K, T]` for the frames of `path` `[T]` (each frame's index into `phonemes` `[P]`) in the voice of
         `prompt` codes `[K, T_p]`. For a stage told the pitch: at the pitch it predicts relative to `prompt_pitch`,
         the `pitch_level` of the prompt's recording (None: DEFAULT_PITCH), or at the frames' given `pitch` `[T]` (Hz,
         0 unvoiced). `variance`: how far the latents' spread moves toward the prompt's (`match_variance`);
         `feedback`: how far past the prompt's voice a second rendering goes, in multiples of the first's shortfall
-        (0: rendered once); `latent_map`: an affine map of every latent, before `variance` (`prompt_map`)."""
+        (0: rendered once); `latent_map`: a `PromptMap` of every latent, before `variance` (`prompt_map`)."""
         _, text, voice = self._encode(phonemes, prompt, languages)
         return self._render(text, path, voice, prompt, prompt_pitch, variance, pitch, feedback, latent_map)
 
     @torch.no_grad()
     def generate(self, phonemes: Tensor, prompt: Tensor, sounding: Tensor, languages: Tensor | None = None,
                  pace: float = 1.0, prompt_pitch: float | None = None, variance: float = 0.0,
-                 feedback: float = 0.0, latent_map: tuple[Tensor, Tensor] | None = None) -> Tensor:
+                 feedback: float = 0.0, latent_map: PromptMap | None = None) -> Tensor:
         """`durations`, then `render` at them: codes `[K, T]`, the phonemes and the voice read once."""
         lens, text, voice = self._encode(phonemes, prompt, languages)
         path = path_of(self._durations(text, lens, voice, sounding, pace))

@@ -68,6 +68,10 @@ class SamplingConfig(DictConfig):
     # from the identity by this much (the inverse of its ridge weight); 0: no map. 0.1 keeps more of the voice for a
     # few words; 1 learns the prompt's accent too (recipes/tournament.md).
     prompt_map: float = 0.0
+    # The frame stage, where the prompt's words are known: every latent also moved by this share of what the prompt's
+    # real latents differ from that rendering at the prompt frames nearest it (`valle.model.frames.PromptMap`);
+    # 0: none. 0.25-0.5 keeps more of a voice the stage has not heard, for a few of its words (recipes/tournament.md).
+    prompt_neighbours: float = 0.0
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.temperature) or self.temperature < 0:
@@ -91,6 +95,9 @@ class SamplingConfig(DictConfig):
         if not math.isfinite(self.prompt_map) or not 0 <= self.prompt_map <= 10:
             raise ConfigError(f"prompt_map must be in [0, 10] (how far the map toward the prompt may move from the "
                               f"identity; 0: no map), got {self.prompt_map}")
+        if not math.isfinite(self.prompt_neighbours) or not 0 <= self.prompt_neighbours <= 1:
+            raise ConfigError(f"prompt_neighbours must be in [0, 1] (the share of the nearest prompt frames' residual "
+                              f"each frame takes; 0: none), got {self.prompt_neighbours}")
         for name in ("guidance", "prompt_guidance"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be a finite number >= 0 (1: none), got {getattr(self, name)}")
