@@ -11,6 +11,7 @@ from conftest import TINY, speechlike, tiny_encodec_folder
 from valle.codec import Codec, load_codec
 from valle.codec.compact import CompactCodec
 from valle.codec.discriminators import Discriminators, PeriodDiscriminator, adversarial_loss, discriminator_loss, feature_loss
+from valle.codec.losses import PhaseLoss, anti_wrapped
 from valle.codec.rvq import ResidualVectorQuantizer, VectorQuantizer, kmeans
 from valle.codec.spectral import STFT, LogMel, mel_filters, pad_to_hop
 from valle.data.manifest import Utterance, write_manifest
@@ -294,6 +295,37 @@ def test_decoder_only_training_keeps_every_code_and_learns_against_the_critic(ma
     assert {"critic", "adversarial", "features"} <= set(records[0]) and records[0]["commitment"] == 0
     early, late = (np.mean([r["critic"] for r in part]) for part in (records[:5], records[-5:]))
     assert late < early  # the discriminators learn to tell decoded audio from real
+
+
+def test_the_phase_loss_ignores_whole_turns_and_judges_phase_its_differences_and_only_where_there_is_sound():
+    torch.testing.assert_close(anti_wrapped(torch.tensor([2 * np.pi, -4 * np.pi, 3 * np.pi, -0.5])),
+                               torch.tensor([0.0, 0.0, np.pi, 0.5]))
+    loss, wav = PhaseLoss(64, 16), torch.from_numpy(speechlike(0.1, 16000, seed=1))[None].float()
+    assert loss(wav, wav) == 0
+    # inverted: every phase off by half a turn, their differences across time and frequency unchanged
+    torch.testing.assert_close(loss(-wav, wav), torch.tensor(np.pi / 3), atol=1e-4, rtol=0)
+    assert 0 < loss(torch.roll(wav, 3, 1), wav) < loss(torch.randn_like(wav), wav)
+    quiet = wav.clone()
+    quiet[:, 800:] = 0  # where the target is silent its phase weighs nothing, whatever the prediction says there
+    noisy = quiet.clone()
+    noisy[:, 900:] = 1e-3 * torch.randn(1, 700)
+    assert loss(noisy, quiet) < 0.05 * loss(torch.randn_like(wav), quiet)
+    prediction = torch.randn_like(wav, requires_grad=True)
+    loss(prediction, wav).backward()
+    assert prediction.grad.abs().sum() > 0
+
+
+def test_decoder_only_training_with_the_phase_loss_reports_it_and_keeps_the_codes(manifest, tmp_path):
+    train_codec([manifest], tmp_path / "init", TINY, CodecTrainConfig(steps=3, batch_size=2, segment_frames=16), device="cpu")
+    config = CodecTrainConfig(steps=4, batch_size=2, segment_frames=16, warmup_steps=1, log_every=1, phase_weight=0.5,
+                              decoder_only=True)
+    train_codec([manifest], tmp_path / "run", TINY, config, init=tmp_path / "init" / "model", device="cpu")
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 < r["phase"] <= np.pi for r in records)
+    before, after = (CompactCodec.from_pretrained(tmp_path / run / "model").state_dict() for run in ("init", "run"))
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("decoder."))
+    with pytest.raises(ConfigError, match="phase_weight"):
+        CodecTrainConfig(phase_weight=-1)
 
 
 def test_decoder_only_refuses_the_content_loss():

@@ -250,7 +250,8 @@ def _codec_train(args: argparse.Namespace) -> None:
     model_config = CompactCodecConfig.load(args.model_config) if args.model_config else CompactCodecConfig()
     options = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
                                  ("segment_frames", args.segment_frames), ("learning_rate", args.learning_rate),
-                                 ("content_weight", args.content_weight), ("adversarial_weight", args.adversarial_weight))
+                                 ("content_weight", args.content_weight), ("adversarial_weight", args.adversarial_weight),
+                                 ("phase_weight", args.phase_weight))
                if v is not None}
     config = CodecTrainConfig(**options, decoder_only=args.decoder_only)
     model = train_codec(args.manifest, args.out, model_config, config, resume=args.resume, init=args.init,
@@ -272,6 +273,8 @@ def _add_codec_train(codec: Commands) -> None:
                    "(CTC), so that the AR's level carries the words (default: 0)")
     p.add_argument("--adversarial-weight", type=float, help="> 0: the decoder also learns against waveform "
                    "discriminators, the detail that spectral losses average away (default: 0)")
+    p.add_argument("--phase-weight", type=float, help="> 0: the decoder's phases are also judged against the "
+                   "recording's (anti-wrapped phase, group delay and instantaneous frequency; default: 0)")
     p.add_argument("--decoder-only", action="store_true", help="train only the decoder: the codes, and every stage "
                    "trained on them, stay valid (with --init)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")

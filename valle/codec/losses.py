@@ -1,4 +1,6 @@
-"""Reconstruction losses that compare what the ear compares: spectra at several resolutions."""
+"""Reconstruction losses that compare what the ear compares: spectra at several resolutions, and phases."""
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -26,3 +28,29 @@ class MultiResolutionLoss(nn.Module):
             log_magnitude = log_magnitude + (torch.log(p.clamp(min=1e-5)) - torch.log(t.clamp(min=1e-5))).abs().mean()
         n = len(self.stfts)
         return {"mel": mel, "convergence": convergence / n, "log_magnitude": log_magnitude / n}
+
+
+def anti_wrapped(angle: Tensor) -> Tensor:
+    """How far an angle difference is from a whole turn, in [0, pi]: phases 2 pi apart are the same phase."""
+    return (angle - 2 * math.pi * torch.round(angle / (2 * math.pi))).abs()
+
+
+class PhaseLoss(nn.Module):
+    """APNet's anti-wrapping phase losses on one STFT grid: the instantaneous phase, its difference across
+    frequency (group delay) and across time (instantaneous frequency), each weighted by the target's magnitude
+    (a quiet bin's phase is noise). Spectral losses judge magnitudes only, and leave the phases a decoder
+    predicts free to be inconsistent (recipes/compact_codec.md, the ceiling probe)."""
+
+    def __init__(self, n_fft: int, hop_length: int) -> None:
+        super().__init__()
+        self.stft = STFT(n_fft, hop_length)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        p, t = self.stft(prediction), self.stft(target)
+        weight = t.abs()
+        weight = weight / weight.sum().clamp(min=1e-7)
+        difference = p.angle() - t.angle()
+        instantaneous = (anti_wrapped(difference) * weight).sum()
+        group_delay = (anti_wrapped(difference.diff(dim=1)) * weight[:, 1:]).sum()
+        frequency = (anti_wrapped(difference.diff(dim=2)) * weight[..., 1:]).sum()
+        return (instantaneous + group_delay + frequency) / 3

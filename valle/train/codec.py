@@ -31,7 +31,7 @@ from tqdm import tqdm
 from valle.audio import load_audio
 from valle.codec.compact import CompactCodec, CompactCodecConfig
 from valle.codec.discriminators import Discriminators, adversarial_loss, discriminator_loss, feature_loss
-from valle.codec.losses import MultiResolutionLoss
+from valle.codec.losses import MultiResolutionLoss, PhaseLoss
 from valle.data.manifest import Utterance, read_manifest
 from valle.errors import ConfigError
 from valle.text.tokenizer import PhonemeTokenizer
@@ -57,14 +57,15 @@ class CodecTrainConfig:
     adversarial_weight: float = 0.0  # > 0: the decoder also learns against waveform discriminators
     feature_weight: float = 2.0  # of the discriminators' feature matching, when adversarial
     decoder_only: bool = False  # encoder and codebooks frozen: the codes stay what they were
+    phase_weight: float = 0.0  # > 0: the phases on the decoder's own STFT grid are judged too (`PhaseLoss`)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.segment_frames < 8:
             raise ConfigError("codec training needs steps >= 1, batch_size >= 1 and segment_frames >= 8")
         if self.content_weight < 0 or self.content_batch_size < 1 or self.content_max_seconds <= 0:
             raise ConfigError("content_weight must be >= 0, content_batch_size >= 1 and content_max_seconds > 0")
-        if self.adversarial_weight < 0 or self.feature_weight < 0:
-            raise ConfigError("adversarial_weight and feature_weight must be >= 0")
+        if self.adversarial_weight < 0 or self.feature_weight < 0 or self.phase_weight < 0:
+            raise ConfigError("adversarial_weight, feature_weight and phase_weight must be >= 0")
         if self.decoder_only and self.content_weight > 0:
             raise ConfigError("the content loss trains the encoder, which decoder_only freezes: use one of the two")
 
@@ -154,6 +155,7 @@ class CodecTrainer(Loop):
         torch.manual_seed(config.seed)
         model = CompactCodec.from_pretrained(init, device) if init else CompactCodec(model_config).to(device)
         self.loss_fn = MultiResolutionLoss(model.config.sample_rate).to(device)
+        self.phase_loss = PhaseLoss(model.config.n_fft, model.config.hop_length).to(device)
         rows = [row for manifest in manifests for row in read_manifest(manifest)]
         audio = load_corpus_audio(rows, model.config.sample_rate)
         self.sampler = SegmentSampler(audio, config.segment_frames * model.config.hop_length, config.seed)
@@ -190,6 +192,9 @@ class CodecTrainer(Loop):
         reconstruction = reconstruction.float()
         parts = self.loss_fn(reconstruction, wav)
         loss = parts["mel"] + parts["convergence"] + parts["log_magnitude"] + self.config.commitment_weight * commitment
+        if self.config.phase_weight > 0:
+            parts["phase"] = self.phase_loss(reconstruction, wav)
+            loss = loss + self.config.phase_weight * parts["phase"]
         if self.discriminators is not None:
             parts |= self._adversarial_losses(wav, reconstruction)
             loss = loss + self.config.adversarial_weight * parts["adversarial"] + self.config.feature_weight * parts["features"]
