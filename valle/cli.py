@@ -413,7 +413,7 @@ def _add_sampling_options(p: argparse.ArgumentParser, defaults: str = "the model
                    f"prompt's accent too; 0: no map; default: {defaults})")
     p.add_argument("--prompt-neighbours", type=float, help="for a frame stage, with the prompt's transcript: also move "
                    "every frame by this share of what the prompt differs from the stage's rendering of it at the prompt "
-                   "frames nearest it, 0-1 (0.25-0.5: more of a voice the stage has not heard, a few words fewer; "
+                   "frames nearest it, 0-1 (0.25-0.5: more of a voice the stage has not heard, some of its words fewer; "
                    f"0: none; default: {defaults})")
 
 

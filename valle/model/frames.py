@@ -35,7 +35,7 @@ An affine map moves every frame alike. With `neighbours`, each frame is also mov
 prompt's real latents differ from the stage's mapped rendering of them at the few prompt frames
 whose rendering lies nearest it (k-nearest-neighbour regression of the residual, as kNN-VC
 matches frames to a reference): a local correction, learnt on 3 s as the map is, that keeps
-more of a voice the stage has not heard for a few of its words.
+more of a voice the stage has not heard, for some of its words.
 
 A voice the stage has not heard comes out nearer the voices it has: read back by its own voice
 encoder, a rendering lies between the prompt's voice and the voices of its training. With
