@@ -155,7 +155,8 @@ class CodecTrainer(Loop):
         torch.manual_seed(config.seed)
         model = CompactCodec.from_pretrained(init, device) if init else CompactCodec(model_config).to(device)
         self.loss_fn = MultiResolutionLoss(model.config.sample_rate).to(device)
-        self.phase_loss = PhaseLoss(model.config.n_fft, model.config.hop_length).to(device)
+        self.phase_loss = PhaseLoss(model.config.n_fft, model.config.hop_length).to(device) \
+            if config.phase_weight > 0 else None
         rows = [row for manifest in manifests for row in read_manifest(manifest)]
         audio = load_corpus_audio(rows, model.config.sample_rate)
         self.sampler = SegmentSampler(audio, config.segment_frames * model.config.hop_length, config.seed)
@@ -192,7 +193,7 @@ class CodecTrainer(Loop):
         reconstruction = reconstruction.float()
         parts = self.loss_fn(reconstruction, wav)
         loss = parts["mel"] + parts["convergence"] + parts["log_magnitude"] + self.config.commitment_weight * commitment
-        if self.config.phase_weight > 0:
+        if self.phase_loss is not None:
             parts["phase"] = self.phase_loss(reconstruction, wav)
             loss = loss + self.config.phase_weight * parts["phase"]
         if self.discriminators is not None:
