@@ -20,6 +20,7 @@ import random
 import runpy
 import sys
 import time
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +28,7 @@ from torch import Tensor, nn
 
 from valle.data.shards import TokenizedCorpus
 from valle.infer.pipeline import VallE
-from valle.model import frames as stage_frames
-from valle.model.frames import FrameModel, fit_latent_map
+from valle.model.frames import FrameModel, PromptMap
 from valle.train.batching import utterance_languages
 
 FOLDERS = ["runs/tokens/mix1_human_train", "runs/tokens/train"] + [f"runs/tokens/synth_{lang}_train" for lang in ("bg", "de", "es", "ro")]
@@ -59,9 +59,9 @@ class ResidualAttention(nn.Module):
 
 
 @torch.no_grad()
-def examples(stage: FrameModel, folders: list[str], count: int, seed: int) -> list[tuple[Tensor, ...]]:
-    """`count` (utterance's mapped latents, its real latents, prompt's mapped latents, prompt's real latents),
-    each utterance's prompt 3 s of another utterance of its speaker."""
+def examples(stage: FrameModel, folders: list[str], count: int, seed: int) -> list[tuple[Tensor, Tensor, PromptMap]]:
+    """`count` (utterance's rendered latents, its real latents, the `PromptMap` of its prompt), each utterance's prompt
+    3 s of another utterance of its speaker."""
     rng, items, by_speaker = random.Random(seed), [], {}
     for folder in folders:
         corpus = TokenizedCorpus(folder)
@@ -76,35 +76,31 @@ def examples(stage: FrameModel, folders: list[str], count: int, seed: int) -> li
             continue
         start = rng.randrange(p.codes.shape[1] - PROMPT_FRAMES + 1)
         prompt = p.codes[:, start:start + PROMPT_FRAMES]
-        _, text_p, voice = stage._encode(p.phonemes, prompt, utterance_languages(p, stage))
         path_p = p.alignment.clamp(max=len(p.phonemes) - 1)[start:start + PROMPT_FRAMES]
-        rendered_p = stage._latents(text_p, path_p, voice, None).float()
-        real_p = stage.latents(prompt[None])[0].float()
-        weight, bias = fit_latent_map(rendered_p, real_p, RIDGE)
-        _, text_u, _ = stage._encode(u.phonemes, prompt, utterance_languages(u, stage))
+        prompt_map = stage.prompt_map(p.phonemes, path_p, prompt, utterance_languages(p, stage), ridge=RIDGE)
+        _, text_u, voice = stage._encode(u.phonemes, prompt, utterance_languages(u, stage))
         rendered_u = stage._latents(text_u, u.alignment.clamp(max=len(u.phonemes) - 1), voice, None).float()
-        items.append((rendered_u @ weight + bias, stage.latents(u.codes[None])[0].float(),
-                      rendered_p @ weight + bias, real_p))
+        items.append((rendered_u, stage.latents(u.codes[None])[0].float(), prompt_map))
     return items
 
 
-def nearest(latent: Tensor, rendered: Tensor, real: Tensor) -> Tensor:
-    """The mean residual at the NEIGHBOURS prompt frames nearest each frame, as `PromptMap` takes it."""
-    index = torch.cdist(latent, rendered).topk(stage_frames.NEIGHBOURS, largest=False).indices
-    return (real - rendered)[index].mean(1)
-
-
 @torch.no_grad()
-def errors(model: ResidualAttention, items: list[tuple[Tensor, ...]], scale: Tensor) -> dict[str, float]:
-    """Mean squared error per dimension (in units of the latents' scale) of each way of predicting the residual."""
-    ways = {"none": lambda *a: torch.zeros_like(a[0]), "learnt": model}
-    ways |= {f"nearest x{share}": (lambda s: lambda *a: s * nearest(*a))(share) for share in (0.25, 0.5, 1.0)}
+def errors(model: ResidualAttention, items: list[tuple[Tensor, Tensor, PromptMap]], scale: Tensor) -> dict[str, float]:
+    """Mean squared error per dimension (in units of the latents' scale) of each way of moving the mapped latents
+    toward the real ones: none, the learnt residual, and the nearest prompt frames' (`PromptMap`) at several shares."""
+    def learnt(rendered: Tensor, prompt_map: PromptMap) -> Tensor:
+        mapped = prompt_map(rendered)
+        return mapped + model(mapped, prompt_map.rendered, prompt_map.real)
+
+    ways = {"none": lambda rendered, prompt_map: prompt_map(rendered), "learnt": learnt}
+    ways |= {f"nearest x{share}": (lambda s: lambda rendered, prompt_map: replace(prompt_map, neighbours=s)(rendered))(share)
+             for share in (0.25, 0.5, 1.0)}
     totals = dict.fromkeys(ways, 0.0)
     frames = 0
-    for latent, target, rendered, real in items:
+    for rendered, target, prompt_map in items:
         for name, way in ways.items():
-            totals[name] += float((((target - latent) - way(latent, rendered, real)) / scale).pow(2).mean(1).sum())
-        frames += len(latent)
+            totals[name] += float(((target - way(rendered, prompt_map)) / scale).pow(2).mean(1).sum())
+        frames += len(rendered)
     return {name: total / frames for name, total in totals.items()}
 
 
@@ -124,8 +120,9 @@ def train(minutes: float, out: str) -> None:
     step, rng, began = 0, random.Random(0), time.monotonic()
     while time.monotonic() - began < minutes * 60:
         loss = 0.0
-        for latent, target, rendered, real in rng.sample(data, 16):
-            loss = loss + (((target - latent) - model(latent, rendered, real)) / scale).pow(2).mean()
+        for rendered, target, prompt_map in rng.sample(data, 16):
+            mapped = prompt_map(rendered)
+            loss = loss + (((target - mapped) - model(mapped, prompt_map.rendered, prompt_map.real)) / scale).pow(2).mean()
         optimizer.zero_grad()
         (loss / 16).backward()
         optimizer.step()
@@ -143,12 +140,12 @@ def score(weights: str, share: float, options: list[str]) -> None:
     model.load_state_dict(torch.load(weights))
     model.eval()
 
-    def call(self: stage_frames.PromptMap, latent: Tensor) -> Tensor:
+    def call(self: PromptMap, latent: Tensor) -> Tensor:
         latent = latent.float() @ self.weight + self.bias
         with torch.no_grad():
             return latent + share * model(latent, self.rendered, self.real)
 
-    stage_frames.PromptMap.__call__ = call
+    PromptMap.__call__ = call
     sys.argv = ["zero_shot.py", *options, "--prompt-neighbours", "1"]  # the map's frames and residuals, as for N
     sys.path.insert(0, "benchmarks")
     runpy.run_path("benchmarks/zero_shot.py", run_name="__main__")

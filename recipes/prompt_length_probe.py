@@ -25,9 +25,10 @@ from valle.speaker import SpeakerEncoder, cosine
 GAP = 0.15  # seconds of silence between the clips of a longer prompt
 
 
-def longer_prompt(prompt: Utterance, others: list[Utterance], seconds: float, rate: int) -> tuple[np.ndarray, str]:
-    """`prompt`'s samples and transcript, followed by `others`' until they last `seconds`."""
-    pieces, texts = [load_audio(prompt.audio, rate)], [prompt.text]
+def longer_prompt(samples: np.ndarray, prompt: Utterance, others: list[Utterance], seconds: float,
+                  rate: int) -> tuple[np.ndarray, str]:
+    """The prompt's `samples` and transcript, followed by `others`' until they last `seconds`."""
+    pieces, texts = [samples], [prompt.text]
     for clip in others:
         if sum(len(p) for p in pieces) >= seconds * rate:
             break
@@ -51,7 +52,7 @@ def main(benchmark: str, manifest: str, seconds: float = 9.0) -> None:
         others = [r for r in rows if r.speaker == speaker and r.language == prompt.language
                   and r.id not in targets and r.audio != prompt.audio]
         short = load_audio(prompt.audio, rate)
-        long, long_text = longer_prompt(prompt, others, seconds, rate)
+        long, long_text = longer_prompt(short, prompt, others, seconds, rate)
         voice = encoder.embed(short, rate)
         for u in spoken:
             truth = encoder.embed(load_audio(by_id[u["id"]].audio, rate), rate)
