@@ -54,7 +54,7 @@ from valle.speaker import SpeakerEncoder
 from valle.text.normalize import is_english
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default", help="the bundled model's name or a model folder")
     parser.add_argument("--corpus", type=Path, default=Path("runs/corpus10h"))
@@ -84,7 +84,7 @@ def main() -> int:
     parser.add_argument("--dtype", default="auto", help="of the AR and NAR weights, as for `valle synthesize --dtype`")
     parser.add_argument("--asr", default="auto", help="the WER judge, as for `valle eval --asr` (default: auto)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/zero_shot.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     if args.engines:
         args.manifest = unseen_engine_voices(args.engines)

@@ -146,9 +146,9 @@ def score(weights: str, share: float, options: list[str]) -> None:
             return latent + share * model(latent, self.rendered, self.real)
 
     PromptMap.__call__ = call
-    sys.argv = ["zero_shot.py", *options, "--prompt-neighbours", "1"]  # the map's frames and residuals, as for N
     sys.path.insert(0, "benchmarks")
-    runpy.run_path("benchmarks/zero_shot.py", run_name="__main__")
+    benchmark = runpy.run_path("benchmarks/zero_shot.py")
+    sys.exit(benchmark["main"]([*options, "--prompt-neighbours", "1"]))  # the map's frames and residuals, as for N
 
 
 if __name__ == "__main__":

@@ -102,9 +102,8 @@ def main() -> None:
         choose_hold(float(values[0]), holds, Path(log) if log else None)
     else:
         borrow_fine_levels(int(values[0]), int(values[1]))
-    sys.argv = ["zero_shot.py", *benchmark_args]
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    runpy.run_path(str(ROOT / "benchmarks" / "zero_shot.py"), run_name="__main__")
+    sys.exit(runpy.run_path(str(ROOT / "benchmarks" / "zero_shot.py"))["main"](benchmark_args))
 
 
 if __name__ == "__main__":

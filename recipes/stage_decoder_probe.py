@@ -146,9 +146,8 @@ def score(weights: str, options: list[str]) -> None:
         return [self._tuned.decode(self.render(job)[None])[0].float().cpu().numpy() for job in jobs]
 
     VallE.speak = torch.inference_mode()(speak_jobs)
-    sys.argv = ["zero_shot.py"] + options
     sys.path.insert(0, "benchmarks")
-    runpy.run_path("benchmarks/zero_shot.py", run_name="__main__")
+    sys.exit(runpy.run_path("benchmarks/zero_shot.py")["main"](options))
 
 
 if __name__ == "__main__":
