@@ -17,7 +17,6 @@ nearest frames (recipes/tournament.md).
 """
 
 import random
-import runpy
 import sys
 import time
 from dataclasses import replace
@@ -25,6 +24,7 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from zero_shot_run import zero_shot
 
 from valle.data.shards import TokenizedCorpus
 from valle.infer.pipeline import VallE
@@ -146,9 +146,7 @@ def score(weights: str, share: float, options: list[str]) -> None:
             return latent + share * model(latent, self.rendered, self.real)
 
     PromptMap.__call__ = call
-    sys.path.insert(0, "benchmarks")
-    benchmark = runpy.run_path("benchmarks/zero_shot.py")
-    sys.exit(benchmark["main"]([*options, "--prompt-neighbours", "1"]))  # the map's frames and residuals, as for N
+    sys.exit(zero_shot([*options, "--prompt-neighbours", "1"]))  # the map's frames and residuals, as for N
 
 
 if __name__ == "__main__":

@@ -9,15 +9,12 @@ the median of its voiced frames (1: the sentence's median lies on the prompt's e
 ZERO_SHOT_ARGS are `benchmarks/zero_shot.py`'s, with a `--model` told the pitch. (recipes/tournament.md)
 """
 
-import runpy
 import sys
-from pathlib import Path
 
 from torch import Tensor
+from zero_shot_run import zero_shot
 
 from valle.model.frames import FrameModel, Voice
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def anchor_pitch(anchor: float) -> None:
@@ -38,8 +35,7 @@ def main() -> None:
     if "--" not in sys.argv or sys.argv.index("--") != 2:
         sys.exit(__doc__)
     anchor_pitch(float(sys.argv[1]))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    sys.exit(runpy.run_path(str(ROOT / "benchmarks" / "zero_shot.py"))["main"](sys.argv[3:]))
+    sys.exit(zero_shot(sys.argv[3:]))
 
 
 if __name__ == "__main__":

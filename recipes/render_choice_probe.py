@@ -19,18 +19,16 @@ reading (log-posterior, frames read as their phoneme) and the hold kept. (recipe
 
 import json
 import os
-import runpy
 import sys
 from pathlib import Path
 
 import torch
 from torch import Tensor
+from zero_shot_run import zero_shot
 
 from valle.infer.pipeline import Job, VallE
 from valle.model.aligner import FrameAligner
 from valle.model.frames import FrameModel, path_of, quantize
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def reading(aligner: FrameAligner, codes: Tensor, phonemes: Tensor, path: Tensor, sounding: Tensor) -> tuple[float, float]:
@@ -102,8 +100,7 @@ def main() -> None:
         choose_hold(float(values[0]), holds, Path(log) if log else None)
     else:
         borrow_fine_levels(int(values[0]), int(values[1]))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    sys.exit(runpy.run_path(str(ROOT / "benchmarks" / "zero_shot.py"))["main"](benchmark_args))
+    sys.exit(zero_shot(benchmark_args))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from zero_shot_run import zero_shot
 
 from valle.audio import load_audio
 from valle.codec.compact import CompactCodec
@@ -135,8 +136,6 @@ def train(minutes: float, out: str, folders: list[str]) -> None:
 
 def score(weights: str, options: list[str]) -> None:
     """The zero-shot benchmark with the tuned decoder speaking every output of the frame stage."""
-    import runpy
-
     state = torch.load(weights)["decoder"]
 
     def speak_jobs(self, jobs, batch_size=8):
@@ -146,8 +145,7 @@ def score(weights: str, options: list[str]) -> None:
         return [self._tuned.decode(self.render(job)[None])[0].float().cpu().numpy() for job in jobs]
 
     VallE.speak = torch.inference_mode()(speak_jobs)
-    sys.path.insert(0, "benchmarks")
-    sys.exit(runpy.run_path("benchmarks/zero_shot.py")["main"](options))
+    sys.exit(zero_shot(options))
 
 
 if __name__ == "__main__":
