@@ -542,6 +542,19 @@ def test_the_frame_stage_may_read_its_voice_off_another_utterance_of_the_speaker
         replace(CONFIG, voice_prompt="other")
 
 
+def test_a_frame_stage_trained_on_other_prompts_is_scored_held_out_on_other_prompts(aligned_shards, tmp_path):
+    """A stage that attends to its prompt's frames, scored with a slice of its own target, could copy it."""
+    config = replace(CONFIG, stage="frames", voice_prompt="other", model={"voice_attention": True})
+    trainer = Trainer(config, aligned_shards, tmp_path / "run", valid=aligned_shards)
+    corpus = TokenizedCorpus(aligned_shards)
+    other = heldout_metrics(trainer.model, corpus, max_tokens=100_000, other_prompts=True)
+    assert other == heldout_metrics(trainer.model, corpus, max_tokens=100_000, other_prompts=True)  # a fixed seed
+    assert other != heldout_metrics(trainer.model, corpus, max_tokens=100_000)  # other voices: other losses
+    assert trainer.validate() == {f"valid_{k}": v for k, v in heldout_metrics(
+        trainer.model, corpus, config.max_tokens, config.valid_utterances, config.nar_prompt_seconds, config.seed,
+        other_prompts=True).items()}
+
+
 def test_a_frame_stage_told_the_pitch_trains_on_the_tracks_and_scores_it_held_out(pitched_shards, aligned_shards, tmp_path,
                                                                                  capsys):
     corpus = TokenizedCorpus(pitched_shards)

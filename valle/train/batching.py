@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from valle.data.shards import TokenizedUtterance
+from valle.data.shards import JoinedCorpus, TokenizedCorpus, TokenizedUtterance
 from valle.errors import ConfigError
+from valle.model.frames import voice_slices
 from valle.model.stage import Stage
 
 
@@ -91,6 +92,19 @@ class OtherUtterances:
             return position
         chosen = group[int(torch.randint(0, len(group) - 1, (), generator=generator))]
         return group[-1] if chosen == position else chosen
+
+
+def voice_prompts(corpus: TokenizedCorpus | JoinedCorpus, positions: list[int], codes: Tensor, code_lens: Tensor,
+                  pitch: Tensor | None, stage: Stage, max_frames: int, generator: torch.Generator,
+                  others: OtherUtterances | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The frame stage's prompts for the utterances of `corpus` at `positions` (`voice_slices`): cut from the utterances
+    themselves (`codes`, `code_lens`, `pitch`, collated from them), or with `others` from another utterance of each
+    one's speaker."""
+    if others is not None:
+        voices = [corpus[others.pick(i, generator)] for i in positions]
+        _, _, codes, code_lens = (t.to(codes.device) for t in collate(voices))
+        pitch = collate_pitch(voices, stage, codes.shape[2], codes.device)
+    return voice_slices(codes, code_lens, max_frames, generator, pitch)
 
 
 def collate(items: list) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -24,7 +24,7 @@ class TrainConfig(DictConfig):
     precision: str = "auto"  # "auto": bf16 on CUDA, fp32 on CPU; or "bf16", "fp16", "fp32"
     nar_prompt_seconds: float = 3.0  # the longest prompt slice the NAR and frame stages are given
     # Where the frame stage's voice prompt is cut from: "same", the utterance it learns to speak; "other", another
-    # utterance of its speaker (valle.train.batching.OtherUtterances), as in synthesis.
+    # utterance of its speaker (valle.train.batching.OtherUtterances), as in synthesis; held out, the same.
     voice_prompt: str = "same"
     seed: int = 0
     log_every: int = 10

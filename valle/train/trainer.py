@@ -26,7 +26,7 @@ from valle.codec import load_codec
 from valle.data.shards import TokenizedCorpus, open_corpus
 from valle.errors import ConfigError
 from valle.model.config import preset
-from valle.model.frames import FrameModel, voice_slices
+from valle.model.frames import FrameModel
 from valle.model.nar import NARBatch, split_prompt
 from valle.model.stage import Stage, TrainedOn
 from valle.text.vocab import PhonemeVocab
@@ -38,6 +38,7 @@ from valle.train.batching import (
     collate_alignments,
     collate_pitch,
     phoneme_languages,
+    voice_prompts,
 )
 from valle.train.config import TrainConfig
 from valle.train.loop import CHECKPOINT, Loop, Settings, linear_decay
@@ -221,13 +222,9 @@ class Trainer(Loop):
 
     def voice_prompts(self, positions: list[int], codes: Tensor, code_lens: Tensor,
                       pitch: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-        """The frame stage's prompts for the batch at `positions` (`voice_slices`): cut from the utterances themselves
-        (`codes`, `code_lens`, `pitch`), or with `voice_prompt` "other" from another utterance of each one's speaker."""
-        if self.other_utterances is not None:
-            voices = [self.corpus[self.other_utterances.pick(i, self.generator)] for i in positions]
-            _, _, codes, code_lens = (t.to(self.device) for t in collate(voices))
-            pitch = collate_pitch(voices, self.model, codes.shape[2], self.device)
-        return voice_slices(codes, code_lens, self.max_prompt, self.generator, pitch)
+        """The frame stage's prompts for the batch at `positions`, as its `voice_prompt` says (`batching.voice_prompts`)."""
+        return voice_prompts(self.corpus, positions, codes, code_lens, pitch, self.model, self.max_prompt, self.generator,
+                             self.other_utterances)
 
     def accumulating(self, last: bool) -> AbstractContextManager:
         return nullcontext() if last or self.world_size == 1 else self.ddp.no_sync()
@@ -258,7 +255,8 @@ class Trainer(Loop):
     def validate(self) -> dict[str, float]:
         """Held-out metrics of the model as it is now, keys prefixed `valid_` (rank 0 only)."""
         metrics = heldout_metrics(self.model, self.valid, self.config.max_tokens, self.config.valid_utterances,
-                                  self.config.nar_prompt_seconds, self.config.seed)
+                                  self.config.nar_prompt_seconds, self.config.seed,
+                                  other_prompts=self.config.voice_prompt == "other")
         return {f"valid_{key}": value for key, value in metrics.items()}
 
     def held_out_scores(self) -> dict[str, float] | None:

@@ -34,19 +34,30 @@ from tqdm import tqdm
 from valle.data.shards import TokenizedCorpus
 from valle.model.alignment import head_monotonicity
 from valle.model.ar import NOT_SAID, ARModel, phoneme_onsets
-from valle.model.frames import FrameModel, frames_of, voice_slices
+from valle.model.frames import FrameModel, frames_of
 from valle.model.layers import lengths_to_mask
 from valle.model.nar import NARBatch, NARModel, split_prompt
 from valle.model.stage import IGNORE, Stage, StageOutput
-from valle.train.batching import BucketBatchSampler, collate, collate_alignments, collate_pitch, phoneme_languages, utterance_languages
+from valle.train.batching import (
+    BucketBatchSampler,
+    OtherUtterances,
+    collate,
+    collate_alignments,
+    collate_pitch,
+    phoneme_languages,
+    utterance_languages,
+    voice_prompts,
+)
 
 
 @torch.no_grad()
 def heldout_metrics(model: ARModel | NARModel | FrameModel, corpus: TokenizedCorpus, max_tokens: int = 8000,
                     max_utterances: int | None = None, prompt_seconds: float = 3.0, seed: int = 0,
-                    progress: bool = False, alignment_utterances: int = 8) -> dict[str, float]:
+                    progress: bool = False, alignment_utterances: int = 8, other_prompts: bool = False) -> dict[str, float]:
     """`loss`, `accuracy` (top-10) and `loss_levelL` / `accuracy_levelL` for each level L (1-based) the stage predicts;
     for the AR stage also `alignment`, over `alignment_utterances` of them, and `text_gain`.
+    With `other_prompts`, a frame stage reads each voice off another utterance of its speaker, as one trained with
+    `voice_prompt` "other" does: a stage that attends to its prompt's frames would copy a slice of its own target.
 
     `max_utterances` spread evenly over `corpus` (all by default, so every speaker
     counts), in length-sorted batches of about `max_tokens`.
@@ -62,8 +73,9 @@ def heldout_metrics(model: ARModel | NARModel | FrameModel, corpus: TokenizedCor
     prompt_frames = max(1, round(prompt_seconds * corpus.codec.frame_rate))
     generator = torch.Generator().manual_seed(seed)
     if isinstance(model, FrameModel):
-        metrics = _frame_metrics(model, [[corpus[chosen[i]] for i in batch] for batch in batches], prompt_frames, generator,
-                                 progress)
+        others = OtherUtterances(corpus.speakers()) if other_prompts else None
+        metrics = _frame_metrics(model, corpus, [[chosen[i] for i in batch] for batch in batches], prompt_frames, generator,
+                                 progress, others)
         model.train(was_training)
         return metrics
     sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
@@ -113,16 +125,18 @@ def heldout_metrics(model: ARModel | NARModel | FrameModel, corpus: TokenizedCor
     return {"loss": total[0] / total[2], "accuracy": total[1] / total[2], **metrics}
 
 
-def _frame_metrics(model: FrameModel, batches: list[list], prompt_frames: int, generator: torch.Generator,
-                   progress: bool) -> dict[str, float]:
+def _frame_metrics(model: FrameModel, corpus: TokenizedCorpus, batches: list[list[int]], prompt_frames: int,
+                   generator: torch.Generator, progress: bool, others: OtherUtterances | None) -> dict[str, float]:
     device = next(model.parameters()).device
     sums = defaultdict(float)
     hits: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for items in tqdm(batches, desc="held-out", unit="batch", disable=not progress, leave=False):
+    for positions in tqdm(batches, desc="held-out", unit="batch", disable=not progress, leave=False):
+        items = [corpus[i] for i in positions]
         phonemes, phoneme_lens, codes, code_lens = (t.to(device) for t in collate(items))
         alignment = collate_alignments(items, model, codes.shape[2], device)
         pitch = collate_pitch(items, model, codes.shape[2], device)
-        prompt, prompt_lens, prompt_pitch = voice_slices(codes, code_lens, prompt_frames, generator, pitch)
+        prompt, prompt_lens, prompt_pitch = voice_prompts(corpus, positions, codes, code_lens, pitch, model, prompt_frames,
+                                                          generator, others)
         out = model(phonemes, phoneme_lens, codes, code_lens, alignment, prompt, prompt_lens,
                     phoneme_languages(items, model, phonemes.shape[1], device), pitch, prompt_pitch)
         frames, phones = float(code_lens.sum()), float(phoneme_lens.sum())
