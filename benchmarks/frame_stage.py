@@ -9,6 +9,8 @@ the real codes (WER by the Whisper judge, SIM(·, prompt) by Resemblyzer):
 - the same with the levels above each of `--levels` taken from the real codes, and with the
   levels up to each of `--real-levels` taken from them: which levels cost the words and the voice;
 - the frame stage's codes at the durations it predicts: all of synthesis;
+- the same at the recording's length (its durations scaled by one factor): what of that is the
+  speaking rate, and what the pattern of the durations;
 - for a stage told the pitch, also its codes at the true durations and the true pitch (the
   folder's pitch track): what its own pitch costs.
 Each latent's spread over time is moved toward the prompt's by `--variance`, as synthesis
@@ -17,8 +19,13 @@ prompt, measured on the folder's pitch tracks (`valle data pitch`), as synthesis
 it on the prompt's recording.
 A row at the true durations near the real codes is a stage that renders phonemes as well as
 the codec keeps them; the last row is then as good as its durations.
+`--manifest` takes the pairs of `benchmarks/zero_shot.py` instead (the folder tokenised from that
+manifest): each speaker's whole recording nearest 3 s prompts its test utterances, so that the rows
+stand beside that benchmark's codec resynthesis and model.
 
     python benchmarks/frame_stage.py --stage runs/frames/ema --tokens runs/tokens/valid --per-speaker 4
+    python benchmarks/frame_stage.py --stage M/frames --codec M/codec --tokens runs/tokens/mix1_human_valid \
+        --manifest runs/mix1/valid_human.jsonl --n 20
 """
 
 import argparse
@@ -31,7 +38,9 @@ from tqdm import tqdm
 
 from valle.asr import load_recognizer, word_error_rate
 from valle.codec import load_codec
+from valle.data.manifest import read_manifest
 from valle.data.shards import TokenizedCorpus
+from valle.eval.protocol import EvalConfig, plan
 from valle.model import FrameModel, Stage
 from valle.model.frames import pitch_level
 from valle.model.sampling import SamplingConfig
@@ -49,6 +58,10 @@ def main() -> int:
     parser.add_argument("--tokens", type=Path, required=True, help="a tokenised folder aligned by `valle data align`")
     parser.add_argument("--per-speaker", type=int, default=4)
     parser.add_argument("--prompt-seconds", type=float, default=3.0)
+    parser.add_argument("--manifest", type=Path, help="the pairs of benchmarks/zero_shot.py on this manifest, "
+                        "whose utterances the folder holds; the prompts whole")
+    parser.add_argument("--n", type=int, default=20, help="with --manifest: that many test utterances")
+    parser.add_argument("--codec", help="the codec that decodes (a folder, e.g. a model's own copy; default: the stage's)")
     parser.add_argument("--levels", type=int, nargs="+", default=[4],
                         help="a row for each: the stage's levels up to this one, the levels above from the real codes")
     parser.add_argument("--real-levels", type=int, nargs="*", default=[],
@@ -64,7 +77,7 @@ def main() -> int:
     if not isinstance(stage, FrameModel):
         parser.error(f"{args.stage} holds a {stage.kind} stage, not a frame stage")
     corpus = TokenizedCorpus(args.tokens)
-    codec = load_codec(stage.trained_on.codec.name)
+    codec = load_codec(args.codec or stage.trained_on.codec.name)
     asr, speaker = load_recognizer("auto", threads=args.threads), SpeakerEncoder()
     sounding = ~torch.tensor(corpus.vocab.silent())
     by_speaker: dict[str, list[str]] = {}
@@ -72,9 +85,19 @@ def main() -> int:
         utterance = corpus[position]
         by_speaker.setdefault(utterance.speaker, []).append(utterance.id)
     prompt_frames = round(args.prompt_seconds * codec.frame_rate)
+    if args.manifest:
+        utterances = read_manifest(args.manifest)
+        by_audio = {r.audio: r.id for r in utterances}
+        pairs = [(item.target.id, by_audio[item.prompt_audio])
+                 for item in plan(utterances, EvalConfig(modes=("cross-sentence",), n=args.n))]
+        prompt_frames = None
+    else:
+        pairs = [(ids[i], ids[(i + 1) % len(ids)]) for ids in by_speaker.values()
+                 for i in range(min(args.per_speaker, len(ids)))]
     mixed = {k: f"frame stage {_levels(k)}, true durations, levels above real" for k in args.levels}
     given = {k: f"real {_levels(k)}, frame stage above, true durations" for k in args.real_levels}
-    rows = (["real codes", "frame stage, true durations", *mixed.values(), *given.values(), "frame stage, its own durations"]
+    rows = (["real codes", "frame stage, true durations", *mixed.values(), *given.values(), "frame stage, its own durations",
+             "frame stage, its own durations at the recording's length"]
             + (["frame stage, true durations and pitch"] if stage.config.pitch else []))
     heard: dict[str, list[str]] = {row: [] for row in rows}
     similarity: dict[str, list[float]] = {row: [] for row in rows}
@@ -84,7 +107,6 @@ def main() -> int:
         with torch.no_grad():
             return codec.decode(codes[None])[0].float().numpy()
 
-    pairs = [(ids[i], ids[(i + 1) % len(ids)]) for ids in by_speaker.values() for i in range(min(args.per_speaker, len(ids)))]
     for id_, prompt_id in tqdm(pairs, desc="decoding", unit="utt"):
         u, prompt = corpus[id_], corpus[prompt_id].codes[:, :prompt_frames]
         if u.alignment is None:
@@ -99,7 +121,10 @@ def main() -> int:
         own = stage.generate(u.phonemes, prompt, sounding[u.phonemes], prompt_pitch=register, variance=args.variance)
         decoded = {rows[0]: u.codes, rows[1]: forced, **{row: torch.cat([forced[:k], u.codes[k:]]) for k, row in mixed.items()},
                    **{row: torch.cat([u.codes[:k], forced[k:]]) for k, row in given.items()},
-                   "frame stage, its own durations": own}
+                   "frame stage, its own durations": own,
+                   "frame stage, its own durations at the recording's length": stage.generate(
+                       u.phonemes, prompt, sounding[u.phonemes], pace=own.shape[1] / u.codes.shape[1],
+                       prompt_pitch=register, variance=args.variance)}
         if stage.config.pitch:
             decoded[rows[-1]] = stage.render(u.phonemes, true_path, prompt, variance=args.variance, pitch=u.pitch)
         voice = speaker.embed(wav(prompt), codec.sample_rate)
@@ -110,8 +135,10 @@ def main() -> int:
         lengths.append(own.shape[1] / u.codes.shape[1])
         references.append(u.text)
 
-    print(f"\n{args.stage} on {len(pairs)} utterances of {len(by_speaker)} speakers in {args.tokens}, prompts of "
-          f"{args.prompt_seconds:g} s from another utterance of the speaker; judge {asr.name}\n")
+    prompts = ("each speaker's whole recording nearest 3 s, as benchmarks/zero_shot.py" if args.manifest
+               else f"{args.prompt_seconds:g} s from another utterance of the speaker")
+    print(f"\n{args.stage} on {len(pairs)} utterances of {len({corpus[i].speaker for i, _ in pairs})} speakers in "
+          f"{args.tokens}, prompts of {prompts}; judge {asr.name}\n")
     print("| decoded | WER | SIM(·, prompt) |\n|---|---:|---:|")
     results = {}
     for row in rows:
