@@ -80,10 +80,6 @@ def main() -> int:
     codec = load_codec(args.codec or stage.trained_on.codec.name)
     asr, speaker = load_recognizer("auto", threads=args.threads), SpeakerEncoder()
     sounding = ~torch.tensor(corpus.vocab.silent())
-    by_speaker: dict[str, list[str]] = {}
-    for position in range(len(corpus)):
-        utterance = corpus[position]
-        by_speaker.setdefault(utterance.speaker, []).append(utterance.id)
     prompt_frames = round(args.prompt_seconds * codec.frame_rate)
     if args.manifest:
         utterances = read_manifest(args.manifest)
@@ -92,6 +88,10 @@ def main() -> int:
                  for item in plan(utterances, EvalConfig(modes=("cross-sentence",), n=args.n))]
         prompt_frames = None
     else:
+        by_speaker: dict[str, list[str]] = {}
+        for position in range(len(corpus)):
+            utterance = corpus[position]
+            by_speaker.setdefault(utterance.speaker, []).append(utterance.id)
         pairs = [(ids[i], ids[(i + 1) % len(ids)]) for ids in by_speaker.values()
                  for i in range(min(args.per_speaker, len(ids)))]
     mixed = {k: f"frame stage {_levels(k)}, true durations, levels above real" for k in args.levels}
@@ -101,7 +101,7 @@ def main() -> int:
             + (["frame stage, true durations and pitch"] if stage.config.pitch else []))
     heard: dict[str, list[str]] = {row: [] for row in rows}
     similarity: dict[str, list[float]] = {row: [] for row in rows}
-    lengths, references = [], []
+    lengths, references, speakers = [], [], set()
 
     def wav(codes: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
@@ -119,11 +119,12 @@ def main() -> int:
         true_path = u.alignment.clamp(min=0)
         forced = stage.render(u.phonemes, true_path, prompt, prompt_pitch=register, variance=args.variance)
         own = stage.generate(u.phonemes, prompt, sounding[u.phonemes], prompt_pitch=register, variance=args.variance)
+        length = own.shape[1] / u.codes.shape[1]
         decoded = {rows[0]: u.codes, rows[1]: forced, **{row: torch.cat([forced[:k], u.codes[k:]]) for k, row in mixed.items()},
                    **{row: torch.cat([u.codes[:k], forced[k:]]) for k, row in given.items()},
                    "frame stage, its own durations": own,
                    "frame stage, its own durations at the recording's length": stage.generate(
-                       u.phonemes, prompt, sounding[u.phonemes], pace=own.shape[1] / u.codes.shape[1],
+                       u.phonemes, prompt, sounding[u.phonemes], pace=length,
                        prompt_pitch=register, variance=args.variance)}
         if stage.config.pitch:
             decoded[rows[-1]] = stage.render(u.phonemes, true_path, prompt, variance=args.variance, pitch=u.pitch)
@@ -132,12 +133,13 @@ def main() -> int:
             audio = wav(codes)
             heard[row].append(asr.transcribe(audio, codec.sample_rate))
             similarity[row].append(cosine(speaker.embed(audio, codec.sample_rate), voice))
-        lengths.append(own.shape[1] / u.codes.shape[1])
+        lengths.append(length)
         references.append(u.text)
+        speakers.add(u.speaker)
 
     prompts = ("each speaker's whole recording nearest 3 s, as benchmarks/zero_shot.py" if args.manifest
                else f"{args.prompt_seconds:g} s from another utterance of the speaker")
-    print(f"\n{args.stage} on {len(pairs)} utterances of {len({corpus[i].speaker for i, _ in pairs})} speakers in "
+    print(f"\n{args.stage} on {len(pairs)} utterances of {len(speakers)} speakers in "
           f"{args.tokens}, prompts of {prompts}; judge {asr.name}\n")
     print("| decoded | WER | SIM(·, prompt) |\n|---|---:|---:|")
     results = {}

@@ -6,7 +6,7 @@
 #
 #   bash recipes/build_training_data.sh          # as root (apt-get); writes runs/
 #   bash recipes/build_training_data.sh arms     # only what the tournament's 10-hour arms train and are
-#                                                # scored on (the ARMS folders; about 35 minutes)
+#                                                # scored on (the ARMS folders; about 40 minutes)
 #
 # Lane A: the 38 synthetic English hours (runs/corpus10h + runs/corpus_s1, recipes/tournament.md).
 # Lane B: the human speech of Debian's packages mixed with corpus10h (runs/mix1, recipes/mixed_corpus.md)
@@ -17,7 +17,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MALLOC_MMAP_THRESHOLD_=65536
 scope=${1:-all}
-case $scope in all|arms) ;; *) echo "usage: $0 [all|arms]" >&2; exit 2 ;; esac
+case $scope in  # the synthetic languages whose training splits are tokenised
+  all) languages="es de it ru cs bg pt-br fr-fr nl ro da hu uk" ;;
+  arms) languages="es de bg ro" ;;
+  *) echo "usage: $0 [all|arms]" >&2; exit 2 ;;
+esac
 
 tokens() {  # tokens MANIFEST OUT: tokenise unless OUT is complete
   test -f "$2/index.json" || nice valle data tokenize "$1" --codec compact --out "$2" --workers 1
@@ -65,7 +69,7 @@ PY
   for split in train valid test; do tokens runs/mix1/${split}_human.jsonl runs/tokens/mix1_human_$split; done
   nice valle data perturb runs/mix1/train_human.jsonl runs/mix1_perturbed --copies 1 --workers 1   # a new person of each
   tokens runs/mix1_perturbed/perturbed.jsonl runs/tokens/mix1_human_perturbed
-  for L in $(test $scope = all && echo es de it ru cs bg pt-br fr-fr nl ro da hu uk || echo es de bg ro); do
+  for L in $languages; do
     nice valle data synth-corpus runs/synth_$L --language $L --hours 1 --speakers 40 --seed 0 --workers 1
     tokens runs/synth_$L/train.jsonl runs/tokens/synth_${L}_train
   done
@@ -91,7 +95,7 @@ echo "training data complete: $(ls runs/tokens | tr '\n' ' ')"
 test -f runs/aligner_frames/config.json || cp -r valle/train/pretrained/aligner-compact-16k runs/aligner_frames
 
 DATA="runs/tokens/train38h runs/tokens/mix1_human_train $(for L in bg cs de es fr-fr it nl pt-br ro ru; do echo runs/tokens/synth_${L}_train; done)"
-test $scope = all || DATA="runs/tokens/mix1_human_train $(for L in bg de es ro; do echo runs/tokens/synth_${L}_train; done)"
+test $scope = all || DATA="runs/tokens/mix1_human_train $(for L in $languages; do echo runs/tokens/synth_${L}_train; done)"
 for folder in runs/tokens/valid runs/tokens/test runs/tokens/train $DATA runs/tokens/mix1_human_perturbed; do
   test -f $folder/alignments.safetensors || nice valle data align $folder --aligner runs/aligner_frames --workers 2
   test -f $folder/pitch.safetensors || nice valle data pitch $folder --workers 2
