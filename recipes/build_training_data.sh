@@ -7,6 +7,8 @@
 #   bash recipes/build_training_data.sh          # as root (apt-get); writes runs/
 #   bash recipes/build_training_data.sh arms     # only what the tournament's 10-hour arms train and are
 #                                                # scored on (the ARMS folders; about 40 minutes)
+#   WORKERS=1 bash recipes/build_training_data.sh   # on one core, the lanes one after the other, beside a
+#                                                   # training run on the other core
 #
 # Lane A: the 38 synthetic English hours (runs/corpus10h + runs/corpus_s1, recipes/tournament.md).
 # Lane B: the human speech of Debian's packages mixed with corpus10h (runs/mix1, recipes/mixed_corpus.md)
@@ -17,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MALLOC_MMAP_THRESHOLD_=65536
 scope=${1:-all}
+workers=${WORKERS:-2}
 case $scope in  # the synthetic languages whose training splits are tokenised
   all) languages="es de it ru cs bg pt-br fr-fr nl ro da hu uk" ;;
   arms) languages="es de bg ro" ;;
@@ -87,17 +90,22 @@ PY
 #   valle data train-aligner runs/tokens/train runs/tokens/mix1_human_train --out runs/aligner_frames
 
 mkdir -p runs
-lane_a > runs/build_lane_a.log 2>&1 & a=$!
-lane_b > runs/build_lane_b.log 2>&1 & b=$!
-wait $a
-wait $b
+if test $workers = 1; then
+  lane_a > runs/build_lane_a.log 2>&1
+  lane_b > runs/build_lane_b.log 2>&1
+else
+  lane_a > runs/build_lane_a.log 2>&1 & a=$!
+  lane_b > runs/build_lane_b.log 2>&1 & b=$!
+  wait $a
+  wait $b
+fi
 echo "training data complete: $(ls runs/tokens | tr '\n' ' ')"
 test -f runs/aligner_frames/config.json || cp -r valle/train/pretrained/aligner-compact-16k runs/aligner_frames
 
 DATA="runs/tokens/train38h runs/tokens/mix1_human_train $(for L in bg cs de es fr-fr it nl pt-br ro ru; do echo runs/tokens/synth_${L}_train; done)"
 test $scope = all || DATA="runs/tokens/mix1_human_train $(for L in $languages; do echo runs/tokens/synth_${L}_train; done)"
 for folder in runs/tokens/valid runs/tokens/test runs/tokens/train $DATA runs/tokens/mix1_human_perturbed; do
-  test -f $folder/alignments.safetensors || nice valle data align $folder --aligner runs/aligner_frames --workers 2
-  test -f $folder/pitch.safetensors || nice valle data pitch $folder --workers 2
+  test -f $folder/alignments.safetensors || nice valle data align $folder --aligner runs/aligner_frames --workers $workers
+  test -f $folder/pitch.safetensors || nice valle data pitch $folder --workers $workers
 done
 echo "alignments and pitch tracks complete"
