@@ -14,6 +14,7 @@ from valle.model.frames import (
     PACE_RANGE,
     PITCH_BINS,
     PromptMap,
+    ReversedGradient,
     fit_latent_map,
     frame_positions,
     match_variance,
@@ -172,6 +173,50 @@ def test_voice_attention_starts_as_the_stage_without_it():
     phonemes, p_lens, codes, c_lens, alignment = collate(utterances(2))
     args = phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :4], torch.tensor([4, 4])
     torch.testing.assert_close(attending(*args).latent, plain(*args).latent)
+
+
+def test_a_reversed_gradient_passes_values_and_turns_the_gradient_back():
+    x = torch.randn(3, 4, requires_grad=True)
+    weight = torch.randn(3, 4)
+    y = ReversedGradient.apply(x)
+    (y * weight).sum().backward()
+    assert torch.equal(y, x) and torch.equal(x.grad, -weight)
+
+
+def test_the_accent_adversary_learns_to_name_accents_while_the_voice_path_learns_to_hide_them():
+    m = model(voice_attention=True, accents=("en-029", "en-us"), accent_adversary=0.5)
+    torch.nn.init.normal_(m.voice_attention[0].out.weight, std=0.1)  # trained attention reads something
+    items = utterances(3)
+    phonemes, p_lens, codes, c_lens, alignment = collate(items)
+    args = phonemes, p_lens, codes, c_lens, alignment, codes[:, :, :4], torch.full((3,), 4)
+    out = m(*args, accents=torch.tensor([0, -1, 1]))
+    torch.testing.assert_close(out.loss, out.latent_loss + out.duration_loss + 0.5 * out.accent_loss)
+    assert out.accent_loss > 0 and out.accent_hits[1] == int(c_lens[0] + c_lens[2])  # the unlabelled one not scored
+    # Alone in its batch an utterance gets the same loss: padding and the unlabelled utterance do not count.
+    alone = [m(*(t[[b]] for t in args), accents=torch.tensor([label])) for b, label in ((0, 0), (2, 1))]
+    frames = [int(c_lens[0]), int(c_lens[2])]
+    joint = sum(o.accent_loss * n for o, n in zip(alone, frames)) / sum(frames)
+    torch.testing.assert_close(out.accent_loss, joint)
+    # The classifier descends its loss; the voice path, behind the reversed gradient, climbs it.
+    m.zero_grad()
+    out.accent_loss.backward()
+    classifier = m.accent_classifier[2].bias.grad.clone()
+    voice = m.voice_output.weight.grad.clone()
+    m.zero_grad()
+    taken = m.frame_states(*m.frame_inputs(m.encode_text(phonemes, p_lens), alignment, c_lens),
+                           m.encode_voice(codes[:, :, :4], torch.full((3,), 4)))[1]
+    valid = torch.arange(alignment.shape[1])[None] < c_lens[:, None]
+    labels = torch.tensor([0, -1, 1])[:, None].expand_as(valid)
+    told = valid & (labels >= 0)
+    torch.nn.functional.cross_entropy(m.accent_classifier(taken[told]), labels[told]).backward()
+    torch.testing.assert_close(m.accent_classifier[2].bias.grad, classifier)
+    torch.testing.assert_close(m.voice_output.weight.grad, -voice)
+    assert m(*args, accents=torch.full((3,), -1)).accent_loss == 0  # no speaker's accent known
+    assert m(*args).accent_loss == 0  # none given: synthesis and held-out scores
+    with pytest.raises(ConfigError, match="accent_adversary"):
+        preset("tiny", accent_adversary=0.5)  # no accents to tell apart
+    with pytest.raises(ConfigError, match="accent_adversary"):
+        preset("tiny", accents=("en-029", "en-us"))  # accents, but no weight
 
 
 def test_pitch_is_told_in_steps_of_log_f0_and_a_prompt_by_its_median():

@@ -31,7 +31,7 @@ from valle.model import ARModel, Stage, TrainedOn, preset
 from valle.model.aligner import AlignerConfig
 from valle.text import PhonemeVocab
 from valle.train.align import AlignerTraining, align_corpus, fit_aligner, flat_start, train_aligner, word_starts
-from valle.train.batching import BucketBatchSampler, OtherUtterances, collate, phoneme_languages
+from valle.train.batching import BucketBatchSampler, OtherUtterances, collate, phoneme_languages, speaker_accents
 from valle.train.config import TrainConfig
 from valle.train.plots import plot_metrics
 from valle.train.trainer import AUDIO_EMBEDDING, TEXT_EMBEDDING, Trainer, kept_stage, warm_start
@@ -553,6 +553,31 @@ def test_a_frame_stage_trained_on_other_prompts_is_scored_held_out_on_other_prom
     assert trainer.validate() == {f"valid_{k}": v for k, v in heldout_metrics(
         trainer.model, corpus, config.max_tokens, config.valid_utterances, config.nar_prompt_seconds, config.seed,
         other_prompts=True).items()}
+
+
+def test_a_frame_stage_learns_against_an_accent_adversary_from_a_file_of_its_speakers_accents(aligned_shards, tmp_path):
+    accents = tmp_path / "accents.json"
+    accents.write_text(json.dumps({"s0": "en-029", "s1": "en-gb-x-rp", "elsewhere": "en-us"}))  # s2: none known
+    config = replace(CONFIG, stage="frames", voice_prompt="other", accents=str(accents),
+                     model={"voice_attention": True, "accent_adversary": 0.5})
+    trainer = Trainer(config, aligned_shards, tmp_path / "run")
+    assert trainer.model.config.accents == ("en-029", "en-gb-x-rp", "en-us")
+    corpus = TokenizedCorpus(aligned_shards)
+    items = [corpus[i] for i in range(len(corpus))]
+    expected = [{"s0": 0, "s1": 1}.get(u.speaker, -1) for u in items]
+    assert speaker_accents(items, trainer.model, trainer.accent_of).tolist() == expected
+    trainer.fit()
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    labelled = [r for r in records if "accent_heard" in r]  # the batches with a speaker of known accent
+    assert labelled and all(0 <= r["accent_heard"] <= 1 and r["accent"] > 0 for r in labelled)
+    assert Stage.from_pretrained(tmp_path / "run" / "model").config.accent_adversary == 0.5
+    with pytest.raises(ConfigError, match="accent_adversary"):  # a weight with no file of accents
+        Trainer(replace(config, accents=None), aligned_shards, tmp_path / "no_file")
+    accents.write_text("{not json")
+    with pytest.raises(ConfigError, match="accents: cannot read"):
+        Trainer(config, aligned_shards, tmp_path / "bad_file")
+    with pytest.raises(ConfigError, match="accents are for the frame stage"):
+        replace(CONFIG, accents=str(accents))
 
 
 def test_a_frame_stage_told_the_pitch_trains_on_the_tracks_and_scores_it_held_out(pitched_shards, aligned_shards, tmp_path,

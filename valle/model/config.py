@@ -55,6 +55,10 @@ class ModelConfig(DictConfig):
     its contour, carried through the unvoiced frames, so that the phonemes alone say where the voice
     is voiced. `code_loss` weighs a cross-entropy of the true codes of the first `code_loss_levels`
     levels against the codebook distances of the rendered latent, beside its regression.
+    `accent_adversary` weighs a classifier of the training speakers' `accents` (their speech's
+    variety: en-029, en-gb-x-rp, ...) that reads what the frames take from the prompt, through a
+    reversed gradient (domain-adversarial training, Ganin and Lempitsky, 2015): the voice path learns
+    to carry no accent, so that a voice is rendered with the pronunciation its phonemes say.
     """
 
     kind = "model config"
@@ -86,9 +90,12 @@ class ModelConfig(DictConfig):
     pitch_contour: bool = False
     code_loss: float = 0.0
     code_loss_levels: int = 4
+    accents: tuple[str, ...] = ()
+    accent_adversary: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "languages", tuple(self.languages))  # a JSON list loads as a list
+        object.__setattr__(self, "accents", tuple(self.accents))
         if len(set(self.languages)) != len(self.languages) or not all(isinstance(x, str) and x for x in self.languages):
             raise ConfigError(f"languages must be distinct language codes, got {list(self.languages)}")
         if self.d_model % self.n_heads:
@@ -121,6 +128,10 @@ class ModelConfig(DictConfig):
         if self.code_loss < 0 or not 1 <= self.code_loss_levels <= self.n_codebooks:
             raise ConfigError(f"code_loss must be >= 0 and code_loss_levels within 1..n_codebooks ({self.n_codebooks}), "
                               f"got {self.code_loss} and {self.code_loss_levels}")
+        if self.accent_adversary < 0 or (self.accent_adversary > 0) != (len(self.accents) >= 2):
+            raise ConfigError(f"accent_adversary ({self.accent_adversary}) must be >= 0, and above 0 exactly when "
+                              f"there are accents to tell apart (at least 2; got {list(self.accents)}): give the "
+                              "training config `accents`, a file of each speaker's accent")
         if self.pitch_contour and not self.pitch:
             raise ConfigError("pitch_contour says how the pitch is told to the frames: it needs pitch")
 

@@ -42,6 +42,12 @@ encoder, a rendering lies between the prompt's voice and the voices of its train
 `feedback`, synthesis renders twice: the second time in a voice vector moved past the prompt's
 by that shortfall, as a singer corrects a note by the one heard.
 
+A stage that reads the prompt's frames renders an unheard voice's accent too, as faithfully as its recordings have
+it, and a listener (or a recogniser) may then hear fewer of the words than in the same voice without it. With
+`accent_adversary`, a classifier learns to name each training speaker's accent from what its frames took of the voice
+(the voice vector and the attention's reads), and the stage learns, through a reversed gradient, to take nothing that
+names it: the timbre comes from the prompt, the pronunciation from the phonemes.
+
 How many frames each phoneme takes comes from a duration head on the same text states, also
 modulated by the voice (log(1 + frames), by regression): `durations`, then `render`, is all of
 synthesis. In training the frames' phonemes come from the corpus's alignments
@@ -74,11 +80,13 @@ NEIGHBOURS = 4  # prompt frames whose residual a frame takes (`PromptMap`); 1 ta
 
 @dataclass
 class FrameOutput:
-    loss: Tensor  # latent + duration + pitch + code_loss (weighted)
+    loss: Tensor  # latent + duration + pitch + code_loss and accent_adversary (weighted)
     latent_loss: Tensor  # L1 + squared error of the scaled latent, per dimension, over the target frames
     duration_loss: Tensor  # squared error of log(1 + frames) over the phonemes
     pitch_loss: Tensor  # voicing cross-entropy + absolute error of log2 F0 in voiced frames (0 without `pitch`)
     code_loss: Tensor  # cross-entropy of the true codes per level, by codebook distance (0 without `code_loss`)
+    accent_loss: Tensor  # the accent classifier's cross-entropy over the labelled frames (0 without `accent_adversary`)
+    accent_hits: tuple[int, int]  # (labelled frames whose accent the classifier names, labelled frames)
     latent: Tensor  # [B, T, D]: the predicted latent (unscaled)
     durations: Tensor  # [B, P]: the predicted log(1 + frames)
     frame_counts: Tensor  # [B, P]: each phoneme's frames in the alignment (what `durations` learns, as log(1 + frames))
@@ -130,12 +138,25 @@ class VoiceAttention(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: Tensor, valid: Tensor, voice: Voice) -> Tensor:
+        """What the frames `x` `[B, T, d]` read from the prompt's frames, to be added to them."""
         batch, length, d = x.shape
         q = self.query(self.norm(x)).view(batch, length, self.n_heads, -1).transpose(1, 2)
         k, v = (t.view(batch, -1, self.n_heads, d // self.n_heads).transpose(1, 2)
                 for t in self.key_value(voice.frames).chunk(2, dim=-1))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=voice.valid[:, None, None, :])
-        return x + self.out(y.transpose(1, 2).reshape(batch, length, d)) * valid
+        return self.out(y.transpose(1, 2).reshape(batch, length, d)) * valid
+
+
+class ReversedGradient(torch.autograd.Function):
+    """The identity forward; backward, the gradient negated: what minimises a loss behind it maximises it before."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        return -grad
 
 
 def pitch_bins(f0: Tensor) -> Tensor:
@@ -277,6 +298,9 @@ class FrameModel(Stage):
         # With `voice_attention`, after every second frame block the frames also read the prompt's frames.
         self.voice_attention = nn.ModuleList(VoiceAttention(d, c.n_heads) for _ in range(c.n_layers // 2 if c.voice_attention else 0))
         self.latent_head = nn.Linear(d, c.latent_dim)
+        # With `accent_adversary`: names a frame's accent from what it takes of the prompt, behind a reversed gradient.
+        self.accent_classifier = (nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, len(c.accents)))
+                                  if c.accent_adversary else None)
         if c.pitch:  # told to the frames as loudly as their phoneme (a zero start is learnt too slowly to be heard)
             self.pitch_embedding = nn.Embedding(PITCH_BINS + 1, d)
             self.pitch_blocks = nn.ModuleList(Block(d, c.kernel_size, c.dropout) for _ in range(2))
@@ -377,24 +401,44 @@ class FrameModel(Stage):
         voiced, relative = self.pitch_head(x).unbind(-1)
         return voiced, relative
 
-    def predict_latents(self, x: Tensor, valid: Tensor, voice: Voice, pitch: Tensor | None = None) -> Tensor:
-        """`[B, T, D]`: each frame's latent, from its `frame_inputs` (and its F0 in Hz `[B, T]`, 0 where unvoiced,
-        for a stage told the pitch)."""
+    def frame_states(self, x: Tensor, valid: Tensor, voice: Voice, pitch: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The last frame layer's states `[B, T, d]`, from `frame_inputs` (and the F0 in Hz `[B, T]`, 0 where unvoiced,
+        for a stage told the pitch), and what the frames took from the voice: its vector plus their reads of the
+        prompt's frames, `[B, T, d]`."""
         if self.config.pitch:
             x = x + self.pitch_embedding(pitch_bins(pitch_contour(pitch) if self.config.pitch_contour else pitch)) * valid
+        taken = voice.vector[:, None].expand_as(x)
         for i, block in enumerate(self.frame_blocks):
             x = block(x, valid, voice.vector)
             if i % 2 == 1 and i // 2 < len(self.voice_attention):
-                x = self.voice_attention[i // 2](x, valid, voice)
-        return self.latent_head(x) * self.latent_scale
+                read = self.voice_attention[i // 2](x, valid, voice)
+                x, taken = x + read, taken + read
+        return x, taken
+
+    def predict_latents(self, x: Tensor, valid: Tensor, voice: Voice, pitch: Tensor | None = None) -> Tensor:
+        """`[B, T, D]`: each frame's latent (`frame_states` for the arguments)."""
+        return self.latent_head(self.frame_states(x, valid, voice, pitch)[0]) * self.latent_scale
+
+    def accent_adversary_loss(self, taken: Tensor, valid: Tensor, accents: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        """The accent classifier's cross-entropy of each labelled utterance's accent (`accents` `[B]`, an index into
+        `config.accents`; -1: none known) from what its `valid` `[B, T]` frames took of the voice (`frame_states`),
+        through a reversed gradient; and (frames it named right, frames labelled)."""
+        labels = accents[:, None].expand_as(valid)
+        told = valid & (labels >= 0)
+        if not told.any():
+            return torch.zeros((), device=taken.device), (0, 0)
+        logits = self.accent_classifier(ReversedGradient.apply(taken[told])).float()
+        hits = int((logits.argmax(-1) == labels[told]).sum())
+        return F.cross_entropy(logits, labels[told]), (hits, int(told.sum()))
 
     # -- training ----------------------------------------------------------------------
     def forward(self, phonemes: Tensor, phoneme_lens: Tensor, codes: Tensor, code_lens: Tensor, alignment: Tensor,
                 prompt: Tensor, prompt_lens: Tensor, languages: Tensor | None = None, pitch: Tensor | None = None,
-                prompt_pitch: Tensor | None = None) -> FrameOutput:
+                prompt_pitch: Tensor | None = None, accents: Tensor | None = None) -> FrameOutput:
         """Losses on `codes` `[B, K, T]` (padded) with their `alignment` `[B, T]` (each frame's phoneme index) and a
         `prompt` `[B, K, T_p]` of the same voice; for a stage told the pitch, also the frames' `pitch` `[B, T]` (Hz,
-        0 where unvoiced) and the prompt's `pitch_level` `[B]`."""
+        0 where unvoiced) and the prompt's `pitch_level` `[B]`; for a stage with an `accent_adversary`, the
+        speakers' `accents` `[B]` (indices into `config.accents`, -1 where none is known; None: no such loss)."""
         if alignment is None:
             raise ConfigError("the frame stage learns from each frame's phoneme: run `valle data align` on every "
                               "training and validation folder")
@@ -404,7 +448,8 @@ class FrameModel(Stage):
         text = self.encode_text(phonemes, phoneme_lens, languages)
         voice = self.encode_voice(prompt, prompt_lens)
         x, valid = self.frame_inputs(text, alignment, code_lens)
-        latent = self.predict_latents(x, valid, voice, pitch)
+        states, taken = self.frame_states(x, valid, voice, pitch)
+        latent = self.latent_head(states) * self.latent_scale
         error = (latent - self.latents(codes)) / self.latent_scale
         denominator = valid.sum() * latent.shape[2]
         latent_loss = ((error.abs() + error ** 2) * valid).sum() / denominator
@@ -424,8 +469,13 @@ class FrameModel(Stage):
                           * valid[..., 0]).sum() / valid.sum()
             target = pitch.float().clamp(min=1.0).log2() - prompt_pitch[:, None]
             pitch_loss = pitch_loss + ((relative.float() - target).abs() * voiced).sum() / voiced.sum().clamp(min=1)
-        loss = latent_loss + duration_loss + pitch_loss + self.config.code_loss * code_loss
-        return FrameOutput(loss, latent_loss, duration_loss, pitch_loss, code_loss, latent, durations, counts)
+        accent_loss, accent_hits = torch.zeros((), device=latent.device), (0, 0)
+        if self.accent_classifier is not None and accents is not None:
+            accent_loss, accent_hits = self.accent_adversary_loss(taken, valid[..., 0] > 0, accents)
+        loss = (latent_loss + duration_loss + pitch_loss + self.config.code_loss * code_loss
+                + self.config.accent_adversary * accent_loss)
+        return FrameOutput(loss, latent_loss, duration_loss, pitch_loss, code_loss, accent_loss, accent_hits, latent,
+                           durations, counts)
 
     # -- inference ---------------------------------------------------------------------
     def _encode(self, phonemes: Tensor, prompt: Tensor, languages: Tensor | None) -> tuple[Tensor, Tensor, Voice]:

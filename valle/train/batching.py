@@ -8,8 +8,10 @@ batch, so ranks never see the same utterance in an epoch. The position within th
 epoch is part of the state, so an interrupted run resumes with the very next batch.
 """
 
+import json
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -148,6 +150,25 @@ def utterance_languages(utterance: TokenizedUtterance, stage: Stage, device: tor
     """`[P]`: one utterance's phoneme language ids in `stage` (`phoneme_languages` of it alone), or None."""
     languages = phoneme_languages([utterance], stage, len(utterance.phonemes), device)
     return None if languages is None else languages[0]
+
+
+def read_accents(path: str | Path) -> dict[str, str]:
+    """A training config's `accents` file: {speaker: accent}, checked."""
+    try:
+        accents = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"accents: cannot read {path} as JSON ({error}); it names each speaker's accent, "
+                          "{\"speaker\": \"en-029\", ...}") from None
+    if not isinstance(accents, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in accents.items()):
+        raise ConfigError(f"accents: {path} must be one JSON object of speaker names to accent names")
+    return accents
+
+
+def speaker_accents(items: list, stage: Stage, accent_of: dict[str, str], device: torch.device | str = "cpu") -> Tensor:
+    """`[B]` on `device`: each utterance's speaker's accent in `accent_of`, as an index into the stage's
+    `config.accents`; -1 where it names none."""
+    ids = [stage.config.accents.index(accent_of[u.speaker]) if u.speaker in accent_of else -1 for u in items]
+    return torch.tensor(ids, dtype=torch.long, device=device)
 
 
 def phoneme_languages(items: list, stage: Stage, width: int, device: torch.device | str = "cpu") -> Tensor | None:

@@ -40,6 +40,9 @@ class TrainConfig(DictConfig):
     trained: list[str] = field(default_factory=list)
     # VALL-E X: the model takes each phoneme's language, and knows the training corpus's languages.
     language_input: bool = False
+    # For a frame stage's `accent_adversary`: a JSON file naming each training speaker's accent, {"speaker": "en-029"}
+    # (speakers as the token folders name them); the speakers it leaves out carry none.
+    accents: str | None = None
     # Decay of an exponential moving average of the weights, kept beside them and saved as RUN/ema
     # at every checkpoint (0: none). An average over the last ~1 / (1 - ema) steps varies less from
     # checkpoint to checkpoint than the weights of one step.
@@ -60,6 +63,8 @@ class TrainConfig(DictConfig):
             raise ConfigError(f"voice_prompt must be 'same' or 'other', got {self.voice_prompt!r}")
         if self.voice_prompt == "other" and self.stage != "frames":
             raise ConfigError("voice_prompt 'other' is for the frame stage; the NAR's prompt is the start of its utterance")
+        if self.accents is not None and self.stage != "frames":
+            raise ConfigError("accents are for the frame stage's accent_adversary; leave them out for the AR and NAR")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             raise ConfigError(f"precision must be auto, bf16, fp16 or fp32, got {self.precision!r}")
         if self.trained and self.init is None:

@@ -38,6 +38,8 @@ from valle.train.batching import (
     collate_alignments,
     collate_pitch,
     phoneme_languages,
+    read_accents,
+    speaker_accents,
     voice_prompts,
 )
 from valle.train.config import TrainConfig
@@ -142,6 +144,9 @@ class Trainer(Loop):
         self.valid = TokenizedCorpus(valid) if valid is not None and self.rank == 0 else None
         codec = self.corpus.codec
         languages = {"languages": tuple(self.corpus.languages())} if config.language_input else {}
+        self.accent_of = read_accents(config.accents) if config.accents is not None else {}
+        if self.accent_of:
+            languages["accents"] = tuple(sorted(set(self.accent_of.values())))
         sizes = {"n_phonemes": len(self.corpus.vocab), "n_codebooks": codec.n_codebooks, "codebook_size": codec.codebook_size}
         codebooks = None
         if config.stage == "frames":  # its targets are the codec's latents (an `init` or a resume brings its own)
@@ -198,11 +203,15 @@ class Trainer(Loop):
             if self.config.stage == "frames":
                 pitch = collate_pitch(items, self.model, codes.shape[2], self.device)
                 prompt, prompt_lens, prompt_pitch = self.voice_prompts(positions, codes, code_lens, pitch)
+                accents = speaker_accents(items, self.model, self.accent_of, self.device) if self.accent_of else None
                 out = self.ddp(phonemes, phoneme_lens, codes, code_lens, collate_alignments(items, self.model, codes.shape[2],
-                               self.device), prompt, prompt_lens, languages, pitch, prompt_pitch)
+                               self.device), prompt, prompt_lens, languages, pitch, prompt_pitch, accents)
                 hits, frames = self.model.code_hits(out.latent.detach(), codes, code_lens, levels=1)[0]
                 metrics = {"accuracy": hits / frames, "latent": out.latent_loss.item(), "duration": out.duration_loss.item()}
                 metrics |= {"pitch": out.pitch_loss.item()} if self.model_config.pitch else {}
+                if self.accent_of:  # how often the adversary still hears the accent (chance: one in len(accents))
+                    named, labelled = out.accent_hits
+                    metrics |= {"accent": out.accent_loss.item()} | ({"accent_heard": named / labelled} if labelled else {})
                 return out.loss, metrics | ({"code": out.code_loss.item()} if self.model_config.code_loss else {})
             if self.config.stage == "ar":
                 out = self.ddp(phonemes, phoneme_lens, codes, code_lens, languages,
