@@ -203,13 +203,14 @@ def test_the_accent_adversary_learns_to_name_accents_while_the_voice_path_learns
     classifier = m.accent_classifier[2].bias.grad.clone()
     voice = m.voice_output.weight.grad.clone()
     m.zero_grad()
-    taken = m.frame_states(*m.frame_inputs(m.encode_text(phonemes, p_lens), alignment, c_lens),
-                           m.encode_voice(codes[:, :, :4], torch.full((3,), 4)))[1]
+    inputs, frames = m.frame_inputs(m.encode_text(phonemes, p_lens), alignment, c_lens)
+    taken = m.frame_states(inputs, frames, m.encode_voice(codes[:, :, :4], torch.full((3,), 4)))[1]
     valid = torch.arange(alignment.shape[1])[None] < c_lens[:, None]
     labels = torch.tensor([0, -1, 1])[:, None].expand_as(valid)
     told = valid & (labels >= 0)
-    torch.nn.functional.cross_entropy(m.accent_classifier(taken[told]), labels[told]).backward()
-    torch.testing.assert_close(m.accent_classifier[2].bias.grad, classifier)
+    logits = m.accent_classifier(torch.cat([taken[told], inputs[told]], -1))
+    torch.nn.functional.cross_entropy(logits, labels[told]).backward()
+    torch.testing.assert_close(m.accent_classifier[2].bias.grad, classifier)  # it reads the frames' sounds too
     torch.testing.assert_close(m.voice_output.weight.grad, -voice)
     assert m(*args, accents=torch.full((3,), -1)).accent_loss == 0  # no speaker's accent known
     assert m(*args).accent_loss == 0  # none given: synthesis and held-out scores

@@ -45,8 +45,8 @@ by that shortfall, as a singer corrects a note by the one heard.
 A stage that reads the prompt's frames renders an unheard voice's accent too, as faithfully as its recordings have
 it, and a listener (or a recogniser) may then hear fewer of the words than in the same voice without it. With
 `accent_adversary`, a classifier learns to name each training speaker's accent from what its frames took of the voice
-(the voice vector and the attention's reads), and the stage learns, through a reversed gradient, to take nothing that
-names it: the timbre comes from the prompt, the pronunciation from the phonemes.
+(the voice vector and the attention's reads) beside the sound each frame is making, and the stage learns, through a
+reversed gradient, to take nothing that names it: the timbre comes from the prompt, the pronunciation from the phonemes.
 
 How many frames each phoneme takes comes from a duration head on the same text states, also
 modulated by the voice (log(1 + frames), by regression): `durations`, then `render`, is all of
@@ -298,8 +298,9 @@ class FrameModel(Stage):
         # With `voice_attention`, after every second frame block the frames also read the prompt's frames.
         self.voice_attention = nn.ModuleList(VoiceAttention(d, c.n_heads) for _ in range(c.n_layers // 2 if c.voice_attention else 0))
         self.latent_head = nn.Linear(d, c.latent_dim)
-        # With `accent_adversary`: names a frame's accent from what it takes of the prompt, behind a reversed gradient.
-        self.accent_classifier = (nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, len(c.accents)))
+        # With `accent_adversary`: names a frame's accent from what it takes of the prompt, behind a reversed gradient,
+        # and from its phoneme and place in it (an accent is how a voice says a given sound).
+        self.accent_classifier = (nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, len(c.accents)))
                                   if c.accent_adversary else None)
         if c.pitch:  # told to the frames as loudly as their phoneme (a zero start is learnt too slowly to be heard)
             self.pitch_embedding = nn.Embedding(PITCH_BINS + 1, d)
@@ -419,15 +420,17 @@ class FrameModel(Stage):
         """`[B, T, D]`: each frame's latent (`frame_states` for the arguments)."""
         return self.latent_head(self.frame_states(x, valid, voice, pitch)[0]) * self.latent_scale
 
-    def accent_adversary_loss(self, taken: Tensor, valid: Tensor, accents: Tensor) -> tuple[Tensor, tuple[int, int]]:
+    def accent_adversary_loss(self, taken: Tensor, inputs: Tensor, valid: Tensor,
+                              accents: Tensor) -> tuple[Tensor, tuple[int, int]]:
         """The accent classifier's cross-entropy of each labelled utterance's accent (`accents` `[B]`, an index into
         `config.accents`; -1: none known) from what its `valid` `[B, T]` frames took of the voice (`frame_states`),
-        through a reversed gradient; and (frames it named right, frames labelled)."""
+        through a reversed gradient, beside their `frame_inputs` (no gradient: the phonemes are not to hide it); and
+        (frames it named right, frames labelled)."""
         labels = accents[:, None].expand_as(valid)
         told = valid & (labels >= 0)
         if not told.any():
             return torch.zeros((), device=taken.device), (0, 0)
-        logits = self.accent_classifier(ReversedGradient.apply(taken[told])).float()
+        logits = self.accent_classifier(torch.cat([ReversedGradient.apply(taken[told]), inputs[told].detach()], -1)).float()
         hits = int((logits.argmax(-1) == labels[told]).sum())
         return F.cross_entropy(logits, labels[told]), (hits, int(told.sum()))
 
@@ -471,7 +474,7 @@ class FrameModel(Stage):
             pitch_loss = pitch_loss + ((relative.float() - target).abs() * voiced).sum() / voiced.sum().clamp(min=1)
         accent_loss, accent_hits = torch.zeros((), device=latent.device), (0, 0)
         if self.accent_classifier is not None and accents is not None:
-            accent_loss, accent_hits = self.accent_adversary_loss(taken, valid[..., 0] > 0, accents)
+            accent_loss, accent_hits = self.accent_adversary_loss(taken, x, valid[..., 0] > 0, accents)
         loss = (latent_loss + duration_loss + pitch_loss + self.config.code_loss * code_loss
                 + self.config.accent_adversary * accent_loss)
         return FrameOutput(loss, latent_loss, duration_loss, pitch_loss, code_loss, accent_loss, accent_hits, latent,
