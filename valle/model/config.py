@@ -56,8 +56,8 @@ class ModelConfig(DictConfig):
     is voiced. `code_loss` weighs a cross-entropy of the true codes of the first `code_loss_levels`
     levels against the codebook distances of the rendered latent, beside its regression.
     `accent_adversary` weighs a classifier of the training speakers' `accents` (their speech's
-    variety: en-029, en-gb-x-rp, ...) that reads what the frames take from the prompt, through a
-    reversed gradient (domain-adversarial training, Ganin and Lempitsky, 2015): the voice path learns
+    variety: en-029, en-gb-x-rp, ...) that reads what the frames take from the prompt, beside the
+    sound each frame makes, through a reversed gradient (domain-adversarial training, Ganin and Lempitsky, 2015): the voice path learns
     to carry no accent, so that a voice is rendered with the pronunciation its phonemes say.
     """
 

@@ -145,14 +145,13 @@ class Trainer(Loop):
         codec = self.corpus.codec
         languages = {"languages": tuple(self.corpus.languages())} if config.language_input else {}
         self.accent_of = read_accents(config.accents) if config.accents is not None else {}
-        if self.accent_of:
-            languages["accents"] = tuple(sorted(set(self.accent_of.values())))
+        accents = {"accents": tuple(sorted(set(self.accent_of.values())))} if self.accent_of else {}
         sizes = {"n_phonemes": len(self.corpus.vocab), "n_codebooks": codec.n_codebooks, "codebook_size": codec.codebook_size}
         codebooks = None
         if config.stage == "frames":  # its targets are the codec's latents (an `init` or a resume brings its own)
             codebooks = load_codec(codec.name).codebooks()
             sizes["latent_dim"] = codebooks.shape[2]
-        self.model_config = preset(config.preset, **sizes, **(config.model | languages))
+        self.model_config = preset(config.preset, **sizes, **(config.model | languages | accents))
         model = Stage.kinds[config.stage](self.model_config).to(device)
         if isinstance(model, FrameModel):
             model.use_codebooks(codebooks.to(device))
