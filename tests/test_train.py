@@ -34,7 +34,7 @@ from valle.train.align import AlignerTraining, align_corpus, fit_aligner, flat_s
 from valle.train.batching import BucketBatchSampler, OtherUtterances, collate, phoneme_languages, speaker_accents
 from valle.train.config import TrainConfig
 from valle.train.plots import plot_metrics
-from valle.train.trainer import AUDIO_EMBEDDING, TEXT_EMBEDDING, Trainer, kept_stage, warm_start
+from valle.train.trainer import AUDIO_EMBEDDING, LANGUAGE_EMBEDDING, TEXT_EMBEDDING, Trainer, kept_stage, warm_start
 from valle.train.validate import heldout_metrics, loss_per_frame
 
 SENTENCES = ["Hello world.", "A quick brown fox jumps.", "She sells sea shells.", "Time flies like an arrow.",
@@ -437,6 +437,23 @@ def test_a_run_with_language_input_knows_its_corpus_languages(shards, tmp_path):
     held_out = [SimpleNamespace(language="es", phonemes=torch.ones(2)), SimpleNamespace(language="de", phonemes=torch.ones(3))]
     assert phoneme_languages(held_out, model, 4).tolist() == [[1, 1, 2, 2], [2, 2, 2, 2]]  # 2: no language
     assert phoneme_languages(held_out, ARModel(preset("tiny")), 4) is None
+
+    # A fine-tune keeps the languages of the stage it starts from, each row by its language, and adds the corpus's others.
+    polyglot = type(model)(replace(model.config, languages=("de", "es")))
+    state = model.state_dict() | {LANGUAGE_EMBEDDING: torch.stack([torch.randn(model.config.d_model),
+                                                                    model.state_dict()[LANGUAGE_EMBEDDING][1],
+                                                                    torch.zeros(model.config.d_model)])}
+    polyglot.load_state_dict(state)
+    polyglot.save_pretrained(tmp_path / "polyglot", model.trained_on)
+    tuned = Trainer(replace(config, init=str(tmp_path / "polyglot"), steps=1), corpus, tmp_path / "tuned").fit()
+    assert tuned.config.languages == ("de", "es", "en-us")
+    rows = tuned.language_embedding.weight.detach()
+    torch.testing.assert_close(rows[0], state[LANGUAGE_EMBEDDING][0], rtol=1e-4, atol=0)  # no German: kept, but for decay
+    assert not torch.equal(rows[1], state[LANGUAGE_EMBEDDING][1])  # Spanish learns on from its own row
+    fresh = type(model)(replace(model.config, languages=("en-us", "fr", "es")))
+    warm_start(fresh, tmp_path / "polyglot")
+    torch.testing.assert_close(fresh.language_embedding.weight[2], state[LANGUAGE_EMBEDDING][1])
+    assert not fresh.language_embedding.weight[:2].any()  # languages the source never knew start at none
 
 
 def test_a_moving_average_of_the_weights_is_kept_saved_and_resumed_exactly(shards, tmp_path):

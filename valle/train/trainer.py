@@ -29,6 +29,7 @@ from valle.model.config import preset
 from valle.model.frames import FrameModel
 from valle.model.nar import NARBatch, split_prompt
 from valle.model.stage import Stage, TrainedOn
+from valle.pretrained import read_config
 from valle.text.vocab import PhonemeVocab
 from valle.train.batching import (
     BucketBatchSampler,
@@ -48,6 +49,7 @@ from valle.train.validate import heldout_metrics
 
 TEXT_EMBEDDING = "text_embedding.weight"  # grows with the phoneme vocabulary (warm_start)
 AUDIO_EMBEDDING = "audio_embedding.weight"  # grows with the AR's history levels (warm_start)
+LANGUAGE_EMBEDDING = "language_embedding.weight"  # a row per language, copied by name (warm_start)
 LATEST = "latest"  # the weights of the last checkpoint as a stage folder: a run in progress can be tried out
 EMA = "ema"  # the average of the weights (`TrainConfig.ema`) at the last checkpoint, as a stage folder
 KEPT = "kept"  # copies of the stage at every `TrainConfig.keep_every` steps, one folder each (`kept_stage`)
@@ -81,7 +83,9 @@ def warm_start(model: nn.Module, stage: str | Path, vocab: PhonemeVocab | None =
     the ids mean other phones, the text embedding starts fresh. Where the AR reads more
     levels of its past frames than the stage did (`history_levels`), the stage's rows are
     copied and the new levels' rows start at zero: their embeddings are summed with the
-    first levels', so the model starts out computing what the stage did. Returns the names `copied`
+    first levels', so the model starts out computing what the stage did. The languages' rows
+    are copied by language, wherever each stands in the model's list; a language the stage
+    did not know starts at zero (no language). Returns the names `copied`
     (the grown embedding among them) and those left `fresh`; refuses a source that shares no
     weight matrix (another size: only a bias or a scale would match).
     """
@@ -99,12 +103,26 @@ def warm_start(model: nn.Module, stage: str | Path, vocab: PhonemeVocab | None =
         old, new = theirs[AUDIO_EMBEDDING], mine[AUDIO_EMBEDDING]
         if old.shape[0] < new.shape[0] and old.shape[1:] == new.shape[1:]:
             weights[AUDIO_EMBEDDING] = torch.cat([old, old.new_zeros(new.shape[0] - old.shape[0], *old.shape[1:])])
+    languages = LANGUAGE_EMBEDDING in mine and LANGUAGE_EMBEDDING in theirs
+    if languages and mine[LANGUAGE_EMBEDDING].shape[1:] == theirs[LANGUAGE_EMBEDDING].shape[1:]:
+        rows, known = mine[LANGUAGE_EMBEDDING].clone(), source.config.languages
+        for i, language in enumerate(model.config.languages):
+            if language in known:
+                rows[i] = theirs[LANGUAGE_EMBEDDING][known.index(language)]
+        weights[LANGUAGE_EMBEDDING] = rows
     copied = list(weights)
     if not any(mine[name].ndim >= 2 for name in copied):
         raise ConfigError(f"init: {stage} shares no weight matrix with this model (names and shapes); start from a "
                           "stage of the same preset and stage kind")
     model.load_state_dict(weights, strict=False)
     return {"copied": copied, "fresh": [name for name in mine if name not in copied]}
+
+
+def run_languages(corpus: list[str], init: str | Path | None) -> tuple[str, ...]:
+    """The languages a stage trained with `language_input` takes: those of the stage it starts from (`init`), so that
+    a fine-tune on fewer keeps the ones it could speak, then the other languages of its `corpus`."""
+    known = () if init is None else tuple(read_config(init, "trained stage", "name a stage folder")["model"].get("languages", ()))
+    return known + tuple(language for language in corpus if language not in known)
 
 
 def freeze_except(model: nn.Module, trained: list[str]) -> None:
@@ -143,7 +161,7 @@ class Trainer(Loop):
         self.corpus = open_corpus(data if isinstance(data, list) else [data])
         self.valid = TokenizedCorpus(valid) if valid is not None and self.rank == 0 else None
         codec = self.corpus.codec
-        languages = {"languages": tuple(self.corpus.languages())} if config.language_input else {}
+        languages = {"languages": run_languages(self.corpus.languages(), config.init)} if config.language_input else {}
         self.accent_of = read_accents(config.accents) if config.accents is not None else {}
         accents = {"accents": tuple(sorted(set(self.accent_of.values())))} if self.accent_of else {}
         sizes = {"n_phonemes": len(self.corpus.vocab), "n_codebooks": codec.n_codebooks, "codebook_size": codec.codebook_size}
