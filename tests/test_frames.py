@@ -345,55 +345,6 @@ def test_voice_feedback_renders_again_past_the_prompts_voice_by_what_the_first_r
     assert torch.equal(again, quantize(second[0], m.codebooks))  # the second rendering is the one spoken
 
 
-def test_text_and_prompt_dropout_render_some_training_utterances_without_them_and_guidance_pushes_from_those():
-    torch.manual_seed(0)
-    m = model(voice_attention=True, text_dropout=0.999, prompt_dropout=0.999)
-    torch.nn.init.normal_(m.voice_attention[0].out.weight, std=0.1)
-    phonemes, p_lens, codes, c_lens, alignment = collate(utterances(2))
-    other_text = (phonemes + 1) % N_PHONEMES
-    other_prompt = torch.randint(0, V, (2, K, 5))
-    prompt = codes[:, :, :5]
-    lens = torch.full((2,), 5)
-    dropped = m(phonemes, p_lens, codes, c_lens, alignment, prompt, lens)
-    moved = m(other_text, p_lens, codes, c_lens, alignment, other_prompt, lens)
-    torch.testing.assert_close(dropped.latent, moved.latent)  # in training, neither text nor prompt is heard
-    assert not torch.allclose(dropped.durations, moved.durations)  # the duration head always reads both
-    m.eval()
-    heard = m(phonemes, p_lens, codes, c_lens, alignment, prompt, lens).latent
-    assert not torch.allclose(heard, m(other_text, p_lens, codes, c_lens, alignment, prompt, lens).latent)
-    assert not torch.allclose(heard, m(phonemes, p_lens, codes, c_lens, alignment, other_prompt, lens).latent)
-
-    p, d, c = utterances(1)[0]
-    path = path_of(d)
-    with torch.no_grad():
-        _, text, voice = m._encode(p, c[:, :5], None)
-        plain = m.guided_latents(text, path[None], voice, None)
-        for key in ("guidance", "prompt_guidance"):
-            without = m.guided_latents(text, path[None], voice, None, **{key: 0.0})  # a push of 0: rendered without it
-            assert not torch.allclose(without, plain)
-            twice = m.guided_latents(text, path[None], voice, None, **{key: 2.0})
-            torch.testing.assert_close(twice - plain, plain - without)  # pushed as far again as the condition moves it
-        text_only = model(voice_attention=True, text_dropout=0.999)  # what training renders without text, guidance does
-        text_only.load_state_dict(m.state_dict())
-        untold = text_only(p[None], torch.tensor([len(p)]), c[None], torch.tensor([c.shape[1]]), path[None],
-                           c[None, :, :5], torch.tensor([5])).latent
-        torch.testing.assert_close(untold, m.guided_latents(text, path[None], voice, None, guidance=0.0))
-    torch.testing.assert_close(quantize(plain[0], m.codebooks), m.render(p, path, c[:, :5]))
-    assert not torch.equal(m.render(p, path, c[:, :5], guidance=3.0, prompt_guidance=2.0), m.render(p, path, c[:, :5]))
-
-
-def test_guidance_is_refused_by_a_frame_stage_that_never_learnt_to_render_without_the_condition():
-    m = model(text_dropout=0.1).eval()
-    p, d, c = utterances(1)[0]
-    m.render(p, path_of(d), c[:, :5], guidance=2.0)
-    with pytest.raises(ConfigError, match="trained without prompt_dropout"):
-        m.render(p, path_of(d), c[:, :5], prompt_guidance=2.0)
-    with pytest.raises(ConfigError, match="trained without text_dropout"):
-        model().eval().generate(p, c[:, :5], torch.ones(len(p), dtype=torch.bool), guidance=1.5)
-    with pytest.raises(ConfigError, match="prompt_dropout must be in"):
-        model(prompt_dropout=1.0)
-
-
 def test_the_latent_map_recovers_an_affine_map_and_is_held_toward_the_identity_by_its_ridge():
     g = torch.Generator().manual_seed(0)
     rendered = torch.randn(300, D, generator=g)

@@ -140,7 +140,7 @@ def test_history_noise_replaces_past_frames_in_training_only_and_never_the_targe
     torch.testing.assert_close(noisy.targets, clean.targets)
     torch.testing.assert_close(noisy.logits[:, 0], clean.logits[:, 0])  # the first step reads only BOS
     assert not torch.allclose(noisy.logits[:, 1:], clean.logits[:, 1:])
-    with pytest.raises(ConfigError, match="history_noise, text_dropout and prompt_dropout must be in"):
+    with pytest.raises(ConfigError, match="history_noise and text_dropout must be in"):
         config(history_noise=1.0)
 
 

@@ -505,11 +505,3 @@ def test_a_frame_stage_gives_its_latents_the_spread_of_the_prompts_unless_told_n
     spreads.clear()
     frame_model.synthesize("Spread as the prompt.", prompt, sampling=SamplingConfig(voice_feedback=1.0), watermark=False)
     assert frame_model.sampling.voice_feedback == 0.0 and len(spreads) == 2  # asked for, the sentence is rendered twice
-    with pytest.raises(ConfigError, match="trained without text_dropout"):
-        frame_model.synthesize("Guided.", prompt, sampling=SamplingConfig(guidance=2.0), watermark=False)
-    spreads.clear()
-    guided_config = replace(frame_model.frames.config, text_dropout=0.1, prompt_dropout=0.1)
-    monkeypatch.setattr(frame_model.frames, "config", guided_config)
-    guided = frame_model.synthesize("Spread as the prompt.", prompt, watermark=False,
-                                    sampling=SamplingConfig(guidance=2.0, prompt_guidance=1.5))
-    assert len(spreads) == 3 and not np.array_equal(guided.samples, matched.samples)  # without text, without prompt

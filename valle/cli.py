@@ -395,11 +395,9 @@ def _add_sampling_options(p: argparse.ArgumentParser, defaults: str = "the model
                    "predicts several (0: the likeliest)")
     p.add_argument("--no-ras", action="store_true", help="turn off repetition-aware sampling")
     p.add_argument("--guidance", type=float, help="classifier-free guidance on the text, for a model trained with "
-                   "text dropout: the logits (a frame stage's latents) given no text pushed this many times as far as "
-                   "the text moves them (1: none)")
-    p.add_argument("--prompt-guidance", type=float, help="classifier-free guidance on the voice: the logits (a frame "
-                   "stage's latents, for one trained with prompt dropout) given the text without the prompt pushed "
-                   "this many times as far as the prompt moves them (1: none)")
+                   "text dropout: the logits given no text pushed this many times as far as the text moves them (1: none)")
+    p.add_argument("--prompt-guidance", type=float, help="classifier-free guidance on the voice: the logits given the "
+                   "text without the prompt pushed this many times as far as the prompt moves them (1: none)")
     p.add_argument("--variance", type=float, help="for a frame stage: how far its latents' spread over time moves "
                    f"toward the prompt's (0: the stage's own, 1: the prompt's; default: {defaults})")
     p.add_argument("--rate", type=float, help="for a frame stage: how far its speaking rate moves toward the prompt's, "

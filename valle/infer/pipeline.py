@@ -331,8 +331,7 @@ class VallE:
         aligner = self._load_aligner()
         path = aligner.path(phonemes, codes.long(), ~self._sounding.to(codes.device)[phonemes]).to(codes.device)
         ridge = 1 / sampling.prompt_map if sampling.prompt_map else None
-        return self.frames.prompt_map(phonemes, path, codes, languages, prompt_pitch, ridge, sampling.prompt_neighbours,
-                                      sampling.guidance, sampling.prompt_guidance)
+        return self.frames.prompt_map(phonemes, path, codes, languages, prompt_pitch, ridge, sampling.prompt_neighbours)
 
     def _prompt_words(self, prompt_text: str | None, request: SynthesisRequest,
                       device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None] | None:
@@ -415,8 +414,7 @@ class VallE:
         return self.frames.generate(job.phonemes, job.prompt_codes, self._sounding.to(job.phonemes.device)[job.phonemes],
                                     job.languages, pace=job.pace, prompt_pitch=job.prompt_pitch,
                                     variance=job.sampler.config.variance, feedback=job.sampler.config.voice_feedback,
-                                    latent_map=job.latent_map, guidance=job.sampler.config.guidance,
-                                    prompt_guidance=job.sampler.config.prompt_guidance)
+                                    latent_map=job.latent_map)
 
     def nar_chooser(self, job: Job) -> NearestInExpectation | None:
         """How the NAR stage picks the job's codes: None is the likeliest code (`nar_decoding="greedy"`)."""

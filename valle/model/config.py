@@ -35,10 +35,7 @@ class ModelConfig(DictConfig):
     an AR trained without it loses the text within a second or two (recipes/tournament.md).
     `text_dropout`: the share of training utterances whose phonemes the AR does not see, so
     that it also learns to continue audio without text, which classifier-free guidance on the
-    text needs at inference (`SamplingConfig.guidance`); for the frame stage, whose frames are
-    rendered without their phonemes' states (each still told its place in its phoneme and its pitch).
-    `prompt_dropout` (the frame stage): the same share rendered without the voice prompt, so that
-    `SamplingConfig.prompt_guidance` can push a rendering past what the prompt moves it by.
+    text needs at inference (`SamplingConfig.guidance`).
     `self_feed`: the share of the AR's past frames replaced in training by the frames it
     predicts itself from the true past (a first pass without gradients; parallel scheduled
     sampling, Duckworth et al., 2019), so that it learns to go on from its own likely
@@ -82,7 +79,6 @@ class ModelConfig(DictConfig):
     languages: tuple[str, ...] = ()
     history_noise: float = 0.0
     text_dropout: float = 0.0
-    prompt_dropout: float = 0.0
     self_feed: float = 0.0
     phoneme_pointer: bool = False
     onset_weight: float = 1.0
@@ -118,9 +114,9 @@ class ModelConfig(DictConfig):
             raise ConfigError(f"depth_layers must be >= 1, got {self.depth_layers}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0 <= self.history_noise < 1 or not 0 <= self.text_dropout < 1 or not 0 <= self.prompt_dropout < 1:
-            raise ConfigError(f"history_noise, text_dropout and prompt_dropout must be in [0, 1), got "
-                              f"{self.history_noise}, {self.text_dropout}, {self.prompt_dropout}")
+        if not 0 <= self.history_noise < 1 or not 0 <= self.text_dropout < 1:
+            raise ConfigError(f"history_noise and text_dropout must be in [0, 1), got {self.history_noise}, "
+                              f"{self.text_dropout}")
         if not 0 <= self.self_feed <= 1:
             raise ConfigError(f"self_feed must be in [0, 1], got {self.self_feed}")
         if self.latent_dim < 1 or self.text_layers < 1 or self.kernel_size < 1 or self.kernel_size % 2 == 0:

@@ -42,12 +42,6 @@ encoder, a rendering lies between the prompt's voice and the voices of its train
 `feedback`, synthesis renders twice: the second time in a voice vector moved past the prompt's
 by that shortfall, as a singer corrects a note by the one heard.
 
-A rendering regressed toward an average says its sounds less clearly than a recording does, and keeps less of
-an unheard voice. A stage trained with `text_dropout` and `prompt_dropout` also renders some utterances without
-their phonemes' states or without the prompt; synthesis may then push each latent `guidance` times as far as the
-phonemes move it, and `prompt_guidance` times as far as the prompt does (classifier-free guidance, as F5-TTS
-guides its flow on the text and the prompt together, here on each apart and on a regression's output).
-
 A stage that reads the prompt's frames renders an unheard voice's accent too, as faithfully as its recordings have
 it, and a listener (or a recogniser) may then hear fewer of the words than in the same voice without it. With
 `accent_adversary`, a classifier learns to name each training speaker's accent from what its frames took of the voice
@@ -125,11 +119,6 @@ class Voice:
     vector: Tensor  # [B, d]
     frames: Tensor  # [B, T_p, d]
     valid: Tensor  # [B, T_p] bool
-
-    def unheard(self, heard: Tensor) -> "Voice":
-        """This voice where `heard` `[B]` is true, and none (a vector and frames of zeros) where it is false."""
-        keep = heard.to(self.vector.dtype)
-        return Voice(self.vector * keep[:, None], self.frames * keep[:, None, None], self.valid)
 
 
 class VoiceAttention(nn.Module):
@@ -431,30 +420,6 @@ class FrameModel(Stage):
         """`[B, T, D]`: each frame's latent (`frame_states` for the arguments)."""
         return self.latent_head(self.frame_states(x, valid, voice, pitch)[0]) * self.latent_scale
 
-    def guided_latents(self, text: Tensor, path: Tensor, voice: Voice, pitch: Tensor | None,
-                       guidance: float = 1.0, prompt_guidance: float = 1.0) -> Tensor:
-        """`[1, T, D]`: the latents of the frames of `path` `[1, T]` (indices into `text` `[1, P, d]`), pushed
-        `guidance` times as far as the phonemes' states move them and `prompt_guidance` times as far as the `voice`
-        does, each against a rendering without it (1: no push; for a stage trained with `text_dropout`,
-        `prompt_dropout`)."""
-        for push, dropout, name in ((guidance, self.config.text_dropout, "text_dropout"),
-                                    (prompt_guidance, self.config.prompt_dropout, "prompt_dropout")):
-            if push != 1.0 and dropout == 0:
-                raise ConfigError(f"this frame stage was trained without {name}, so it has not learnt to render "
-                                  "without what guidance pushes away from: synthesise with guidance and "
-                                  "prompt_guidance 1, or train a stage with text_dropout and prompt_dropout")
-        lens = torch.tensor([path.shape[1]], device=path.device)
-        x, valid = self.frame_inputs(text, path, lens)
-        latent = self.predict_latents(x, valid, voice, pitch)
-        pushed = latent
-        if guidance != 1.0:
-            bare = self.frame_inputs(torch.zeros_like(text), path, lens)[0]
-            pushed = pushed + (guidance - 1.0) * (latent - self.predict_latents(bare, valid, voice, pitch))
-        if prompt_guidance != 1.0:
-            unheard = voice.unheard(torch.zeros(1, dtype=torch.bool, device=path.device))
-            pushed = pushed + (prompt_guidance - 1.0) * (latent - self.predict_latents(x, valid, unheard, pitch))
-        return pushed
-
     def accent_adversary_loss(self, taken: Tensor, inputs: Tensor, valid: Tensor,
                               accents: Tensor) -> tuple[Tensor, tuple[int, int]]:
         """The accent classifier's cross-entropy of each labelled utterance's accent (`accents` `[B]`, an index into
@@ -486,13 +451,7 @@ class FrameModel(Stage):
         text = self.encode_text(phonemes, phoneme_lens, languages)
         voice = self.encode_voice(prompt, prompt_lens)
         x, valid = self.frame_inputs(text, alignment, code_lens)
-        told, heard = x, voice  # what the frames are rendered from: for guidance, some without text or voice
-        if self.training and self.config.text_dropout > 0:
-            kept = torch.rand(len(phonemes), device=x.device) >= self.config.text_dropout
-            told = self.frame_inputs(text * kept[:, None, None].to(text.dtype), alignment, code_lens)[0]
-        if self.training and self.config.prompt_dropout > 0:
-            heard = voice.unheard(torch.rand(len(phonemes), device=x.device) >= self.config.prompt_dropout)
-        states, taken = self.frame_states(told, valid, heard, pitch)
+        states, taken = self.frame_states(x, valid, voice, pitch)
         latent = self.latent_head(states) * self.latent_scale
         error = (latent - self.latents(codes)) / self.latent_scale
         denominator = valid.sum() * latent.shape[2]
@@ -538,26 +497,24 @@ class FrameModel(Stage):
         return self.encode_voice(codes[None], torch.tensor([codes.shape[1]], device=codes.device)).vector
 
     def _latents(self, text: Tensor, path: Tensor, voice: Voice, prompt_pitch: float | None,
-                 pitch: Tensor | None = None, feedback: float = 0.0, guidance: float = 1.0,
-                 prompt_guidance: float = 1.0) -> Tensor:
+                 pitch: Tensor | None = None, feedback: float = 0.0) -> Tensor:
         """The latents `[T, D]` of the frames of `path`, before any change toward the prompt."""
+        x, valid = self.frame_inputs(text, path[None], torch.tensor([len(path)], device=path.device))
         if self.config.pitch and pitch is None:
-            x, valid = self.frame_inputs(text, path[None], torch.tensor([len(path)], device=path.device))
             voiced, relative = self.predict_pitch(x, valid, voice)
             level = DEFAULT_PITCH if prompt_pitch is None else prompt_pitch
             pitch = torch.where(voiced > 0, torch.exp2(relative.float() + level), 0.0)[0]
         told = None if pitch is None else pitch[None]
-        latent = self.guided_latents(text, path[None], voice, told, guidance, prompt_guidance)
+        latent = self.predict_latents(x, valid, voice, told)
         if feedback:  # again, in the voice moved past the prompt's by what the first rendering fell short of it
             shortfall = voice.vector - self.voice_of(latent)
-            moved = replace(voice, vector=voice.vector + feedback * shortfall)
-            latent = self.guided_latents(text, path[None], moved, told, guidance, prompt_guidance)
+            latent = self.predict_latents(x, valid, replace(voice, vector=voice.vector + feedback * shortfall), told)
         return latent[0]
 
     def _render(self, text: Tensor, path: Tensor, voice: Voice, prompt: Tensor, prompt_pitch: float | None,
                 variance: float, pitch: Tensor | None = None, feedback: float = 0.0,
-                latent_map: PromptMap | None = None, guidance: float = 1.0, prompt_guidance: float = 1.0) -> Tensor:
-        latent = self._latents(text, path, voice, prompt_pitch, pitch, feedback, guidance, prompt_guidance)
+                latent_map: PromptMap | None = None) -> Tensor:
+        latent = self._latents(text, path, voice, prompt_pitch, pitch, feedback)
         if latent_map is not None:
             latent = latent_map(latent)
         if variance:
@@ -584,17 +541,16 @@ class FrameModel(Stage):
     @torch.no_grad()
     def prompt_map(self, prompt_phonemes: Tensor, prompt_path: Tensor, prompt: Tensor, languages: Tensor | None = None,
                    prompt_pitch: float | None = None, ridge: float | None = 10.0,
-                   neighbours: float = 0.0, guidance: float = 1.0, prompt_guidance: float = 1.0) -> PromptMap:
+                   neighbours: float = 0.0) -> PromptMap:
         """The `PromptMap` that takes this stage's rendering of the prompt's own words, `prompt_phonemes` `[P]` at the
         prompt's frames `prompt_path` `[T_p]` (each frame's index into them: its alignment), nearest the real latents of
         the prompt, codes `[K, T_p]`: an affine map held toward the identity by `ridge` (None: the identity), then
         `neighbours` of the residual left at the nearest prompt frames. Given to `render` or `generate`, it moves each
-        frame of a rendering as it moves the prompt's own (rendered with the same `guidance` and `prompt_guidance`)."""
+        frame of a rendering as it moves the prompt's own."""
         if len(prompt_path) != prompt.shape[1]:
             raise ValueError(f"the prompt's alignment has {len(prompt_path)} frames and the prompt {prompt.shape[1]}")
         _, text, voice = self._encode(prompt_phonemes, prompt, languages)
-        rendered = self._latents(text, prompt_path, voice, prompt_pitch, guidance=guidance,
-                                 prompt_guidance=prompt_guidance).float()
+        rendered = self._latents(text, prompt_path, voice, prompt_pitch).float()
         real = self.latents(prompt[None])[0].float()
         if ridge is None:
             weight, bias = torch.eye(rendered.shape[1], device=rendered.device), torch.zeros_like(rendered[0])
@@ -605,26 +561,21 @@ class FrameModel(Stage):
     @torch.no_grad()
     def render(self, phonemes: Tensor, path: Tensor, prompt: Tensor, languages: Tensor | None = None,
                prompt_pitch: float | None = None, variance: float = 0.0, pitch: Tensor | None = None,
-               feedback: float = 0.0, latent_map: PromptMap | None = None, guidance: float = 1.0,
-               prompt_guidance: float = 1.0) -> Tensor:
+               feedback: float = 0.0, latent_map: PromptMap | None = None) -> Tensor:
         """Codes `[K, T]` for the frames of `path` `[T]` (each frame's index into `phonemes` `[P]`) in the voice of
         `prompt` codes `[K, T_p]`. For a stage told the pitch: at the pitch it predicts relative to `prompt_pitch`,
         the `pitch_level` of the prompt's recording (None: DEFAULT_PITCH), or at the frames' given `pitch` `[T]` (Hz,
         0 unvoiced). `variance`: how far the latents' spread moves toward the prompt's (`match_variance`);
         `feedback`: how far past the prompt's voice a second rendering goes, in multiples of the first's shortfall
-        (0: rendered once); `latent_map`: a `PromptMap` of every latent, before `variance` (`prompt_map`);
-        `guidance`, `prompt_guidance`: as `guided_latents` pushes them."""
+        (0: rendered once); `latent_map`: a `PromptMap` of every latent, before `variance` (`prompt_map`)."""
         _, text, voice = self._encode(phonemes, prompt, languages)
-        return self._render(text, path, voice, prompt, prompt_pitch, variance, pitch, feedback, latent_map, guidance,
-                            prompt_guidance)
+        return self._render(text, path, voice, prompt, prompt_pitch, variance, pitch, feedback, latent_map)
 
     @torch.no_grad()
     def generate(self, phonemes: Tensor, prompt: Tensor, sounding: Tensor, languages: Tensor | None = None,
                  pace: float = 1.0, prompt_pitch: float | None = None, variance: float = 0.0,
-                 feedback: float = 0.0, latent_map: PromptMap | None = None, guidance: float = 1.0,
-                 prompt_guidance: float = 1.0) -> Tensor:
+                 feedback: float = 0.0, latent_map: PromptMap | None = None) -> Tensor:
         """`durations`, then `render` at them: codes `[K, T]`, the phonemes and the voice read once."""
         lens, text, voice = self._encode(phonemes, prompt, languages)
         path = path_of(self._durations(text, lens, voice, sounding, pace))
-        return self._render(text, path, voice, prompt, prompt_pitch, variance, feedback=feedback, latent_map=latent_map,
-                            guidance=guidance, prompt_guidance=prompt_guidance)
+        return self._render(text, path, voice, prompt, prompt_pitch, variance, feedback=feedback, latent_map=latent_map)

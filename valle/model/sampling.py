@@ -47,11 +47,9 @@ class SamplingConfig(DictConfig):
     nar_decoding: str = "nearest"
     # Classifier-free guidance on the text (the AR, for a model trained with `text_dropout`): each
     # level's logits given no text, pushed this many times as far as the text moves them; 1: none.
-    # The frame stage (trained with `text_dropout`) pushes its latents so (`FrameModel.guided_latents`).
     guidance: float = 1.0
     # The same on the voice prompt (the AR): the logits given the target's phonemes alone, pushed this many
-    # times as far as the prompt moves them; 1: none. The frame stage: its latents, for a stage trained with
-    # `prompt_dropout`.
+    # times as far as the prompt moves them; 1: none.
     prompt_guidance: float = 1.0
     # The frame stage: how far each latent dimension's spread over time moves from the stage's own (an average's,
     # too even) toward the prompt's: 0 keeps the stage's, 1 takes the prompt's (`valle.model.frames.match_variance`).
