@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from voice_quality_probe import TEST, first_utterances, spoken
 
 from valle.asr import load_recognizer, word_error_rate
+from valle.data.manifest import read_manifest
 from valle.infer import VallE
 
 CUTS = (None, 3000.0, 1500.0, 700.0)  # None: as it is
@@ -41,12 +43,7 @@ def main() -> None:
     scores, voices = json.loads(Path(sys.argv[1]).read_text()), sys.argv[2].split(",")
     name, prompt_map, speed = sys.argv[3].split(":")
     n = int(sys.argv[4]) if len(sys.argv) > 4 else 8
-    transcripts = {Path(json.loads(line)["audio"]).name: json.loads(line)["text"]
-                   for line in Path("runs/corpus10h/test.jsonl").read_text().splitlines() if line.strip()}
-    chosen: dict[str, list[dict]] = {voice: [] for voice in voices}
-    for u in scores["utterances"]:
-        if u["speaker"] in chosen and len(chosen[u["speaker"]]) < n:
-            chosen[u["speaker"]].append(u)
+    test = {u.id: u for u in read_manifest(TEST)}
     torch.set_num_threads(2)
     judge = load_recognizer("auto", threads=2)
     valle = VallE.from_pretrained(name)
@@ -54,12 +51,10 @@ def main() -> None:
     heard: dict[tuple[str, float | None], tuple[list[str], list[str]]] = {}
     print("| voice | source | " + " | ".join("as it is" if c is None else f"random above {c:.0f} Hz" for c in CUTS) + " |")
     print("|---|---|" + "---:|" * len(CUTS))
-    for voice, utterances in chosen.items():
+    for voice, utterances in first_utterances(scores, voices, n).items():
         references = [u["text"] for u in utterances]
-        recordings = [sf.read(f"runs/corpus10h/test/{voice}/{u['id']}.wav", dtype="float32") for u in utterances]
-        outputs = [valle.synthesize(u["text"], u["prompt"], transcripts[Path(u["prompt"]).name], sampling=sampling,
-                                    watermark=False) for u in utterances]
-        sources = {"recordings": recordings, Path(name).name: [(o.samples, o.sample_rate) for o in outputs]}
+        recordings = [sf.read(test[u["id"]].audio, dtype="float32") for u in utterances]
+        sources = {"recordings": recordings, Path(name).name: spoken(valle, sampling, utterances, test)}
         for source, audio in sources.items():
             cells = []
             for cut in CUTS:

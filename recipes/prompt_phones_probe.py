@@ -18,6 +18,7 @@ from collections import Counter
 from functools import cache
 from pathlib import Path
 
+from valle.data.manifest import read_manifest
 from valle.infer.prompt_coverage import phones_of
 
 ACCENTED = ("esp004", "esp007")  # the test split's voices whose own recordings Whisper tiny.en hears least
@@ -58,8 +59,7 @@ def heard_by_missing(scores: dict, transcripts: dict[str, str], heard_in: str = 
 def main() -> None:
     if len(sys.argv) < 3:
         sys.exit(__doc__)
-    rows = [json.loads(line) for line in Path(sys.argv[1]).read_text().splitlines() if line.strip()]
-    transcripts = {Path(row["audio"]).name: row["text"] for row in rows}
+    transcripts = {Path(u.audio).name: u.text for u in read_manifest(sys.argv[1])}
     scores = {Path(f).stem: json.loads(Path(f).read_text()) for f in sys.argv[2:]}
     systems = {"recordings": heard_by_missing(next(iter(scores.values())), transcripts, "truth")}
     systems |= {name: heard_by_missing(table, transcripts) for name, table in scores.items()}

@@ -23,12 +23,33 @@ import soundfile as sf
 import soxr
 import torch
 
+from valle.data.manifest import Utterance, read_manifest
 from valle.infer import VallE
+from valle.model.sampling import SamplingConfig
 
 RATE = 16000
 FRAME, HOP = 640, 160  # 40 ms windows every 10 ms
 BAND = (200.0, 5000.0)
 LAGS = (40, 256)  # 2.5-16 ms: pitch from 62.5 to 400 Hz
+TEST = Path("runs/corpus10h/test.jsonl")  # the split the benchmark's scores were read on
+
+
+def first_utterances(scores: dict, voices: list[str], n: int) -> dict[str, list[dict]]:
+    """Each of `voices`: its first `n` utterances in a `benchmarks/zero_shot.py --out` file's `scores`."""
+    chosen: dict[str, list[dict]] = {voice: [] for voice in voices}
+    for u in scores["utterances"]:
+        if u["speaker"] in chosen and len(chosen[u["speaker"]]) < n:
+            chosen[u["speaker"]].append(u)
+    return chosen
+
+
+def spoken(valle: VallE, sampling: SamplingConfig, utterances: list[dict],
+           test: dict[str, Utterance]) -> list[tuple[np.ndarray, int]]:
+    """(samples, rate) of each scored utterance as the benchmark has the model say it: its prompt, with the prompt's
+    transcript from `test` (the split's utterances by id), unwatermarked."""
+    outputs = [valle.synthesize(u["text"], u["prompt"], test[Path(u["prompt"]).stem].text, sampling=sampling,
+                                watermark=False) for u in utterances]
+    return [(o.samples, o.sample_rate) for o in outputs]
 
 
 def at_rate(samples: np.ndarray, rate: int) -> np.ndarray:
@@ -66,12 +87,7 @@ def main() -> None:
         sys.exit(__doc__)
     scores, voices, models = json.loads(Path(sys.argv[1]).read_text()), sys.argv[2].split(","), sys.argv[3:]
     n = int(models.pop()) if models[-1].isdigit() else 6
-    transcripts = {Path(json.loads(line)["audio"]).name: json.loads(line)["text"]
-                   for line in Path("runs/corpus10h/test.jsonl").read_text().splitlines() if line.strip()}
-    chosen: dict[str, list[dict]] = {voice: [] for voice in voices}
-    for u in scores["utterances"]:
-        if u["speaker"] in chosen and len(chosen[u["speaker"]]) < n:
-            chosen[u["speaker"]].append(u)
+    test = {u.id: u for u in read_manifest(TEST)}
     torch.set_num_threads(2)
     systems = {}
     for spec in models:
@@ -81,13 +97,10 @@ def main() -> None:
         systems[Path(name).name] = (valle, sampling)
     print("| voice | system | tilt (dB/octave) | flatness (dB) | flux | periodicity (dB) | voiced |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    for voice, utterances in chosen.items():
-        rows = {"recordings": [measure(at_rate(*sf.read(f"runs/corpus10h/test/{voice}/{u['id']}.wav", dtype="float32")))
-                               for u in utterances]}
+    for voice, utterances in first_utterances(scores, voices, n).items():
+        rows = {"recordings": [measure(at_rate(*sf.read(test[u["id"]].audio, dtype="float32"))) for u in utterances]}
         for name, (valle, sampling) in systems.items():
-            outputs = [valle.synthesize(u["text"], u["prompt"], transcripts[Path(u["prompt"]).name], sampling=sampling,
-                                        watermark=False) for u in utterances]
-            rows[name] = [measure(at_rate(o.samples, o.sample_rate)) for o in outputs]
+            rows[name] = [measure(at_rate(*audio)) for audio in spoken(valle, sampling, utterances, test)]
         for name, values in rows.items():
             tilt, flatness, flux, periodicity, voiced = np.nanmean(np.array(values), 0)
             print(f"| {voice} | {name} | {tilt:.2f} | {flatness:.1f} | {flux:.2f} | {periodicity:.1f} | {voiced:.0%} |")
