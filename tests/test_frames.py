@@ -15,6 +15,7 @@ from valle.model.frames import (
     PITCH_BINS,
     PromptMap,
     ReversedGradient,
+    Taught,
     fit_latent_map,
     frame_positions,
     match_variance,
@@ -164,6 +165,36 @@ def test_the_code_loss_scores_a_latent_by_the_codes_the_quantiser_gives_it():
     torch.testing.assert_close(out.loss, out.latent_loss + out.duration_loss + out.code_loss)
     with pytest.raises(ConfigError, match="code_loss_levels"):
         preset("tiny", n_codebooks=K, code_loss_levels=K + 1)
+
+
+def test_a_taught_utterance_learns_its_teachers_latents_and_durations_and_the_others_their_own():
+    torch.manual_seed(0)
+    student, teacher = model(code_loss=1.0, voice_attention=True), model()
+    items = utterances(3)
+    phonemes, p_lens, codes, c_lens, alignment = collate(items)
+    prompt, prompt_lens = codes[:, :, :4], torch.full((3,), 4)
+    rows = torch.tensor([True, False, True])
+    taught = teacher.teach(phonemes, p_lens, c_lens, alignment, prompt, prompt_lens, rows)
+    assert taught.latent.shape == (3, alignment.shape[1], D) and taught.durations.shape == phonemes.shape
+    own = student(phonemes, p_lens, codes, c_lens, alignment, prompt, prompt_lens)
+    nobody = Taught(taught.latent, taught.durations, torch.zeros(3, dtype=torch.bool))
+    untaught = student(phonemes, p_lens, codes, c_lens, alignment, prompt, prompt_lens, taught=nobody)
+    torch.testing.assert_close(untaught.loss, own.loss)  # rows left untaught learn their recordings, as before
+    # Taught its own rendering of every utterance, a stage has nothing left to learn of it, and no codes to score.
+    itself = Taught(own.latent.detach(), own.durations.detach(), torch.ones(3, dtype=torch.bool))
+    mirrored = student(phonemes, p_lens, codes, c_lens, alignment, prompt, prompt_lens, taught=itself)
+    assert mirrored.latent_loss.item() < 1e-6 and mirrored.duration_loss.item() < 1e-6 and mirrored.code_loss == 0
+    # Taught its rendering of two of them, it learns the third's recording alone: the taught rows cost nothing.
+    partly = Taught(own.latent.detach(), own.durations.detach(), rows)
+    alone = student(phonemes[1:2], p_lens[1:2], codes[1:2], c_lens[1:2], alignment[1:2], prompt[1:2], prompt_lens[1:2])
+    mixed = student(phonemes, p_lens, codes, c_lens, alignment, prompt, prompt_lens, taught=partly)
+    frames = c_lens.sum() * D
+    torch.testing.assert_close(mixed.latent_loss * frames, alone.latent_loss * c_lens[1] * D)
+    torch.testing.assert_close(mixed.code_loss, alone.code_loss)
+    # And a teacher's rendering is what it renders at the true alignment, its durations what it predicts.
+    rendered = teacher(phonemes, p_lens, codes, c_lens, alignment, prompt, prompt_lens)
+    torch.testing.assert_close(taught.latent, rendered.latent)
+    torch.testing.assert_close(taught.durations, rendered.durations)
 
 
 def test_voice_attention_starts_as_the_stage_without_it():

@@ -597,6 +597,37 @@ def test_a_frame_stage_learns_against_an_accent_adversary_from_a_file_of_its_spe
         replace(CONFIG, accents=str(accents))
 
 
+def test_a_frame_stage_learns_a_teachers_rendering_of_the_folders_it_teaches_and_the_others_recordings(aligned_shards,
+                                                                                                          tmp_path):
+    config = replace(CONFIG, stage="frames", steps=1)
+    Trainer(replace(config, steps=2), aligned_shards, tmp_path / "teacher").fit()
+    teacher = str(tmp_path / "teacher" / "model")
+    copy = Path(shutil.copytree(aligned_shards, tmp_path / "copy"))
+    taught = replace(config, init=teacher, teacher=teacher, teacher_data=[str(copy)])
+    trainer = Trainer(taught, [aligned_shards, copy], tmp_path / "student")
+    half = len(TokenizedCorpus(copy))
+    assert trainer.taught.tolist() == [False] * half + [True] * half  # the utterances of the folder it teaches
+    # A student that starts as its teacher has nothing to learn of what it is taught, and something of the recordings.
+    Trainer(replace(taught, teacher_data=[str(copy)]), [copy], tmp_path / "taught").fit()
+    Trainer(replace(taught, teacher=None, teacher_data=[]), [copy], tmp_path / "recorded").fit()
+    first = {name: json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[0])
+             for name in ("taught", "recorded")}
+    assert first["taught"]["latent"] < 1e-6 and first["taught"]["duration"] < 1e-6
+    assert first["recorded"]["latent"] > 0.01 and first["recorded"]["duration"] > 0.01
+    with pytest.raises(ConfigError, match="teacher_data names .*not one of the training folders"):
+        Trainer(taught, [aligned_shards], tmp_path / "elsewhere")
+    corpus = TokenizedCorpus(copy)
+    ar = ARModel(preset("tiny", n_phonemes=len(corpus.vocab), n_codebooks=corpus.codec.n_codebooks,
+                        codebook_size=corpus.codec.codebook_size))
+    ar.save_pretrained(tmp_path / "ar", TrainedOn(corpus.vocab, corpus.codec))
+    with pytest.raises(ConfigError, match="stage of kind 'ar'; a teacher is a frame stage"):
+        Trainer(replace(taught, teacher=str(tmp_path / "ar")), [aligned_shards, copy], tmp_path / "ar_taught")
+    with pytest.raises(ConfigError, match="give both"):
+        replace(taught, teacher_data=[])
+    with pytest.raises(ConfigError, match="teaches a frame stage"):
+        replace(CONFIG, teacher=teacher, teacher_data=[str(copy)])
+
+
 def test_a_frame_stage_told_the_pitch_trains_on_the_tracks_and_scores_it_held_out(pitched_shards, aligned_shards, tmp_path,
                                                                                  capsys):
     corpus = TokenizedCorpus(pitched_shards)

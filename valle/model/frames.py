@@ -48,6 +48,12 @@ it, and a listener (or a recogniser) may then hear fewer of the words than in th
 (the voice vector and the attention's reads) beside the sound each frame is making, and the stage learns, through a
 reversed gradient, to take nothing that names it: the timbre comes from the prompt, the pronunciation from the phonemes.
 
+A stage may be taught some voices by another (`teach`, then `forward`'s `taught`): their utterances learn the
+teacher's latents at their true alignment and its durations, in place of their recordings'. A stage that copies a
+voice's every detail copies an engine's accent as faithfully as its recordings have it; taught the engines' voices
+by a stage that renders them less faithfully and more intelligibly, it may keep that way with them and still learn
+every detail of the people's voices from their recordings.
+
 How many frames each phoneme takes comes from a duration head on the same text states, also
 modulated by the voice (log(1 + frames), by regression): `durations`, then `render`, is all of
 synthesis. In training the frames' phonemes come from the corpus's alignments
@@ -90,6 +96,15 @@ class FrameOutput:
     latent: Tensor  # [B, T, D]: the predicted latent (unscaled)
     durations: Tensor  # [B, P]: the predicted log(1 + frames)
     frame_counts: Tensor  # [B, P]: each phoneme's frames in the alignment (what `durations` learns, as log(1 + frames))
+
+
+@dataclass
+class Taught:
+    """A teacher stage's rendering of some utterances of a batch (`FrameModel.teach`), learnt in their recordings' place."""
+
+    latent: Tensor  # [B, T, D]: the teacher's latents at each utterance's true alignment
+    durations: Tensor  # [B, P]: the teacher's log(1 + frames) of each phoneme
+    rows: Tensor  # [B] bool: the utterances that learn these instead of their recordings
 
 
 class Block(nn.Module):
@@ -437,11 +452,14 @@ class FrameModel(Stage):
     # -- training ----------------------------------------------------------------------
     def forward(self, phonemes: Tensor, phoneme_lens: Tensor, codes: Tensor, code_lens: Tensor, alignment: Tensor,
                 prompt: Tensor, prompt_lens: Tensor, languages: Tensor | None = None, pitch: Tensor | None = None,
-                prompt_pitch: Tensor | None = None, accents: Tensor | None = None) -> FrameOutput:
+                prompt_pitch: Tensor | None = None, accents: Tensor | None = None,
+                taught: Taught | None = None) -> FrameOutput:
         """Losses on `codes` `[B, K, T]` (padded) with their `alignment` `[B, T]` (each frame's phoneme index) and a
         `prompt` `[B, K, T_p]` of the same voice; for a stage told the pitch, also the frames' `pitch` `[B, T]` (Hz,
         0 where unvoiced) and the prompt's `pitch_level` `[B]`; for a stage with an `accent_adversary`, the
-        speakers' `accents` `[B]` (indices into `config.accents`, -1 where none is known; None: no such loss)."""
+        speakers' `accents` `[B]` (indices into `config.accents`, -1 where none is known; None: no such loss).
+        The utterances of `taught.rows` learn a teacher's latents and durations in place of their codes' and their
+        alignment's (their codes then take no `code_loss`); their pitch and the held-out scores stay the recordings'."""
         if alignment is None:
             raise ConfigError("the frame stage learns from each frame's phoneme: run `valle data align` on every "
                               "training and validation folder")
@@ -453,17 +471,22 @@ class FrameModel(Stage):
         x, valid = self.frame_inputs(text, alignment, code_lens)
         states, taken = self.frame_states(x, valid, voice, pitch)
         latent = self.latent_head(states) * self.latent_scale
-        error = (latent - self.latents(codes)) / self.latent_scale
+        counts = torch.zeros(phonemes.shape, device=phonemes.device)  # float32 under autocast too: counts stay exact
+        counts.scatter_add_(1, alignment.clamp(min=0), valid[..., 0].float())
+        target, target_durations, coded = self.latents(codes), counts.log1p(), valid[..., 0] > 0
+        if taught is not None:
+            target = torch.where(taught.rows[:, None, None], taught.latent.to(target.dtype), target)
+            target_durations = torch.where(taught.rows[:, None], taught.durations.float(), target_durations)
+            coded = coded & ~taught.rows[:, None]
+        error = (latent - target) / self.latent_scale
         denominator = valid.sum() * latent.shape[2]
         latent_loss = ((error.abs() + error ** 2) * valid).sum() / denominator
         code_loss = torch.zeros((), device=latent.device)
-        if self.config.code_loss:
-            code_loss = self.code_cross_entropy(latent, codes, valid[..., 0] > 0)
-        counts = torch.zeros(phonemes.shape, device=phonemes.device)  # float32 under autocast too: counts stay exact
-        counts.scatter_add_(1, alignment.clamp(min=0), valid[..., 0].float())
+        if self.config.code_loss and coded.any():
+            code_loss = self.code_cross_entropy(latent, codes, coded)
         durations = self.predict_durations(text, phoneme_lens, voice)
         told = lengths_to_mask(phoneme_lens, phonemes.shape[1]).float()
-        duration_loss = (((durations - counts.log1p()) ** 2) * told).sum() / told.sum()
+        duration_loss = (((durations - target_durations) ** 2) * told).sum() / told.sum()
         pitch_loss = torch.zeros((), device=latent.device)
         if self.config.pitch:
             voiced_logit, relative = self.predict_pitch(x, valid, voice)
@@ -479,6 +502,20 @@ class FrameModel(Stage):
                 + self.config.accent_adversary * accent_loss)
         return FrameOutput(loss, latent_loss, duration_loss, pitch_loss, code_loss, accent_loss, accent_hits, latent,
                            durations, counts)
+
+    @torch.no_grad()
+    def teach(self, phonemes: Tensor, phoneme_lens: Tensor, code_lens: Tensor, alignment: Tensor, prompt: Tensor,
+              prompt_lens: Tensor, rows: Tensor, languages: Tensor | None = None, pitch: Tensor | None = None) -> Taught:
+        """This stage as a teacher of another (`forward`'s arguments of the same names, `languages` in this stage's
+        ids): the latents it renders at each utterance's true alignment, and the durations it gives its phonemes.
+
+        A student learning these for some voices learns this stage's way of speaking them (sequence-level knowledge
+        distillation; FastSpeech learnt its durations and its spectrograms from its autoregressive teacher)."""
+        text = self.encode_text(phonemes, phoneme_lens, languages)
+        voice = self.encode_voice(prompt, prompt_lens)
+        x, valid = self.frame_inputs(text, alignment, code_lens)
+        latent = self.predict_latents(x, valid, voice, pitch if self.config.pitch else None)
+        return Taught(latent, self.predict_durations(text, phoneme_lens, voice), rows)
 
     # -- inference ---------------------------------------------------------------------
     def _encode(self, phonemes: Tensor, prompt: Tensor, languages: Tensor | None) -> tuple[Tensor, Tensor, Voice]:

@@ -109,6 +109,18 @@ def voice_prompts(corpus: TokenizedCorpus | JoinedCorpus, positions: list[int], 
     return voice_slices(codes, code_lens, max_frames, generator, pitch)
 
 
+def folder_positions(corpus: TokenizedCorpus | JoinedCorpus, folders: list[str | Path]) -> Tensor:
+    """`[N]` bool: which of the corpus's utterances lie in one of `folders` (each one of the folders it joins)."""
+    parts = corpus.parts if isinstance(corpus, JoinedCorpus) else [corpus]
+    joined = [Path(part.directory).resolve() for part in parts]
+    for folder in folders:
+        if Path(folder).resolve() not in joined:
+            raise ConfigError(f"teacher_data names {folder}, which is not one of the training folders "
+                              f"({', '.join(str(part.directory) for part in parts)}); name it as --data does")
+    named = {Path(folder).resolve() for folder in folders}
+    return torch.tensor([path in named for path, part in zip(joined, parts) for _ in range(len(part))])
+
+
 def collate(items: list) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Pad utterances into (phonemes [B, P], phoneme_lens, codes [B, K, T], code_lens)."""
     phoneme_lens = torch.tensor([len(u.phonemes) for u in items])

@@ -43,6 +43,11 @@ class TrainConfig(DictConfig):
     # For a frame stage's `accent_adversary`: a JSON file naming each training speaker's accent, {"speaker": "en-029"}
     # (speakers as the token folders name them); the speakers it leaves out carry none.
     accents: str | None = None
+    # A trained frame stage (RUN/model) that teaches the utterances of the `teacher_data` folders (some of `--data`,
+    # as given there): they learn its latents at their true alignment and its durations in place of their recordings'
+    # (`FrameModel.teach`). A student keeps the teacher's way with the voices of those folders and learns the rest's.
+    teacher: str | None = None
+    teacher_data: list[str] = field(default_factory=list)
     # Decay of an exponential moving average of the weights, kept beside them and saved as RUN/ema
     # at every checkpoint (0: none). An average over the last ~1 / (1 - ema) steps varies less from
     # checkpoint to checkpoint than the weights of one step.
@@ -65,6 +70,11 @@ class TrainConfig(DictConfig):
             raise ConfigError("voice_prompt 'other' is for the frame stage; the NAR's prompt is the start of its utterance")
         if self.accents is not None and self.stage != "frames":
             raise ConfigError("accents are for the frame stage's accent_adversary; leave them out for the AR and NAR")
+        if (self.teacher is None) != (not self.teacher_data):
+            raise ConfigError("a teacher teaches the folders of teacher_data: give both (a stage folder and some of the "
+                              "--data folders), or neither")
+        if self.teacher is not None and self.stage != "frames":
+            raise ConfigError("a teacher is a frame stage that teaches a frame stage; leave it out for the AR and NAR")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             raise ConfigError(f"precision must be auto, bf16, fp16 or fp32, got {self.precision!r}")
         if self.trained and self.init is None:

@@ -23,10 +23,10 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from valle.codec import load_codec
-from valle.data.shards import TokenizedCorpus, open_corpus
+from valle.data.shards import JoinedCorpus, TokenizedCorpus, open_corpus
 from valle.errors import ConfigError
 from valle.model.config import preset
-from valle.model.frames import FrameModel
+from valle.model.frames import FrameModel, Taught
 from valle.model.nar import NARBatch, split_prompt
 from valle.model.stage import Stage, TrainedOn
 from valle.pretrained import read_config
@@ -38,6 +38,7 @@ from valle.train.batching import (
     collate,
     collate_alignments,
     collate_pitch,
+    folder_positions,
     phoneme_languages,
     read_accents,
     speaker_accents,
@@ -125,6 +126,22 @@ def run_languages(corpus: list[str], init: str | Path | None) -> tuple[str, ...]
     return known + tuple(language for language in corpus if language not in known)
 
 
+def load_teacher(stage: str | Path, corpus: TokenizedCorpus | JoinedCorpus, device: torch.device) -> FrameModel:
+    """A trained frame stage to teach another (`TrainConfig.teacher`), frozen, checked against the corpus's phonemes
+    and codec (its latents are the student's targets)."""
+    teacher = Stage.from_pretrained(stage, device)
+    if not isinstance(teacher, FrameModel):
+        raise ConfigError(f"teacher: {stage} holds a stage of kind {teacher.kind!r}; a teacher is a frame stage "
+                          "(RUN/model of a frame stage's run)")
+    if teacher.trained_on.codec.identity() != corpus.codec.identity():
+        raise ConfigError(f"teacher: {stage} renders the latents of another codec ({teacher.trained_on.codec.name}) "
+                          f"than the training folders' ({corpus.codec.name}); teach with a stage of their codec")
+    if not teacher.trained_on.vocab.read_by(corpus.vocab):
+        raise ConfigError(f"teacher: {stage} was trained on other phoneme ids than the training folders'; "
+                          "tokenise them with its vocabulary, or teach with a stage trained on it")
+    return teacher.requires_grad_(False)
+
+
 def freeze_except(model: nn.Module, trained: list[str]) -> None:
     """Only the weights under one of the `trained` parts (a name's first words: "pitch_head", "frame_blocks.5") learn;
     a part that names no weight of the model is an error."""
@@ -181,6 +198,8 @@ class Trainer(Loop):
                            f"fresh: {', '.join(fresh) or 'none'}")
         if config.trained:
             freeze_except(model, config.trained)
+        self.teacher = load_teacher(config.teacher, self.corpus, device) if config.teacher is not None else None
+        self.taught = folder_positions(self.corpus, config.teacher_data) if config.teacher is not None else None
         device_ids = [device.index] if device.type == "cuda" else None
         self.ddp = nn.parallel.DistributedDataParallel(model, device_ids=device_ids) if self.world_size > 1 else model
         learning = [p for p in model.parameters() if p.requires_grad]
@@ -221,8 +240,10 @@ class Trainer(Loop):
                 pitch = collate_pitch(items, self.model, codes.shape[2], self.device)
                 prompt, prompt_lens, prompt_pitch = self.voice_prompts(positions, codes, code_lens, pitch)
                 accents = speaker_accents(items, self.model, self.accent_of, self.device) if self.accent_of else None
-                out = self.ddp(phonemes, phoneme_lens, codes, code_lens, collate_alignments(items, self.model, codes.shape[2],
-                               self.device), prompt, prompt_lens, languages, pitch, prompt_pitch, accents)
+                alignment = collate_alignments(items, self.model, codes.shape[2], self.device)
+                taught = self.teach(positions, items, phonemes, phoneme_lens, code_lens, alignment, prompt, prompt_lens)
+                out = self.ddp(phonemes, phoneme_lens, codes, code_lens, alignment, prompt, prompt_lens, languages, pitch,
+                               prompt_pitch, accents, taught)
                 hits, frames = self.model.code_hits(out.latent.detach(), codes, code_lens, levels=1)[0]
                 metrics = {"accuracy": hits / frames, "latent": out.latent_loss.item(), "duration": out.duration_loss.item()}
                 metrics |= {"pitch": out.pitch_loss.item()} if self.model_config.pitch else {}
@@ -245,6 +266,18 @@ class Trainer(Loop):
         if self.config.stage == "nar" or self.model_config.ar_levels > 1:
             metrics |= {f"accuracy_level{level + 1}": hits / n for level, (_, hits, n) in out.level_sums().items()}
         return out.loss, metrics
+
+    def teach(self, positions: list[int], items: list, phonemes: Tensor, phoneme_lens: Tensor, code_lens: Tensor,
+              alignment: Tensor | None, prompt: Tensor, prompt_lens: Tensor) -> Taught | None:
+        """The `teacher`'s rendering of the batch's utterances from the `teacher_data` folders (None: none of them)."""
+        if self.teacher is None or alignment is None:
+            return None
+        rows = self.taught[positions].to(self.device)
+        if not rows.any():
+            return None
+        return self.teacher.teach(phonemes, phoneme_lens, code_lens, alignment, prompt, prompt_lens, rows,
+                                  phoneme_languages(items, self.teacher, phonemes.shape[1], self.device),
+                                  collate_pitch(items, self.teacher, alignment.shape[1], self.device))
 
     def voice_prompts(self, positions: list[int], codes: Tensor, code_lens: Tensor,
                       pitch: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
