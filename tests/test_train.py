@@ -608,7 +608,7 @@ def test_a_frame_stage_learns_a_teachers_rendering_of_the_folders_it_teaches_and
     half = len(TokenizedCorpus(copy))
     assert trainer.taught.tolist() == [False] * half + [True] * half  # the utterances of the folder it teaches
     # A student that starts as its teacher has nothing to learn of what it is taught, and something of the recordings.
-    Trainer(replace(taught, teacher_data=[str(copy)]), [copy], tmp_path / "taught").fit()
+    Trainer(taught, [copy], tmp_path / "taught").fit()
     Trainer(replace(taught, teacher=None, teacher_data=[]), [copy], tmp_path / "recorded").fit()
     first = {name: json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[0])
              for name in ("taught", "recorded")}
